@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+// The `tpo` command. Each subcommand lives in its own module; this file only dispatches.
+import { parseArgs } from 'node:util';
+
+import { packageVersion } from '../version.js';
+import { doctor, formatDoctor } from './doctor.js';
+
+const USAGE = `usage: tpo <command> [options]
+
+commands:
+  doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
+  help                                  this text
+
+options:
+  --version                             print tpo's version`;
+
+class UsageError extends Error {}
+
+async function runDoctor(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { json: { type: 'boolean', default: false }, 'bench-seconds': { type: 'string', default: '1' } },
+  });
+  const benchSeconds = Number(values['bench-seconds']);
+  if (!(benchSeconds >= 0 && benchSeconds <= 600)) throw new UsageError('--bench-seconds must be a number in [0, 600]');
+  const report = await doctor({ benchSeconds });
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+  return report.ok ? 0 : 1;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'doctor':
+      return runDoctor(rest);
+    case '--version':
+      console.log(packageVersion());
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command '${command}'`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`tpo: ${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else {
+      console.error(error instanceof Error ? error.message : String(error));
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,86 @@
+// Checkpoint weights in safetensors: a single file, or the sharded layout transformers writes
+// (model.safetensors.index.json + model-0000i-of-0000n.safetensors). Reading memory-maps the files (no copy until a
+// tensor is converted or written to); writing is atomic per file, and the index is written last.
+import { z } from 'zod';
+
+import { parse } from '../validate.js';
+import { type DType, DTYPES, native, type SafetensorsHeaderEntry, type Tensor } from '../native.js';
+
+export type { SafetensorsHeaderEntry };
+
+export interface Safetensors {
+  tensors: Record<string, Tensor>;
+  metadata: Record<string, string>;
+}
+
+const ReadOptions = z.strictObject({
+  /** Convert floating-point tensors to this dtype (as transformers' torch_dtype); integer tensors are kept. */
+  dtype: z.enum(DTYPES).optional(),
+  /** Only these tensors (each must exist). */
+  keys: z.array(z.string()).optional(),
+});
+export type ReadOptions = z.input<typeof ReadOptions>;
+
+const Path = z.string().min(1);
+const Metadata = z.record(z.string(), z.string());
+
+const UNITS: Record<string, number> = {
+  B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+};
+
+/** A size as transformers' max_shard_size takes it: bytes, or a string such as "5GB" or "500MiB". */
+export const ByteSize = z.union([
+  z.number().int().positive(),
+  z.string().transform((text, ctx) => {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$/i.exec(text);
+    const unit = match?.[2]?.toUpperCase();
+    if (!match || !unit || !(unit in UNITS)) {
+      ctx.addIssue({ code: 'custom', message: `'${text}' is not a size such as 5GB, 500MB or 512MiB` });
+      return z.NEVER;
+    }
+    return Math.floor(Number(match[1]) * UNITS[unit]!);
+  }),
+]);
+
+const WriteOptions = z.strictObject({
+  metadata: Metadata.optional(),
+  /** Split into shards of at most this size, as transformers does (default: one file). */
+  maxShardSize: ByteSize.optional(),
+  /** File name stem for a sharded write (default "model"). */
+  prefix: z.string().regex(/^[\w.-]+$/).optional(),
+});
+export type WriteOptions = z.input<typeof WriteOptions>;
+
+/** Every tensor of a .safetensors file, a sharded index, or a folder holding either. */
+export async function readSafetensors(path: string, options: ReadOptions = {}): Promise<Safetensors> {
+  const { dtype, keys } = parse(ReadOptions, options, 'readSafetensors: options');
+  return native().safetensorsRead(parse(Path, path, 'readSafetensors: path'), dtype as DType | undefined, keys);
+}
+
+/** Names, dtypes, shapes and files of a checkpoint's tensors, reading only headers. */
+export async function readSafetensorsHeader(
+  path: string,
+): Promise<{ tensors: SafetensorsHeaderEntry[]; metadata: Record<string, string> }> {
+  return native().safetensorsHeader(parse(Path, path, 'readSafetensorsHeader: path'));
+}
+
+/** Writes one .safetensors file atomically (a crash leaves the old file or the new, never half of one). */
+export async function writeSafetensors(
+  path: string, tensors: Record<string, Tensor>, options: Omit<WriteOptions, 'maxShardSize' | 'prefix'> = {},
+): Promise<void> {
+  const { metadata } = parse(WriteOptions, options, 'writeSafetensors: options');
+  await native().safetensorsWrite(parse(Path, path, 'writeSafetensors: path'), tensors, metadata);
+}
+
+/**
+ * Writes a checkpoint folder as transformers' save_pretrained does: `model.safetensors` when it fits in
+ * `maxShardSize`, else shards and `model.safetensors.index.json`. Returns the file names written.
+ */
+export async function writeSafetensorsFolder(
+  dir: string, tensors: Record<string, Tensor>, options: WriteOptions = {},
+): Promise<string[]> {
+  const { metadata, maxShardSize, prefix } = parse(WriteOptions, options, 'writeSafetensorsFolder: options');
+  return native().safetensorsWriteSharded(
+    parse(Path, dir, 'writeSafetensorsFolder: dir'), tensors, maxShardSize ?? Number.MAX_SAFE_INTEGER, metadata, prefix,
+  );
+}

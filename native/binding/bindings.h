@@ -1,0 +1,12 @@
+// Each binding file adds its functions to the addon's exports; addon.cc calls these in order.
+#pragma once
+
+#include <napi.h>
+
+namespace tpo::binding {
+
+void register_tensor(Napi::Env env, Napi::Object exports);       // tensor.cc
+void register_runtime(Napi::Env env, Napi::Object exports);      // runtime_binding.cc
+void register_safetensors(Napi::Env env, Napi::Object exports);  // safetensors_binding.cc
+
+}  // namespace tpo::binding

@@ -1,0 +1,99 @@
+#include "runtime/runtime.h"
+
+#include <dlfcn.h>
+#include <sched.h>
+
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <thread>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libswscale/swscale.h>
+}
+
+namespace tpo::runtime {
+namespace {
+
+std::string version_text(unsigned v) {
+  return std::to_string(AV_VERSION_MAJOR(v)) + "." + std::to_string(AV_VERSION_MINOR(v)) + "." +
+         std::to_string(AV_VERSION_MICRO(v));
+}
+
+LibraryVersion av_library(const char* name, unsigned runtime, unsigned built) {
+  return {name, version_text(runtime), version_text(built)};
+}
+
+std::string loaded_path_of(const void* symbol) {
+  Dl_info dl{};
+  if (dladdr(symbol, &dl) && dl.dli_fname) return dl.dli_fname;
+  return "";
+}
+
+}  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    const int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  const unsigned n = std::thread::hardware_concurrency();
+  return n > 0 ? static_cast<int>(n) : 1;
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
+  at::set_num_threads(n);
+}
+
+Info info() {
+  Info out;
+  out.torch_version = TORCH_VERSION;
+  // Any function defined in libtorch_cpu tells where that library was loaded from.
+  out.libtorch_path = loaded_path_of(reinterpret_cast<const void*>(&at::get_cpu_capability));
+  out.cpu_capability = at::get_cpu_capability();
+#ifdef TPO_WITH_CUDA
+  out.cuda_built = true;
+#endif
+  out.cuda_available = torch::cuda::is_available();
+  out.cuda_device_count = out.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  out.intra_op_threads = at::get_num_threads();
+  out.inter_op_threads = at::get_num_interop_threads();
+  out.hardware_threads = available_cores();
+  out.parallel_info = at::get_parallel_info();
+  out.avformat = av_library("libavformat", avformat_version(), LIBAVFORMAT_VERSION_INT);
+  out.avcodec = av_library("libavcodec", avcodec_version(), LIBAVCODEC_VERSION_INT);
+  out.avutil = av_library("libavutil", avutil_version(), LIBAVUTIL_VERSION_INT);
+  out.swscale = av_library("libswscale", swscale_version(), LIBSWSCALE_VERSION_INT);
+  out.ffmpeg_version = av_version_info();
+  return out;
+}
+
+MatmulResult bench_matmul(int size, double seconds) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({size, size});
+  auto b = torch::randn({size, size});
+  auto c = torch::empty({size, size});
+  torch::mm_out(c, a, b);  // warm-up: first call pays for kernel selection and page faults
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
+  MatmulResult r;
+  r.size = size;
+  do {
+    torch::mm_out(c, a, b);
+    ++r.iterations;
+    r.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  } while (r.seconds < seconds);
+  r.gflops = 2.0 * size * size * static_cast<double>(size) * r.iterations / r.seconds / 1e9;
+  return r;
+}
+
+}  // namespace tpo::runtime

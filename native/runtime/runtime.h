@@ -1,0 +1,49 @@
+// What the addon runs on: libtorch's build and threads, the CPU kernels it picked, CUDA, FFmpeg's libraries.
+// Plain C++: native/binding/runtime_binding.cc turns these into JS objects.
+#pragma once
+
+#include <string>
+
+namespace tpo::runtime {
+
+struct LibraryVersion {
+  std::string name;
+  std::string version;  // as the library reports it at run time
+  std::string built;    // the version of the headers the addon was compiled against
+};
+
+struct Info {
+  std::string torch_version;      // compiled against (TORCH_VERSION)
+  std::string libtorch_path;      // the libtorch_cpu.so actually loaded
+  std::string cpu_capability;     // "AVX512", "AVX2", "DEFAULT", ... as ATen's dispatcher chose
+  bool cuda_built = false;        // linked against libtorch_cuda
+  bool cuda_available = false;
+  int cuda_device_count = 0;
+  int intra_op_threads = 0;
+  int inter_op_threads = 0;
+  int hardware_threads = 0;       // cores this process may run on (affinity-aware)
+  std::string parallel_info;      // at::get_parallel_info(): OpenMP / MKL threading details
+  LibraryVersion avformat, avcodec, avutil, swscale;
+  std::string ffmpeg_version;     // av_version_info()
+};
+
+Info info();
+
+// Cores this process may use (sched_getaffinity), at least 1.
+int available_cores();
+
+// Sets libtorch's intra-op thread count. libtorch's own default can be one thread in an embedded process, so the
+// addon calls this at load time with TPO_NUM_THREADS or available_cores().
+void set_num_threads(int n);
+
+struct MatmulResult {
+  int size = 0;
+  int iterations = 0;
+  double seconds = 0;
+  double gflops = 0;
+};
+
+// Square float32 matmuls for about `seconds`: the figure `tpo doctor` prints (2*n^3 FLOP per matmul).
+MatmulResult bench_matmul(int size, double seconds);
+
+}  // namespace tpo::runtime
