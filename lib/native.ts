@@ -55,6 +55,9 @@ export interface Tensor<D extends DType = DType> {
   [Symbol.dispose](): void;
 }
 
+/** Native memory held by live Tensor handles, and V8's count of external memory (which includes it). */
+export interface TensorMemory { tensors: number; bytes: number; v8ExternalBytes: number }
+
 export interface LibraryVersion { name: string; version: string; builtAgainst: string }
 
 export interface RuntimeInfo {
@@ -78,6 +81,7 @@ export interface NativeAddon {
   readonly version: string;
   readonly Tensor: abstract new (...args: never[]) => Tensor;
   tensorFromTypedArray(data: AnyTypedArray, shape: readonly number[], dtype?: DType): Tensor;
+  tensorMemory(): TensorMemory;
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
   benchMatmul(size: number, seconds: number): Promise<MatmulResult>;

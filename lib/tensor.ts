@@ -3,9 +3,11 @@
 import { z } from 'zod';
 
 import { parse } from './validate.js';
-import { type AnyTypedArray, type DType, DTYPES, native, type Tensor, type TypedArrayOf } from './native.js';
+import {
+  type AnyTypedArray, type DType, DTYPES, native, type Tensor, type TensorMemory, type TypedArrayOf,
+} from './native.js';
 
-export { DTYPES, type AnyTypedArray, type DType, type Tensor, type TypedArrayOf };
+export { DTYPES, type AnyTypedArray, type DType, type Tensor, type TensorMemory, type TypedArrayOf };
 
 const Shape = z.array(z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER));
 const DTypeSchema = z.enum(DTYPES);
@@ -24,6 +26,11 @@ export function tensor(data: AnyTypedArray, shape?: readonly number[], dtype?: D
 
 export function isTensor(value: unknown): value is Tensor {
   return value instanceof native().Tensor;
+}
+
+/** How many tensors live handles hold and their bytes: a number that only grows is a leak. */
+export function tensorMemory(): TensorMemory {
+  return native().tensorMemory();
 }
 
 /** Disposes every tensor in a record (the usual shape of weights), ignoring those already disposed. */

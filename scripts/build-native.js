@@ -1,8 +1,7 @@
 #!/usr/bin/env node
 // Builds the native addon (CMakeLists.txt) with cmake-js against the libtorch that lib/libtorch.ts finds.
-//   node scripts/build-native.js [--out DIR] [--prebuild] [--copy-to DIR] [--debug]
+//   node scripts/build-native.js [--out DIR] [--copy-to DIR] [--debug]
 //   --out DIR      cmake's build folder (default: build; the addon lands in DIR/Release)
-//   --prebuild     a relocatable addon for prebuilds/ (no RUNPATH to libtorch; the loader preloads one)
 //   --copy-to DIR  copy the built .node files there (binding.gyp uses this to hand node-gyp its product)
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -16,7 +15,6 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
   options: {
     out: { type: 'string', default: 'build' },
-    prebuild: { type: 'boolean', default: false },
     'copy-to': { type: 'string' },
     debug: { type: 'boolean', default: false },
   },
@@ -52,7 +50,6 @@ const cmakeArgs = [
   '--parallel', jobs,
   `--CDTPO_LIBTORCH=${libtorch.dir}`,
   `--CDTPO_PACKAGE_VERSION=${pkg.version}`,
-  `--CDTPO_PREBUILD=${args.prebuild ? 'ON' : 'OFF'}`,
 ];
 if (args.debug) cmakeArgs.push('--debug');
 const result = spawnSync(process.execPath, cmakeArgs, {

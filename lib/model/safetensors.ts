@@ -29,18 +29,15 @@ const UNITS: Record<string, number> = {
 };
 
 /** A size as transformers' max_shard_size takes it: bytes, or a string such as "5GB" or "500MiB". */
-export const ByteSize = z.union([
-  z.number().int().positive(),
-  z.string().transform((text, ctx) => {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$/i.exec(text);
-    const unit = match?.[2]?.toUpperCase();
-    if (!match || !unit || !(unit in UNITS)) {
-      ctx.addIssue({ code: 'custom', message: `'${text}' is not a size such as 5GB, 500MB or 512MiB` });
-      return z.NEVER;
-    }
-    return Math.floor(Number(match[1]) * UNITS[unit]!);
-  }),
-]);
+export const ByteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const match = typeof value === 'string' ? /^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)\s*$/i.exec(value) : null;
+  const bytes = typeof value === 'number' ? value : match ? Number(match[1]) * UNITS[match[2]!.toUpperCase()]! : NaN;
+  if (!(Number.isFinite(bytes) && bytes >= 1)) {
+    ctx.addIssue({ code: 'custom', message: `'${value}' is not a size such as 5GB, 500MB, 512MiB or a byte count` });
+    return z.NEVER;
+  }
+  return Math.floor(bytes);
+});
 
 const WriteOptions = z.strictObject({
   metadata: Metadata.optional(),

@@ -3,10 +3,15 @@
 
 #include <napi.h>
 
+#include <cstdint>
+
 namespace tpo::binding {
 
 struct AddonData {
   Napi::FunctionReference tensor_constructor;
+  // Bytes and count of tensors held by live Tensor handles (what they reported to V8): leaks show here.
+  int64_t tensor_bytes = 0;
+  int64_t tensor_count = 0;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

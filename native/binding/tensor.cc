@@ -179,12 +179,19 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   tensor_ = std::move(*info[0].As<Napi::External<torch::Tensor>>().Data());
   reported_bytes_ = tensor_.defined() ? static_cast<int64_t>(tensor_.nbytes()) : 0;
   if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, reported_bytes_);
+  AddonData& data = addon_data(env);
+  data.tensor_bytes += reported_bytes_;
+  data.tensor_count += 1;
 }
 
 void TensorHandle::Finalize(Napi::Env env) { release(env); }
 
 void TensorHandle::release(Napi::Env env) {
+  if (!tensor_.defined()) return;
   if (reported_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  AddonData& data = addon_data(env);
+  data.tensor_bytes -= reported_bytes_;
+  data.tensor_count -= 1;
   reported_bytes_ = 0;
   tensor_ = torch::Tensor();
 }
@@ -258,8 +265,20 @@ Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// tensorMemory(): what live Tensor handles hold, and V8's count of external memory (which includes it).
+Napi::Value tensor_memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const AddonData& data = addon_data(env);
+  auto out = Napi::Object::New(env);
+  out.Set("tensors", static_cast<double>(data.tensor_count));
+  out.Set("bytes", static_cast<double>(data.tensor_bytes));
+  out.Set("v8ExternalBytes", static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(env, 0)));
+  return out;
+}
+
 void register_tensor(Napi::Env env, Napi::Object exports) {
   TensorHandle::define(env, exports);
+  exports.Set("tensorMemory", Napi::Function::New(env, tensor_memory, "tensorMemory"));
   exports.Set("tensorFromTypedArray", Napi::Function::New(env, tensor_from_typed_array, "tensorFromTypedArray"));
 }
 
