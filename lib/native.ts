@@ -70,7 +70,7 @@ export interface RuntimeInfo {
   ffmpeg: { version: string; libraries: LibraryVersion[] };
 }
 
-export interface MatmulResult { size: number; iterations: number; seconds: number; gflops: number }
+export interface MatmulResult { size: number; threads: number; iterations: number; seconds: number; gflops: number }
 
 export interface SafetensorsHeaderEntry {
   name: string; dtype: DType; shape: number[]; byteLength: number; file: string;

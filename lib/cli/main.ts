@@ -3,12 +3,15 @@
 import { parseArgs } from 'node:util';
 
 import { packageVersion } from '../version.js';
+import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
 
 const USAGE = `usage: tpo <command> [options]
 
 commands:
   doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
+  bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
+                                        (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
   help                                  this text
 
 options:
@@ -28,11 +31,25 @@ async function runDoctor(argv: string[]): Promise<number> {
   return report.ok ? 0 : 1;
 }
 
+async function runBench(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } },
+  });
+  const names = positionals.length ? positionals : Object.keys(BENCHMARKS);
+  for (const name of names) if (!BENCHMARKS[name]) throw new UsageError(`unknown benchmark '${name}'`);
+  const rows: BenchRow[] = [];
+  for (const name of names) rows.push(...(await BENCHMARKS[name]!()));
+  console.log(values.json ? JSON.stringify(rows, null, 2) : formatBench(rows));
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'doctor':
       return runDoctor(rest);
+    case 'bench':
+      return runBench(rest);
     case '--version':
       console.log(packageVersion());
       return 0;

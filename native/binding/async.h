@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "binding/errors.h"
+#include "runtime/runtime.h"
 
 namespace tpo::binding {
 
@@ -35,6 +36,7 @@ Napi::Promise run_async(Napi::Env env, std::string context, Work work, ToJs to_j
    protected:
     void Execute() override {
       try {
+        runtime::apply_num_threads();
         if constexpr (std::is_void_v<Raw>) {
           work_();
           result_.emplace();

@@ -70,6 +70,7 @@ Napi::Value bench_matmul(const Napi::CallbackInfo& info) {
       [](Napi::Env env, runtime::MatmulResult r) -> Napi::Value {
         auto out = Napi::Object::New(env);
         out.Set("size", r.size);
+        out.Set("threads", r.threads);
         out.Set("iterations", r.iterations);
         out.Set("seconds", r.seconds);
         out.Set("gflops", r.gflops);

@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -49,9 +50,19 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+namespace {
+std::atomic<int> configured_threads{0};
+}
+
 void set_num_threads(int n) {
   if (n < 1) throw std::invalid_argument("thread count must be at least 1, got " + std::to_string(n));
+  configured_threads = n;
   at::set_num_threads(n);
+}
+
+void apply_num_threads() {
+  const int n = configured_threads;
+  if (n > 0 && at::get_num_threads() != n) at::set_num_threads(n);
 }
 
 Info info() {
@@ -87,6 +98,7 @@ MatmulResult bench_matmul(int size, double seconds) {
   const auto start = clock::now();
   MatmulResult r;
   r.size = size;
+  r.threads = at::get_num_threads();
   do {
     torch::mm_out(c, a, b);
     ++r.iterations;

@@ -36,8 +36,14 @@ int available_cores();
 // addon calls this at load time with TPO_NUM_THREADS or available_cores().
 void set_num_threads(int n);
 
+// OpenMP keeps the thread count per calling thread: a count set on the main thread does not reach the libuv
+// workers where native calls run (measured: a worker ran 2 threads after set_num_threads(1)). Every worker calls
+// this before its work; it costs one omp_get_max_threads() when nothing changed.
+void apply_num_threads();
+
 struct MatmulResult {
   int size = 0;
+  int threads = 0;  // libtorch's thread count where the matmuls ran
   int iterations = 0;
   double seconds = 0;
   double gflops = 0;

@@ -1,7 +1,7 @@
 // native/binding/async.h: slow work runs off the event loop and settles a Promise.
 import assert from 'node:assert/strict';
 
-import { benchMatmul } from '../../lib/runtime.js';
+import { benchMatmul, runtimeInfo, setNumThreads } from '../../lib/runtime.js';
 
 describe('async native calls', () => {
   it('keep the event loop turning while they run', async () => {
@@ -23,6 +23,18 @@ describe('async native calls', () => {
     const results = await Promise.all([1, 2, 3].map(() => benchMatmul({ size: 64, seconds: 0.1 })));
     assert.equal(results.length, 3);
     for (const r of results) assert.equal(r.size, 64);
+  });
+
+  it('run with the thread count set from JS, although OpenMP keeps it per thread', async () => {
+    const cores = runtimeInfo().threads.cores;
+    try {
+      setNumThreads(1);
+      assert.equal((await benchMatmul({ size: 8, seconds: 0 })).threads, 1);
+      setNumThreads(cores);
+      assert.equal((await benchMatmul({ size: 8, seconds: 0 })).threads, cores);
+    } finally {
+      setNumThreads(cores);
+    }
   });
 
   it('validate their options before leaving the main thread', () => {

@@ -1,0 +1,51 @@
+// `tpo bench`: speed figures as ratios against a baseline measured in the same run (machines here are shared
+// and noisy, so absolute numbers alone mean little). Each later stage adds its own benchmark here.
+import { benchMatmul, runtimeInfo, setNumThreads } from '../runtime.js';
+
+export interface BenchRow {
+  name: string;
+  baseline: string;
+  value: number;
+  baselineValue: number;
+  unit: string;
+  /** value / baselineValue: above 1 is better when the unit is a rate. */
+  ratio: number;
+}
+
+/** float32 matmul GFLOP/s on every core vs on one thread: is libtorch's threading set up? */
+export async function benchMatmulThreads(sizes = [256, 1024, 2048], seconds = 1): Promise<BenchRow[]> {
+  const cores = runtimeInfo().threads.intraOp;
+  const rows: BenchRow[] = [];
+  try {
+    for (const size of sizes) {
+      setNumThreads(1);
+      const one = await benchMatmul({ size, seconds });
+      setNumThreads(cores);
+      const all = await benchMatmul({ size, seconds });
+      rows.push({
+        name: `matmul ${size}x${size} f32, ${cores} threads`,
+        baseline: '1 thread',
+        value: all.gflops,
+        baselineValue: one.gflops,
+        unit: 'GFLOP/s',
+        ratio: all.gflops / one.gflops,
+      });
+    }
+  } finally {
+    setNumThreads(cores);
+  }
+  return rows;
+}
+
+export const BENCHMARKS: Record<string, () => Promise<BenchRow[]>> = {
+  matmul: () => benchMatmulThreads(),
+};
+
+export function formatBench(rows: BenchRow[]): string {
+  const lines = rows.map(
+    (r) =>
+      `${r.name.padEnd(36)} ${r.value.toFixed(1).padStart(9)} ${r.unit}  vs ${r.baseline}: ` +
+      `${r.baselineValue.toFixed(1)} ${r.unit}  ratio ${r.ratio.toFixed(2)}x`,
+  );
+  return lines.join('\n');
+}
