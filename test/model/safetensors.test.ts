@@ -156,6 +156,7 @@ describe('safetensors', () => {
       { name: 'shape overflowing 64 bits', bytes: () => rawFile({ w: { dtype: 'F32', shape: [4294967296, 4294967296, 16], data_offsets: [0, 4] } }, f32(1)), error: /shape overflows/ },
       { name: 'missing data_offsets', bytes: () => rawFile({ w: { dtype: 'F32', shape: [1] } }, f32(1)), error: /tensor 'w' needs 'data_offsets'/ },
       { name: 'non-string metadata', bytes: () => rawFile({ __metadata__: { n: 1 } }, f32(0)), error: /__metadata__\['n'\] is not a string/ },
+      { name: 'a header nested a million deep', bytes: () => rawFile(`{"a":${'['.repeat(1e6)}${']'.repeat(1e6)}}`, f32(0)), error: /tensor 'a' is not an object/ },
       { name: 'trailing bytes no tensor covers', bytes: () => rawFile({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, f32(2)), error: /holds 8 bytes but the tensors cover 4/ },
     ];
     for (const c of cases) {
