@@ -97,7 +97,3 @@ export function libtorchLibraries(libtorch: Libtorch): string[] {
   names.push('libtorch.so');
   return names.map((n) => join(libtorch.dir, 'lib', n));
 }
-
-export const SETUP_HINT =
-  'run `bash node_modules/tpo/scripts/setup.sh --libtorch-only` (unpacks PyTorch ' +
-  `${LIBTORCH_VERSION}'s libtorch into ${'~/.cache/tpo'}) or set LIBTORCH to a libtorch ${LIBTORCH_VERSION} folder`;
