@@ -76,6 +76,44 @@ export interface SafetensorsHeaderEntry {
   name: string; dtype: DType; shape: number[]; byteLength: number; file: string;
 }
 
+/** A video's metadata (native/video/sampling.h VideoInfo). */
+export interface VideoInfo {
+  path: string;
+  isFrameFolder: boolean;
+  /** Seconds. */
+  duration: number;
+  /** Average frame rate. */
+  fps: number;
+  /** The first frame's timestamp in the container; timestamps tpo takes and gives are relative to it. */
+  startTime: number;
+  frameCount: number;
+  /** True when the count comes from the container's index or a count of packets, false when duration x fps. */
+  frameCountExact: boolean;
+  width: number;
+  height: number;
+  codec: string;
+  pixelFormat: string;
+}
+
+export interface NativeSamplePlan {
+  kind: 'uniform' | 'fps' | 'timestamps' | 'indices';
+  frames?: number; fps?: number; maxFrames?: number;
+  range?: [number, number]; exclude?: [number, number][];
+  timestamps?: number[]; indices?: number[];
+}
+
+export interface NativeReadOptions {
+  width?: number; height?: number; threads?: number; folderFps?: number; countFrames?: boolean;
+  seekThreshold?: number; timeout?: number;
+}
+
+export interface NativePreprocessConfig {
+  resize: 'none' | 'exact' | 'shortestEdge';
+  height?: number; width?: number; shortestEdge?: number; resample?: 'bicubic' | 'bilinear';
+  centerCrop?: boolean; cropHeight?: number; cropWidth?: number;
+  rescale?: boolean; rescaleFactor?: number; normalize?: boolean; mean?: number[]; std?: number[];
+}
+
 /** What the addon exports (native/addon.cc and native/binding/). */
 export interface NativeAddon {
   readonly version: string;
@@ -90,6 +128,11 @@ export interface NativeAddon {
   ): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }>;
   safetensorsHeader(path: string): Promise<{ tensors: SafetensorsHeaderEntry[]; metadata: Record<string, string> }>;
   safetensorsWrite(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void>;
+  videoProbe(path: string, options?: NativeReadOptions): Promise<VideoInfo>;
+  videoDecode(path: string, plan: NativeSamplePlan, options?: NativeReadOptions): Promise<{
+    frames: Tensor<'uint8'>; timestamps: Float64Array; indices: number[]; info: VideoInfo;
+  }>;
+  videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

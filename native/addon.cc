@@ -35,6 +35,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   tpo::binding::register_tensor(env, exports);
   tpo::binding::register_runtime(env, exports);
   tpo::binding::register_safetensors(env, exports);
+  tpo::binding::register_video(env, exports);
   return exports;
 }
 

@@ -5,16 +5,12 @@
 #include "binding/async.h"
 #include "binding/bindings.h"
 #include "binding/errors.h"
+#include "binding/js_args.h"
 #include "binding/tensor.h"
 #include "io/safetensors.h"
 
 namespace tpo::binding {
 namespace {
-
-std::string string_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
-  if (!value.IsString()) throw_argument_error(env, what + " must be a string");
-  return value.As<Napi::String>().Utf8Value();
-}
 
 io::Metadata metadata_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
   io::Metadata out;

@@ -1,0 +1,77 @@
+// Decoding and frame sampling (native/video/): a video file or a folder of numbered frames in, one uint8 tensor
+// [T, H, W, 3] out, in one native call per video.
+import { z } from 'zod';
+
+import { native, type Tensor, type VideoInfo } from '../native.js';
+import { parse } from '../validate.js';
+
+export type { VideoInfo };
+
+const Seconds = z.number().finite().nonnegative();
+const Range = z.tuple([Seconds, Seconds]).refine(([s, e]) => s <= e, 'a range is [start, end] with start <= end');
+const Restrict = { range: Range.optional(), exclude: z.array(Range).optional() };
+
+/**
+ * Which frames to take:
+ * - `uniform`: `frames` evenly spaced over the video, as TPO, LongVA and LLaVA-Video sample
+ *   (np.linspace(0, n - 1, frames, dtype=int) over the frame indices);
+ * - `fps`: LLaVA-Video's rule: every round(videoFps / fps)-th frame, and `maxFrames` (frames_upbound) uniformly
+ *   when that is more;
+ * - `timestamps`: for each time (seconds from the start), the first frame shown at or after it (as `ffmpeg -ss`);
+ * - `indices`: frame numbers at the video's average frame rate.
+ * `range` keeps only frames inside [start, end); `exclude` removes frames inside each range (a segment removed).
+ */
+export const SamplePlan = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('uniform'), frames: z.number().int().min(1).max(100_000), ...Restrict }),
+  z.strictObject({
+    kind: z.literal('fps'), fps: z.number().positive(), maxFrames: z.number().int().min(1).optional(), ...Restrict,
+  }),
+  z.strictObject({ kind: z.literal('timestamps'), timestamps: z.array(Seconds).min(1) }),
+  z.strictObject({ kind: z.literal('indices'), indices: z.array(z.number().int().nonnegative()).min(1) }),
+]);
+export type SamplePlan = z.input<typeof SamplePlan>;
+
+export const DecodeOptions = z.strictObject({
+  /** Output width and height; give one to keep the aspect ratio, none for the video's own size. */
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+  /** Decoder threads (0: FFmpeg picks one per core). */
+  threads: z.number().int().nonnegative().optional(),
+  /** The frame rate a folder of frames stands for (default 1). */
+  folderFps: z.number().positive().optional(),
+  /** Seconds: targets further apart than this are reached by seeking to a keyframe instead of decoding through. */
+  seekThreshold: z.number().nonnegative().optional(),
+  /** Seconds for the whole call (default: no limit). */
+  timeout: z.number().positive().optional(),
+});
+export type DecodeOptions = z.input<typeof DecodeOptions>;
+
+export interface DecodedVideo {
+  /** uint8 [T, H, W, 3], RGB, in the plan's order. */
+  frames: Tensor<'uint8'>;
+  /** Each frame's own timestamp, seconds from the start. */
+  timestamps: Float64Array;
+  /** Each frame's index at the average frame rate. */
+  indices: number[];
+  info: VideoInfo;
+}
+
+/** A video's metadata. `countFrames` counts packets when the container does not record the frame count. */
+export async function probeVideo(
+  path: string, options: Pick<DecodeOptions, 'folderFps' | 'timeout'> & { countFrames?: boolean } = {},
+): Promise<VideoInfo> {
+  const checked = parse(
+    DecodeOptions.pick({ folderFps: true, timeout: true }).extend({ countFrames: z.boolean().optional() }),
+    options, 'probeVideo: options',
+  );
+  return native().videoProbe(parse(z.string().min(1), path, 'probeVideo: path'), checked);
+}
+
+/** The frames `plan` chooses, decoded and scaled, as one tensor. */
+export async function decodeVideo(path: string, plan: SamplePlan, options: DecodeOptions = {}): Promise<DecodedVideo> {
+  return native().videoDecode(
+    parse(z.string().min(1), path, 'decodeVideo: path'),
+    parse(SamplePlan, plan, 'decodeVideo: plan'),
+    parse(DecodeOptions, options, 'decodeVideo: options'),
+  );
+}
