@@ -1,6 +1,7 @@
 // `tpo bench`: speed figures as ratios against a baseline measured in the same run (machines here are shared
 // and noisy, so absolute numbers alone mean little). Each later stage adds its own benchmark here.
 import { benchMatmul, runtimeInfo, setNumThreads } from '../runtime.js';
+import { benchVideoSampling } from './bench-video.js';
 
 export interface BenchRow {
   name: string;
@@ -39,12 +40,13 @@ export async function benchMatmulThreads(sizes = [256, 1024, 2048], seconds = 1)
 
 export const BENCHMARKS: Record<string, () => Promise<BenchRow[]>> = {
   matmul: () => benchMatmulThreads(),
+  video: () => benchVideoSampling(),
 };
 
 export function formatBench(rows: BenchRow[]): string {
   const lines = rows.map(
     (r) =>
-      `${r.name.padEnd(36)} ${r.value.toFixed(1).padStart(9)} ${r.unit}  vs ${r.baseline}: ` +
+      `${r.name.padEnd(52)} ${r.value.toFixed(1).padStart(9)} ${r.unit}  vs ${r.baseline}: ` +
       `${r.baselineValue.toFixed(1)} ${r.unit}  ratio ${r.ratio.toFixed(2)}x`,
   );
   return lines.join('\n');

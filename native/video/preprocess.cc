@@ -19,6 +19,14 @@ std::pair<int64_t, int64_t> shortest_edge_size(int64_t h, int64_t w, int64_t edg
   return {static_cast<int64_t>(static_cast<double>(edge) * h / w), edge};
 }
 
+torch::Tensor resize_pass(const torch::Tensor& x, int64_t out_h, int64_t out_w, bool bicubic) {
+  namespace F = torch::nn::functional;
+  auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{out_h, out_w}).align_corners(false).antialias(true);
+  if (bicubic) options.mode(torch::kBicubic);
+  else options.mode(torch::kBilinear);
+  return F::interpolate(x, options).round_().clamp_(0, 255);
+}
+
 }  // namespace
 
 torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& config) {
@@ -39,16 +47,11 @@ torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& co
     std::tie(out_h, out_w) = shortest_edge_size(h, w, config.shortest_edge);
   }
   if (out_h < 1 || out_w < 1) throw std::invalid_argument("preprocess: resize target must be positive");
-  if (out_h != h || out_w != w) {
-    // PIL resizes with an antialiasing filter and returns uint8; so do we (round and clamp), so that rescaling
-    // and normalisation see the same values as transformers' processors.
-    namespace F = torch::nn::functional;
-    auto options = F::InterpolateFuncOptions().size(std::vector<int64_t>{out_h, out_w}).align_corners(false).antialias(true);
-    if (config.bicubic) options.mode(torch::kBicubic);
-    else options.mode(torch::kBilinear);
-    x = F::interpolate(x, options);
-    x = x.round_().clamp_(0, 255);
-  }
+  // PIL (which transformers' processors resize with) filters the width first, then the height, and stores each
+  // pass as uint8: values the filter's negative lobes push past 0 or 255 are clipped between the passes. We do the
+  // same two passes with libtorch's antialiased filters (PIL's kernels), rounding and clamping after each.
+  if (out_w != w) x = resize_pass(x, x.size(2), out_w, config.bicubic);
+  if (out_h != h) x = resize_pass(x, out_h, x.size(3), config.bicubic);
   if (config.center_crop) {
     const int64_t ch = config.crop_height, cw = config.crop_width;
     if (ch < 1 || cw < 1 || ch > out_h || cw > out_w)
