@@ -11,3 +11,24 @@ export {
   type Safetensors, type SafetensorsHeaderEntry,
 } from './model/safetensors.js';
 export { doctor, type DoctorReport } from './cli/doctor.js';
+export {
+  Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,
+  type SpecialToken,
+} from './model/tokenizer.js';
+export {
+  encodePair, encodePrompt, encodeSft, pairSequence, IGNORE_INDEX, IMAGE_PLACEHOLDER, IMAGE_TOKEN_INDEX,
+  type DroppedSpan, type InputOptions, type PairInputs, type SftInputs, type Truncation,
+} from './data/encode.js';
+export {
+  readAnnotations, readBenchmark, readPairs, readSft,
+  type BenchmarkItem, type Caption, type DatasetOptions, type PreferencePair, type SftRecord, type VideoAnnotation,
+} from './data/records.js';
+export {
+  JsonlAppender, readJsonValues, RecordReader, writeJsonl,
+  type JsonRecord, type ReadOptions, type ReadStats, type RepairedTail,
+} from './data/jsonl.js';
+export {
+  assertVideosExist, findMissingVideos, groupByVideo, mulberry32, resolveVideoPath, seededShuffle, videoBatches,
+  type Batch, type BatchOptions, type HasVideo, type VideoGroup,
+} from './data/videos.js';
+export { DataError, MissingVideosError, type MissingVideo, type RecordSource } from './data/errors.js';

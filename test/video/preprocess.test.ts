@@ -54,7 +54,7 @@ describe('frame preprocessing', () => {
   });
 
   it('rescales and normalises exactly: a flat grey frame becomes (v / 255 - mean) / std', async () => {
-    const grey = tensor(new Uint8Array(2 * 8 * 8 * 3).fill(200), [2, 8, 8, 3]);
+    const grey = tensor(new Uint8Array(2 * 8 * 8 * 3).fill(200), [2, 8, 8, 3], 'uint8');
     const out = (await preprocessFrames(grey, { ...SIGLIP_384, size: { height: 4, width: 4 } })).toTypedArray() as Float32Array;
     const expectedValue = Math.fround((Math.fround(200 / 255) - 0.5) / 0.5);
     assert.ok(out.every((v) => Math.abs(v - expectedValue) < 1e-6), `${out[0]} vs ${expectedValue}`);
