@@ -209,8 +209,12 @@ class RgbConverter {
 std::pair<int, int> output_size(const VideoInfo& info, const ReadOptions& options, const std::string& path) {
   int w = options.width, h = options.height;
   if (w < 0 || h < 0) fail(path, "output size must not be negative");
+  // A damaged header can claim any size; refuse what no real video has before allocating for it.
+  constexpr int kMaxSide = 16384;
+  if (info.width <= 0 || info.height <= 0 || info.width > kMaxSide || info.height > kMaxSide)
+    fail(path, "has an implausible frame size " + std::to_string(info.width) + "x" + std::to_string(info.height));
+  if (w > kMaxSide || h > kMaxSide) fail(path, "output size is larger than " + std::to_string(kMaxSide));
   if (w == 0 && h == 0) return {info.width, info.height};
-  if (info.width <= 0 || info.height <= 0) fail(path, "has no frame size to scale from");
   if (w == 0) w = std::max(1, static_cast<int>(std::lround(static_cast<double>(h) * info.width / info.height)));
   if (h == 0) h = std::max(1, static_cast<int>(std::lround(static_cast<double>(w) * info.height / info.width)));
   return {w, h};
@@ -386,8 +390,14 @@ DecodedVideo decode(const std::string& path, const SamplePlan& plan, const ReadO
   clear_last_log();
   Deadline deadline = make_deadline(options);
   std::error_code ec;
-  if (fs::is_directory(path, ec)) return decode_folder(path, plan, options, &deadline);
-  return decode_file(path, plan, options, &deadline);
+  try {
+    if (fs::is_directory(path, ec)) return decode_folder(path, plan, options, &deadline);
+    return decode_file(path, plan, options, &deadline);
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory for the frames asked (frames x height x width x 3 bytes)");
+  } catch (const c10::Error& e) {
+    fail(path, e.what_without_backtrace());
+  }
 }
 
 }  // namespace tpo::video

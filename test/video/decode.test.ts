@@ -208,6 +208,12 @@ describe('video decoding', function () {
       return expectError(join(dir, 'notes.mp4'), /cannot open as a video: Invalid data found/);
     });
 
+    it('a video with zero frames', () => {
+      const path = join(dir, 'zero-frames.mp4');
+      ffmpeg(['-f', 'lavfi', '-i', `testsrc2=size=${W}x${H}:rate=${FPS}`, '-frames:v', '0', '-c:v', 'libx264', path]);
+      return expectError(path, /has no video stream|contains no video frames/);
+    });
+
     it('a file with sound and no video', () => {
       const path = join(dir, 'tone.m4a');
       ffmpeg(['-f', 'lavfi', '-i', 'sine=frequency=440:duration=1', '-c:a', 'aac', path]);
