@@ -12,6 +12,10 @@ export {
 } from './model/safetensors.js';
 export { doctor, type DoctorReport } from './cli/doctor.js';
 export {
+  CLIP_336, decodeVideo, DecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
+  SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo,
+} from './video/index.js';
+export {
   Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,
   type SpecialToken,
 } from './model/tokenizer.js';
