@@ -1,0 +1,77 @@
+// Model configs as Hugging Face and LLaVA-NeXT write them (config.json): Qwen2's text config, SigLIP and CLIP
+// vision configs, and LLaVA's mm_* fields. Parsing names the file and the field at fault.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace tpo::model {
+
+struct Qwen2Config {
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_key_value_heads = 0;
+  int64_t head_dim = 0;  // hidden_size / num_attention_heads unless given
+  int64_t max_position_embeddings = 32768;
+  double rope_theta = 10000.0;
+  double rms_norm_eps = 1e-6;
+  bool tie_word_embeddings = false;
+  int64_t bos_token_id = -1;
+  int64_t eos_token_id = -1;
+  int64_t pad_token_id = -1;
+};
+
+enum class VisionKind { Siglip, Clip };
+enum class Activation { GeluTanh, GeluErf, QuickGelu };
+
+struct VisionConfig {
+  VisionKind kind = VisionKind::Siglip;
+  int64_t image_size = 0;
+  int64_t patch_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_hidden_layers = 0;
+  int64_t num_attention_heads = 0;
+  int64_t num_channels = 3;
+  double layer_norm_eps = 1e-6;
+  Activation hidden_act = Activation::GeluTanh;
+  // Layers the checkpoint holds: LLaVA-NeXT deletes SigLIP's last layer before saving.
+  int64_t layers_in_checkpoint = 0;
+  int64_t grid() const { return image_size / patch_size; }  // the conv drops leftover pixels
+};
+
+// LLaVA's multimodal settings (LLaVA-Video: spatial_unpad + grid newlines; LongVA: unires, no newline).
+struct MultimodalConfig {
+  std::string projector_type = "mlp2x_gelu";
+  int64_t mm_hidden_size = 0;
+  int64_t select_layer = -2;
+  std::string select_feature = "patch";  // "patch" drops CLIP's class token; "cls_patch" keeps it
+  std::string patch_merge_type = "flat";
+  std::string newline_position = "grid";  // grid | frame | one_token | no_token
+  std::string pool_mode = "average";      // average | bilinear | max
+  int64_t pool_stride = 2;
+  int64_t image_token_index = -200;
+};
+
+enum class Architecture { Qwen2ForCausalLM, VisionModel, LlavaQwenForCausalLM };
+
+struct ModelConfig {
+  Architecture architecture = Architecture::Qwen2ForCausalLM;
+  std::string model_type;
+  std::optional<Qwen2Config> text;
+  std::optional<VisionConfig> vision;
+  std::optional<MultimodalConfig> mm;
+  std::string json;  // the config.json text it was read from, written back verbatim on save
+};
+
+// Reads `dir/config.json` (or a config.json path).
+ModelConfig load_config(const std::string& path);
+ModelConfig parse_config(const std::string& json_text, const std::string& source);
+
+const char* activation_name(Activation a);
+
+}  // namespace tpo::model

@@ -1,0 +1,69 @@
+#include "model/loader.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "io/atomic_file.h"
+#include "io/safetensors.h"
+
+namespace tpo::model {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string read_text(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw std::invalid_argument(file + ": cannot open");
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string merged_config(const std::string& text, const std::string& overrides, const std::string& source) {
+  if (overrides.empty()) return text;
+  auto base = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  auto patch = nlohmann::json::parse(overrides, nullptr, false);
+  if (base.is_discarded() || !base.is_object()) return text;  // parse_config reports the problem with the file's name
+  if (patch.is_discarded() || !patch.is_object()) throw std::invalid_argument(source + ": config overrides must be a JSON object");
+  for (auto it = patch.begin(); it != patch.end(); ++it) base[it.key()] = it.value();
+  return base.dump(2);
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options) {
+  const std::string config_file = (fs::path(dir) / "config.json").string();
+  if (!fs::is_directory(dir)) throw std::invalid_argument(dir + ": not a model folder");
+  LoadedModel out;
+  out.config = parse_config(merged_config(read_text(config_file), options.overrides_json, config_file), config_file);
+  if (out.config.architecture == Architecture::VisionModel) {
+    out.vision = std::make_shared<VisionModelImpl>(*out.config.vision, out.config.vision->layers_in_checkpoint);
+  } else {
+    out.lm = std::make_shared<VideoLMImpl>(out.config);
+  }
+  io::SafetensorsCheckpoint checkpoint(dir);
+  LoadOptions load;
+  load.dtype = options.dtype;
+  load.tied_embeddings = out.config.text && out.config.text->tie_word_embeddings;
+  out.report = load_weights(out.module(), checkpoint, load);
+  out.module().eval();
+  return out;
+}
+
+std::vector<std::string> save_model(LoadedModel& model, const std::string& dir, KeyLayout layout, uint64_t max_shard_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw std::invalid_argument(dir + ": cannot create folder: " + ec.message());
+  std::vector<std::string> files = io::write_safetensors_sharded(dir, state_dict(model.module(), layout), max_shard_bytes,
+                                                                 {{"format", "pt"}});
+  io::AtomicFile config((fs::path(dir) / "config.json").string());
+  config.write(model.config.json.data(), model.config.json.size());
+  config.commit();
+  files.push_back("config.json");
+  return files;
+}
+
+}  // namespace tpo::model

@@ -1,0 +1,35 @@
+// A model folder (config.json + safetensors, single or sharded) to a ready module, and back.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/video_lm.h"
+#include "model/vision.h"
+#include "model/weights.h"
+
+namespace tpo::model {
+
+struct LoadedModel {
+  ModelConfig config;
+  std::shared_ptr<VideoLMImpl> lm;         // Qwen2ForCausalLM or LlavaQwenForCausalLM
+  std::shared_ptr<VisionModelImpl> vision;  // SiglipVisionModel / CLIPVisionModel alone
+  LoadReport report;
+  torch::nn::Module& module() { return lm ? static_cast<torch::nn::Module&>(*lm) : *vision; }
+};
+
+struct ModelLoadOptions {
+  std::optional<torch::ScalarType> dtype;
+  std::string overrides_json;  // a JSON object merged over config.json's top level (as lmms-eval overrides mm_*)
+};
+
+LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options);
+
+// Writes config.json and the weights (sharded past max_shard_bytes) into `dir`, in `layout`'s key names.
+std::vector<std::string> save_model(LoadedModel& model, const std::string& dir, KeyLayout layout, uint64_t max_shard_bytes);
+
+}  // namespace tpo::model

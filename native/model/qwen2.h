@@ -1,0 +1,109 @@
+// Qwen2, layer for layer as transformers' modeling_qwen2.py: RMSNorm, rotary embeddings, grouped-query attention
+// with q/k/v biases, SwiGLU MLP. Forward runs over input embeddings (LLaVA splices visual tokens into them) with
+// explicit position ids, a padding mask, and an optional KV cache for generation.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <vector>
+
+#include "model/config.h"
+
+namespace tpo::model {
+
+class Qwen2RMSNormImpl : public torch::nn::Module {
+ public:
+  Qwen2RMSNormImpl(int64_t hidden_size, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight;
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(Qwen2RMSNorm);
+
+class Qwen2RotaryEmbeddingImpl : public torch::nn::Module {
+ public:
+  Qwen2RotaryEmbeddingImpl(int64_t head_dim, double theta);
+  // cos and sin for each position: [B, L, head_dim], in x's dtype.
+  std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& position_ids);
+
+ private:
+  torch::Tensor inv_freq_;  // a buffer: not a weight, not saved
+};
+TORCH_MODULE(Qwen2RotaryEmbedding);
+
+// Keys and values of every layer for the positions seen so far: [B, kv_heads, T, head_dim] each.
+struct KVCache {
+  std::vector<torch::Tensor> keys;
+  std::vector<torch::Tensor> values;
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+};
+
+class Qwen2AttentionImpl : public torch::nn::Module {
+ public:
+  Qwen2AttentionImpl(const Qwen2Config& config, int64_t layer_index);
+  // mask: bool [B, 1, L, T] (true = may attend), T = cached + L.
+  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
+                        const torch::Tensor& mask, KVCache* cache);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t layer_index_, heads_, kv_heads_, head_dim_;
+};
+TORCH_MODULE(Qwen2Attention);
+
+class Qwen2MLPImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2MLPImpl(const Qwen2Config& config);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Qwen2MLP);
+
+class Qwen2DecoderLayerImpl : public torch::nn::Module {
+ public:
+  Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_index);
+  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
+                        const torch::Tensor& mask, KVCache* cache);
+  Qwen2Attention self_attn{nullptr};
+  Qwen2MLP mlp{nullptr};
+  Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+};
+TORCH_MODULE(Qwen2DecoderLayer);
+
+struct Qwen2Output {
+  torch::Tensor last_hidden_state;           // after the final norm
+  std::vector<torch::Tensor> hidden_states;  // transformers' output_hidden_states: embeddings, each layer's output
+                                             // but the last, then last_hidden_state (normed)
+  torch::Tensor last_layer_output;           // the last layer's raw output (before the final norm)
+};
+
+// Qwen2Model: embeddings, decoder layers, final norm. Subclassed by LLaVA's model, as LLaVA-NeXT does.
+class Qwen2ModelImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2ModelImpl(const Qwen2Config& config);
+  // attention_mask: [B, L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or undefined
+  // (0, 1, ... after the cache).
+  Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
+                      const torch::Tensor& position_ids, KVCache* cache = nullptr, bool output_hidden_states = false);
+  const Qwen2Config& config() const { return config_; }
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers{nullptr};
+  Qwen2RMSNorm norm{nullptr};
+  Qwen2RotaryEmbedding rotary_emb{nullptr};
+
+ private:
+  Qwen2Config config_;
+};
+TORCH_MODULE(Qwen2Model);
+
+// The boolean attention mask [B, 1, L, T] for L new positions after `past` cached ones: causal, and no attention
+// to padding keys. A query with no key to attend (left padding) attends everything: its output is ignored, but
+// must not be NaN.
+torch::Tensor causal_padding_mask(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,
+                                  torch::Device device);
+
+}  // namespace tpo::model

@@ -1,0 +1,180 @@
+#include "model/video_lm.h"
+
+#include <cmath>
+
+namespace tpo::model {
+namespace {
+
+namespace F = torch::nn::functional;
+
+// llava_arch.py get_2dPool: [F, h*w, D] -> [F, h'*w', D]. average/max pooling round the grid down (27 -> 13),
+// bilinear rounds it up (27 -> 14).
+torch::Tensor pool_2d(const torch::Tensor& x, int64_t side, const MultimodalConfig& mm) {
+  const int64_t frames = x.size(0), dim = x.size(2);
+  auto grid = x.view({frames, side, side, dim}).permute({0, 3, 1, 2}).contiguous();
+  const int64_t s = mm.pool_stride;
+  if (mm.pool_mode == "average") {
+    grid = F::avg_pool2d(grid, F::AvgPool2dFuncOptions(s));
+  } else if (mm.pool_mode == "max") {
+    grid = F::max_pool2d(grid, F::MaxPool2dFuncOptions(s));
+  } else {
+    const auto up = [&](int64_t n) { return static_cast<int64_t>(std::ceil(static_cast<double>(n) / s)); };
+    grid = F::interpolate(grid, F::InterpolateFuncOptions()
+                                    .size(std::vector<int64_t>{up(grid.size(2)), up(grid.size(3))})
+                                    .mode(torch::kBilinear)
+                                    .align_corners(false));
+  }
+  return grid.permute({0, 2, 3, 1}).reshape({frames, -1, dim});
+}
+
+// llava_arch.py add_token_per_grid: a newline after every pooled row of every frame -> [F*h*(w+1), D].
+torch::Tensor newline_per_row(const torch::Tensor& pooled, const torch::Tensor& newline) {
+  const int64_t frames = pooled.size(0), dim = pooled.size(2);
+  const auto side = static_cast<int64_t>(std::sqrt(static_cast<double>(pooled.size(1))));
+  auto rows = pooled.reshape({frames, side, side, dim});
+  auto nl = newline.view({1, 1, 1, dim}).expand({frames, side, 1, dim}).to(pooled.scalar_type());
+  return torch::cat({rows, nl}, 2).reshape({-1, dim});
+}
+
+// llava_arch.py add_token_per_frame: a newline after every frame -> [F*(N+1), D].
+torch::Tensor newline_per_frame(const torch::Tensor& pooled, const torch::Tensor& newline) {
+  const int64_t frames = pooled.size(0), dim = pooled.size(2);
+  auto nl = newline.view({1, 1, dim}).expand({frames, 1, dim}).to(pooled.scalar_type());
+  return torch::cat({pooled, nl}, 1).reshape({-1, dim});
+}
+
+bool uses_newline(const MultimodalConfig& mm) {
+  if (mm.patch_merge_type.rfind("spatial", 0) != 0) return false;  // flat, unires (LongVA): none
+  if (mm.newline_position == "grid" || mm.newline_position == "frame") return true;
+  return mm.newline_position == "one_token" && mm.patch_merge_type.find("unpad") != std::string::npos;
+}
+
+}  // namespace
+
+int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm) {
+  const int64_t total = vision.num_hidden_layers;
+  const int64_t index = mm.select_layer < 0 ? total + 1 + mm.select_layer : mm.select_layer;
+  if (index < 0 || index > total)
+    throw std::invalid_argument("mm_vision_select_layer " + std::to_string(mm.select_layer) + " is outside the tower's " +
+                                std::to_string(total) + " layers");
+  return index;  // hidden_states[index] is the output of `index` layers
+}
+
+LlavaVisionTowerImpl::LlavaVisionTowerImpl(const VisionConfig& config, int64_t layers) {
+  vision_tower = register_module("vision_tower", VisionModel(config, layers));
+}
+
+LlavaQwenModelImpl::LlavaQwenModelImpl(const Qwen2Config& text, const VisionConfig& vision, const MultimodalConfig& mm)
+    : Qwen2ModelImpl(text) {
+  const int64_t needed = vision_layers_to_run(vision, mm);
+  if (vision.layers_in_checkpoint < needed)
+    throw std::invalid_argument("mm_vision_select_layer " + std::to_string(mm.select_layer) + " needs " +
+                                std::to_string(needed) + " vision layers; the checkpoint has " +
+                                std::to_string(vision.layers_in_checkpoint));
+  vision_tower = register_module("vision_tower", LlavaVisionTower(vision, vision.layers_in_checkpoint));
+  mm_projector = torch::nn::Sequential();
+  mm_projector->push_back(torch::nn::Linear(vision.hidden_size, text.hidden_size));
+  if (mm.projector_type == "mlp2x_gelu") {
+    mm_projector->push_back(torch::nn::GELU());  // exact (erf) GELU: LLaVA's builder uses nn.GELU()
+    mm_projector->push_back(torch::nn::Linear(text.hidden_size, text.hidden_size));
+  }
+  register_module("mm_projector", mm_projector);
+  // LLaVA-NeXT's LlavaMetaModel creates the newline embedding whenever the merge type says "unpad".
+  if (mm.patch_merge_type.find("unpad") != std::string::npos)
+    image_newline = register_parameter("image_newline", torch::zeros({text.hidden_size}));
+}
+
+VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
+  if (!config.text) throw std::invalid_argument("VideoLM needs a language model config");
+  if (has_vision()) {
+    llava = std::make_shared<LlavaQwenModelImpl>(*config.text, *config.vision, *config.mm);
+    model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(llava));
+  } else {
+    model = register_module("model", std::make_shared<Qwen2ModelImpl>(*config.text));
+  }
+  if (!config.text->tie_word_embeddings)
+    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.text->hidden_size,
+                                                                                     config.text->vocab_size).bias(false)));
+}
+
+torch::Tensor VideoLMImpl::lm_head_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
+  if (!has_vision()) throw std::invalid_argument("this model has no vision tower");
+  const VisionConfig& vision = *config_.vision;
+  const MultimodalConfig& mm = *config_.mm;
+  if (pixel_values.dim() != 4 || pixel_values.size(0) == 0)
+    throw std::invalid_argument("a video must be [frames >= 1, 3, " + std::to_string(vision.image_size) + ", " +
+                                std::to_string(vision.image_size) + "]");
+  const int64_t layers = vision_layers_to_run(vision, mm);
+  VideoTokens out;
+  auto tower = llava->vision_tower->vision_tower->vision_model;
+  auto hidden = tower->forward(pixel_values, layers).hidden_states;
+  out.features = hidden[static_cast<size_t>(layers)];
+  if (vision.kind == VisionKind::Clip && mm.select_feature == "patch") out.features = out.features.narrow(1, 1, out.features.size(1) - 1);
+  out.projected = llava->mm_projector->forward(out.features.to(llava->embed_tokens->weight.scalar_type()));
+  out.pooled = pool_2d(out.projected, vision.grid(), mm);
+  if (uses_newline(mm) && !llava->image_newline.defined())
+    throw std::invalid_argument("mm_newline_position " + mm.newline_position + " needs image_newline, which merge type " +
+                                mm.patch_merge_type + " does not create");
+  if (!uses_newline(mm) || mm.newline_position == "no_token") {
+    out.tokens = out.pooled.reshape({-1, out.pooled.size(2)});
+  } else if (mm.newline_position == "grid") {
+    out.tokens = newline_per_row(out.pooled, llava->image_newline);
+  } else if (mm.newline_position == "frame") {
+    out.tokens = newline_per_frame(out.pooled, llava->image_newline);
+  } else {  // one_token
+    out.tokens = torch::cat({out.pooled.reshape({-1, out.pooled.size(2)}),
+                             llava->image_newline.view({1, -1}).to(out.pooled.scalar_type())}, 0);
+  }
+  return out;
+}
+
+std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                           const torch::Tensor& video_tokens) {
+  if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
+  const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
+  const auto is_image = input_ids == image_id;
+  const auto per_row = is_image.sum(1);
+  const int64_t vocab = config_.text->vocab_size;
+  const auto text_ids = input_ids.masked_fill(is_image, 0);
+  if ((text_ids < 0).any().item<bool>() || (text_ids >= vocab).any().item<bool>())
+    throw std::invalid_argument("input_ids hold ids outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  auto embeds = model->embed_tokens(text_ids);
+  torch::Tensor mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  if (!is_image.any().item<bool>()) {
+    if (video_tokens.defined()) throw std::invalid_argument("a video was given but input_ids hold no image id (" + std::to_string(image_id) + ")");
+    return {embeds, mask};
+  }
+  if (!video_tokens.defined()) throw std::invalid_argument("input_ids hold an image id but no video was given");
+  if ((per_row != 1).any().item<bool>()) throw std::invalid_argument("each row of input_ids must hold exactly one image id");
+  // Every row holds one video, the same one: the image id's position differs per row only by left padding.
+  std::vector<torch::Tensor> rows, masks;
+  const auto where = is_image.to(torch::kInt64).argmax(1);
+  const auto tokens = video_tokens.to(embeds.scalar_type());
+  const auto video_mask = torch::ones({tokens.size(0)}, mask.options());
+  for (int64_t b = 0; b < input_ids.size(0); ++b) {
+    const int64_t at = where[b].item<int64_t>();
+    const int64_t len = input_ids.size(1);
+    rows.push_back(torch::cat({embeds[b].narrow(0, 0, at), tokens, embeds[b].narrow(0, at + 1, len - at - 1)}, 0));
+    masks.push_back(torch::cat({mask[b].narrow(0, 0, at), video_mask, mask[b].narrow(0, at + 1, len - at - 1)}, 0));
+  }
+  return {torch::stack(rows), torch::stack(masks)};
+}
+
+LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const torch::Tensor& video_tokens, bool output_hidden_states) {
+  LMOutput out;
+  std::tie(out.inputs_embeds, out.attention_mask) = embed(input_ids, attention_mask, video_tokens);
+  if (out.inputs_embeds.size(1) > config_.text->max_position_embeddings)
+    throw std::invalid_argument("the sequence (" + std::to_string(out.inputs_embeds.size(1)) +
+                                " positions with the video) is longer than max_position_embeddings (" +
+                                std::to_string(config_.text->max_position_embeddings) + ")");
+  out.lm = model->forward(out.inputs_embeds, out.attention_mask, torch::Tensor(), nullptr, output_hidden_states);
+  out.logits = torch::nn::functional::linear(out.lm.last_hidden_state, lm_head_weight());
+  return out;
+}
+
+}  // namespace tpo::model

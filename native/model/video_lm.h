@@ -1,0 +1,82 @@
+// The video LMM: LLaVA-NeXT's LlavaQwenForCausalLM (LLaVA-Video, LongVA) and, with no vision config, plain
+// Qwen2ForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
+// (model.vision_tower.vision_tower.vision_model.*, model.mm_projector.{0,2}.*, model.image_newline, lm_head.*);
+// native/model/weights.cc maps the Hugging Face layouts onto these names.
+//
+// The video path, as llava/model/llava_arch.py runs it for modalities=["video"]:
+//   frames [F,3,S,S] -> vision tower -> feature select -> mm_projector (Linear, GELU(erf), Linear)
+//   -> get_2dPool (per-frame 2D pooling) -> newline tokens (mm_newline_position) -> splice at the -200 id.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+
+#include "model/config.h"
+#include "model/qwen2.h"
+#include "model/vision.h"
+
+namespace tpo::model {
+
+// LLaVA-NeXT's SigLipVisionTower / CLIPVisionTower: the HF vision model under `vision_tower`.
+class LlavaVisionTowerImpl : public torch::nn::Module {
+ public:
+  LlavaVisionTowerImpl(const VisionConfig& config, int64_t layers);
+  VisionModel vision_tower{nullptr};
+};
+TORCH_MODULE(LlavaVisionTower);
+
+// LlavaQwenModel = Qwen2Model + the multimodal parts, as LLaVA-NeXT composes them.
+class LlavaQwenModelImpl : public Qwen2ModelImpl {
+ public:
+  LlavaQwenModelImpl(const Qwen2Config& text, const VisionConfig& vision, const MultimodalConfig& mm);
+  LlavaVisionTower vision_tower{nullptr};
+  torch::nn::Sequential mm_projector{nullptr};
+  torch::Tensor image_newline;  // [hidden]; present when the merge type uses newlines
+};
+
+struct VideoTokens {
+  torch::Tensor features;   // [F, N, C]   the selected vision features
+  torch::Tensor projected;  // [F, N, D]   after mm_projector
+  torch::Tensor pooled;     // [F, N', D]  after get_2dPool
+  torch::Tensor tokens;     // [V, D]      with newline tokens, in sequence order
+};
+
+struct LMOutput {
+  torch::Tensor logits;          // [B, L, vocab]
+  torch::Tensor inputs_embeds;   // [B, L, D] after splicing
+  torch::Tensor attention_mask;  // [B, L] after splicing
+  Qwen2Output lm;
+};
+
+class VideoLMImpl : public torch::nn::Module {
+ public:
+  explicit VideoLMImpl(const ModelConfig& config);
+
+  const ModelConfig& config() const { return config_; }
+  bool has_vision() const { return config_.architecture == Architecture::LlavaQwenForCausalLM; }
+
+  // Frames (already preprocessed, [F, 3, S, S]) to the visual tokens that replace the -200 id.
+  VideoTokens encode_video(const torch::Tensor& pixel_values);
+  // input_ids [B, L] with at most one image id per row -> embeddings [B, L', D], the video tokens spliced in.
+  std::pair<torch::Tensor, torch::Tensor> embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                const torch::Tensor& video_tokens);
+  LMOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                   const torch::Tensor& video_tokens, bool output_hidden_states = false);
+  torch::Tensor lm_head_weight() const;
+
+  std::shared_ptr<Qwen2ModelImpl> model;        // "model": Qwen2Model or LlavaQwenModel
+  torch::nn::Linear lm_head{nullptr};           // absent when tie_word_embeddings
+  std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, when it has vision
+
+ private:
+  ModelConfig config_;
+};
+TORCH_MODULE(VideoLM);
+
+// Which hidden state LLaVA's feature_select takes (mm_vision_select_layer counts from the full tower) and how
+// many layers must run for it.
+int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm);
+
+}  // namespace tpo::model

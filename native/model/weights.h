@@ -1,0 +1,43 @@
+// Checkpoint weights in and out of a module: the key layouts the field uses, memory-mapped loading without a
+// second copy, and errors that name every missing, unexpected or mis-shaped key.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace tpo::model {
+
+// Module names are LLaVA-NeXT's (and plain HF's for Qwen2 / vision models); other layouts are prefix renames.
+enum class KeyLayout {
+  Native,            // LLaVA-NeXT original (model.mm_projector.0, model.vision_tower.vision_tower.vision_model),
+                     // Qwen2ForCausalLM, SiglipVisionModel, CLIPVisionModel
+  HfLlava,           // transformers >= 4.52 LLaVA-OneVision style (model.language_model, model.multi_modal_projector)
+  HfLlavaLegacy,     // older transformers (language_model.model, multi_modal_projector, vision_tower.vision_model)
+};
+const char* layout_name(KeyLayout layout);
+
+struct LoadOptions {
+  std::optional<torch::ScalarType> dtype;  // convert floating-point weights; none: keep the checkpoint's
+  bool tied_embeddings = false;            // a stored lm_head.weight is then ignored, as transformers does
+};
+
+struct LoadReport {
+  KeyLayout layout = KeyLayout::Native;
+  std::vector<std::string> ignored;  // keys the model does not use (SigLIP's pooling head, old buffers)
+  int64_t zero_copy = 0;             // tensors used straight from the file mapping
+  int64_t converted = 0;             // tensors copied to another dtype
+};
+
+LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoint& checkpoint, const LoadOptions& options);
+
+// The module's parameters under the layout's key names.
+io::NamedTensors state_dict(torch::nn::Module& module, KeyLayout layout);
+
+std::string layout_key(const std::string& native_name, KeyLayout layout);
+
+}  // namespace tpo::model
