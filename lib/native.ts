@@ -114,6 +114,29 @@ export interface NativePreprocessConfig {
   rescale?: boolean; rescaleFactor?: number; normalize?: boolean; mean?: number[]; std?: number[];
 }
 
+export interface NativeModelInfo {
+  architecture: 'Qwen2ForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM';
+  modelType: string;
+  /** The checkpoint key layout it was loaded from: llava-next (also plain HF Qwen2 / vision models), hf, hf-legacy. */
+  layout: 'llava-next' | 'hf' | 'hf-legacy';
+  /** config.json as loaded (with overrides applied). */
+  config: string;
+  parameters: number;
+  zeroCopyTensors: number;
+  convertedTensors: number;
+  ignoredKeys: string[];
+}
+
+export interface NativeModel {
+  readonly info: NativeModelInfo;
+  forward(inputs: {
+    inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
+  }): Promise<Record<string, Tensor>>;
+  encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
+  save(dir: string, options?: { layout?: NativeModelInfo['layout']; maxShardBytes?: number }): Promise<string[]>;
+  dispose(): void;
+}
+
 /** What the addon exports (native/addon.cc and native/binding/). */
 export interface NativeAddon {
   readonly version: string;
@@ -133,6 +156,7 @@ export interface NativeAddon {
     frames: Tensor<'uint8'>; timestamps: Float64Array; indices: number[]; info: VideoInfo;
   }>;
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
+  modelLoad(dir: string, options?: { dtype?: DType; overrides?: string }): Promise<NativeModel>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

@@ -265,6 +265,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(pa
     single_path = path;
   }
 
+  path_ = single_path.empty() ? index_path : single_path;  // errors name the file read, not the folder
   if (!single_path.empty()) {
     files_.push_back(SafetensorsFile::open(single_path));
     for (const auto& e : files_[0]->entries()) where_[e.name] = 0;

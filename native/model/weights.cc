@@ -105,7 +105,8 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
     const std::string name = *native_key(key, report.layout);
     if (params.contains(name)) {
       stored_for[name] = key;
-    } else if (ignorable(key) || (options.tied_embeddings && name == "lm_head.weight")) {
+    } else if (ignorable(key) || (options.tied_embeddings && name == "lm_head.weight") || name == "model.image_newline") {
+      // (a newline embedding the config's merge type does not use, as when lmms-eval switches to `flat`)
       report.ignored.push_back(key);
     } else {
       unexpected.push_back(key);
