@@ -133,6 +133,19 @@ export interface NativeModel {
     inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
   }): Promise<Record<string, Tensor>>;
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
+  generate(options: {
+    prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
+    topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean;
+  }): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }>;
+  logprobs(options: {
+    prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+  }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }>;
+  addLora(options: { r?: number; alpha?: number; dropout?: number; targetModules?: string[]; seed?: number }): number;
+  setLoraEnabled(enabled: boolean): void;
+  mergeLora(): number;
+  saveLora(dir: string): Promise<void>;
+  loadLora(dir: string): Promise<void>;
+  setTrainable(parts: { vision?: boolean; projector?: boolean; language?: boolean; lora?: boolean }): number;
   save(dir: string, options?: { layout?: NativeModelInfo['layout']; maxShardBytes?: number }): Promise<string[]>;
   dispose(): void;
 }

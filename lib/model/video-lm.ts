@@ -25,6 +25,46 @@ const ForwardInputs = z.strictObject({
 });
 export type ForwardInputs = z.input<typeof ForwardInputs>;
 
+const Ids = z.custom<Tensor>((t) => t instanceof Object && 'dtype' in (t as object), 'a Tensor of token ids');
+/** The video of a call: frames [F, 3, S, S] (encoded in the call) or visual tokens [V, D] from encodeVideo. */
+const Video = { pixelValues: z.custom<Tensor>().optional(), videoTokens: z.custom<Tensor>().optional() };
+
+const GenerateOptions = z.strictObject({
+  /** 1-D id tensors, each with the image id once (all about the same video) or none. */
+  prompts: z.array(Ids).min(1),
+  ...Video,
+  maxNewTokens: z.int().min(1).max(1 << 20).default(64),
+  /** 0: greedy. */
+  temperature: z.number().min(0).default(0),
+  topP: z.number().gt(0).max(1).default(1),
+  seed: z.int().nonnegative().default(0),
+  /** Ids that end a row (the tokenizer's eos and end-of-turn). */
+  stopIds: z.array(z.int()).default([]),
+  /** false: a full forward per token, the reference the KV cache is checked against. */
+  useCache: z.boolean().default(true),
+});
+export type GenerateOptions = z.input<typeof GenerateOptions>;
+
+const LogprobOptions = z.strictObject({
+  /** The prompt's ids (1-D, the image id once when there is a video). */
+  prompt: Ids,
+  /** Each answer's ids (1-D, at least one token). */
+  answers: z.array(Ids).min(1),
+  ...Video,
+  /** Run the prompt once and let every answer attend to it (default); false: one full sequence per answer. */
+  sharePrefix: z.boolean().default(true),
+});
+export type LogprobOptions = z.input<typeof LogprobOptions>;
+
+const LoraOptions = z.strictObject({
+  r: z.int().min(1).default(8),
+  alpha: z.number().positive().default(16),
+  dropout: z.number().min(0).max(1).default(0),
+  targetModules: z.array(z.string()).min(1).default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+  seed: z.int().nonnegative().default(0),
+});
+export type LoraOptions = z.input<typeof LoraOptions>;
+
 const SaveOptions = z.strictObject({
   /** Key layout to write; default: the one it was loaded from. */
   layout: z.enum(['llava-next', 'hf', 'hf-legacy']).optional(),
@@ -69,6 +109,51 @@ export class VideoLM {
   /** Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. */
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>> {
     return this.#model.encodeVideo(pixels);
+  }
+
+  /** Generates for several prompts about one video in one native call (KV cache, greedy or sampled). */
+  generate(options: GenerateOptions): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }> {
+    return this.#model.generate(parse(GenerateOptions, options, 'VideoLM.generate'));
+  }
+
+  /**
+   * log p(answer | prompt, video) for each answer, summed (`sums`) and per token. Only answer positions go through
+   * lm_head; with sharePrefix the prompt and video run once for all answers.
+   */
+  logprobs(options: LogprobOptions): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }> {
+    return this.#model.logprobs(parse(LogprobOptions, options, 'VideoLM.logprobs'));
+  }
+
+  /** Attaches LoRA adapters (PEFT's initialisation: B = 0, so outputs do not change yet). Returns the layer count. */
+  addLora(options: LoraOptions = {}): number {
+    return this.#model.addLora(parse(LoraOptions, options, 'VideoLM.addLora'));
+  }
+
+  /** Switches every adapter off (the base model, DPO's reference) or on. */
+  setLoraEnabled(enabled: boolean): void {
+    this.#model.setLoraEnabled(parse(z.boolean(), enabled, 'VideoLM.setLoraEnabled'));
+  }
+
+  /** Folds the adapters into the weights (W += alpha / r * B A) and removes them. */
+  mergeLora(): number {
+    return this.#model.mergeLora();
+  }
+
+  /** PEFT layout: adapter_config.json + adapter_model.safetensors. */
+  saveLora(dir: string): Promise<void> {
+    return this.#model.saveLora(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'));
+  }
+
+  loadLora(dir: string): Promise<void> {
+    return this.#model.loadLora(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'));
+  }
+
+  /** Which parts train (the rest are frozen). Returns the number of trainable weights. */
+  setTrainable(parts: { vision?: boolean; projector?: boolean; language?: boolean; lora?: boolean }): number {
+    return this.#model.setTrainable(
+      parse(z.strictObject({ vision: z.boolean().optional(), projector: z.boolean().optional(), language: z.boolean().optional(), lora: z.boolean().optional() }),
+        parts, 'VideoLM.setTrainable'),
+    );
   }
 
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */

@@ -8,7 +8,9 @@
 #include "binding/errors.h"
 #include "binding/js_args.h"
 #include "binding/tensor.h"
+#include "model/inference.h"
 #include "model/loader.h"
+#include "model/lora.h"
 
 namespace tpo::binding {
 namespace {
@@ -42,7 +44,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceAccessor<&ModelHandle::info>("info"),
         InstanceMethod<&ModelHandle::forward>("forward"),
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
+        InstanceMethod<&ModelHandle::generate>("generate"),
+        InstanceMethod<&ModelHandle::logprobs>("logprobs"),
         InstanceMethod<&ModelHandle::save>("save"),
+        InstanceMethod<&ModelHandle::add_lora>("addLora"),
+        InstanceMethod<&ModelHandle::set_lora_enabled>("setLoraEnabled"),
+        InstanceMethod<&ModelHandle::merge_lora>("mergeLora"),
+        InstanceMethod<&ModelHandle::save_lora>("saveLora"),
+        InstanceMethod<&ModelHandle::load_lora>("loadLora"),
+        InstanceMethod<&ModelHandle::set_trainable>("setTrainable"),
         InstanceMethod<&ModelHandle::dispose>("dispose"),
     });
     addon_data(env).model_constructor = Napi::Persistent(ctor);
@@ -142,6 +152,94 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [](Napi::Env env, torch::Tensor tokens) -> Napi::Value { return TensorHandle::wrap(env, std::move(tokens)); });
   }
 
+  // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
+  static torch::Tensor video_arg(Napi::Env env, const Args& args, const std::string& what) {
+    if (args.has("videoTokens")) return TensorHandle::unwrap(env, args.get("videoTokens"), what + ": videoTokens");
+    if (args.has("pixelValues")) return TensorHandle::unwrap(env, args.get("pixelValues"), what + ": pixelValues");
+    return torch::Tensor();
+  }
+
+  static std::vector<torch::Tensor> tensor_list(Napi::Env env, const Napi::Value& value, const std::string& what) {
+    if (!value.IsArray()) throw_argument_error(env, what + " must be an array of Tensors");
+    auto array = value.As<Napi::Array>();
+    std::vector<torch::Tensor> out;
+    for (uint32_t i = 0; i < array.Length(); ++i)
+      out.push_back(TensorHandle::unwrap(env, array.Get(i), what + "[" + std::to_string(i) + "]"));
+    return out;
+  }
+
+  // Visual tokens for a call: encoded here when given frames (4-D), used as they are when given tokens (2-D).
+  static torch::Tensor video_tokens(LoadedModel& m, const torch::Tensor& video) {
+    if (!video.defined() || video.dim() == 2) return video;
+    return m.lm->encode_video(video).tokens;
+  }
+
+  // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
+  //           useCache}) -> {tokens: number[][], finishReasons: string[]}
+  Napi::Value generate(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    if (!m->lm) throw_argument_error(env, "Model.generate: a vision tower alone does not generate");
+    const Args args(env, cb[0], "Model.generate");
+    auto prompts = tensor_list(env, args.get("prompts"), "Model.generate: prompts");
+    const torch::Tensor video = video_arg(env, args, "Model.generate");
+    model::GenerateOptions o;
+    o.max_new_tokens = args.integer("maxNewTokens", 64);
+    o.temperature = args.number("temperature", 0);
+    o.top_p = args.number("topP", 1.0);
+    o.seed = static_cast<uint64_t>(args.number("seed", 0));
+    o.use_cache = args.boolean("useCache", true);
+    if (args.has("stopIds"))
+      for (double id : number_array(env, args.get("stopIds"), "Model.generate: stopIds")) o.stop_ids.push_back(static_cast<int64_t>(id));
+    return run_async(
+        env, "Model.generate",
+        [m, prompts, video, o] {
+          torch::NoGradGuard no_grad;
+          return model::generate(*m->lm, prompts, video_tokens(*m, video), o);
+        },
+        [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
+          auto tokens = Napi::Array::New(env, r.tokens.size());
+          auto reasons = Napi::Array::New(env, r.tokens.size());
+          for (size_t i = 0; i < r.tokens.size(); ++i) {
+            auto row = Napi::Array::New(env, r.tokens[i].size());
+            for (size_t j = 0; j < r.tokens[i].size(); ++j) row.Set(static_cast<uint32_t>(j), static_cast<double>(r.tokens[i][j]));
+            tokens.Set(static_cast<uint32_t>(i), row);
+            reasons.Set(static_cast<uint32_t>(i), r.finish_reasons[i]);
+          }
+          auto out = Napi::Object::New(env);
+          out.Set("tokens", tokens);
+          out.Set("finishReasons", reasons);
+          return out;
+        });
+  }
+
+  // logprobs({prompt: Tensor, answers: Tensor[], pixelValues? | videoTokens?, sharePrefix?})
+  //   -> {sums: Tensor float32 [answers], tokenLogprobs: Tensor[]}
+  Napi::Value logprobs(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    if (!m->lm) throw_argument_error(env, "Model.logprobs: a vision tower alone has no language model");
+    const Args args(env, cb[0], "Model.logprobs");
+    const torch::Tensor prompt = TensorHandle::unwrap(env, args.get("prompt"), "Model.logprobs: prompt");
+    auto answers = tensor_list(env, args.get("answers"), "Model.logprobs: answers");
+    const torch::Tensor video = video_arg(env, args, "Model.logprobs");
+    const bool share = args.boolean("sharePrefix", true);
+    return run_async(
+        env, "Model.logprobs",
+        [m, prompt, answers, video, share] {
+          torch::NoGradGuard no_grad;
+          return model::answer_logprobs(*m->lm, prompt, answers, video_tokens(*m, video), share);
+        },
+        [](Napi::Env env, model::AnswerLogprobs r) -> Napi::Value {
+          auto out = Napi::Object::New(env);
+          out.Set("sums", TensorHandle::wrap(env, r.sums));
+          auto per = Napi::Array::New(env, r.token_logprobs.size());
+          for (size_t i = 0; i < r.token_logprobs.size(); ++i) per.Set(static_cast<uint32_t>(i), TensorHandle::wrap(env, r.token_logprobs[i]));
+          out.Set("tokenLogprobs", per);
+          return out;
+        });
+  }
+
   // save(dir, {layout?: 'llava-next'|'hf'|'hf-legacy', maxShardBytes?}): defaults to the layout it was loaded from.
   Napi::Value save(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
@@ -168,6 +266,88 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           for (size_t i = 0; i < files.size(); ++i) out.Set(static_cast<uint32_t>(i), files[i]);
           return out;
         });
+  }
+
+  std::shared_ptr<LoadedModel> lm_only(Napi::Env env, const char* what) const {
+    auto m = live(env);
+    if (!m->lm) throw_argument_error(env, std::string(what) + ": LoRA adapts the language model; this is a vision tower");
+    return m;
+  }
+
+  // addLora({r, alpha, dropout, targetModules, seed}) -> number of adapted layers
+  Napi::Value add_lora(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = lm_only(env, "Model.addLora");
+    const Args args(env, cb[0], "Model.addLora");
+    model::LoraConfig c;
+    c.r = args.integer("r", static_cast<int>(c.r));
+    c.alpha = args.number("alpha", c.alpha);
+    c.dropout = args.number("dropout", c.dropout);
+    if (args.has("targetModules")) {
+      c.target_modules.clear();
+      auto list = args.get("targetModules").As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); ++i) c.target_modules.push_back(string_arg(env, list.Get(i), "Model.addLora: targetModules"));
+    }
+    const auto seed = static_cast<uint64_t>(args.number("seed", 0));
+    const int64_t n = guarded(env, "Model.addLora", [&] { return model::add_lora(*m->lm, c, seed); });
+    m->lora = c;
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  Napi::Value set_lora_enabled(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = lm_only(env, "Model.setLoraEnabled");
+    if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setLoraEnabled: expected true or false");
+    model::set_lora_enabled(*m->lm, cb[0].As<Napi::Boolean>().Value());
+    return env.Undefined();
+  }
+
+  Napi::Value merge_lora(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = lm_only(env, "Model.mergeLora");
+    const int64_t n = guarded(env, "Model.mergeLora", [&] { return model::merge_lora(*m->lm); });
+    m->lora.reset();
+    return Napi::Number::New(env, static_cast<double>(n));
+  }
+
+  Napi::Value save_lora(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = lm_only(env, "Model.saveLora");
+    const std::string dir = string_arg(env, cb[0], "Model.saveLora: dir");
+    if (!m->lora) throw_argument_error(env, "Model.saveLora: the model has no LoRA adapter");
+    return run_async(
+        env, "Model.saveLora " + dir, [m, dir] { model::save_lora(*m->lm, *m->lora, dir); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  }
+
+  Napi::Value load_lora(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = lm_only(env, "Model.loadLora");
+    const std::string dir = string_arg(env, cb[0], "Model.loadLora: dir");
+    return run_async(
+        env, "Model.loadLora " + dir, [m, dir] { m->lora = model::load_lora(*m->lm, dir); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  }
+
+  // setTrainable({vision, projector, language, lora}) -> number of trainable parameters (elements)
+  Napi::Value set_trainable(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    const Args args(env, cb[0], "Model.setTrainable");
+    const bool vision = args.boolean("vision", false), projector = args.boolean("projector", false);
+    const bool language = args.boolean("language", false), lora = args.boolean("lora", true);
+    int64_t count = 0;
+    for (auto& item : m->module().named_parameters(true)) {
+      const std::string& name = item.key();
+      bool train;
+      if (name.find(".lora_") != std::string::npos) train = lora;
+      else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0) train = vision;
+      else if (name.find("mm_projector.") != std::string::npos || name.find("image_newline") != std::string::npos) train = projector;
+      else train = language;
+      item.value().set_requires_grad(train);
+      if (train) count += item.value().numel();
+    }
+    return Napi::Number::New(env, static_cast<double>(count));
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& cb) {

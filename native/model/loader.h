@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/lora.h"
 #include "model/video_lm.h"
 #include "model/vision.h"
 #include "model/weights.h"
@@ -19,6 +20,7 @@ struct LoadedModel {
   std::shared_ptr<VideoLMImpl> lm;         // Qwen2ForCausalLM or LlavaQwenForCausalLM
   std::shared_ptr<VisionModelImpl> vision;  // SiglipVisionModel / CLIPVisionModel alone
   LoadReport report;
+  std::optional<LoraConfig> lora;  // the attached adapter's settings, if any
   torch::nn::Module& module() { return lm ? static_cast<torch::nn::Module&>(*lm) : *vision; }
 };
 

@@ -48,10 +48,10 @@ std::pair<torch::Tensor, torch::Tensor> Qwen2RotaryEmbeddingImpl::forward(const 
 
 Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer_index)
     : layer_index_(layer_index), heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
-  q_proj = register_module("q_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, heads_ * head_dim_).bias(true)));
-  k_proj = register_module("k_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, kv_heads_ * head_dim_).bias(true)));
-  v_proj = register_module("v_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, kv_heads_ * head_dim_).bias(true)));
-  o_proj = register_module("o_proj", torch::nn::Linear(torch::nn::LinearOptions(heads_ * head_dim_, c.hidden_size).bias(false)));
+  q_proj = register_module("q_proj", LoraLinear(c.hidden_size, heads_ * head_dim_, true));
+  k_proj = register_module("k_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, true));
+  v_proj = register_module("v_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, true));
+  o_proj = register_module("o_proj", LoraLinear(heads_ * head_dim_, c.hidden_size, false));
 }
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
@@ -80,9 +80,9 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& hidden, const std
 }
 
 Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c) {
-  gate_proj = register_module("gate_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  up_proj = register_module("up_proj", torch::nn::Linear(torch::nn::LinearOptions(c.hidden_size, c.intermediate_size).bias(false)));
-  down_proj = register_module("down_proj", torch::nn::Linear(torch::nn::LinearOptions(c.intermediate_size, c.hidden_size).bias(false)));
+  gate_proj = register_module("gate_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", LoraLinear(c.intermediate_size, c.hidden_size, false));
 }
 
 torch::Tensor Qwen2MLPImpl::forward(const torch::Tensor& x) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/lora.h"
 
 namespace tpo::model {
 
@@ -47,7 +48,7 @@ class Qwen2AttentionImpl : public torch::nn::Module {
   // mask: bool [B, 1, L, T] (true = may attend), T = cached + L.
   torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
                         const torch::Tensor& mask, KVCache* cache);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
   int64_t layer_index_, heads_, kv_heads_, head_dim_;
@@ -58,7 +59,7 @@ class Qwen2MLPImpl : public torch::nn::Module {
  public:
   explicit Qwen2MLPImpl(const Qwen2Config& config);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  LoraLinear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Qwen2MLP);
 

@@ -100,7 +100,10 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
   report.layout = detect_layout(checkpoint.keys());
   std::map<std::string, std::string> stored_for;  // native name -> checkpoint key
   std::vector<std::string> unexpected, missing, mismatched;
-  auto params = module.named_parameters(/*recurse=*/true);
+  // LoRA adapters are not part of a base checkpoint (they load from a PEFT folder).
+  torch::OrderedDict<std::string, torch::Tensor> params;
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    if (item.key().find(".lora_") == std::string::npos) params.insert(item.key(), item.value());
   for (const std::string& key : checkpoint.keys()) {
     const std::string name = *native_key(key, report.layout);
     if (params.contains(name)) {
@@ -146,7 +149,8 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
 
 io::NamedTensors state_dict(torch::nn::Module& module, KeyLayout layout) {
   io::NamedTensors out;
-  for (const auto& item : module.named_parameters(/*recurse=*/true)) out.emplace_back(layout_key(item.key(), layout), item.value());
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    if (item.key().find(".lora_") == std::string::npos) out.emplace_back(layout_key(item.key(), layout), item.value());
   return out;
 }
 

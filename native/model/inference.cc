@@ -1,0 +1,168 @@
+#include "model/inference.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+
+namespace tpo::model {
+namespace {
+
+namespace F = torch::nn::functional;
+
+struct Batch {
+  torch::Tensor embeds;     // [B, L, D], left-padded
+  torch::Tensor mask;       // [B, L], 0 on padding
+  torch::Tensor positions;  // [B, L], counting real tokens only
+};
+
+// Splices each prompt's video and left-pads them to one length, so every row's next token is at the end.
+Batch left_padded(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens) {
+  std::vector<torch::Tensor> rows;
+  int64_t longest = 0;
+  for (const auto& p : prompts) {
+    if (p.dim() != 1 || p.numel() == 0) throw std::invalid_argument("each prompt must be a non-empty 1-D tensor of ids");
+    const auto ids = p.to(torch::kInt64).unsqueeze(0);
+    const bool has_image = (ids == (lm.config().mm ? lm.config().mm->image_token_index : -200)).any().item<bool>();
+    rows.push_back(lm.embed(ids, torch::Tensor(), has_image ? video_tokens : torch::Tensor()).first[0]);
+    longest = std::max(longest, rows.back().size(0));
+  }
+  const int64_t dim = rows[0].size(1);
+  Batch b;
+  b.embeds = torch::zeros({static_cast<int64_t>(rows.size()), longest, dim}, rows[0].options());
+  b.mask = torch::zeros({static_cast<int64_t>(rows.size()), longest}, torch::kInt64);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t len = rows[i].size(0);
+    b.embeds[static_cast<int64_t>(i)].narrow(0, longest - len, len).copy_(rows[i]);
+    b.mask[static_cast<int64_t>(i)].narrow(0, longest - len, len).fill_(1);
+  }
+  b.positions = (b.mask.cumsum(1) - 1).clamp_min(0);
+  return b;
+}
+
+torch::Tensor next_tokens(const torch::Tensor& logits, const GenerateOptions& o, at::Generator& gen) {
+  if (o.temperature <= 0) return logits.argmax(-1);
+  auto scaled = logits.to(torch::kFloat32) / o.temperature;
+  if (o.top_p < 1.0) {
+    // Nucleus: keep the smallest set of tokens whose probability reaches top_p (the first always stays).
+    auto [sorted, order] = scaled.sort(-1, /*descending=*/true);
+    auto cumulative = sorted.softmax(-1).cumsum(-1);
+    auto drop = (cumulative - sorted.softmax(-1)) > o.top_p;
+    sorted = sorted.masked_fill(drop, -std::numeric_limits<float>::infinity());
+    scaled = torch::full_like(scaled, -std::numeric_limits<float>::infinity()).scatter(-1, order, sorted);
+  }
+  return torch::multinomial(scaled.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+}
+
+torch::Tensor last_logits(VideoLMImpl& lm, const torch::Tensor& hidden) {
+  return F::linear(hidden.select(1, hidden.size(1) - 1), lm.lm_head_weight());
+}
+
+}  // namespace
+
+GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
+                        const GenerateOptions& o) {
+  if (prompts.empty()) throw std::invalid_argument("generate: no prompts");
+  if (o.max_new_tokens < 1) throw std::invalid_argument("generate: max_new_tokens must be >= 1");
+  torch::NoGradGuard no_grad;
+  Batch batch = left_padded(lm, prompts, video_tokens);
+  const int64_t rows = batch.embeds.size(0);
+  if (batch.embeds.size(1) + o.max_new_tokens > lm.config().text->max_position_embeddings)
+    throw std::invalid_argument("generate: the prompt (" + std::to_string(batch.embeds.size(1)) + " positions) plus " +
+                                std::to_string(o.max_new_tokens) + " new tokens exceeds max_position_embeddings (" +
+                                std::to_string(lm.config().text->max_position_embeddings) + ")");
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  GenerateResult result;
+  result.tokens.resize(static_cast<size_t>(rows));
+  result.finish_reasons.assign(static_cast<size_t>(rows), "length");
+  std::vector<bool> done(static_cast<size_t>(rows), false);
+  const auto stop = torch::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, torch::kInt64);
+
+  KVCache cache;
+  auto out = lm.model->forward(batch.embeds, batch.mask, batch.positions, o.use_cache ? &cache : nullptr);
+  torch::Tensor embeds = batch.embeds, mask = batch.mask, positions = batch.positions;
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    const auto token = next_tokens(last_logits(lm, out.last_hidden_state), o, gen);  // [B]
+    const auto stopped = torch::isin(token, stop);
+    bool all_done = true;
+    for (int64_t r = 0; r < rows; ++r) {
+      if (done[static_cast<size_t>(r)]) continue;
+      result.tokens[static_cast<size_t>(r)].push_back(token[r].item<int64_t>());
+      if (stopped[r].item<bool>()) {
+        done[static_cast<size_t>(r)] = true;
+        result.finish_reasons[static_cast<size_t>(r)] = "stop";
+      }
+      all_done = all_done && done[static_cast<size_t>(r)];
+    }
+    if (all_done || step + 1 == o.max_new_tokens) break;
+    const auto new_embeds = lm.model->embed_tokens(token.unsqueeze(1));
+    const auto new_positions = positions.select(1, positions.size(1) - 1).unsqueeze(1) + 1;
+    mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
+    positions = torch::cat({positions, new_positions}, 1);
+    if (o.use_cache) {
+      out = lm.model->forward(new_embeds, mask, new_positions, &cache);
+    } else {
+      embeds = torch::cat({embeds, new_embeds}, 1);
+      out = lm.model->forward(embeds, mask, positions, nullptr);
+    }
+  }
+  return result;
+}
+
+AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
+                               const torch::Tensor& video_tokens, bool share_prefix) {
+  if (answers.empty()) throw std::invalid_argument("logprobs: no answers");
+  if (prompt.dim() != 1 || prompt.numel() == 0) throw std::invalid_argument("logprobs: the prompt must be a non-empty 1-D tensor of ids");
+  const auto b = static_cast<int64_t>(answers.size());
+  int64_t longest = 0;
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (answers[i].dim() != 1 || answers[i].numel() == 0)
+      throw std::invalid_argument("logprobs: answer " + std::to_string(i) + " has no tokens");
+    longest = std::max(longest, answers[i].numel());
+  }
+  // Answers right-padded into [B, A] with a mask; padding ids are 0 and never scored.
+  auto ids = torch::zeros({b, longest}, torch::kInt64);
+  auto answer_mask = torch::zeros({b, longest}, torch::kInt64);
+  for (int64_t i = 0; i < b; ++i) {
+    const auto& a = answers[static_cast<size_t>(i)];
+    ids[i].narrow(0, 0, a.numel()).copy_(a.to(torch::kInt64));
+    answer_mask[i].narrow(0, 0, a.numel()).fill_(1);
+  }
+  if ((ids < 0).any().item<bool>() || (ids >= lm.config().text->vocab_size).any().item<bool>())
+    throw std::invalid_argument("logprobs: answer ids outside the vocabulary");
+
+  const bool has_image = (prompt == (lm.config().mm ? lm.config().mm->image_token_index : -200)).any().item<bool>();
+  auto [prompt_embeds, prompt_mask] = lm.embed(prompt.to(torch::kInt64).unsqueeze(0), torch::Tensor(),
+                                               has_image ? video_tokens : torch::Tensor());
+  const int64_t p = prompt_embeds.size(1);
+  if (p + longest > lm.config().text->max_position_embeddings)
+    throw std::invalid_argument("logprobs: prompt and answer (" + std::to_string(p + longest) +
+                                " positions) exceed max_position_embeddings (" +
+                                std::to_string(lm.config().text->max_position_embeddings) + ")");
+  const auto answer_embeds = lm.model->embed_tokens(ids);
+  torch::Tensor predictors;  // [B, A, D]: the hidden state before each answer token
+  if (share_prefix) {
+    KVCache cache;
+    auto prefix = lm.model->forward(prompt_embeds, torch::Tensor(), torch::Tensor(), &cache);
+    for (auto& k : cache.keys) k = k.expand({b, k.size(1), k.size(2), k.size(3)});
+    for (auto& v : cache.values) v = v.expand({b, v.size(1), v.size(2), v.size(3)});
+    const auto mask = torch::cat({torch::ones({b, p}, torch::kInt64), answer_mask}, 1);
+    const auto positions = (torch::arange(p, p + longest, torch::kInt64)).unsqueeze(0).expand({b, longest});
+    auto rest = lm.model->forward(answer_embeds, mask, positions, &cache);
+    const auto last_prompt = prefix.last_hidden_state.select(1, p - 1).unsqueeze(1).expand({b, 1, -1});
+    predictors = torch::cat({last_prompt, rest.last_hidden_state.narrow(1, 0, longest - 1)}, 1);
+  } else {
+    const auto embeds = torch::cat({prompt_embeds.expand({b, p, -1}), answer_embeds}, 1);
+    const auto mask = torch::cat({torch::ones({b, p}, torch::kInt64), answer_mask}, 1);
+    auto full = lm.model->forward(embeds, mask, torch::Tensor(), nullptr);
+    predictors = full.last_hidden_state.narrow(1, p - 1, longest);
+  }
+  // lm_head and log-softmax at answer positions only: [B, A, vocab], never [B, P + A, vocab].
+  const auto logits = F::linear(predictors, lm.lm_head_weight()).to(torch::kFloat32);
+  const auto logp = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * answer_mask.to(torch::kFloat32);
+  AnswerLogprobs out;
+  out.sums = logp.sum(1);
+  for (int64_t i = 0; i < b; ++i) out.token_logprobs.push_back(logp[i].narrow(0, 0, answers[static_cast<size_t>(i)].numel()));
+  return out;
+}
+
+}  // namespace tpo::model

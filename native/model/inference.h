@@ -1,0 +1,45 @@
+// Inference over one video: batched generation with a KV cache, and log-probs of answers to a shared prompt
+// computed at answer positions only. TPO asks several questions of one video and scores chosen and rejected
+// answers to one prompt: both shapes of work are one call here.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/video_lm.h"
+
+namespace tpo::model {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 64;
+  double temperature = 0;  // 0: greedy
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::vector<int64_t> stop_ids;  // generation of a row ends after it emits one of these
+  bool use_cache = true;          // false: a full forward per token (slow; the reference for the cache)
+};
+
+struct GenerateResult {
+  std::vector<std::vector<int64_t>> tokens;  // per prompt, the new tokens (a stop token included)
+  std::vector<std::string> finish_reasons;   // "stop" or "length"
+};
+
+// prompts: 1-D int64 ids each, holding the image id once when `video_tokens` is given (the same video for all).
+GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
+                        const GenerateOptions& options);
+
+struct AnswerLogprobs {
+  std::vector<torch::Tensor> token_logprobs;  // per answer, [A_i] float32
+  torch::Tensor sums;                         // [answers], the sum over each answer's tokens
+};
+
+// log p(answer | prompt, video) for each answer. With `share_prefix` the prompt (video included) runs once and
+// every answer attends to its keys and values; without, each answer runs with its own copy of the prompt. Both
+// give the same numbers; only answer positions go through lm_head.
+AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
+                               const torch::Tensor& video_tokens, bool share_prefix = true);
+
+}  // namespace tpo::model
