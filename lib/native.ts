@@ -170,6 +170,7 @@ export interface NativeAddon {
   }>;
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
   modelLoad(dir: string, options?: { dtype?: DType; overrides?: string }): Promise<NativeModel>;
+  modelCreate(config: string, options?: { seed?: number; dtype?: DType }): Promise<NativeModel>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

@@ -1,6 +1,7 @@
 // `tpo bench`: speed figures as ratios against a baseline measured in the same run (machines here are shared
 // and noisy, so absolute numbers alone mean little). Each later stage adds its own benchmark here.
 import { benchMatmul, runtimeInfo, setNumThreads } from '../runtime.js';
+import { benchModel } from './bench-model.js';
 import { benchVideoSampling } from './bench-video.js';
 
 export interface BenchRow {
@@ -9,7 +10,9 @@ export interface BenchRow {
   value: number;
   baselineValue: number;
   unit: string;
-  /** value / baselineValue: above 1 is better when the unit is a rate. */
+  /** The baseline's unit, when it differs (the matmul rate beside a model figure). */
+  baselineUnit?: string;
+  /** How many times better than the baseline (NaN: no like-for-like baseline, the figure stands beside it). */
   ratio: number;
 }
 
@@ -41,13 +44,15 @@ export async function benchMatmulThreads(sizes = [256, 1024, 2048], seconds = 1)
 export const BENCHMARKS: Record<string, () => Promise<BenchRow[]>> = {
   matmul: () => benchMatmulThreads(),
   video: () => benchVideoSampling(),
+  model: () => benchModel(),
 };
 
 export function formatBench(rows: BenchRow[]): string {
   const lines = rows.map(
     (r) =>
-      `${r.name.padEnd(52)} ${r.value.toFixed(1).padStart(9)} ${r.unit}  vs ${r.baseline}: ` +
-      `${r.baselineValue.toFixed(1)} ${r.unit}  ratio ${r.ratio.toFixed(2)}x`,
+      `${r.name.padEnd(60)} ${r.value.toFixed(1).padStart(9)} ${r.unit}  vs ${r.baseline}: ` +
+      `${r.baselineValue.toFixed(1)} ${r.baselineUnit ?? r.unit}` +
+      (Number.isNaN(r.ratio) ? '' : `  ratio ${r.ratio.toFixed(2)}x`),
   );
   return lines.join('\n');
 }

@@ -89,6 +89,15 @@ export class VideoLM {
     return new VideoLM(model);
   }
 
+  /** A model with fresh random weights (transformers' initialisation) from a config.json object, seeded. */
+  static async create(config: Record<string, unknown>, options: { seed?: number; dtype?: DType } = {}): Promise<VideoLM> {
+    const { seed, dtype } = parse(z.strictObject({ seed: z.int().nonnegative().default(0), dtype: z.enum(DTYPES).optional() }),
+      options, 'VideoLM.create: options');
+    const model = await native().modelCreate(JSON.stringify(parse(z.record(z.string(), z.unknown()), config, 'VideoLM.create: config')),
+      { seed, dtype: dtype as DType | undefined });
+    return new VideoLM(model);
+  }
+
   get info(): NativeModelInfo {
     return this.#model.info;
   }

@@ -374,9 +374,26 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
       [](Napi::Env env, std::shared_ptr<LoadedModel> m) -> Napi::Value { return ModelHandle::wrap(env, std::move(m)); });
 }
 
+// modelCreate(configJson, {seed?, dtype?}): random weights from a config, seeded.
+Napi::Value model_create(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string config = string_arg(env, info[0], "modelCreate: config");
+  uint64_t seed = 0;
+  std::optional<torch::ScalarType> dtype;
+  if (info.Length() > 1 && info[1].IsObject()) {
+    const Args args(env, info[1], "modelCreate: options");
+    seed = static_cast<uint64_t>(args.number("seed", 0));
+    if (args.has("dtype")) dtype = parse_dtype(env, args.get("dtype"), "modelCreate: dtype");
+  }
+  return run_async(
+      env, "modelCreate", [config, seed, dtype] { return std::make_shared<LoadedModel>(model::create_model(config, seed, dtype)); },
+      [](Napi::Env env, std::shared_ptr<LoadedModel> m) -> Napi::Value { return ModelHandle::wrap(env, std::move(m)); });
+}
+
 }  // namespace
 
 void register_model(Napi::Env env, Napi::Object exports) {
+  exports.Set("modelCreate", Napi::Function::New(env, model_create, "modelCreate"));
   ModelHandle::define(env, exports);
   exports.Set("modelLoad", Napi::Function::New(env, model_load, "modelLoad"));
 }

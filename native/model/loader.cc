@@ -4,6 +4,7 @@
 #include <fstream>
 #include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
@@ -49,6 +50,30 @@ LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options) 
   load.dtype = options.dtype;
   load.tied_embeddings = out.config.text && out.config.text->tie_word_embeddings;
   out.report = load_weights(out.module(), checkpoint, load);
+  out.module().eval();
+  return out;
+}
+
+LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype) {
+  LoadedModel out;
+  out.config = parse_config(config_json, "config");
+  if (out.config.architecture == Architecture::VisionModel) {
+    out.vision = std::make_shared<VisionModelImpl>(*out.config.vision, out.config.vision->layers_in_checkpoint);
+  } else {
+    out.lm = std::make_shared<VideoLMImpl>(out.config);
+  }
+  const double std_dev = nlohmann::json::parse(config_json).value("initializer_range", 0.02);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& item : out.module().named_parameters(true)) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    const bool norm = name.find("norm") != std::string::npos;  // RMSNorm / LayerNorm (input_layernorm, layer_norm1, ...)
+    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) p.zero_();
+    else if (norm) p.fill_(1.0);
+    else p.normal_(0.0, std_dev, gen);
+  }
+  if (dtype) out.module().to(*dtype);
   out.module().eval();
   return out;
 }

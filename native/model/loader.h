@@ -31,6 +31,10 @@ struct ModelLoadOptions {
 
 LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options);
 
+// A model with fresh random weights from a config.json text, as transformers' _init_weights makes them
+// (normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms), from `seed`.
+LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype);
+
 // Writes config.json and the weights (sharded past max_shard_bytes) into `dir`, in `layout`'s key names.
 std::vector<std::string> save_model(LoadedModel& model, const std::string& dir, KeyLayout layout, uint64_t max_shard_bytes);
 

@@ -153,6 +153,21 @@ describe('VideoLM checkpoints', function () {
     });
   }
 
+  it('creates a model from a config with seeded random weights, which saves and loads back', async () => {
+    const config = JSON.parse(readFileSync(join(HF, 'llava_video', 'config.json'), 'utf8'));
+    const { inputs } = await fixture('llava_video');
+    const run = async (m: VideoLM) => (await m.forward({ inputIds: inputs.input_ids, pixelValues: inputs.pixel_values })).logits!.toTypedArray();
+    using a = await VideoLM.create(config, { seed: 3 });
+    using b = await VideoLM.create(config, { seed: 3 });
+    using c = await VideoLM.create(config, { seed: 4 });
+    assert.deepEqual(await run(a), await run(b));
+    assert.notDeepEqual(await run(a), await run(c));
+    await a.save(dir);
+    using reloaded = await VideoLM.load(dir);
+    assert.deepEqual(await run(reloaded), await run(a));
+    await assert.rejects(VideoLM.create({ ...config, model_type: 'gpt2' }), /config: model_type 'gpt2' is not an architecture/);
+  });
+
   it('a tied head is saved without lm_head.weight, as transformers saves it', async () => {
     using model = await VideoLM.load(join(HF, 'qwen2_tied'));
     await model.save(dir);
