@@ -169,8 +169,8 @@ export interface NativeAddon {
     frames: Tensor<'uint8'>; timestamps: Float64Array; indices: number[]; info: VideoInfo;
   }>;
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
-  modelLoad(dir: string, options?: { dtype?: DType; overrides?: string }): Promise<NativeModel>;
-  modelCreate(config: string, options?: { seed?: number; dtype?: DType }): Promise<NativeModel>;
+  modelLoad(dir: string, options?: { dtype?: DType; overrides?: string; device?: string }): Promise<NativeModel>;
+  modelCreate(config: string, options?: { seed?: number; dtype?: DType; device?: string }): Promise<NativeModel>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

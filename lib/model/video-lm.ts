@@ -13,6 +13,8 @@ const LoadOptions = z.strictObject({
   dtype: z.enum(DTYPES).optional(),
   /** config.json fields to override, as lmms-eval overrides mm_spatial_pool_mode / mm_newline_position. */
   overrides: z.record(z.string(), z.unknown()).optional(),
+  /** "cpu" (default), "cuda" or "cuda:N": CUDA needs an addon built against a CUDA libtorch. */
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').optional(),
 });
 export type LoadOptions = z.input<typeof LoadOptions>;
 
@@ -81,20 +83,24 @@ export class VideoLM {
 
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
-    const { dtype, overrides } = parse(LoadOptions, options, 'VideoLM.load: options');
+    const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
     const model = await native().modelLoad(parse(z.string().min(1), dir, 'VideoLM.load: dir'), {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
+      device,
     });
     return new VideoLM(model);
   }
 
   /** A model with fresh random weights (transformers' initialisation) from a config.json object, seeded. */
-  static async create(config: Record<string, unknown>, options: { seed?: number; dtype?: DType } = {}): Promise<VideoLM> {
-    const { seed, dtype } = parse(z.strictObject({ seed: z.int().nonnegative().default(0), dtype: z.enum(DTYPES).optional() }),
+  static async create(
+    config: Record<string, unknown>, options: { seed?: number; dtype?: DType; device?: string } = {},
+  ): Promise<VideoLM> {
+    const { seed, dtype, device } = parse(
+      z.strictObject({ seed: z.int().nonnegative().default(0), dtype: z.enum(DTYPES).optional(), device: LoadOptions.shape.device }),
       options, 'VideoLM.create: options');
     const model = await native().modelCreate(JSON.stringify(parse(z.record(z.string(), z.unknown()), config, 'VideoLM.create: config')),
-      { seed, dtype: dtype as DType | undefined });
+      { seed, dtype: dtype as DType | undefined, device });
     return new VideoLM(model);
   }
 

@@ -367,6 +367,7 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
     const Args args(env, info[1], "modelLoad: options");
     if (args.has("dtype")) options.dtype = parse_dtype(env, args.get("dtype"), "modelLoad: dtype");
     if (args.has("overrides")) options.overrides_json = args.string("overrides");
+    if (args.has("device")) options.device = args.string("device");
   }
   return run_async(
       env, "modelLoad " + dir,
@@ -380,13 +381,16 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
   const std::string config = string_arg(env, info[0], "modelCreate: config");
   uint64_t seed = 0;
   std::optional<torch::ScalarType> dtype;
+  std::string device = "cpu";
   if (info.Length() > 1 && info[1].IsObject()) {
     const Args args(env, info[1], "modelCreate: options");
     seed = static_cast<uint64_t>(args.number("seed", 0));
     if (args.has("dtype")) dtype = parse_dtype(env, args.get("dtype"), "modelCreate: dtype");
+    if (args.has("device")) device = args.string("device");
   }
   return run_async(
-      env, "modelCreate", [config, seed, dtype] { return std::make_shared<LoadedModel>(model::create_model(config, seed, dtype)); },
+      env, "modelCreate",
+      [config, seed, dtype, device] { return std::make_shared<LoadedModel>(model::create_model(config, seed, dtype, device)); },
       [](Napi::Env env, std::shared_ptr<LoadedModel> m) -> Napi::Value { return ModelHandle::wrap(env, std::move(m)); });
 }
 

@@ -29,7 +29,7 @@ Batch left_padded(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, co
   const int64_t dim = rows[0].size(1);
   Batch b;
   b.embeds = torch::zeros({static_cast<int64_t>(rows.size()), longest, dim}, rows[0].options());
-  b.mask = torch::zeros({static_cast<int64_t>(rows.size()), longest}, torch::kInt64);
+  b.mask = torch::zeros({static_cast<int64_t>(rows.size()), longest}, torch::TensorOptions().dtype(torch::kInt64).device(rows[0].device()));
   for (size_t i = 0; i < rows.size(); ++i) {
     const int64_t len = rows[i].size(0);
     b.embeds[static_cast<int64_t>(i)].narrow(0, longest - len, len).copy_(rows[i]);
@@ -50,7 +50,7 @@ torch::Tensor next_tokens(const torch::Tensor& logits, const GenerateOptions& o,
     sorted = sorted.masked_fill(drop, -std::numeric_limits<float>::infinity());
     scaled = torch::full_like(scaled, -std::numeric_limits<float>::infinity()).scatter(-1, order, sorted);
   }
-  return torch::multinomial(scaled.softmax(-1), 1, /*replacement=*/false, gen).squeeze(-1);
+  return torch::multinomial(scaled.softmax(-1).cpu(), 1, /*replacement=*/false, gen).squeeze(-1).to(logits.device());
 }
 
 torch::Tensor last_logits(VideoLMImpl& lm, const torch::Tensor& hidden) {
@@ -70,12 +70,14 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
     throw std::invalid_argument("generate: the prompt (" + std::to_string(batch.embeds.size(1)) + " positions) plus " +
                                 std::to_string(o.max_new_tokens) + " new tokens exceeds max_position_embeddings (" +
                                 std::to_string(lm.config().text->max_position_embeddings) + ")");
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);  // sampling draws on the CPU, for the same
+                                                                 // tokens from a seed on any device
   GenerateResult result;
   result.tokens.resize(static_cast<size_t>(rows));
   result.finish_reasons.assign(static_cast<size_t>(rows), "length");
   std::vector<bool> done(static_cast<size_t>(rows), false);
-  const auto stop = torch::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, torch::kInt64);
+  const auto stop = torch::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, torch::kInt64)
+                        .to(batch.embeds.device());
 
   KVCache cache;
   auto out = lm.model->forward(batch.embeds, batch.mask, batch.positions, o.use_cache ? &cache : nullptr);
@@ -138,6 +140,9 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
     throw std::invalid_argument("logprobs: prompt and answer (" + std::to_string(p + longest) +
                                 " positions) exceed max_position_embeddings (" +
                                 std::to_string(lm.config().text->max_position_embeddings) + ")");
+  const auto device = lm.model->embed_tokens->weight.device();
+  ids = ids.to(device);
+  answer_mask = answer_mask.to(device);
   const auto answer_embeds = lm.model->embed_tokens(ids);
   torch::Tensor predictors;  // [B, A, D]: the hidden state before each answer token
   if (share_prefix) {
@@ -145,14 +150,14 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
     auto prefix = lm.model->forward(prompt_embeds, torch::Tensor(), torch::Tensor(), &cache);
     for (auto& k : cache.keys) k = k.expand({b, k.size(1), k.size(2), k.size(3)});
     for (auto& v : cache.values) v = v.expand({b, v.size(1), v.size(2), v.size(3)});
-    const auto mask = torch::cat({torch::ones({b, p}, torch::kInt64), answer_mask}, 1);
-    const auto positions = (torch::arange(p, p + longest, torch::kInt64)).unsqueeze(0).expand({b, longest});
+    const auto mask = torch::cat({torch::ones({b, p}, answer_mask.options()), answer_mask}, 1);
+    const auto positions = torch::arange(p, p + longest, answer_mask.options()).unsqueeze(0).expand({b, longest});
     auto rest = lm.model->forward(answer_embeds, mask, positions, &cache);
     const auto last_prompt = prefix.last_hidden_state.select(1, p - 1).unsqueeze(1).expand({b, 1, -1});
     predictors = torch::cat({last_prompt, rest.last_hidden_state.narrow(1, 0, longest - 1)}, 1);
   } else {
     const auto embeds = torch::cat({prompt_embeds.expand({b, p, -1}), answer_embeds}, 1);
-    const auto mask = torch::cat({torch::ones({b, p}, torch::kInt64), answer_mask}, 1);
+    const auto mask = torch::cat({torch::ones({b, p}, answer_mask.options()), answer_mask}, 1);
     auto full = lm.model->forward(embeds, mask, torch::Tensor(), nullptr);
     predictors = full.last_hidden_state.narrow(1, p - 1, longest);
   }
@@ -160,8 +165,8 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
   const auto logits = F::linear(predictors, lm.lm_head_weight()).to(torch::kFloat32);
   const auto logp = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * answer_mask.to(torch::kFloat32);
   AnswerLogprobs out;
-  out.sums = logp.sum(1);
-  for (int64_t i = 0; i < b; ++i) out.token_logprobs.push_back(logp[i].narrow(0, 0, answers[static_cast<size_t>(i)].numel()));
+  out.sums = logp.sum(1).cpu();
+  for (int64_t i = 0; i < b; ++i) out.token_logprobs.push_back(logp[i].narrow(0, 0, answers[static_cast<size_t>(i)].numel()).cpu());
   return out;
 }
 

@@ -35,7 +35,27 @@ std::string merged_config(const std::string& text, const std::string& overrides,
 
 }  // namespace
 
+torch::Device resolve_device(const std::string& name) {
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(name);
+  } catch (const c10::Error&) {
+    throw std::invalid_argument("device '" + name + "' is not a device name (cpu, cuda, cuda:N)");
+  }
+  if (device.is_cuda()) {
+#ifndef TPO_WITH_CUDA
+    throw std::invalid_argument("device '" + name + "': this tpo addon was built against a CPU libtorch; build it "
+                                "against a CUDA libtorch (LIBTORCH=...) or use a CUDA prebuild");
+#endif
+    if (!torch::cuda::is_available()) throw std::invalid_argument("device '" + name + "': no CUDA device is available");
+  } else if (!device.is_cpu()) {
+    throw std::invalid_argument("device '" + name + "' is not supported (cpu, cuda)");
+  }
+  return device;
+}
+
 LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options) {
+  const torch::Device device = resolve_device(options.device);
   const std::string config_file = (fs::path(dir) / "config.json").string();
   if (!fs::is_directory(dir)) throw std::invalid_argument(dir + ": not a model folder");
   LoadedModel out;
@@ -50,11 +70,14 @@ LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options) 
   load.dtype = options.dtype;
   load.tied_embeddings = out.config.text && out.config.text->tie_word_embeddings;
   out.report = load_weights(out.module(), checkpoint, load);
+  if (!device.is_cpu()) out.module().to(device);
   out.module().eval();
   return out;
 }
 
-LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype) {
+LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype,
+                         const std::string& device_name) {
+  const torch::Device device = resolve_device(device_name);
   LoadedModel out;
   out.config = parse_config(config_json, "config");
   if (out.config.architecture == Architecture::VisionModel) {
@@ -74,6 +97,7 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
     else p.normal_(0.0, std_dev, gen);
   }
   if (dtype) out.module().to(*dtype);
+  if (!device.is_cpu()) out.module().to(device);
   out.module().eval();
   return out;
 }

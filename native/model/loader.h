@@ -26,6 +26,7 @@ struct LoadedModel {
 
 struct ModelLoadOptions {
   std::optional<torch::ScalarType> dtype;
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"; CUDA needs an addon built against CUDA libtorch
   std::string overrides_json;  // a JSON object merged over config.json's top level (as lmms-eval overrides mm_*)
 };
 
@@ -33,7 +34,11 @@ LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options);
 
 // A model with fresh random weights from a config.json text, as transformers' _init_weights makes them
 // (normal(0, initializer_range) for linear and embedding weights, zero biases, unit norms), from `seed`.
-LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype);
+LoadedModel create_model(const std::string& config_json, uint64_t seed, std::optional<torch::ScalarType> dtype,
+                         const std::string& device = "cpu");
+
+// The device a model runs on; a clear error when CUDA is asked of a CPU build or a machine without a GPU.
+torch::Device resolve_device(const std::string& name);
 
 // Writes config.json and the weights (sharded past max_shard_bytes) into `dir`, in `layout`'s key names.
 std::vector<std::string> save_model(LoadedModel& model, const std::string& dir, KeyLayout layout, uint64_t max_shard_bytes);

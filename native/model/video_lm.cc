@@ -109,9 +109,10 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
     throw std::invalid_argument("a video must be [frames >= 1, 3, " + std::to_string(vision.image_size) + ", " +
                                 std::to_string(vision.image_size) + "]");
   const int64_t layers = vision_layers_to_run(vision, mm);
+  const auto device = llava->embed_tokens->weight.device();
   VideoTokens out;
   auto tower = llava->vision_tower->vision_tower->vision_model;
-  auto hidden = tower->forward(pixel_values, layers).hidden_states;
+  auto hidden = tower->forward(pixel_values.to(device), layers).hidden_states;
   out.features = hidden[static_cast<size_t>(layers)];
   if (vision.kind == VisionKind::Clip && mm.select_feature == "patch") out.features = out.features.narrow(1, 1, out.features.size(1) - 1);
   out.projected = llava->mm_projector->forward(out.features.to(llava->embed_tokens->weight.scalar_type()));
@@ -135,6 +136,7 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
 std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                            const torch::Tensor& video_tokens) {
   if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
+  const auto device = model->embed_tokens->weight.device();
   const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
   const auto is_image = input_ids == image_id;
   const auto per_row = is_image.sum(1);
@@ -142,8 +144,8 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   const auto text_ids = input_ids.masked_fill(is_image, 0);
   if ((text_ids < 0).any().item<bool>() || (text_ids >= vocab).any().item<bool>())
     throw std::invalid_argument("input_ids hold ids outside the vocabulary [0, " + std::to_string(vocab) + ")");
-  auto embeds = model->embed_tokens(text_ids);
-  torch::Tensor mask = attention_mask.defined() ? attention_mask : torch::ones_like(input_ids);
+  auto embeds = model->embed_tokens(text_ids.to(device));
+  torch::Tensor mask = (attention_mask.defined() ? attention_mask : torch::ones_like(input_ids)).to(device);
   if (!is_image.any().item<bool>()) {
     if (video_tokens.defined()) throw std::invalid_argument("a video was given but input_ids hold no image id (" + std::to_string(image_id) + ")");
     return {embeds, mask};
@@ -153,7 +155,7 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   // Every row holds one video, the same one: the image id's position differs per row only by left padding.
   std::vector<torch::Tensor> rows, masks;
   const auto where = is_image.to(torch::kInt64).argmax(1);
-  const auto tokens = video_tokens.to(embeds.scalar_type());
+  const auto tokens = video_tokens.to(device, embeds.scalar_type());
   const auto video_mask = torch::ones({tokens.size(0)}, mask.options());
   for (int64_t b = 0; b < input_ids.size(0); ++b) {
     const int64_t at = where[b].item<int64_t>();

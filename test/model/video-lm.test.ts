@@ -189,6 +189,13 @@ describe('VideoLM checkpoints', function () {
       writeFileSync(file, JSON.stringify(config));
     };
 
+    it('a CUDA device on a CPU build', async function () {
+      const { runtimeInfo } = await import('../../lib/runtime.js');
+      if (runtimeInfo().cuda.built) this.skip(); // a CUDA build on a machine with a GPU loads; checked on such machines
+      await assert.rejects(VideoLM.load(join(HF, 'qwen2'), { device: 'cuda' }), /device 'cuda': this tpo addon was built against a CPU libtorch/);
+      await assert.rejects(VideoLM.load(join(HF, 'qwen2'), { device: 'tpu' as never }), { code: 'ERR_TPO_ARGUMENT', message: /cpu, cuda or cuda:N/ });
+    });
+
     it('an unknown architecture', async () => {
       const folder = copyModel('qwen2');
       editConfig(folder, (c) => (c.model_type = 'mamba'));
