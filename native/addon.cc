@@ -36,6 +36,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   tpo::binding::register_runtime(env, exports);
   tpo::binding::register_safetensors(env, exports);
   tpo::binding::register_video(env, exports);
+  tpo::binding::register_synthetic(env, exports);
   return exports;
 }
 

@@ -9,5 +9,6 @@ void register_tensor(Napi::Env env, Napi::Object exports);       // tensor.cc
 void register_runtime(Napi::Env env, Napi::Object exports);      // runtime_binding.cc
 void register_safetensors(Napi::Env env, Napi::Object exports);  // safetensors_binding.cc
 void register_video(Napi::Env env, Napi::Object exports);        // video_binding.cc
+void register_synthetic(Napi::Env env, Napi::Object exports);    // synthetic_binding.cc
 
 }  // namespace tpo::binding
