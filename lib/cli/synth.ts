@@ -93,7 +93,7 @@ export function formatSynth(s: SynthSummary): string {
 
 export async function runSynth(argv: string[]): Promise<number> {
   const { options, json } = synthOptionsFromArgs(argv);
-  const summary = await writeSynthDataset(options, json ? undefined : progressLine());
+  const summary = await writeSynthDataset(options, progressLine());
   console.log(json ? JSON.stringify(summary, null, 2) : formatSynth(summary));
   return 0;
 }
