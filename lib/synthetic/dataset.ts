@@ -24,7 +24,8 @@ import { tinyModelConfig, TINY_PREPROCESSOR_CONFIG } from './model-config.js';
 import { makeQuestions } from './questions.js';
 import { deriveSeed, Random } from './random.js';
 import { type BenchmarkRecord, LetterSchedule, questionRecords, type SftRecord } from './records.js';
-import { EncodeOptions, encodeVideo, renderVideo } from './render.js';
+import { encodeVideo, VideoEncodeOptions } from '../video/encode.js';
+import { renderVideo } from './render.js';
 import { type Split, SPLITS, splitSeeds, splitSizes } from './splits.js';
 import { worldTokenizer, worldTokenizerFiles } from './tokenizer.js';
 import { makeVideo, type SynthVideo, WorldOptions } from './world.js';
@@ -40,7 +41,7 @@ export const SynthOptions = z.strictObject({
   split: z.tuple([Fraction, Fraction, Fraction]).refine((f) => f[0] + f[1] + f[2] > 0, 'fractions must not all be 0')
     .default([0.8, 0.1, 0.1]),
   world: WorldOptions.prefault({}),
-  encode: EncodeOptions.omit({ fps: true }).prefault({}),
+  encode: VideoEncodeOptions.omit({ fps: true }).prefault({}),
   /** false: annotations and questions only (records still name videos/<id>.mp4). */
   writeVideos: z.boolean().default(true),
   /** Videos drawn and encoded at once. */

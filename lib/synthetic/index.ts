@@ -18,7 +18,7 @@ export {
   CHOICE_INSTRUCTION, formatChoices, LetterSchedule, placeAnswer, questionRecords,
   type BenchmarkRecord, type SftRecord, type VideoRef,
 } from './records.js';
-export { EncodeOptions, encodeVideo, renderSpec, renderVideo, type EncodeResult } from './render.js';
+export { renderSpec, renderVideo } from './render.js';
 export { type Split, SPLITS, splitOfSeed, splitSeeds, splitSizes } from './splits.js';
 export {
   CHAT_TEMPLATE, SPECIAL_TOKENS, worldTokenizer, worldTokenizerFiles, worldVocabulary, worldWords,

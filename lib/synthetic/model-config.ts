@@ -7,7 +7,7 @@
 //   covers a patch or more and 2x2 pooling still leaves a 4 x 4 map, i.e. 4 x (4 + 1) = 20 tokens a frame with
 //   the grid newlines. Width 96, 4 layers (3 kept: LLaVA-NeXT drops the last and reads the one before), 4 heads.
 // - LM: width 128, 4 layers, 4 query heads and 2 key/value heads (Qwen2's grouped attention), MLP 352 (Qwen2's
-//   ratio of about 2.75). About 1.4 M parameters in all: a 32-frame long video is 640 visual tokens, and one
+//   ratio of about 2.75). About 1.2 M parameters in all: a 32-frame long video is 640 visual tokens, and one
 //   training step on such a sequence costs a few GFLOP, so an epoch over a few thousand questions is minutes.
 // - rope_theta 10000: sequences stay under 4096 tokens, where the standard base separates positions well.
 // - Vocabulary: the world tokenizer's, exactly; ids of pad/eos as the tokenizer names them, bos as Qwen2's configs

@@ -1,4 +1,4 @@
-// native/video/encoder.cc through lib/synthetic/render.ts: rendered frames written as real video files and read
+// native/video/encoder.cc through lib/video/encode.ts: rendered frames written as real video files and read
 // back through lib/video's decoder.
 //
 // Tolerance: yuv420p halves colour resolution, so a pixel on a shape's edge can be off by 100 and more; whole
@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { encodeVideo, renderVideo } from '../../lib/synthetic/render.js';
+import { renderVideo } from '../../lib/synthetic/render.js';
 import { makeVideo, type SynthVideo } from '../../lib/synthetic/world.js';
-import { decodeVideo, probeVideo } from '../../lib/video/index.js';
+import { decodeVideo, encodeVideo, probeVideo } from '../../lib/video/index.js';
 import { tensor } from '../../lib/tensor.js';
 import { removeDir, tempDir } from '../helpers.js';
 
