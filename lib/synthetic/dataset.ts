@@ -10,7 +10,7 @@
 //
 // Every file is written atomically. Videos already present are kept (each appeared whole or not at all), so an
 // interrupted run resumes where it stopped and a rerun with more videos renders only the new ones.
-import { access, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, mkdir, open, readFile, rename } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -79,9 +79,16 @@ interface Planned {
   video: SynthVideo;
 }
 
+/** A JSON file that appears whole or not at all (as writeJsonl's JSONL files do). */
 async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  await writeFile(temp, JSON.stringify(value, null, 2) + '\n');
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
   await rename(temp, file);
 }
 

@@ -104,8 +104,7 @@ class Encoder {
     frame_->color_range = ctx_->color_range;
     frame_->colorspace = ctx_->colorspace;
     check(av_frame_get_buffer(frame_.get(), 0), path, "cannot allocate a frame");
-    // Full chroma input: colour is averaged over each 2x2 block rather than taken from one pixel of it, which
-    // keeps small shapes' colours closer to what was drawn.
+    // Full chroma input: chroma is computed from every pixel of a row, not every other one (small shapes).
     sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_RGB24, width_, height_, AV_PIX_FMT_YUV420P,
                               SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr, nullptr));
     if (!sws_) fail(path, "swscale cannot convert RGB to yuv420p");
