@@ -36,3 +36,7 @@ export {
   type Batch, type BatchOptions, type HasVideo, type VideoGroup,
 } from './data/videos.js';
 export { DataError, MissingVideosError, type MissingVideo, type RecordSource } from './data/errors.js';
+export { encodeVideo, type EncodeResult, type VideoEncodeOptions } from './video/encode.js';
+export { writeSynthDataset, type SynthOptions, type SynthProgress, type SynthSummary } from './synthetic/dataset.js';
+/** The synthetic temporal world: timelines, rendering, captions, questions, manipulations, tokenizer, tiny config. */
+export * as synthetic from './synthetic/index.js';

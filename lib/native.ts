@@ -50,6 +50,8 @@ export interface Tensor<D extends DType = DType> {
   reshape(shape: readonly number[]): Tensor<D>;
   /** A converted copy. */
   to<E extends DType>(dtype: E): Tensor<E>;
+  /** A copy of the slices at `indices` along `dim`, in that order (repeats allowed): frames kept, dropped, reordered. */
+  indexSelect(dim: number, indices: readonly number[] | Int32Array): Tensor<D>;
   toString(): string;
   dispose(): void;
   [Symbol.dispose](): void;
@@ -150,6 +152,27 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** A shape on screen for frames [start, end), its pose moving linearly from `from` to `to` (render.h ShapeEvent). */
+export interface NativeShapeEvent {
+  shape: string;
+  color: number[];
+  start: number;
+  end: number;
+  from: { x: number; y: number; size: number };
+  to?: { x: number; y: number; size: number };
+  blinkPeriod?: number;
+}
+
+/** A synthetic video to draw (native/synthetic/render.h VideoSpec). */
+export interface NativeRenderSpec {
+  width: number; height: number; frames: number; background: number[]; noise: number; seed: number;
+  events: NativeShapeEvent[];
+}
+
+export interface NativeEncodeOptions {
+  fps: number; codec?: string; crf?: number; preset?: string; gop?: number | undefined; threads?: number;
+}
+
 /** What the addon exports (native/addon.cc and native/binding/). */
 export interface NativeAddon {
   readonly version: string;
@@ -171,6 +194,8 @@ export interface NativeAddon {
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
   modelLoad(dir: string, options?: { dtype?: DType; overrides?: string; device?: string }): Promise<NativeModel>;
   modelCreate(config: string, options?: { seed?: number; dtype?: DType; device?: string }): Promise<NativeModel>;
+  synthRender(spec: NativeRenderSpec): Promise<Tensor<'uint8'>>;
+  videoEncode(frames: Tensor, path: string, options: NativeEncodeOptions): Promise<{ codec: string; frames: number; bytes: number }>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { packageVersion } from '../version.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
+import { runSynth, SYNTH_USAGE } from './synth.js';
 
 const USAGE = `usage: tpo <command> [options]
 
@@ -12,6 +13,7 @@ commands:
   doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
+${SYNTH_USAGE}
   help                                  this text
 
 options:
@@ -50,6 +52,8 @@ export async function main(argv: string[]): Promise<number> {
       return runDoctor(rest);
     case 'bench':
       return runBench(rest);
+    case 'synth':
+      return runSynth(rest);
     case '--version':
       console.log(packageVersion());
       return 0;

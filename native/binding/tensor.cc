@@ -149,6 +149,7 @@ void TensorHandle::define(Napi::Env env, Napi::Object exports) {
       InstanceMethod<&TensorHandle::to_typed_array>("toTypedArray"),
       InstanceMethod<&TensorHandle::reshape>("reshape"),
       InstanceMethod<&TensorHandle::to>("to"),
+      InstanceMethod<&TensorHandle::index_select>("indexSelect"),
       InstanceMethod<&TensorHandle::to_string>("toString"),
       InstanceMethod<&TensorHandle::dispose>("dispose"),
   };
@@ -251,6 +252,43 @@ Napi::Value TensorHandle::to(const Napi::CallbackInfo& info) {
   const torch::ScalarType dtype = parse_dtype(env, info[0], "Tensor.to");
   const torch::Tensor& t = live(env);
   return guarded(env, "Tensor.to", [&] { return TensorHandle::wrap(env, t.to(dtype)); });
+}
+
+// indexSelect(dim, indices): the slices at `indices` along `dim`, in that order, repeats allowed (a copy). Frame
+// manipulations (keep or remove a range, downsample, shuffle scenes, reverse) are such index lists.
+Napi::Value TensorHandle::index_select(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const torch::Tensor& t = live(env);
+  const std::string what = "Tensor.indexSelect";
+  const double d = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.5;
+  const int64_t rank = t.dim();
+  if (d != std::floor(d) || d < -rank || d >= rank)
+    throw_argument_error(env, what + ": dim must be an integer in [" + std::to_string(-rank) + ", " + std::to_string(rank) + ")");
+  const int64_t dim = d < 0 ? static_cast<int64_t>(d) + rank : static_cast<int64_t>(d);
+  std::vector<int64_t> indices;
+  if (info[1].IsTypedArray() && info[1].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    auto array = info[1].As<Napi::Int32Array>();
+    indices.assign(array.Data(), array.Data() + array.ElementLength());
+  } else {
+    if (!info[1].IsArray()) throw_argument_error(env, what + ": indices must be an array of integers or an Int32Array");
+    auto array = info[1].As<Napi::Array>();
+    indices.reserve(array.Length());
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value v = array.Get(i);
+      const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : 0.5;
+      if (x != std::floor(x)) throw_argument_error(env, what + ": indices[" + std::to_string(i) + "] must be an integer");
+      indices.push_back(static_cast<int64_t>(x));
+    }
+  }
+  const int64_t size = t.size(dim);
+  for (size_t i = 0; i < indices.size(); ++i)
+    if (indices[i] < 0 || indices[i] >= size)
+      throw_argument_error(env, what + ": indices[" + std::to_string(i) + "] = " + std::to_string(indices[i]) +
+                                    " is outside [0, " + std::to_string(size) + ") of dim " + std::to_string(dim));
+  return guarded(env, what, [&] {
+    const torch::Tensor index = torch::from_blob(indices.data(), {static_cast<int64_t>(indices.size())}, torch::kInt64);
+    return TensorHandle::wrap(env, t.index_select(dim, index.to(t.device())));
+  });
 }
 
 Napi::Value TensorHandle::to_string(const Napi::CallbackInfo& info) {

@@ -44,6 +44,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value to_typed_array(const Napi::CallbackInfo& info);
   Napi::Value reshape(const Napi::CallbackInfo& info);
   Napi::Value to(const Napi::CallbackInfo& info);
+  Napi::Value index_select(const Napi::CallbackInfo& info);
   Napi::Value to_string(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 

@@ -82,6 +82,17 @@ describe('Tensor', () => {
     assert.equal(String(t), 'Tensor(float32, [2, 3], cpu)');
   });
 
+  it('selects slices along a dimension in the order given, repeats allowed (indexSelect)', () => {
+    const t = tensor(new Int32Array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]), [4, 3]);
+    assert.deepEqual(Array.from(t.indexSelect(0, [3, 0, 0]).toTypedArray() as Int32Array), [9, 10, 11, 0, 1, 2, 0, 1, 2]);
+    assert.deepEqual(t.indexSelect(0, new Int32Array([2, 1])).shape, [2, 3]);
+    assert.deepEqual(Array.from(t.indexSelect(-1, [2]).toTypedArray() as Int32Array), [2, 5, 8, 11]);
+    assert.deepEqual(t.indexSelect(0, []).shape, [0, 3]);
+    assert.throws(() => t.indexSelect(0, [4]), { code: 'ERR_TPO_ARGUMENT', message: /indices\[0\] = 4 is outside \[0, 4\) of dim 0/ });
+    assert.throws(() => t.indexSelect(2, [0]), { code: 'ERR_TPO_ARGUMENT', message: /dim must be an integer in \[-2, 2\)/ });
+    assert.throws(() => t.indexSelect(0, [0.5]), { code: 'ERR_TPO_ARGUMENT', message: /indices\[0\] must be an integer/ });
+  });
+
   it('rejects a shape that does not match the data, naming both counts', () => {
     assert.throws(() => tensor(new Float32Array(6), [4]), {
       name: 'TypeError', code: 'ERR_TPO_ARGUMENT', message: /shape \[4\] holds 4 elements but the array has 6/,

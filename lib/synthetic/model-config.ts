@@ -1,0 +1,100 @@
+// The default tiny model: LLaVA-Video's architecture (SigLIP tower -> mlp2x_gelu projector -> 2x2 average pooling
+// with a newline token per pooled row -> Qwen2), written as LLaVA-NeXT writes llava_qwen configs, sized for the
+// synthetic world's 64 x 64 frames and for training on two CPU cores in minutes.
+//
+// Sizes, and why:
+// - Tower: 64 x 64 frames in 8 x 8 patches = an 8 x 8 grid, the smallest grid where a shape (8-16 px across)
+//   covers a patch or more and 2x2 pooling still leaves a 4 x 4 map, i.e. 4 x (4 + 1) = 20 tokens a frame with
+//   the grid newlines. Width 96, 4 layers (3 kept: LLaVA-NeXT drops the last and reads the one before), 4 heads.
+// - LM: width 128, 4 layers, 4 query heads and 2 key/value heads (Qwen2's grouped attention), MLP 352 (Qwen2's
+//   ratio of about 2.75). About 1.2 M parameters in all: a 32-frame long video is 640 visual tokens, and one
+//   training step on such a sequence costs a few GFLOP, so an epoch over a few thousand questions is minutes.
+// - rope_theta 10000: sequences stay under 4096 tokens, where the standard base separates positions well.
+// - Vocabulary: the world tokenizer's, exactly; ids of pad/eos as the tokenizer names them, bos as Qwen2's configs
+//   name it (<|endoftext|>), though no BOS is ever added.
+import type { Tokenizer } from '../model/tokenizer.js';
+
+export const FRAME_SIZE = 64;
+
+/** preprocessor_config.json: SigLIP's processor at the tower's input size (resize, rescale to [0, 1], to [-1, 1]). */
+export const TINY_PREPROCESSOR_CONFIG = {
+  image_processor_type: 'SiglipImageProcessor',
+  do_resize: true,
+  size: { height: FRAME_SIZE, width: FRAME_SIZE },
+  resample: 3,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.5, 0.5, 0.5],
+  image_std: [0.5, 0.5, 0.5],
+} as const;
+
+/** config.json of the tiny LLaVA-Video model for a tokenizer (the world's). */
+export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = (token: string) => {
+    const found = tokenizer.tokenToId(token);
+    if (found === undefined) throw new Error(`tinyModelConfig: the tokenizer has no '${token}'`);
+    return found;
+  };
+  const endOfText = id('<|endoftext|>');
+  return {
+    architectures: ['LlavaQwenForCausalLM'],
+    model_type: 'llava_qwen',
+    vocab_size: tokenizer.vocabSize,
+    hidden_size: 128,
+    intermediate_size: 352,
+    num_hidden_layers: 4,
+    num_attention_heads: 4,
+    num_key_value_heads: 2,
+    max_position_embeddings: 4096,
+    rope_theta: 10000.0,
+    rms_norm_eps: 1e-6,
+    tie_word_embeddings: false,
+    hidden_act: 'silu',
+    use_sliding_window: false,
+    sliding_window: null,
+    max_window_layers: 4,
+    bos_token_id: endOfText,
+    eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
+    pad_token_id: tokenizer.pad?.id ?? endOfText,
+    use_cache: true,
+    attention_dropout: 0.0,
+    initializer_range: 0.02,
+    torch_dtype: 'float32',
+    rope_scaling: null,
+    mm_vision_tower: 'tpo-synthetic-siglip-64',
+    mm_hidden_size: 96,
+    mm_projector_type: 'mlp2x_gelu',
+    mm_vision_select_layer: -2,
+    mm_vision_select_feature: 'patch',
+    mm_patch_merge_type: 'spatial_unpad',
+    mm_newline_position: 'grid',
+    mm_spatial_pool_mode: 'average',
+    mm_spatial_pool_stride: 2,
+    mm_pooling_position: 'before',
+    image_aspect_ratio: 'anyres_max_9',
+    add_faster_video: false,
+    faster_token_stride: 10,
+    mm_use_im_start_end: false,
+    mm_use_im_patch_token: false,
+    tokenizer_padding_side: 'right',
+    tokenizer_model_max_length: 4096,
+    use_mm_proj: true,
+    use_pos_skipping: false,
+    image_token_index: -200,
+    vision_config: {
+      model_type: 'siglip_vision_model',
+      image_size: FRAME_SIZE,
+      patch_size: 8,
+      hidden_size: 96,
+      intermediate_size: 384,
+      num_hidden_layers: 4,
+      num_attention_heads: 4,
+      num_channels: 3,
+      layer_norm_eps: 1e-6,
+      hidden_act: 'gelu_pytorch_tanh',
+      attention_dropout: 0.0,
+      num_hidden_layers_in_checkpoint: 3,
+    },
+  };
+}

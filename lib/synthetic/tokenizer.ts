@@ -1,0 +1,79 @@
+// The synthetic world's tokenizer, as Hugging Face files (tokenizer.json + tokenizer_config.json) so that it loads
+// through lib/model/tokenizer.ts like Qwen2's: one word a token, the space before a word part of it (" red", as
+// Qwen2's byte-level BPE keeps "Ġred"), so a sentence is as many tokens as words and decodes back exactly.
+//
+// Model type: WordPiece over a vocabulary of whole words with no "##" continuations, which encodes each
+// pre-tokenized word as itself or as <unk>: word-level behaviour. (WordLevel proper is what the Rust library
+// calls it, but @huggingface/tokenizers, the JS library tpo runs, does not implement WordLevel; WordPiece it does,
+// and so do transformers and the Rust library, so the files load the same everywhere.)
+import { Tokenizer } from '../model/tokenizer.js';
+import { COLOR_NAMES, FUNCTION_WORDS, LETTERS, MAX_NUMBER, PUNCTUATION, SHAPES } from './vocabulary.js';
+
+/** Special tokens, ids 0..3: Qwen2's three (pad / end of text, turn start, turn end = EOS) and the unknown word. */
+export const SPECIAL_TOKENS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>', '<unk>'] as const;
+
+/** Qwen2's chat template without its default system message (a tiny model need not read one on every turn). */
+export const CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
+  "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// A word with the space before it, a number, one punctuation mark, or one whitespace character.
+const PRE_TOKENIZER_PATTERN = ' ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]|\\s';
+
+/** The words of the world, each once, in a fixed order (the ids depend on it). */
+export function worldWords(): string[] {
+  const numbers = Array.from({ length: MAX_NUMBER + 1 }, (_, i) => String(i));
+  const words = [...COLOR_NAMES, ...SHAPES, ...FUNCTION_WORDS, ...LETTERS, ...numbers, ...PUNCTUATION];
+  return [...new Set(words)];
+}
+
+/** Every token: the special ones, then each word bare and with its leading space, then the whitespace tokens. */
+export function worldVocabulary(): string[] {
+  const words = worldWords();
+  return [...SPECIAL_TOKENS, ...words.flatMap((w) => [w, ` ${w}`]), ' ', '\n'];
+}
+
+export interface TokenizerFiles {
+  'tokenizer.json': Record<string, unknown>;
+  'tokenizer_config.json': Record<string, unknown>;
+}
+
+/** tokenizer.json and tokenizer_config.json of the world's tokenizer. */
+export function worldTokenizerFiles(): TokenizerFiles {
+  const vocab = Object.fromEntries(worldVocabulary().map((token, id) => [token, id]));
+  const added = SPECIAL_TOKENS.map((content, id) => ({
+    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+  }));
+  const json = {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: {
+      type: 'Split', pattern: { Regex: PRE_TOKENIZER_PATTERN }, behavior: 'Isolated', invert: false,
+    },
+    post_processor: null,
+    decoder: { type: 'Fuse' },
+    model: { type: 'WordPiece', unk_token: '<unk>', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  };
+  const config = {
+    added_tokens_decoder: Object.fromEntries(added.map(({ id, ...token }) => [String(id), token])),
+    additional_special_tokens: ['<|im_start|>', '<|im_end|>'],
+    bos_token: null,
+    eos_token: '<|im_end|>',
+    pad_token: '<|endoftext|>',
+    unk_token: '<unk>',
+    chat_template: CHAT_TEMPLATE,
+    clean_up_tokenization_spaces: false,
+    model_max_length: 4096,
+    tokenizer_class: 'PreTrainedTokenizerFast',
+  };
+  return { 'tokenizer.json': json, 'tokenizer_config.json': config };
+}
+
+/** The world's tokenizer in memory (the same as loading the files). */
+export function worldTokenizer(): Tokenizer {
+  const files = worldTokenizerFiles();
+  return Tokenizer.fromJSON(files['tokenizer.json'], files['tokenizer_config.json']);
+}
