@@ -196,6 +196,14 @@ export interface NativeAddon {
   modelCreate(config: string, options?: { seed?: number; dtype?: DType; device?: string }): Promise<NativeModel>;
   synthRender(spec: NativeRenderSpec): Promise<Tensor<'uint8'>>;
   videoEncode(frames: Tensor, path: string, options: NativeEncodeOptions): Promise<{ codec: string; frames: number; bytes: number }>;
+  trainPreferenceForward(options: {
+    policy: NativeModel; reference?: NativeModel;
+    pairs: { prompt: Tensor; chosen: Tensor; rejected: Tensor; video?: Tensor; reference?: [number, number] }[];
+    loss?: { type?: 'sigmoid' | 'hinge' | 'ipo' | 'robust'; beta?: number; labelSmoothing?: number; referenceFree?: boolean; sftWeight?: number };
+    referenceMode?: 'precomputed' | 'lora-disabled' | 'frozen-copy' | 'none';
+    sharePrefix?: boolean;
+    gradients?: string[];
+  }): Promise<Record<string, Tensor<'float32'>> & { gradients: Record<string, Tensor<'float32'>> }>;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

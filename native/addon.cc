@@ -37,6 +37,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   tpo::binding::register_safetensors(env, exports);
   tpo::binding::register_video(env, exports);
   tpo::binding::register_model(env, exports);
+  tpo::binding::register_train(env, exports);
   tpo::binding::register_synthetic(env, exports);
   return exports;
 }

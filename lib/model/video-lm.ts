@@ -104,6 +104,11 @@ export class VideoLM {
     return new VideoLM(model);
   }
 
+  /** The native handle, for other native calls that take a model (training). */
+  get native(): NativeModel {
+    return this.#model;
+  }
+
   get info(): NativeModelInfo {
     return this.#model.info;
   }

@@ -10,6 +10,7 @@ void register_runtime(Napi::Env env, Napi::Object exports);      // runtime_bind
 void register_safetensors(Napi::Env env, Napi::Object exports);  // safetensors_binding.cc
 void register_video(Napi::Env env, Napi::Object exports);        // video_binding.cc
 void register_model(Napi::Env env, Napi::Object exports);        // model_binding.cc
+void register_train(Napi::Env env, Napi::Object exports);        // train_binding.cc
 void register_synthetic(Napi::Env env, Napi::Object exports);    // synthetic_binding.cc
 
 }  // namespace tpo::binding

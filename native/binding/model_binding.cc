@@ -7,6 +7,7 @@
 #include "binding/bindings.h"
 #include "binding/errors.h"
 #include "binding/js_args.h"
+#include "binding/model_handle.h"
 #include "binding/tensor.h"
 #include "model/inference.h"
 #include "model/loader.h"
@@ -61,6 +62,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<LoadedModel> model) {
     return addon_data(env).model_constructor.New({Napi::External<std::shared_ptr<LoadedModel>>::New(env, &model)});
+  }
+
+  static std::shared_ptr<LoadedModel> unwrap_live(Napi::Env env, const Napi::Value& value, const std::string& what) {
+    if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).model_constructor.Value()))
+      throw_argument_error(env, what + " must be a Model");
+    return Unwrap(value.As<Napi::Object>())->live(env);
   }
 
   explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
@@ -395,6 +402,10 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+std::shared_ptr<model::LoadedModel> unwrap_model(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  return ModelHandle::unwrap_live(env, value, what);
+}
 
 void register_model(Napi::Env env, Napi::Object exports) {
   exports.Set("modelCreate", Napi::Function::New(env, model_create, "modelCreate"));

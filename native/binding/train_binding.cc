@@ -1,0 +1,132 @@
+// trainPreferenceForward: the preference loss of a batch of pairs, its metrics and (on request) gradients —
+// native/train/preference.h as a Promise. The training step builds on the same forward.
+#include <napi.h>
+
+#include "binding/async.h"
+#include "binding/bindings.h"
+#include "binding/errors.h"
+#include "binding/js_args.h"
+#include "binding/model_handle.h"
+#include "binding/tensor.h"
+#include "train/preference.h"
+
+namespace tpo::binding {
+namespace {
+
+train::LossConfig loss_config(Napi::Env env, const Napi::Value& value) {
+  train::LossConfig c;
+  if (value.IsUndefined()) return c;
+  const Args args(env, value, "loss");
+  if (args.has("type")) c.type = guarded(env, "loss: type", [&] { return train::parse_loss_type(args.string("type")); });
+  c.beta = args.number("beta", c.beta);
+  c.label_smoothing = args.number("labelSmoothing", 0);
+  c.reference_free = args.boolean("referenceFree", false);
+  c.sft_weight = args.number("sftWeight", 0);
+  if (!(c.beta > 0)) throw_argument_error(env, "loss: beta must be positive");
+  if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw_argument_error(env, "loss: labelSmoothing must be in [0, 0.5)");
+  return c;
+}
+
+train::ReferenceMode reference_mode(Napi::Env env, const std::string& name) {
+  if (name == "precomputed") return train::ReferenceMode::Precomputed;
+  if (name == "lora-disabled") return train::ReferenceMode::LoraDisabled;
+  if (name == "frozen-copy") return train::ReferenceMode::FrozenCopy;
+  if (name == "none") return train::ReferenceMode::None;
+  throw_argument_error(env, "referenceMode must be precomputed, lora-disabled, frozen-copy or none");
+}
+
+std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsArray()) throw_argument_error(env, "pairs must be an array");
+  auto list = value.As<Napi::Array>();
+  std::vector<train::Pair> pairs;
+  for (uint32_t i = 0; i < list.Length(); ++i) {
+    const std::string what = "pairs[" + std::to_string(i) + "]";
+    const Args a(env, list.Get(i), what);
+    train::Pair p;
+    p.prompt = TensorHandle::unwrap(env, a.get("prompt"), what + ".prompt");
+    p.chosen = TensorHandle::unwrap(env, a.get("chosen"), what + ".chosen");
+    p.rejected = TensorHandle::unwrap(env, a.get("rejected"), what + ".rejected");
+    if (a.has("video")) p.video = TensorHandle::unwrap(env, a.get("video"), what + ".video");
+    if (a.has("reference")) {
+      const auto ref = number_array(env, a.get("reference"), what + ".reference");
+      if (ref.size() != 2) throw_argument_error(env, what + ".reference must be [chosen, rejected] log-probs");
+      p.reference = std::make_pair(ref[0], ref[1]);
+    }
+    pairs.push_back(std::move(p));
+  }
+  return pairs;
+}
+
+struct ForwardResult {
+  train::PreferenceForward forward;
+  std::vector<std::pair<std::string, torch::Tensor>> grads;
+};
+
+// trainPreferenceForward({policy, reference?, pairs, loss, referenceMode, sharePrefix, gradients?: string[]})
+Napi::Value preference_forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Args args(env, info[0], "trainPreferenceForward");
+  auto policy = unwrap_model(env, args.get("policy"), "trainPreferenceForward: policy");
+  std::shared_ptr<model::LoadedModel> reference;
+  if (args.has("reference")) reference = unwrap_model(env, args.get("reference"), "trainPreferenceForward: reference");
+  if (!policy->lm || (reference && !reference->lm)) throw_argument_error(env, "trainPreferenceForward: models must be language models");
+  train::ForwardConfig config;
+  config.loss = loss_config(env, args.get("loss"));
+  config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
+  config.share_prefix = args.boolean("sharePrefix", true);
+  auto pairs = pairs_arg(env, args.get("pairs"));
+  std::vector<std::string> wanted;
+  if (args.has("gradients")) {
+    auto list = args.get("gradients").As<Napi::Array>();
+    for (uint32_t i = 0; i < list.Length(); ++i) wanted.push_back(string_arg(env, list.Get(i), "gradients"));
+  }
+  return run_async(
+      env, "trainPreferenceForward",
+      [policy, reference, pairs, config, wanted] {
+        ForwardResult r;
+        const bool backward = !wanted.empty();
+        torch::AutoGradMode grad_mode(backward);
+        auto params = policy->lm->named_parameters(true);
+        for (auto& p : params) p.value().mutable_grad() = torch::Tensor();
+        r.forward = train::preference_forward(*policy->lm, reference ? reference->lm.get() : nullptr, pairs, config);
+        if (backward) {
+          r.forward.out.loss.backward();
+          for (const auto& name : wanted) {
+            if (!params.contains(name)) throw std::invalid_argument("gradients: the policy has no parameter '" + name + "'");
+            const auto& g = params[name].grad();
+            r.grads.emplace_back(name, g.defined() ? g.clone() : torch::zeros_like(params[name]));
+            params[name].mutable_grad() = torch::Tensor();
+          }
+        }
+        return r;
+      },
+      [](Napi::Env env, ForwardResult r) -> Napi::Value {
+        const auto& o = r.forward.out;
+        const auto& l = r.forward.logps;
+        auto out = Napi::Object::New(env);
+        auto put = [&](const char* name, const torch::Tensor& t) {
+          if (t.defined()) out.Set(name, TensorHandle::wrap(env, t.detach().to(torch::kFloat32).contiguous()));
+        };
+        put("loss", o.loss.reshape({1}));
+        put("losses", o.losses);
+        put("nll", o.nll.reshape({1}));
+        put("chosenRewards", o.chosen_rewards);
+        put("rejectedRewards", o.rejected_rewards);
+        put("policyChosen", l.policy_chosen);
+        put("policyRejected", l.policy_rejected);
+        put("refChosen", l.ref_chosen);
+        put("refRejected", l.ref_rejected);
+        auto grads = Napi::Object::New(env);
+        for (auto& [name, g] : r.grads) grads.Set(name, TensorHandle::wrap(env, std::move(g)));
+        out.Set("gradients", grads);
+        return out;
+      });
+}
+
+}  // namespace
+
+void register_train(Napi::Env env, Napi::Object exports) {
+  exports.Set("trainPreferenceForward", Napi::Function::New(env, preference_forward, "trainPreferenceForward"));
+}
+
+}  // namespace tpo::binding

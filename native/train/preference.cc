@@ -1,0 +1,125 @@
+#include "train/preference.h"
+
+#include "model/inference.h"
+#include "model/lora.h"
+
+namespace tpo::train {
+namespace {
+
+namespace F = torch::nn::functional;
+
+torch::Tensor logsigmoid_of(const torch::Tensor& x) { return F::logsigmoid(x); }
+
+// Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if
+// its weights differ; we encode with each model that scores, sharing when they are the same model).
+torch::Tensor tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
+  if (!video.defined() || video.dim() == 2) return video;
+  return lm.encode_video(video).tokens;
+}
+
+}  // namespace
+
+LossType parse_loss_type(const std::string& name) {
+  if (name == "sigmoid") return LossType::Sigmoid;
+  if (name == "hinge") return LossType::Hinge;
+  if (name == "ipo") return LossType::Ipo;
+  if (name == "robust") return LossType::Robust;
+  throw std::invalid_argument("loss type '" + name + "' is not one of sigmoid, hinge, ipo, robust");
+}
+
+LossOutput preference_loss(const PairLogps& in, const LossConfig& c) {
+  torch::Tensor pc = in.policy_chosen, pr = in.policy_rejected;
+  torch::Tensor rc = in.ref_chosen, rr = in.ref_rejected;
+  const bool free = c.reference_free || !rc.defined();
+  LossOutput out;
+  // The NLL uses the summed log-probs before any length normalisation: mean over all chosen tokens of the batch.
+  out.nll = -pc.sum() / in.chosen_tokens.sum();
+  if (c.type == LossType::Ipo) {
+    // TRL normalises policy and reference log-probs by answer length for IPO (and reports rewards from them).
+    pc = pc / in.chosen_tokens;
+    pr = pr / in.rejected_tokens;
+    if (!free) {
+      rc = rc / in.chosen_tokens;
+      rr = rr / in.rejected_tokens;
+    }
+  }
+  const auto logratios = pc - pr;
+  const auto ref_logratios = free ? torch::zeros_like(logratios) : (rc - rr);
+  const auto logits = logratios - ref_logratios;
+  const double b = c.beta, ls = c.label_smoothing;
+  switch (c.type) {
+    case LossType::Sigmoid:
+      out.losses = -logsigmoid_of(b * logits) * (1 - ls) - logsigmoid_of(-b * logits) * ls;
+      break;
+    case LossType::Robust:
+      out.losses = (-logsigmoid_of(b * logits) * (1 - ls) + logsigmoid_of(-b * logits) * ls) / (1 - 2 * ls);
+      break;
+    case LossType::Hinge:
+      out.losses = torch::relu(1 - b * logits);
+      break;
+    case LossType::Ipo:
+      out.losses = (logits - 1 / (2 * b)).pow(2);
+      break;
+  }
+  out.chosen_rewards = (b * (free ? pc : pc - rc)).detach();
+  out.rejected_rewards = (b * (free ? pr : pr - rr)).detach();
+  out.loss = out.losses.mean() + c.sft_weight * out.nll;
+  return out;
+}
+
+PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMImpl* reference,
+                                     const std::vector<Pair>& pairs, const ForwardConfig& config) {
+  if (pairs.empty()) throw std::invalid_argument("a step needs at least one pair");
+  std::vector<torch::Tensor> pc, pr, rc, rr, nc, nr;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const Pair& pair = pairs[i];
+    const std::string which = "pair " + std::to_string(i);
+    if (pair.chosen.numel() == 0 || pair.rejected.numel() == 0) throw std::invalid_argument(which + ": an answer has no tokens");
+    const torch::Tensor video = tokens_of(policy, pair.video);
+    auto policy_logps = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected}, video, config.share_prefix);
+    pc.push_back(policy_logps.sums[0]);
+    pr.push_back(policy_logps.sums[1]);
+    nc.push_back(torch::tensor(static_cast<double>(pair.chosen.numel()), torch::kFloat32));
+    nr.push_back(torch::tensor(static_cast<double>(pair.rejected.numel()), torch::kFloat32));
+    if (config.loss.reference_free || config.reference == ReferenceMode::None) continue;
+    if (config.reference == ReferenceMode::Precomputed) {
+      if (!pair.reference) throw std::invalid_argument(which + ": reference log-probs were to be precomputed but are missing");
+      rc.push_back(torch::tensor(pair.reference->first, torch::kFloat32));
+      rr.push_back(torch::tensor(pair.reference->second, torch::kFloat32));
+      continue;
+    }
+    torch::NoGradGuard no_grad;
+    model::AnswerLogprobs ref;
+    if (config.reference == ReferenceMode::LoraDisabled) {
+      // The base model is the reference: the same weights with every adapter switched off, and the same visual
+      // tokens unless the tower itself carries adapters (it never does here: LoRA targets the language model).
+      model::set_lora_enabled(policy, false);
+      try {
+        ref = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected}, video.detach(), config.share_prefix);
+      } catch (...) {
+        model::set_lora_enabled(policy, true);
+        throw;
+      }
+      model::set_lora_enabled(policy, true);
+    } else {
+      if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
+      ref = model::answer_logprobs(*reference, pair.prompt, {pair.chosen, pair.rejected}, tokens_of(*reference, pair.video),
+                                   config.share_prefix);
+    }
+    rc.push_back(ref.sums[0].detach());
+    rr.push_back(ref.sums[1].detach());
+  }
+  PreferenceForward result;
+  result.logps.policy_chosen = torch::stack(pc);
+  result.logps.policy_rejected = torch::stack(pr);
+  result.logps.chosen_tokens = torch::stack(nc);
+  result.logps.rejected_tokens = torch::stack(nr);
+  if (!rc.empty()) {
+    result.logps.ref_chosen = torch::stack(rc);
+    result.logps.ref_rejected = torch::stack(rr);
+  }
+  result.out = preference_loss(result.logps, config.loss);
+  return result;
+}
+
+}  // namespace tpo::train

@@ -1,0 +1,67 @@
+// Preference objectives as TRL's DPOTrainer computes them (trl/trainer/dpo_trainer.py dpo_loss, v0.19.1), plus
+// TPO's SFT term, over summed answer log-probs; and the forward/backward of a batch of pairs through the video LMM.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/video_lm.h"
+
+namespace tpo::train {
+
+enum class LossType { Sigmoid, Hinge, Ipo, Robust };
+LossType parse_loss_type(const std::string& name);
+
+struct LossConfig {
+  LossType type = LossType::Sigmoid;
+  double beta = 0.1;
+  double label_smoothing = 0;  // cDPO (sigmoid) and robust DPO
+  bool reference_free = false;
+  double sft_weight = 0;       // TPO's alpha, TRL's rpo_alpha: weight of the NLL of the chosen answers
+};
+
+// Summed log-probs of each pair's answers [B] and their token counts [B] (float).
+struct PairLogps {
+  torch::Tensor policy_chosen, policy_rejected;  // with gradients when training
+  torch::Tensor ref_chosen, ref_rejected;        // undefined when reference-free
+  torch::Tensor chosen_tokens, rejected_tokens;
+};
+
+struct LossOutput {
+  torch::Tensor loss;          // scalar: mean(losses) + sft_weight * nll
+  torch::Tensor losses;        // [B] the preference term of each pair
+  torch::Tensor nll;           // scalar: cross-entropy over every chosen answer token in the batch
+  torch::Tensor chosen_rewards, rejected_rewards;  // [B] beta * (policy - reference), detached
+};
+
+LossOutput preference_loss(const PairLogps& logps, const LossConfig& config);
+
+// One pair as the model sees it: a prompt (1-D ids, the image id once if there is a video) and two answers.
+struct Pair {
+  torch::Tensor prompt, chosen, rejected;
+  torch::Tensor video;  // frames [F, 3, S, S] or visual tokens [V, D]; undefined for text-only pairs
+  std::optional<std::pair<double, double>> reference;  // precomputed reference log-probs (chosen, rejected)
+};
+
+enum class ReferenceMode { Precomputed, LoraDisabled, FrozenCopy, None };
+
+struct ForwardConfig {
+  LossConfig loss;
+  ReferenceMode reference = ReferenceMode::LoraDisabled;
+  bool share_prefix = true;  // the prompt runs once per pair; both answers attend to it
+};
+
+struct PreferenceForward {
+  LossOutput out;
+  PairLogps logps;
+};
+
+// Policy (and, per the mode, reference) log-probs of every pair, and the loss. The video of a pair is encoded once
+// and shared by chosen and rejected, policy and reference. Gradients flow when grad mode is on.
+PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMImpl* reference,
+                                     const std::vector<Pair>& pairs, const ForwardConfig& config);
+
+}  // namespace tpo::train

@@ -1,0 +1,122 @@
+// native/train/preference.cc and lib/train/preference.ts against TRL: test/fixtures/hf/dpo holds a batch of pairs
+// on a tiny Qwen2 policy and reference with the losses, metrics and gradients TRL v0.19.1's own dpo_loss,
+// concatenated_forward and get_batch_loss_metrics computed (real autograd).
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+import { readSafetensors } from '../../lib/model/safetensors.js';
+import { VideoLM } from '../../lib/model/video-lm.js';
+import { tensor, type Tensor } from '../../lib/tensor.js';
+import { type LossConfig, preferenceForward, preferenceMetrics, type PreferencePairInput } from '../../lib/train/preference.js';
+import { FIXTURES } from '../helpers.js';
+
+const DPO = join(FIXTURES, 'hf', 'dpo');
+const GRADIENTS = [
+  'model.layers.0.self_attn.q_proj.weight', 'model.norm.weight', 'lm_head.weight', 'model.layers.1.self_attn.k_proj.bias',
+];
+
+function assertClose(actual: Tensor | undefined, expected: Tensor, what: string, atol = 2e-5, rtol = 1e-4): void {
+  assert.ok(actual, `${what} is produced`);
+  const a = actual.toTypedArray() as Float32Array;
+  const b = expected.toTypedArray() as Float32Array;
+  assert.equal(a.length, b.length, `${what} size`);
+  a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= atol + rtol * Math.abs(b[i]!), `${what}[${i}]: ${x} vs ${b[i]}`));
+}
+
+/** Each row without its padding: what TRL's collator padded, undone. */
+function rows(ids: Tensor, mask: Tensor): Tensor[] {
+  const [n, width] = ids.shape as [number, number];
+  const i = ids.toTypedArray() as BigInt64Array;
+  const m = mask.toTypedArray() as BigInt64Array;
+  return Array.from({ length: n }, (_, r) => {
+    const kept = i.slice(r * width, (r + 1) * width).filter((_, c) => m[r * width + c] === 1n);
+    return tensor(kept, [kept.length]);
+  });
+}
+
+describe('preference losses against TRL', function () {
+  this.timeout(120_000);
+  let policy: VideoLM;
+  let reference: VideoLM;
+  let pairs: PreferencePairInput[];
+  let expected: Record<string, Tensor>;
+
+  before(async () => {
+    policy = await VideoLM.load(join(DPO, 'policy'));
+    reference = await VideoLM.load(join(DPO, 'reference'));
+    const inputs = (await readSafetensors(join(DPO, 'inputs.safetensors'))).tensors;
+    expected = (await readSafetensors(join(DPO, 'expected.safetensors'))).tensors;
+    const prompts = rows(inputs.prompt_input_ids!, inputs.prompt_attention_mask!);
+    const chosen = rows(inputs.chosen_input_ids!, inputs.chosen_attention_mask!);
+    const rejected = rows(inputs.rejected_input_ids!, inputs.rejected_attention_mask!);
+    pairs = prompts.map((prompt, i) => ({ prompt, chosen: chosen[i]!, rejected: rejected[i]! }));
+  });
+  after(() => {
+    policy.dispose();
+    reference.dispose();
+  });
+
+  const CASES: Record<string, LossConfig> = {
+    sigmoid: { type: 'sigmoid', beta: 0.1 },
+    'sigmoid_ls0.1': { type: 'sigmoid', beta: 0.1, labelSmoothing: 0.1 },
+    hinge: { type: 'hinge', beta: 0.1 },
+    hinge_beta5: { type: 'hinge', beta: 5 },
+    ipo: { type: 'ipo', beta: 0.1 },
+    robust: { type: 'robust', beta: 0.1, labelSmoothing: 0.1 },
+  };
+  for (const [name, loss] of Object.entries(CASES)) {
+    it(`${name}: losses and loss as TRL computes them`, async () => {
+      const out = await preferenceForward(policy, pairs, { loss, referenceMode: 'frozen-copy' }, reference);
+      assertClose(out.losses, expected[`losses.${name}`]!, `losses.${name}`);
+      assertClose(out.loss, expected[`loss.${name}`]!, `loss.${name}`);
+    });
+  }
+
+  it('log-probs, rewards, accuracies and margins, with TRL metric names', async () => {
+    const out = await preferenceForward(policy, pairs, { loss: { beta: 0.1 }, referenceMode: 'frozen-copy' }, reference);
+    assertClose(out.policyChosen, expected.policy_chosen_logps!, 'policy_chosen_logps');
+    assertClose(out.policyRejected, expected.policy_rejected_logps!, 'policy_rejected_logps');
+    assertClose(out.refChosen, expected.ref_chosen_logps!, 'ref_chosen_logps');
+    assertClose(out.refRejected, expected.ref_rejected_logps!, 'ref_rejected_logps');
+    assertClose(out.chosenRewards, expected.chosen_rewards!, 'chosen_rewards');
+    assertClose(out.rejectedRewards, expected.rejected_rewards!, 'rejected_rewards');
+    const metrics = preferenceMetrics(out);
+    const margins = expected.reward_margins!.toTypedArray() as Float32Array;
+    assert.ok(Math.abs(metrics['rewards/margins']! - margins.reduce((s, x) => s + x, 0) / 3) < 1e-5);
+    assert.equal(metrics['rewards/accuracies'], 2 / 3);
+    // IPO reports rewards from length-normalised log-probs.
+    const ipo = await preferenceForward(policy, pairs, { loss: { type: 'ipo', beta: 0.1 }, referenceMode: 'frozen-copy' }, reference);
+    assertClose(ipo.chosenRewards, expected['ipo.chosen_rewards']!, 'ipo.chosen_rewards');
+    assertClose(ipo.rejectedRewards, expected['ipo.rejected_rewards']!, 'ipo.rejected_rewards');
+  });
+
+  it("TPO's objective: sigmoid + 1.0 x NLL of the chosen answers, and its gradients", async () => {
+    const out = await preferenceForward(policy, pairs,
+      { loss: { beta: 0.1, sftWeight: 1 }, referenceMode: 'frozen-copy', gradients: GRADIENTS }, reference);
+    assertClose(out.nll, expected.nll_loss!, 'nll_loss');
+    assertClose(out.loss, expected.total_loss!, 'total_loss');
+    for (const name of GRADIENTS) assertClose(out.gradients[name], expected[`grad.${name}`]!, `grad.${name}`, 1e-6, 1e-3);
+  });
+
+  it('prefix sharing gives the loss and gradients of the unshared computation', async () => {
+    const options = { loss: { beta: 0.1, sftWeight: 0.5 }, referenceMode: 'frozen-copy', gradients: GRADIENTS } as const;
+    const shared = await preferenceForward(policy, pairs, { ...options, sharePrefix: true }, reference);
+    const unshared = await preferenceForward(policy, pairs, { ...options, sharePrefix: false }, reference);
+    assertClose(shared.loss, unshared.loss, 'loss', 1e-6, 1e-5);
+    for (const name of GRADIENTS) assertClose(shared.gradients[name], unshared.gradients[name]!, name, 1e-7, 1e-4);
+  });
+
+  it('precomputed reference log-probs give the frozen copy`s loss; reference-free ignores the reference', async () => {
+    const rc = expected.ref_chosen_logps!.toTypedArray() as Float32Array;
+    const rr = expected.ref_rejected_logps!.toTypedArray() as Float32Array;
+    const withRefs = pairs.map((p, i) => ({ ...p, reference: [rc[i]!, rr[i]!] as [number, number] }));
+    const precomputed = await preferenceForward(policy, withRefs, { referenceMode: 'precomputed' });
+    assertClose(precomputed.losses, expected['losses.sigmoid']!, 'precomputed');
+    const free = await preferenceForward(policy, pairs, { loss: { referenceFree: true }, referenceMode: 'none' });
+    const pc = free.policyChosen.toTypedArray() as Float32Array;
+    const pr = free.policyRejected.toTypedArray() as Float32Array;
+    const losses = free.losses.toTypedArray() as Float32Array;
+    losses.forEach((l, i) => assert.ok(Math.abs(l - Math.log1p(Math.exp(-0.1 * (pc[i]! - pr[i]!)))) < 1e-5));
+    await assert.rejects(preferenceForward(policy, pairs, { referenceMode: 'precomputed' }), /pair 0: reference log-probs were to be precomputed but are missing/);
+  });
+});
