@@ -173,6 +173,24 @@ export interface NativeEncodeOptions {
   fps: number; codec?: string; crf?: number; preset?: string; gop?: number | undefined; threads?: number;
 }
 
+export interface NativePair {
+  prompt: Tensor; chosen: Tensor; rejected: Tensor; video?: Tensor; reference?: [number, number];
+}
+
+export interface NativeStepResult { metrics: Record<string, number>; tokens: number }
+
+/** One training run's optimizer (native/train/optimizer.h). */
+export interface NativeTrainer {
+  readonly steps: number;
+  readonly trainable: number;
+  preferenceStep(options: {
+    microBatches: NativePair[][]; lr: number; loss?: Record<string, unknown>; referenceMode?: string; sharePrefix?: boolean;
+  }): Promise<NativeStepResult>;
+  sftStep(options: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult>;
+  saveState(path: string): Promise<void>;
+  loadState(path: string): Promise<void>;
+}
+
 /** What the addon exports (native/addon.cc and native/binding/). */
 export interface NativeAddon {
   readonly version: string;
@@ -204,6 +222,10 @@ export interface NativeAddon {
     sharePrefix?: boolean;
     gradients?: string[];
   }): Promise<Record<string, Tensor<'float32'>> & { gradients: Record<string, Tensor<'float32'>> }>;
+  readonly Trainer: new (options: {
+    policy: NativeModel; reference?: NativeModel; weightDecay?: number; beta1?: number; beta2?: number; eps?: number;
+    maxGradNorm?: number;
+  }) => NativeTrainer;
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

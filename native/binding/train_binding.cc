@@ -8,6 +8,8 @@
 #include "binding/js_args.h"
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
+#include "io/safetensors.h"
+#include "train/optimizer.h"
 #include "train/preference.h"
 
 namespace tpo::binding {
@@ -123,10 +125,130 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
       });
 }
 
+Napi::Object metrics_to_js(Napi::Env env, const train::StepMetrics& m) {
+  auto values = Napi::Object::New(env);
+  for (const auto& [k, v] : m.values) values.Set(k, v);
+  auto out = Napi::Object::New(env);
+  out.Set("metrics", values);
+  out.Set("tokens", static_cast<double>(m.tokens));
+  return out;
+}
+
+// A training run's optimizer over a policy (and reference) model: preferenceStep / sftStep / saveState / loadState.
+class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
+ public:
+  static void define(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = DefineClass(env, "Trainer", {
+        InstanceAccessor<&TrainerHandle::steps>("steps"),
+        InstanceAccessor<&TrainerHandle::trainable>("trainable"),
+        InstanceMethod<&TrainerHandle::preference_step>("preferenceStep"),
+        InstanceMethod<&TrainerHandle::sft_step>("sftStep"),
+        InstanceMethod<&TrainerHandle::save_state>("saveState"),
+        InstanceMethod<&TrainerHandle::load_state>("loadState"),
+    });
+    exports.Set("Trainer", ctor);
+  }
+
+  // new Trainer({policy, reference?, weightDecay, beta1, beta2, eps, maxGradNorm})
+  explicit TrainerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerHandle>(info) {
+    Napi::Env env = info.Env();
+    const Args args(env, info[0], "Trainer");
+    auto policy = unwrap_model(env, args.get("policy"), "Trainer: policy");
+    std::shared_ptr<model::LoadedModel> reference;
+    if (args.has("reference")) reference = unwrap_model(env, args.get("reference"), "Trainer: reference");
+    train::OptimizerConfig c;
+    c.weight_decay = args.number("weightDecay", c.weight_decay);
+    c.beta1 = args.number("beta1", c.beta1);
+    c.beta2 = args.number("beta2", c.beta2);
+    c.eps = args.number("eps", c.eps);
+    c.max_grad_norm = args.number("maxGradNorm", c.max_grad_norm);
+    trainer_ = guarded(env, "Trainer", [&] { return std::make_shared<train::Trainer>(policy, reference, c); });
+  }
+
+ private:
+  Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(trainer_->steps())); }
+  Napi::Value trainable(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(trainer_->trainable())); }
+
+  static double lr_arg(Napi::Env env, const Args& args) {
+    const double lr = args.number("lr", -1);
+    if (!(lr >= 0)) throw_argument_error(env, "lr must be a number >= 0");
+    return lr;
+  }
+
+  // preferenceStep({microBatches: Pair[][], loss, referenceMode, sharePrefix, lr})
+  Napi::Value preference_step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Args args(env, info[0], "Trainer.preferenceStep");
+    if (!args.get("microBatches").IsArray()) throw_argument_error(env, "Trainer.preferenceStep: microBatches must be an array");
+    auto list = args.get("microBatches").As<Napi::Array>();
+    std::vector<std::vector<train::Pair>> batches;
+    for (uint32_t i = 0; i < list.Length(); ++i) batches.push_back(pairs_arg(env, list.Get(i)));
+    train::ForwardConfig config;
+    config.loss = loss_config(env, args.get("loss"));
+    config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
+    config.share_prefix = args.boolean("sharePrefix", true);
+    const double lr = lr_arg(env, args);
+    auto trainer = trainer_;
+    return run_async(
+        env, "Trainer.preferenceStep", [trainer, batches, config, lr] { return trainer->preference_step(batches, config, lr); },
+        [](Napi::Env env, train::StepMetrics m) -> Napi::Value { return metrics_to_js(env, m); });
+  }
+
+  // sftStep({microBatches: {prompt, answer, video?}[][], lr})
+  Napi::Value sft_step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const Args args(env, info[0], "Trainer.sftStep");
+    if (!args.get("microBatches").IsArray()) throw_argument_error(env, "Trainer.sftStep: microBatches must be an array");
+    auto list = args.get("microBatches").As<Napi::Array>();
+    std::vector<std::vector<train::SftExample>> batches;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      auto records = list.Get(i).As<Napi::Array>();
+      std::vector<train::SftExample> batch;
+      for (uint32_t j = 0; j < records.Length(); ++j) {
+        const std::string what = "microBatches[" + std::to_string(i) + "][" + std::to_string(j) + "]";
+        const Args r(env, records.Get(j), what);
+        train::SftExample e;
+        e.prompt = TensorHandle::unwrap(env, r.get("prompt"), what + ".prompt");
+        e.answer = TensorHandle::unwrap(env, r.get("answer"), what + ".answer");
+        if (r.has("video")) e.video = TensorHandle::unwrap(env, r.get("video"), what + ".video");
+        batch.push_back(std::move(e));
+      }
+      batches.push_back(std::move(batch));
+    }
+    const double lr = lr_arg(env, args);
+    auto trainer = trainer_;
+    return run_async(
+        env, "Trainer.sftStep", [trainer, batches, lr] { return trainer->sft_step(batches, lr); },
+        [](Napi::Env env, train::StepMetrics m) -> Napi::Value { return metrics_to_js(env, m); });
+  }
+
+  // saveState(path): the optimizer's moments and step counts, one safetensors file, atomically.
+  Napi::Value save_state(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string path = string_arg(env, info[0], "Trainer.saveState: path");
+    auto trainer = trainer_;
+    return run_async(
+        env, "Trainer.saveState " + path, [trainer, path] { io::write_safetensors(path, trainer->optimizer_state()); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  }
+
+  Napi::Value load_state(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const std::string path = string_arg(env, info[0], "Trainer.loadState: path");
+    auto trainer = trainer_;
+    return run_async(
+        env, "Trainer.loadState " + path, [trainer, path] { trainer->load_optimizer_state(io::SafetensorsCheckpoint(path)); },
+        [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+  }
+
+  std::shared_ptr<train::Trainer> trainer_;
+};
+
 }  // namespace
 
 void register_train(Napi::Env env, Napi::Object exports) {
   exports.Set("trainPreferenceForward", Napi::Function::New(env, preference_forward, "trainPreferenceForward"));
+  TrainerHandle::define(env, exports);
 }
 
 }  // namespace tpo::binding

@@ -95,7 +95,8 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       // tokens unless the tower itself carries adapters (it never does here: LoRA targets the language model).
       model::set_lora_enabled(policy, false);
       try {
-        ref = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected}, video.detach(), config.share_prefix);
+        ref = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected},
+                                     video.defined() ? video.detach() : video, config.share_prefix);
       } catch (...) {
         model::set_lora_enabled(policy, true);
         throw;

@@ -1,0 +1,65 @@
+// The native training step from TypeScript: one call per optimizer step (forward over micro-batches, backward,
+// clipping, AdamW), the learning rate given by the schedule.
+import { z } from 'zod';
+
+import type { VideoLM } from '../model/video-lm.js';
+import { native, type NativePair, type NativeStepResult, type NativeTrainer, type Tensor } from '../native.js';
+import { parse } from '../validate.js';
+import { LossConfig } from './preference.js';
+
+export const OptimizerConfig = z.strictObject({
+  /** AdamW's decoupled weight decay, on weight matrices only (never norms, biases or image_newline). */
+  weightDecay: z.number().min(0).default(0),
+  beta1: z.number().min(0).lt(1).default(0.9),
+  beta2: z.number().min(0).lt(1).default(0.999),
+  eps: z.number().positive().default(1e-8),
+  /** Global-norm clipping (0: none; the norm is reported as grad_norm either way). */
+  maxGradNorm: z.number().min(0).default(1),
+});
+export type OptimizerConfig = z.input<typeof OptimizerConfig>;
+
+const PreferenceStep = z.strictObject({
+  microBatches: z.array(z.array(z.custom<NativePair>())).min(1),
+  lr: z.number().min(0),
+  loss: LossConfig.prefault({}),
+  referenceMode: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).default('lora-disabled'),
+  sharePrefix: z.boolean().default(true),
+});
+export type PreferenceStep = z.input<typeof PreferenceStep>;
+
+export class Optimizer {
+  readonly #trainer: NativeTrainer;
+
+  /** Trains the parameters `policy.setTrainable(...)` left trainable; `reference` for the frozen-copy mode. */
+  constructor(policy: VideoLM, options: OptimizerConfig = {}, reference?: VideoLM) {
+    const o = parse(OptimizerConfig, options, 'Optimizer: options');
+    this.#trainer = new (native().Trainer)({ policy: policy.native, reference: reference?.native, ...o });
+  }
+
+  get steps(): number {
+    return this.#trainer.steps;
+  }
+
+  get trainable(): number {
+    return this.#trainer.trainable;
+  }
+
+  /** One preference (DPO / TPO) step. Rejects, leaving the weights untouched, when the loss is not finite. */
+  preferenceStep(step: PreferenceStep): Promise<NativeStepResult> {
+    return this.#trainer.preferenceStep(parse(PreferenceStep, step, 'Optimizer.preferenceStep'));
+  }
+
+  /** One SFT step: token-mean cross entropy over every answer token of the step. */
+  sftStep(step: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult> {
+    return this.#trainer.sftStep(step);
+  }
+
+  /** The optimizer's moments and step counts (safetensors, atomic). */
+  saveState(path: string): Promise<void> {
+    return this.#trainer.saveState(path);
+  }
+
+  loadState(path: string): Promise<void> {
+    return this.#trainer.loadState(path);
+  }
+}

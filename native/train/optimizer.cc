@@ -1,0 +1,164 @@
+#include "train/optimizer.h"
+
+#include <cmath>
+
+#include "model/inference.h"
+
+namespace tpo::train {
+namespace {
+
+// Weight decay regularises weight matrices; on norms, biases and the newline embedding it only drags them to 0.
+bool decays(const std::string& name, const torch::Tensor& p) {
+  if (p.dim() < 2) return false;  // biases, norm scales, image_newline
+  return name.find("norm") == std::string::npos;
+}
+
+double mean_of(const torch::Tensor& t) { return t.to(torch::kFloat64).mean().item<double>(); }
+
+// Training mode (LoRA dropout) for the step only: generation and evaluation between steps run in eval mode.
+struct TrainMode {
+  explicit TrainMode(torch::nn::Module& m) : module(m) { module.train(); }
+  ~TrainMode() { module.eval(); }
+  torch::nn::Module& module;
+};
+
+}  // namespace
+
+Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<model::LoadedModel> reference,
+                 const OptimizerConfig& config)
+    : policy_(std::move(policy)), reference_(std::move(reference)), config_(config) {
+  if (!policy_ || !policy_->lm) throw std::invalid_argument("training needs a language model");
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& item : policy_->lm->named_parameters(true)) {
+    if (!item.value().requires_grad()) continue;
+    params_.emplace_back(item.key(), item.value());
+    (decays(item.key(), item.value()) ? decay : no_decay).push_back(item.value());
+  }
+  if (params_.empty()) throw std::invalid_argument("nothing to train: every parameter is frozen (setTrainable)");
+  auto options = torch::optim::AdamWOptions(0).betas({config.beta1, config.beta2}).eps(config.eps);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(config.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(0)));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, options);
+}
+
+int64_t Trainer::trainable() const {
+  int64_t n = 0;
+  for (const auto& [_, p] : params_) n += p.numel();
+  return n;
+}
+
+StepMetrics Trainer::finish_step(double loss, double lr, StepMetrics metrics) {
+  std::vector<torch::Tensor> tensors;
+  for (auto& [_, p] : params_) tensors.push_back(p);
+  const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(tensors, max_norm);
+  metrics.values["grad_norm"] = grad_norm;
+  metrics.values["lr"] = lr;
+  if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+    optimizer_->zero_grad(true);
+    throw NonFiniteLoss("step " + std::to_string(steps_ + 1) + ": the loss (" + std::to_string(loss) +
+                        ") or the gradient norm (" + std::to_string(grad_norm) + ") is not finite; the weights were not updated");
+  }
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  optimizer_->step();
+  optimizer_->zero_grad(true);
+  ++steps_;
+  return metrics;
+}
+
+StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro_batches, const ForwardConfig& config,
+                                     double lr) {
+  if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
+  torch::AutoGradMode grad(true);
+  TrainMode mode(*policy_->lm);
+  optimizer_->zero_grad(true);
+  const double parts = static_cast<double>(micro_batches.size());
+  double loss = 0;
+  std::vector<torch::Tensor> cr, rr, pc, pr, nll;
+  StepMetrics metrics;
+  for (const auto& batch : micro_batches) {
+    auto f = preference_forward(*policy_->lm, reference_ ? reference_->lm.get() : nullptr, batch, config);
+    (f.out.loss / parts).backward();
+    loss += f.out.loss.item<double>() / parts;
+    cr.push_back(f.out.chosen_rewards);
+    rr.push_back(f.out.rejected_rewards);
+    pc.push_back(f.logps.policy_chosen.detach());
+    pr.push_back(f.logps.policy_rejected.detach());
+    nll.push_back(f.out.nll.detach().reshape({1}));
+    metrics.tokens += static_cast<int64_t>((f.logps.chosen_tokens.sum() + f.logps.rejected_tokens.sum()).item<double>());
+  }
+  const auto chosen = torch::cat(cr), rejected = torch::cat(rr);
+  auto& v = metrics.values;
+  v["loss"] = loss;
+  v["rewards/chosen"] = mean_of(chosen);
+  v["rewards/rejected"] = mean_of(rejected);
+  v["rewards/accuracies"] = mean_of((chosen > rejected).to(torch::kFloat64));
+  v["rewards/margins"] = mean_of(chosen - rejected);
+  v["logps/chosen"] = mean_of(torch::cat(pc));
+  v["logps/rejected"] = mean_of(torch::cat(pr));
+  v["nll_loss"] = mean_of(torch::cat(nll));
+  return finish_step(loss, lr, std::move(metrics));
+}
+
+StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_batches, double lr) {
+  if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
+  torch::AutoGradMode grad(true);
+  TrainMode mode(*policy_->lm);
+  optimizer_->zero_grad(true);
+  // Token-mean cross entropy over every answer token of the step (not a mean of per-record means).
+  int64_t total = 0;
+  for (const auto& batch : micro_batches)
+    for (const auto& e : batch) total += e.answer.numel();
+  if (total == 0) throw std::invalid_argument("the step's answers have no tokens");
+  double loss = 0;
+  StepMetrics metrics;
+  for (const auto& batch : micro_batches) {
+    torch::Tensor sum = torch::zeros({}, torch::kFloat32);
+    for (const auto& e : batch) {
+      const auto video = e.video.defined() && e.video.dim() == 4 ? policy_->lm->encode_video(e.video).tokens : e.video;
+      sum = sum + model::answer_logprobs(*policy_->lm, e.prompt, {e.answer}, video).sums[0];
+    }
+    const auto part = -sum / static_cast<double>(total);
+    part.backward();
+    loss += part.item<double>();
+  }
+  metrics.tokens = total;
+  metrics.values["loss"] = loss;
+  metrics.values["nll_loss"] = loss;
+  return finish_step(loss, lr, std::move(metrics));
+}
+
+io::NamedTensors Trainer::optimizer_state() const {
+  io::NamedTensors out;
+  auto& state = optimizer_->state();
+  for (const auto& [name, p] : params_) {
+    const auto it = state.find(p.unsafeGetTensorImpl());
+    if (it == state.end()) continue;
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    out.emplace_back(name + ".exp_avg", s.exp_avg());
+    out.emplace_back(name + ".exp_avg_sq", s.exp_avg_sq());
+    out.emplace_back(name + ".step", torch::tensor(s.step(), torch::kInt64).reshape({1}));
+  }
+  out.emplace_back("trainer.steps", torch::tensor(steps_, torch::kInt64).reshape({1}));
+  return out;
+}
+
+void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
+  auto& state = optimizer_->state();
+  state.clear();
+  for (const auto& [name, p] : params_) {
+    if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->step(saved.tensor(name + ".step").item<int64_t>());
+    s->exp_avg(saved.tensor(name + ".exp_avg").clone().to(p.device()));
+    s->exp_avg_sq(saved.tensor(name + ".exp_avg_sq").clone().to(p.device()));
+    if (s->exp_avg().sizes() != p.sizes())
+      throw std::invalid_argument(saved.path() + ": " + name + ".exp_avg has the wrong shape for this model");
+    state[p.unsafeGetTensorImpl()] = std::move(s);
+  }
+  if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
+  steps_ = saved.tensor("trainer.steps").item<int64_t>();
+}
+
+}  // namespace tpo::train

@@ -1,0 +1,165 @@
+// native/train/optimizer.cc, lib/train/optimizer.ts and schedule.ts: the training step.
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+
+import { readSafetensors } from '../../lib/model/safetensors.js';
+import { VideoLM } from '../../lib/model/video-lm.js';
+import { tensor, type Tensor } from '../../lib/tensor.js';
+import { Optimizer } from '../../lib/train/optimizer.js';
+import type { PreferencePairInput } from '../../lib/train/preference.js';
+import { learningRate } from '../../lib/train/schedule.js';
+import { FIXTURES, removeDir, tempDir } from '../helpers.js';
+
+const DPO = join(FIXTURES, 'hf', 'dpo');
+
+function rows(ids: Tensor, mask: Tensor): Tensor[] {
+  const [n, width] = ids.shape as [number, number];
+  const i = ids.toTypedArray() as BigInt64Array;
+  const m = mask.toTypedArray() as BigInt64Array;
+  return Array.from({ length: n }, (_, r) => {
+    const kept = i.slice(r * width, (r + 1) * width).filter((_, c) => m[r * width + c] === 1n);
+    return tensor(kept, [kept.length]);
+  });
+}
+
+async function pairs(): Promise<PreferencePairInput[]> {
+  const inputs = (await readSafetensors(join(DPO, 'inputs.safetensors'))).tensors;
+  const prompts = rows(inputs.prompt_input_ids!, inputs.prompt_attention_mask!);
+  const chosen = rows(inputs.chosen_input_ids!, inputs.chosen_attention_mask!);
+  const rejected = rows(inputs.rejected_input_ids!, inputs.rejected_attention_mask!);
+  return prompts.map((prompt, i) => ({ prompt, chosen: chosen[i]!, rejected: rejected[i]! }));
+}
+
+/** A LoRA policy on the DPO fixture's model; the adapter-off model is the reference. */
+async function loraPolicy(seed = 1): Promise<VideoLM> {
+  const model = await VideoLM.load(join(DPO, 'policy'));
+  model.addLora({ r: 4, alpha: 8, seed });
+  model.setTrainable({ lora: true });
+  return model;
+}
+
+async function adapter(model: VideoLM, dir: string): Promise<Record<string, Float32Array>> {
+  await model.saveLora(dir);
+  const { tensors } = await readSafetensors(join(dir, 'adapter_model.safetensors'));
+  return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.toTypedArray() as Float32Array]));
+}
+
+describe('learning-rate schedules', () => {
+  it('follow transformers: linear warm-up, then cosine / linear decay or constant', () => {
+    assert.equal(learningRate(1, 0, 100, { warmupRatio: 0.1 }), 0);
+    assert.equal(learningRate(1, 5, 100, { warmupRatio: 0.1 }), 0.5);
+    assert.equal(learningRate(1, 10, 100, { warmupRatio: 0.1 }), 1);
+    assert.ok(Math.abs(learningRate(1, 55, 100, { warmupRatio: 0.1 }) - 0.5) < 1e-12);
+    assert.ok(learningRate(1, 99, 100, { warmupRatio: 0.1 }) < 0.001);
+    assert.equal(learningRate(2, 55, 100, { type: 'linear', warmupSteps: 10 }), 1);
+    assert.equal(learningRate(3, 70, 100, { type: 'constant', warmupSteps: 10 }), 3);
+  });
+});
+
+describe('the training step', function () {
+  this.timeout(120_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = tempDir();
+  });
+  afterEach(() => removeDir(dir));
+
+  it('lowers the DPO loss of its batch, with TRL metric names', async () => {
+    using policy = await loraPolicy();
+    const optimizer = new Optimizer(policy, { maxGradNorm: 1 });
+    // r = 4, hidden 64, k/v 32 wide, MLP 176: A [4, in] + B [out, 4] per target, two layers.
+    assert.equal(optimizer.trainable, 2 * (512 + 384 + 384 + 512 + 960 + 960 + 960));
+    const batch = await pairs();
+    const losses: number[] = [];
+    for (let step = 0; step < 8; step++) {
+      const { metrics } = await optimizer.preferenceStep({ microBatches: [batch], lr: 5e-3, loss: { beta: 0.1 } });
+      losses.push(metrics.loss!);
+      for (const key of ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'nll_loss', 'grad_norm', 'lr']) {
+        assert.ok(Number.isFinite(metrics[key]), `${key} = ${metrics[key]}`);
+      }
+    }
+    assert.equal(losses[0]!.toFixed(6), Math.log(2).toFixed(6), 'a fresh adapter is the reference: loss = log 2');
+    assert.ok(losses.at(-1)! < losses[0]! - 0.05, `loss went ${losses[0]} -> ${losses.at(-1)}`);
+    assert.equal(optimizer.steps, 8);
+  });
+
+  it('is deterministic on the CPU given the same start', async () => {
+    const batch = await pairs();
+    const run = async (sub: string) => {
+      using policy = await loraPolicy(7);
+      const optimizer = new Optimizer(policy);
+      for (let s = 0; s < 3; s++) await optimizer.preferenceStep({ microBatches: [batch], lr: 1e-2, loss: { sftWeight: 0.5 } });
+      return adapter(policy, join(dir, sub));
+    };
+    assert.deepEqual(await run('a'), await run('b'));
+  });
+
+  it('accumulates gradients: three micro-batches of one pair step as one batch of three', async () => {
+    const batch = await pairs();
+    const run = async (microBatches: PreferencePairInput[][], sub: string) => {
+      using policy = await loraPolicy(3);
+      const optimizer = new Optimizer(policy, { maxGradNorm: 0 });
+      await optimizer.preferenceStep({ microBatches, lr: 1e-2 });
+      await optimizer.preferenceStep({ microBatches, lr: 1e-2 });
+      return adapter(policy, join(dir, sub));
+    };
+    const whole = await run([batch], 'whole');
+    const split = await run(batch.map((p) => [p]), 'split');
+    // Summation order differs, and Adam divides by sqrt(v): float32 noise in tiny gradients moves a weight by up
+    // to a small fraction of lr (1e-2) per step. A wrong accumulation (no 1/n, or n steps) moves it by ~lr.
+    for (const key of Object.keys(whole)) {
+      whole[key]!.forEach((v, i) => assert.ok(Math.abs(v - split[key]![i]!) < 5e-5, `${key}[${i}]: ${v} vs ${split[key]![i]}`));
+    }
+  });
+
+  it('resumes from saved optimizer state exactly where an uninterrupted run would be', async () => {
+    const batch = await pairs();
+    const step = (o: Optimizer) => o.preferenceStep({ microBatches: [batch], lr: 1e-2, loss: { sftWeight: 1 } });
+    let straight: Record<string, Float32Array>;
+    {
+      using policy = await loraPolicy(5);
+      const optimizer = new Optimizer(policy);
+      for (let s = 0; s < 4; s++) await step(optimizer);
+      straight = await adapter(policy, join(dir, 'straight'));
+    }
+    {
+      using policy = await loraPolicy(5);
+      const optimizer = new Optimizer(policy);
+      for (let s = 0; s < 2; s++) await step(optimizer);
+      await policy.saveLora(join(dir, 'checkpoint'));
+      await optimizer.saveState(join(dir, 'checkpoint', 'optimizer.safetensors'));
+    }
+    using resumed = await VideoLM.load(join(DPO, 'policy'));
+    await resumed.loadLora(join(dir, 'checkpoint'));
+    resumed.setTrainable({ lora: true });
+    const optimizer = new Optimizer(resumed);
+    await optimizer.loadState(join(dir, 'checkpoint', 'optimizer.safetensors'));
+    assert.equal(optimizer.steps, 2);
+    for (let s = 0; s < 2; s++) await step(optimizer);
+    assert.deepEqual(await adapter(resumed, join(dir, 'resumed')), straight);
+  });
+
+  it('refuses a non-finite loss without touching the weights', async () => {
+    using policy = await loraPolicy();
+    const optimizer = new Optimizer(policy);
+    const batch = (await pairs()).map((p) => ({ ...p, reference: [Number.NaN, 0] as [number, number] }));
+    const before = await adapter(policy, join(dir, 'before'));
+    await assert.rejects(optimizer.preferenceStep({ microBatches: [batch], lr: 1, referenceMode: 'precomputed' }),
+      /step 1: the loss \(-?nan\) or the gradient norm .* is not finite; the weights were not updated/);
+    assert.deepEqual(await adapter(policy, join(dir, 'after')), before);
+    assert.equal(optimizer.steps, 0);
+  });
+
+  it('trains SFT on answer tokens, and refuses a model with nothing trainable', async () => {
+    using policy = await loraPolicy();
+    const optimizer = new Optimizer(policy);
+    const batch = (await pairs()).map((p) => ({ prompt: p.prompt, answer: p.chosen }));
+    const first = await optimizer.sftStep({ microBatches: [batch], lr: 1e-2 });
+    for (let s = 0; s < 5; s++) await optimizer.sftStep({ microBatches: [batch], lr: 1e-2 });
+    const last = await optimizer.sftStep({ microBatches: [batch], lr: 1e-2 });
+    assert.ok(last.metrics.loss! < first.metrics.loss!, `${first.metrics.loss} -> ${last.metrics.loss}`);
+    using frozen = await VideoLM.load(join(DPO, 'policy'));
+    frozen.setTrainable({});
+    assert.throws(() => new Optimizer(frozen), /nothing to train/);
+  });
+});
