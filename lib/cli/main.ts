@@ -6,6 +6,7 @@ import { packageVersion } from '../version.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
+import { runTrain, TRAIN_USAGE } from './train.js';
 
 const USAGE = `usage: tpo <command> [options]
 
@@ -14,6 +15,7 @@ commands:
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
 ${SYNTH_USAGE}
+${TRAIN_USAGE}
   help                                  this text
 
 options:
@@ -54,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
       return runBench(rest);
     case 'synth':
       return runSynth(rest);
+    case 'train':
+      return runTrain(rest);
     case '--version':
       console.log(packageVersion());
       return 0;

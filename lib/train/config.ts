@@ -1,0 +1,78 @@
+// The training run's config (`tpo train --config run.json`): every field a user writes, validated with zod.
+// Unknown fields are errors; defaults follow TPO's published settings where the paper gives them.
+import { z } from 'zod';
+
+import { LossConfig } from './preference.js';
+import { OptimizerConfig } from './optimizer.js';
+import { Schedule } from './schedule.js';
+
+/** TPO's published settings (the paper's summaries): LongVA beta 0.3, alpha 0.5, lr 4e-6; LLaVA-Video beta 0.2,
+ * alpha 1.0, lr 3e-7; cosine with 0.1 warm-up. */
+export const PRESETS = {
+  longva: { loss: { type: 'sigmoid', beta: 0.3, sftWeight: 0.5 }, lr: 4e-6 },
+  'llava-video': { loss: { type: 'sigmoid', beta: 0.2, sftWeight: 1.0 }, lr: 3e-7 },
+} as const;
+
+export const TrainConfig = z.strictObject({
+  /** The model folder: config.json, safetensors weights, tokenizer.json, tokenizer_config.json, preprocessor_config.json. */
+  model: z.string().min(1),
+  /** The run folder: metrics.jsonl, checkpoint-<step>/, final/. */
+  output: z.string().min(1),
+  data: z.strictObject({
+    /** Preference pairs (dpo, tpo) or SFT records (sft), JSONL. */
+    train: z.string().min(1),
+    validation: z.string().min(1).optional(),
+    /** Videos resolve against this folder (default: the dataset file's folder). */
+    videoRoot: z.string().min(1).optional(),
+  }),
+  /** tpo = sigmoid DPO + alpha x SFT on the chosen answer; dpo = the preference loss alone; sft = cross entropy. */
+  objective: z.enum(['tpo', 'dpo', 'sft']).default('tpo'),
+  preset: z.enum(['longva', 'llava-video']).optional(),
+  /** The loss (fields left out come from the preset, then the objective: tpo weighs the SFT term 1.0). */
+  loss: z.strictObject({
+    type: LossConfig.shape.type.unwrap().optional(),
+    beta: z.number().positive().optional(),
+    labelSmoothing: z.number().min(0).lt(0.5).optional(),
+    referenceFree: z.boolean().optional(),
+    sftWeight: z.number().min(0).optional(),
+  }).prefault({}),
+  /** Where reference log-probs come from; default lora-disabled with LoRA, else frozen-copy. */
+  reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
+  lora: z.strictObject({
+    r: z.int().min(1).default(8),
+    alpha: z.number().positive().default(16),
+    dropout: z.number().min(0).max(1).default(0),
+    targetModules: z.array(z.string()).min(1).optional(),
+  }).optional(),
+  /** Which parts train besides a LoRA adapter (TPO freezes the vision tower). */
+  train: z.strictObject({
+    vision: z.boolean().default(false),
+    projector: z.boolean().default(false),
+    language: z.boolean().default(false),
+  }).prefault({}),
+  /** Peak learning rate (default: the preset's, else 1e-5). */
+  lr: z.number().positive().optional(),
+  optimizer: OptimizerConfig.prefault({}),
+  schedule: Schedule.prefault({ type: 'cosine', warmupRatio: 0.1 }),
+  /** Pairs (or records) per optimizer step. */
+  batchSize: z.int().min(1).default(8),
+  /** Micro-batches per step: the batch is split into this many forward/backward passes. */
+  gradientAccumulation: z.int().min(1).default(1),
+  epochs: z.int().min(1).default(1),
+  maxSteps: z.int().min(1).optional(),
+  seed: z.int().nonnegative().default(0),
+  /** Frames sampled uniformly from each video, and their size before the tower's preprocessing. */
+  frames: z.int().min(1).default(16),
+  /** Longest sequence, visual tokens included; longer records are truncated by encodePair's rule. */
+  maxLength: z.int().min(16).optional(),
+  checkpoint: z.strictObject({
+    every: z.int().min(1).default(50),
+    keepLast: z.int().min(1).default(2),
+  }).prefault({}),
+  /** Validation every N steps (0: only at the end, if there is a validation file). */
+  evalEvery: z.int().nonnegative().default(0),
+  /** A non-finite loss stops the run (default) or skips the batch. */
+  onNonFinite: z.enum(['stop', 'skip']).default('stop'),
+});
+export type TrainConfig = z.input<typeof TrainConfig>;
+export type ResolvedTrainConfig = z.output<typeof TrainConfig>;

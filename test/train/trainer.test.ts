@@ -1,0 +1,93 @@
+// lib/train/trainer.ts and `tpo train`: a run on the synthetic world (real encoded videos, the world's tokenizer,
+// a tiny LLaVA-Video model), its checkpoints, and a resume after SIGKILL that ends with the same weights.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { writeJsonl } from '../../lib/data/jsonl.js';
+import { readBenchmark } from '../../lib/data/records.js';
+import { readSafetensors } from '../../lib/model/safetensors.js';
+import { VideoLM } from '../../lib/model/video-lm.js';
+import { writeSynthDataset } from '../../lib/synthetic/index.js';
+import { Trainer } from '../../lib/train/trainer.js';
+import { removeDir, ROOT, tempDir } from '../helpers.js';
+
+const TPO = join(ROOT, 'dist', 'lib', 'cli', 'main.js');
+
+async function adapterBytes(dir: string): Promise<Record<string, string>> {
+  const { tensors } = await readSafetensors(join(dir, 'adapter_model.safetensors'));
+  return Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Buffer.from((t.toTypedArray() as Float32Array).buffer).toString('base64')]));
+}
+
+describe('Trainer', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let config: Record<string, unknown>;
+
+  before(async () => {
+    dir = tempDir('tpo-train-');
+    await writeSynthDataset({ out: dir, videos: 8, seed: 3, world: { length: 'short' }, concurrency: 2 });
+    const modelConfig = JSON.parse(readFileSync(join(dir, 'model', 'config.json'), 'utf8'));
+    using model = await VideoLM.create(modelConfig, { seed: 1 });
+    await model.save(join(dir, 'model'));
+    const items = await readBenchmark(join(dir, 'train-benchmark.jsonl')).toArray();
+    const pairs = items.slice(0, 16).map((b) => ({
+      id: b.id, video: b.video, prompt: b.question, chosen: b.options[b.answer], rejected: b.options[(b.answer + 1) % b.options.length],
+    }));
+    pairs.push({ ...pairs[0]!, id: 'same-answers', rejected: pairs[0]!.chosen });
+    await writeJsonl(join(dir, 'pairs.jsonl'), pairs);
+    await writeJsonl(join(dir, 'val-pairs.jsonl'), pairs.slice(0, 4));
+    config = {
+      model: join(dir, 'model'), output: join(dir, 'run'), data: { train: join(dir, 'pairs.jsonl') },
+      objective: 'tpo', lora: { r: 4, alpha: 8 }, lr: 2e-3, batchSize: 4, gradientAccumulation: 2, epochs: 2, frames: 8,
+      checkpoint: { every: 2, keepLast: 2 },
+    };
+  });
+  after(() => removeDir(dir));
+
+  it('trains TPO with LoRA on real videos, logging TRL metrics, checkpointing and exporting the adapter', async () => {
+    const trainer = new Trainer({ ...config, output: join(dir, 'run-api'), data: { train: join(dir, 'pairs.jsonl'), validation: join(dir, 'val-pairs.jsonl') } } as never);
+    const steps: number[] = [];
+    trainer.on('step', ({ step }) => steps.push(step));
+    const result = await trainer.fit();
+    assert.equal(result.stopped, 'done');
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(trainer.skipped.map((s) => s.id).sort(), ['same-answers', 'same-answers']);
+    const lines = readFileSync(join(dir, 'run-api', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const last = lines.filter((l) => l.loss !== undefined).at(-1);
+    for (const key of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'nll_loss', 'grad_norm', 'lr', 'pairs/s', 'tokens/s']) {
+      assert.ok(Number.isFinite(last[key]), `${key} logged`);
+    }
+    assert.ok(lines.some((l) => l['eval/rewards/accuracies'] !== undefined), 'validation ran');
+    assert.deepEqual(readdirSync(join(dir, 'run-api')).filter((n) => n.startsWith('checkpoint-')).sort(), ['checkpoint-10', 'checkpoint-8']);
+    assert.ok(existsSync(join(dir, 'run-api', 'final', 'adapter_config.json')));
+  });
+
+  it('names the config field at fault', () => {
+    assert.throws(() => new Trainer({ ...config, batchSize: 0 } as never), /train config: batchSize/);
+    assert.throws(() => new Trainer({ ...config, learningRate: 1 } as never), /Unrecognized key: "learningRate"/);
+  });
+
+  it('resumed after SIGKILL, `tpo train` ends with exactly the weights of an uninterrupted run', async () => {
+    const file = join(dir, 'run.json');
+    writeFileSync(file, JSON.stringify(config));
+    const straight = spawnSync(process.execPath, [TPO, 'train', '--config', file, '--set', `output="${join(dir, 'straight')}"`], { encoding: 'utf8' });
+    assert.equal(straight.status, 0, straight.stderr);
+
+    // Kill the second run as soon as its first checkpoint lands (mid-way through the following steps).
+    const output = join(dir, 'killed');
+    const child = spawn(process.execPath, [TPO, 'train', '--config', file, '--set', `output="${output}"`], { stdio: 'ignore' });
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(join(output, 'checkpoint-2')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    assert.ok(!existsSync(join(output, 'final')), 'killed before the end');
+
+    const resumed = spawnSync(process.execPath, [TPO, 'train', '--config', file, '--set', `output="${output}"`, '--resume'], { encoding: 'utf8' });
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.deepEqual(await adapterBytes(join(output, 'final')), await adapterBytes(join(dir, 'straight', 'final')));
+    const steps = readFileSync(join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'each step logged once');
+  });
+});
