@@ -71,6 +71,8 @@ export const TrainConfig = z.strictObject({
   }).prefault({}),
   /** Validation every N steps (0: only at the end, if there is a validation file). */
   evalEvery: z.int().nonnegative().default(0),
+  /** final/: the LoRA adapter in PEFT layout, or with `merge` the full weights with the adapter folded in. */
+  export: z.strictObject({ merge: z.boolean().default(false) }).prefault({}),
   /** A non-finite loss stops the run (default) or skips the batch. */
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
 });

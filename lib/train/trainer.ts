@@ -5,6 +5,7 @@
 //
 // A step's batch is a function of (seed, epoch, index) alone and the optimizer's state is saved with the weights,
 // so a run resumed from checkpoint-<k> computes exactly the steps an uninterrupted run would have.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +14,8 @@ import { join } from 'node:path';
 import { encodePair, encodeSft } from '../data/encode.js';
 import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data/records.js';
 import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
+import { cacheDir } from '../libtorch.js';
+import { readSafetensorsHeader } from '../model/safetensors.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { VideoLM } from '../model/video-lm.js';
 import { type NativePair, type Tensor } from '../native.js';
@@ -104,17 +107,22 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model);
   }
 
-  /** Frames of a video, preprocessed for the tower; kept across steps and epochs (the tower is frozen). */
+  /**
+   * A video as the step takes it. With the tower and projector frozen its visual tokens never change: they are
+   * encoded once and kept across steps and epochs. Otherwise the step encodes the frames (once per pair).
+   */
   async #video(path: string): Promise<Tensor | undefined> {
     if (!this.#processor) return undefined;
-    let pixels = this.#videos.get(path);
-    if (!pixels) {
-      const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames });
-      pixels = await preprocessFrames(frames, this.#processor);
-      frames.dispose();
-      if (!this.config.train.vision) this.#videos.set(path, pixels);
-    }
-    return pixels;
+    const cached = this.#videos.get(path);
+    if (cached) return cached;
+    const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames });
+    const pixels = await preprocessFrames(frames, this.#processor);
+    frames.dispose();
+    if (this.config.train.vision || this.config.train.projector) return pixels;
+    const tokens = await this.#policy!.encodeVideo(pixels);
+    pixels.dispose();
+    this.#videos.set(path, tokens);
+    return tokens;
   }
 
   #visualTokens(): number {
@@ -160,9 +168,20 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     return out;
   }
 
-  /** Reference log-probs of every pair under the starting weights, cached in the run folder. */
+  /**
+   * Reference log-probs of every pair under the starting weights, cached across runs in the tpo cache folder under
+   * a key of the dataset's bytes, the model's config and weight headers, and the input settings.
+   */
   async #precompute(records: PreferencePair[]): Promise<Map<string, [number, number]>> {
-    const file = join(this.config.output, 'reference-logps.json');
+    const c = this.config;
+    const hash = createHash('sha256');
+    hash.update(await readFile(c.data.train));
+    hash.update(await readFile(join(c.model, 'config.json')));
+    for (const t of (await readSafetensorsHeader(c.model)).tensors) hash.update(`${t.name}:${t.dtype}:${t.shape}:${t.byteLength}`);
+    hash.update(JSON.stringify({ frames: c.frames, maxLength: c.maxLength, videoRoot: c.data.videoRoot }));
+    const folder = join(cacheDir(), 'reference-logps');
+    await mkdir(folder, { recursive: true });
+    const file = join(folder, `${hash.digest('hex').slice(0, 32)}.json`);
     if (existsSync(file)) return new Map(Object.entries(JSON.parse(await readFile(file, 'utf8')) as Record<string, [number, number]>));
     const out = new Map<string, [number, number]>();
     const policy = this.#policy!;
@@ -284,8 +303,12 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
       if (c.data.validation) await this.evaluate(total);
       const final = join(c.output, 'final');
       await rm(final, { recursive: true, force: true });
-      if (c.lora) await policy.saveLora(final);
-      else await policy.save(final);
+      if (c.lora && !c.export.merge) {
+        await policy.saveLora(final);
+      } else {
+        if (c.lora) policy.mergeLora();
+        await policy.save(final);
+      }
       return { steps: total, final, stopped: 'done' };
     } finally {
       policy.dispose();

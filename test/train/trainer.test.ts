@@ -2,7 +2,7 @@
 // a tiny LLaVA-Video model), its checkpoints, and a resume after SIGKILL that ends with the same weights.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { writeJsonl } from '../../lib/data/jsonl.js';
@@ -62,6 +62,31 @@ describe('Trainer', function () {
     assert.ok(lines.some((l) => l['eval/rewards/accuracies'] !== undefined), 'validation ran');
     assert.deepEqual(readdirSync(join(dir, 'run-api')).filter((n) => n.startsWith('checkpoint-')).sort(), ['checkpoint-10', 'checkpoint-8']);
     assert.ok(existsSync(join(dir, 'run-api', 'final', 'adapter_config.json')));
+  });
+
+  it('precomputes reference log-probs once, reuses them across runs, and can export merged weights', async () => {
+    const run = (name: string) => new Trainer({ ...config, output: join(dir, name), reference: 'precomputed', epochs: 1, export: { merge: true } } as never).fit();
+    const saved = process.env.TPO_CACHE_DIR;
+    process.env.TPO_CACHE_DIR = join(dir, 'cache');
+    let first;
+    try {
+      first = await run('pre-a');
+      const cached = readdirSync(join(dir, 'cache', 'reference-logps'));
+      assert.equal(cached.length, 1);
+      const written = statSync(join(dir, 'cache', 'reference-logps', cached[0]!)).mtimeMs;
+      await run('pre-b');
+      assert.equal(statSync(join(dir, 'cache', 'reference-logps', cached[0]!)).mtimeMs, written, 'the second run reused the cache');
+    } finally {
+      if (saved === undefined) delete process.env.TPO_CACHE_DIR;
+      else process.env.TPO_CACHE_DIR = saved;
+    }
+    assert.ok(existsSync(join(first.final!, 'model.safetensors')) && existsSync(join(first.final!, 'config.json')));
+    const a = readFileSync(join(dir, 'pre-a', 'metrics.jsonl'), 'utf8');
+    const b = readFileSync(join(dir, 'pre-b', 'metrics.jsonl'), 'utf8');
+    const losses = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l).loss);
+    assert.deepEqual(losses(a), losses(b));
+    using merged = await VideoLM.load(first.final!);
+    assert.equal(merged.info.architecture, 'LlavaQwenForCausalLM');
   });
 
   it('names the config field at fault', () => {
