@@ -185,6 +185,7 @@ export interface NativeTrainer {
   readonly trainable: number;
   preferenceStep(options: {
     microBatches: NativePair[][]; lr: number; loss?: Record<string, unknown>; referenceMode?: string; sharePrefix?: boolean;
+    encodeOnce?: boolean;
   }): Promise<NativeStepResult>;
   sftStep(options: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult>;
   saveState(path: string): Promise<void>;

@@ -1,6 +1,7 @@
 // `tpo bench`: speed figures as ratios against a baseline measured in the same run (machines here are shared
 // and noisy, so absolute numbers alone mean little). Each later stage adds its own benchmark here.
 import { benchMatmul, runtimeInfo, setNumThreads } from '../runtime.js';
+import { benchDpoRows } from './bench-dpo.js';
 import { benchModel } from './bench-model.js';
 import { benchVideoSampling } from './bench-video.js';
 
@@ -45,6 +46,7 @@ export const BENCHMARKS: Record<string, () => Promise<BenchRow[]>> = {
   matmul: () => benchMatmulThreads(),
   video: () => benchVideoSampling(),
   model: () => benchModel(),
+  dpo: () => benchDpoRows(),
 };
 
 export function formatBench(rows: BenchRow[]): string {

@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 
 import { packageVersion } from '../version.js';
+import { BENCH_DPO_USAGE, runBenchDpo } from './bench-dpo.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
@@ -14,6 +15,7 @@ commands:
   doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
+${BENCH_DPO_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
   help                                  this text
@@ -36,6 +38,7 @@ async function runDoctor(argv: string[]): Promise<number> {
 }
 
 async function runBench(argv: string[]): Promise<number> {
+  if (argv[0] === 'dpo' && argv.length > 1) return runBenchDpo(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } },
   });

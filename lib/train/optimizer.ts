@@ -24,6 +24,8 @@ const PreferenceStep = z.strictObject({
   loss: LossConfig.prefault({}),
   referenceMode: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).default('lora-disabled'),
   sharePrefix: z.boolean().default(true),
+  /** Encode each pair's video once for both answers and both models (false: once per answer and model). */
+  encodeOnce: z.boolean().default(true),
 });
 export type PreferenceStep = z.input<typeof PreferenceStep>;
 

@@ -76,6 +76,7 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
   config.loss = loss_config(env, args.get("loss"));
   config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
   config.share_prefix = args.boolean("sharePrefix", true);
+  config.encode_once = args.boolean("encodeOnce", true);
   auto pairs = pairs_arg(env, args.get("pairs"));
   std::vector<std::string> wanted;
   if (args.has("gradients")) {
@@ -187,6 +188,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     config.loss = loss_config(env, args.get("loss"));
     config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
     config.share_prefix = args.boolean("sharePrefix", true);
+    config.encode_once = args.boolean("encodeOnce", true);
     const double lr = lr_arg(env, args);
     auto trainer = trainer_;
     return run_async(

@@ -75,10 +75,21 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
     const Pair& pair = pairs[i];
     const std::string which = "pair " + std::to_string(i);
     if (pair.chosen.numel() == 0 || pair.rejected.numel() == 0) throw std::invalid_argument(which + ": an answer has no tokens");
-    const torch::Tensor video = tokens_of(policy, pair.video);
-    auto policy_logps = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected}, video, config.share_prefix);
-    pc.push_back(policy_logps.sums[0]);
-    pr.push_back(policy_logps.sums[1]);
+    // Each answer scored by one model; with encode_once off, the video is encoded again for every answer (the
+    // baseline `tpo bench dpo` measures against).
+    auto score = [&](model::VideoLMImpl& lm, const torch::Tensor& video) -> std::pair<torch::Tensor, torch::Tensor> {
+      if (config.encode_once) {
+        auto r = model::answer_logprobs(lm, pair.prompt, {pair.chosen, pair.rejected}, video, config.share_prefix);
+        return {r.sums[0], r.sums[1]};
+      }
+      auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, tokens_of(lm, pair.video), config.share_prefix);
+      auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, tokens_of(lm, pair.video), config.share_prefix);
+      return {c.sums[0], r.sums[0]};
+    };
+    const torch::Tensor video = config.encode_once ? tokens_of(policy, pair.video) : torch::Tensor();
+    auto [policy_c, policy_r] = score(policy, video);
+    pc.push_back(policy_c);
+    pr.push_back(policy_r);
     nc.push_back(torch::tensor(static_cast<double>(pair.chosen.numel()), torch::kFloat32));
     nr.push_back(torch::tensor(static_cast<double>(pair.rejected.numel()), torch::kFloat32));
     if (config.loss.reference_free || config.reference == ReferenceMode::None) continue;
@@ -89,14 +100,13 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       continue;
     }
     torch::NoGradGuard no_grad;
-    model::AnswerLogprobs ref;
+    std::pair<torch::Tensor, torch::Tensor> ref;
     if (config.reference == ReferenceMode::LoraDisabled) {
       // The base model is the reference: the same weights with every adapter switched off, and the same visual
-      // tokens unless the tower itself carries adapters (it never does here: LoRA targets the language model).
+      // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
       model::set_lora_enabled(policy, false);
       try {
-        ref = model::answer_logprobs(policy, pair.prompt, {pair.chosen, pair.rejected},
-                                     video.defined() ? video.detach() : video, config.share_prefix);
+        ref = score(policy, video.defined() ? video.detach() : video);
       } catch (...) {
         model::set_lora_enabled(policy, true);
         throw;
@@ -104,11 +114,10 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       model::set_lora_enabled(policy, true);
     } else {
       if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
-      ref = model::answer_logprobs(*reference, pair.prompt, {pair.chosen, pair.rejected}, tokens_of(*reference, pair.video),
-                                   config.share_prefix);
+      ref = score(*reference, config.encode_once ? tokens_of(*reference, pair.video) : torch::Tensor());
     }
-    rc.push_back(ref.sums[0].detach());
-    rr.push_back(ref.sums[1].detach());
+    rc.push_back(ref.first.detach());
+    rr.push_back(ref.second.detach());
   }
   PreferenceForward result;
   result.logps.policy_chosen = torch::stack(pc);

@@ -52,6 +52,7 @@ struct ForwardConfig {
   LossConfig loss;
   ReferenceMode reference = ReferenceMode::LoraDisabled;
   bool share_prefix = true;  // the prompt runs once per pair; both answers attend to it
+  bool encode_once = true;   // the video is encoded once per pair; false: once per answer and model (as TRL runs)
 };
 
 struct PreferenceForward {
