@@ -4,31 +4,13 @@ import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
-import { tensor, type Tensor } from '../../lib/tensor.js';
 import { Optimizer } from '../../lib/train/optimizer.js';
 import type { PreferencePairInput } from '../../lib/train/preference.js';
 import { learningRate } from '../../lib/train/schedule.js';
-import { FIXTURES, removeDir, tempDir } from '../helpers.js';
+import { removeDir, tempDir } from '../helpers.js';
+import { DPO, dpoPairs } from './dpo-fixture.js';
 
-const DPO = join(FIXTURES, 'hf', 'dpo');
-
-function rows(ids: Tensor, mask: Tensor): Tensor[] {
-  const [n, width] = ids.shape as [number, number];
-  const i = ids.toTypedArray() as BigInt64Array;
-  const m = mask.toTypedArray() as BigInt64Array;
-  return Array.from({ length: n }, (_, r) => {
-    const kept = i.slice(r * width, (r + 1) * width).filter((_, c) => m[r * width + c] === 1n);
-    return tensor(kept, [kept.length]);
-  });
-}
-
-async function pairs(): Promise<PreferencePairInput[]> {
-  const inputs = (await readSafetensors(join(DPO, 'inputs.safetensors'))).tensors;
-  const prompts = rows(inputs.prompt_input_ids!, inputs.prompt_attention_mask!);
-  const chosen = rows(inputs.chosen_input_ids!, inputs.chosen_attention_mask!);
-  const rejected = rows(inputs.rejected_input_ids!, inputs.rejected_attention_mask!);
-  return prompts.map((prompt, i) => ({ prompt, chosen: chosen[i]!, rejected: rejected[i]! }));
-}
+const pairs = dpoPairs;
 
 /** A LoRA policy on the DPO fixture's model; the adapter-off model is the reference. */
 async function loraPolicy(seed = 1): Promise<VideoLM> {

@@ -6,11 +6,10 @@ import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
-import { tensor, type Tensor } from '../../lib/tensor.js';
+import type { Tensor } from '../../lib/tensor.js';
 import { type LossConfig, preferenceForward, preferenceMetrics, type PreferencePairInput } from '../../lib/train/preference.js';
-import { FIXTURES } from '../helpers.js';
+import { DPO, dpoPairs } from './dpo-fixture.js';
 
-const DPO = join(FIXTURES, 'hf', 'dpo');
 const GRADIENTS = [
   'model.layers.0.self_attn.q_proj.weight', 'model.norm.weight', 'lm_head.weight', 'model.layers.1.self_attn.k_proj.bias',
 ];
@@ -23,17 +22,6 @@ function assertClose(actual: Tensor | undefined, expected: Tensor, what: string,
   a.forEach((x, i) => assert.ok(Math.abs(x - b[i]!) <= atol + rtol * Math.abs(b[i]!), `${what}[${i}]: ${x} vs ${b[i]}`));
 }
 
-/** Each row without its padding: what TRL's collator padded, undone. */
-function rows(ids: Tensor, mask: Tensor): Tensor[] {
-  const [n, width] = ids.shape as [number, number];
-  const i = ids.toTypedArray() as BigInt64Array;
-  const m = mask.toTypedArray() as BigInt64Array;
-  return Array.from({ length: n }, (_, r) => {
-    const kept = i.slice(r * width, (r + 1) * width).filter((_, c) => m[r * width + c] === 1n);
-    return tensor(kept, [kept.length]);
-  });
-}
-
 describe('preference losses against TRL', function () {
   this.timeout(120_000);
   let policy: VideoLM;
@@ -44,12 +32,8 @@ describe('preference losses against TRL', function () {
   before(async () => {
     policy = await VideoLM.load(join(DPO, 'policy'));
     reference = await VideoLM.load(join(DPO, 'reference'));
-    const inputs = (await readSafetensors(join(DPO, 'inputs.safetensors'))).tensors;
     expected = (await readSafetensors(join(DPO, 'expected.safetensors'))).tensors;
-    const prompts = rows(inputs.prompt_input_ids!, inputs.prompt_attention_mask!);
-    const chosen = rows(inputs.chosen_input_ids!, inputs.chosen_attention_mask!);
-    const rejected = rows(inputs.rejected_input_ids!, inputs.rejected_attention_mask!);
-    pairs = prompts.map((prompt, i) => ({ prompt, chosen: chosen[i]!, rejected: rejected[i]! }));
+    pairs = await dpoPairs();
   });
   after(() => {
     policy.dispose();
