@@ -118,19 +118,24 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames });
     const pixels = await preprocessFrames(frames, this.#processor);
     frames.dispose();
-    if (this.config.train.vision || this.config.train.projector) return pixels;
+    const trainsTower = this.config.train.vision || this.config.train.projector;
+    if (trainsTower && this.#visualTokenCount > 0) return pixels;
     const tokens = await this.#policy!.encodeVideo(pixels);
+    this.#visualTokenCount = tokens.shape[0]!;
+    if (trainsTower) {
+      tokens.dispose();
+      return pixels;
+    }
     pixels.dispose();
     this.#videos.set(path, tokens);
     return tokens;
   }
 
+  /** How many embeddings replace the image id (for truncation budgets): measured on the first video. */
+  #visualTokenCount = 0;
+
   #visualTokens(): number {
-    const config = this.#policy!.config as { vision_config?: { image_size: number; patch_size: number }; mm_spatial_pool_stride?: number };
-    if (!config.vision_config) return 0;
-    const side = Math.floor(config.vision_config.image_size / config.vision_config.patch_size);
-    const pooled = Math.floor(side / (config.mm_spatial_pool_stride ?? 2));
-    return this.config.frames * pooled * (pooled + 1);
+    return this.#visualTokenCount;
   }
 
   async #pairInputs(batch: Batch<PreferencePair>, reference?: Map<string, [number, number]>): Promise<NativePair[]> {
