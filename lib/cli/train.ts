@@ -46,10 +46,14 @@ export async function runTrain(argv: string[]): Promise<number> {
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());  // finish the step, save a checkpoint, stop
   const started = performance.now();
-  trainer.on('step', ({ step, metrics }) => {
+  let first: number | undefined;
+  trainer.on('step', ({ step, total, metrics }) => {
     const elapsed = (performance.now() - started) / 1000;
+    first ??= step - 1;  // a resumed run starts past 0
+    const eta = total && step > first ? (elapsed / (step - first)) * (total - step) : undefined;
     const acc = metrics['rewards/accuracies'];
-    process.stderr.write(`\rstep ${step}  loss ${metrics.loss?.toFixed(4)}${acc === undefined ? '' : `  acc ${acc.toFixed(2)}`}  ${elapsed.toFixed(0)} s   `);
+    process.stderr.write(`\rstep ${step}/${total}  loss ${metrics.loss?.toFixed(4)}${acc === undefined ? '' : `  acc ${acc.toFixed(2)}`}` +
+      `  ${elapsed.toFixed(0)} s${eta === undefined ? '' : `  ETA ${eta.toFixed(0)} s`}   `);
   });
   trainer.on('checkpoint', ({ dir }) => process.stderr.write(`\ncheckpoint ${dir}\n`));
   const result = await trainer.fit({ signal: abort.signal, resume: values.resume });

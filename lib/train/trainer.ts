@@ -30,6 +30,8 @@ import { learningRate } from './schedule.js';
 
 export interface StepEvent {
   step: number;
+  /** Optimizer steps in the whole run. */
+  total?: number;
   epoch: number;
   metrics: Record<string, number>;
 }
@@ -300,7 +302,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
         const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: batch.records.length / seconds, 'tokens/s': result.tokens / seconds };
         const line = { step: step + 1, epoch, ...metrics };
         await writeFile(join(c.output, 'metrics.jsonl'), JSON.stringify(line) + '\n', { flag: 'a' });
-        this.emit('step', { step: step + 1, epoch, metrics });
+        this.emit('step', { step: step + 1, total, epoch, metrics });
         if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(step + 1, optimizer, epoch);
         if (c.evalEvery > 0 && (step + 1) % c.evalEvery === 0) await this.evaluate(step + 1);
       }

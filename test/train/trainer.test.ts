@@ -89,6 +89,18 @@ describe('Trainer', function () {
     assert.equal(merged.info.architecture, 'LlavaQwenForCausalLM');
   });
 
+  it('stops at an aborted signal after finishing the step and saving a checkpoint, and resumes from it', async () => {
+    const output = join(dir, 'run-abort');
+    const controller = new AbortController();
+    const trainer = new Trainer({ ...config, output } as never);
+    trainer.once('step', () => controller.abort());
+    const stopped = await trainer.fit({ signal: controller.signal });
+    assert.deepEqual([stopped.stopped, stopped.steps], ['aborted', 1]);
+    assert.ok(existsSync(join(output, 'checkpoint-1', 'optimizer.safetensors')));
+    const resumed = await new Trainer({ ...config, output } as never).fit({ resume: true });
+    assert.deepEqual([resumed.stopped, resumed.steps], ['done', 10]);
+  });
+
   it('names the config field at fault', () => {
     assert.throws(() => new Trainer({ ...config, batchSize: 0 } as never), /train config: batchSize/);
     assert.throws(() => new Trainer({ ...config, learningRate: 1 } as never), /Unrecognized key: "learningRate"/);
