@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include <ATen/autocast_mode.h>
+
 #include "model/inference.h"
 
 namespace tpo::train {
@@ -14,6 +16,22 @@ bool decays(const std::string& name, const torch::Tensor& p) {
 }
 
 double mean_of(const torch::Tensor& t) { return t.to(torch::kFloat64).mean().item<double>(); }
+
+// bf16 autocast for a step on a CUDA model (the weights stay float32, the matmuls run in bf16), as TRL's bf16=True.
+// Autocast is per thread, and each step runs on a pool thread: set and cleared around the step.
+struct CudaAutocast {
+  explicit CudaAutocast(bool on) : on(on) {
+    if (!on) return;
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  ~CudaAutocast() {
+    if (!on) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  bool on;
+};
 
 // Training mode (LoRA dropout) for the step only: generation and evaluation between steps run in eval mode.
 struct TrainMode {
@@ -72,6 +90,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
   if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
+  CudaAutocast autocast(params_.front().second.is_cuda());
   optimizer_->zero_grad(true);
   const double parts = static_cast<double>(micro_batches.size());
   double loss = 0;
@@ -105,6 +124,7 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
+  CudaAutocast autocast(params_.front().second.is_cuda());
   optimizer_->zero_grad(true);
   // Token-mean cross entropy over every answer token of the step (not a mean of per-record means).
   int64_t total = 0;
