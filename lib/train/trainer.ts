@@ -211,6 +211,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   async #checkpoint(step: number, optimizer: Optimizer, epoch: number): Promise<string> {
     const c = this.config;
     const dir = join(c.output, `checkpoint-${step}`);
+    if (existsSync(dir)) return dir;  // resumed at the end of a finished run: that checkpoint is this state
     const temp = join(c.output, `.checkpoint-${step}.tmp-${process.pid}`);
     await rm(temp, { recursive: true, force: true });
     await mkdir(temp, { recursive: true });
