@@ -8,6 +8,7 @@ import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
+import { GENERATE_USAGE, runGenerate } from './generate.js';
 
 const USAGE = `usage: tpo <command> [options]
 
@@ -18,6 +19,7 @@ commands:
 ${BENCH_DPO_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
+${GENERATE_USAGE}
   help                                  this text
 
 options:
@@ -61,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
       return runSynth(rest);
     case 'train':
       return runTrain(rest);
+    case 'generate':
+      return runGenerate(rest);
     case '--version':
       console.log(packageVersion());
       return 0;

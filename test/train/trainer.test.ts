@@ -9,9 +9,9 @@ import { writeJsonl } from '../../lib/data/jsonl.js';
 import { readBenchmark } from '../../lib/data/records.js';
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
-import { writeSynthDataset } from '../../lib/synthetic/index.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { removeDir, ROOT, tempDir } from '../helpers.js';
+import { makeWorld } from '../world-fixture.js';
 
 const TPO = join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
@@ -27,10 +27,7 @@ describe('Trainer', function () {
 
   before(async () => {
     dir = tempDir('tpo-train-');
-    await writeSynthDataset({ out: dir, videos: 8, seed: 3, world: { length: 'short' }, concurrency: 2 });
-    const modelConfig = JSON.parse(readFileSync(join(dir, 'model', 'config.json'), 'utf8'));
-    using model = await VideoLM.create(modelConfig, { seed: 1 });
-    await model.save(join(dir, 'model'));
+    await makeWorld(dir);
     const items = await readBenchmark(join(dir, 'train-benchmark.jsonl')).toArray();
     const pairs = items.slice(0, 16).map((b) => ({
       id: b.id, video: b.video, prompt: b.question, chosen: b.options[b.answer], rejected: b.options[(b.answer + 1) % b.options.length],

@@ -1,0 +1,38 @@
+// `tpo generate --config gen.json [--set field=value ...]`: TPO's self-generated preference pairs (lib/tpo/generate.ts).
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+
+import { type GenerateConfig, generatePairs } from '../tpo/generate.js';
+
+export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
+                                        TPO preference pairs from the model's own answers to manipulated videos
+                                        (resumable: a rerun continues where the last stopped)`;
+
+export async function runGenerate(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, set: { type: 'string', multiple: true } } });
+  if (!values.config) throw new Error('generate: --config FILE is required');
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(await readFile(values.config, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(`${values.config}: ${(error as Error).message}`);
+  }
+  for (const assignment of values.set ?? []) {
+    const eq = assignment.indexOf('=');
+    if (eq < 1) throw new Error(`--set ${assignment}: expected FIELD=VALUE`);
+    const text = assignment.slice(eq + 1);
+    try {
+      config[assignment.slice(0, eq)] = JSON.parse(text);
+    } catch {
+      config[assignment.slice(0, eq)] = text;
+    }
+  }
+  const started = performance.now();
+  const summary = await generatePairs(config as unknown as GenerateConfig, (done, total) => {
+    const elapsed = (performance.now() - started) / 1000;
+    process.stderr.write(`\r${done}/${total} questions  ${elapsed.toFixed(0)} s   `);
+  });
+  process.stderr.write('\n');
+  console.log(JSON.stringify(summary, null, 2));
+  return 0;
+}
