@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 import { type GenerateConfig, generatePairs } from '../tpo/generate.js';
+import { applyOverride } from './overrides.js';
 
 export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
                                         TPO preference pairs from the model's own answers to manipulated videos
@@ -17,16 +18,7 @@ export async function runGenerate(argv: string[]): Promise<number> {
   } catch (error) {
     throw new Error(`${values.config}: ${(error as Error).message}`);
   }
-  for (const assignment of values.set ?? []) {
-    const eq = assignment.indexOf('=');
-    if (eq < 1) throw new Error(`--set ${assignment}: expected FIELD=VALUE`);
-    const text = assignment.slice(eq + 1);
-    try {
-      config[assignment.slice(0, eq)] = JSON.parse(text);
-    } catch {
-      config[assignment.slice(0, eq)] = text;
-    }
-  }
+  for (const assignment of values.set ?? []) applyOverride(config, assignment);
   const started = performance.now();
   const summary = await generatePairs(config as unknown as GenerateConfig, (done, total) => {
     const elapsed = (performance.now() - started) / 1000;

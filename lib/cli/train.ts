@@ -3,31 +3,12 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 import type { TrainConfig } from '../train/config.js';
+import { applyOverride } from './overrides.js';
 import { Trainer } from '../train/trainer.js';
 
 export const TRAIN_USAGE = `  train --config FILE [--resume] [--set FIELD=VALUE ...]
                                         train (tpo, dpo or sft) as the config says; --set overrides a field
                                         (dotted path, JSON value: --set lr=1e-5 --set lora.r=16)`;
-
-/** `a.b=JSON` on a copy of `config` (a plain word is taken as a string). */
-function applyOverride(config: Record<string, unknown>, assignment: string): void {
-  const eq = assignment.indexOf('=');
-  if (eq < 1) throw new Error(`--set ${assignment}: expected FIELD=VALUE`);
-  const path = assignment.slice(0, eq).split('.');
-  const text = assignment.slice(eq + 1);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    value = text;
-  }
-  let node = config;
-  for (const key of path.slice(0, -1)) {
-    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
-    node = node[key] as Record<string, unknown>;
-  }
-  node[path.at(-1)!] = value;
-}
 
 export async function runTrain(argv: string[]): Promise<number> {
   const { values } = parseArgs({

@@ -295,3 +295,16 @@ async function repairTail(file: string): Promise<RepairedTail | null> {
     await handle.close();
   }
 }
+
+/** A JSON file that appears whole or not at all (as writeJsonl's JSONL files do). */
+export async function writeJsonFile(file: string, value: unknown): Promise<void> {
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  const handle = await open(temp, 'w');
+  try {
+    await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temp, file);
+}

@@ -10,13 +10,13 @@
 //
 // Every file is written atomically. Videos already present are kept (each appeared whole or not at all), so an
 // interrupted run resumes where it stopped and a rerun with more videos renders only the new ones.
-import { access, mkdir, open, readFile, rename } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 
 import { z } from 'zod';
 
-import { writeJsonl } from '../data/jsonl.js';
+import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { annotation } from './captions.js';
@@ -77,19 +77,6 @@ interface Planned {
   /** Relative to the dataset folder. */
   path: string;
   video: SynthVideo;
-}
-
-/** A JSON file that appears whole or not at all (as writeJsonl's JSONL files do). */
-async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await open(temp, 'w');
-  try {
-    await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temp, file);
 }
 
 const exists = (path: string) => access(path).then(() => true, () => false);
@@ -185,10 +172,10 @@ async function writeSplit(o: z.output<typeof SynthOptions>, split: Split, planne
 export async function writeModelFiles(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const files = worldTokenizerFiles();
-  await writeJsonAtomic(join(dir, 'tokenizer.json'), files['tokenizer.json']);
-  await writeJsonAtomic(join(dir, 'tokenizer_config.json'), files['tokenizer_config.json']);
-  await writeJsonAtomic(join(dir, 'config.json'), tinyModelConfig(worldTokenizer()));
-  await writeJsonAtomic(join(dir, 'preprocessor_config.json'), TINY_PREPROCESSOR_CONFIG);
+  await writeJsonFile(join(dir, 'tokenizer.json'), files['tokenizer.json']);
+  await writeJsonFile(join(dir, 'tokenizer_config.json'), files['tokenizer_config.json']);
+  await writeJsonFile(join(dir, 'config.json'), tinyModelConfig(worldTokenizer()));
+  await writeJsonFile(join(dir, 'preprocessor_config.json'), TINY_PREPROCESSOR_CONFIG);
 }
 
 /** Writes a synthetic dataset folder (see the top of this file). */
@@ -202,7 +189,7 @@ export async function writeSynthDataset(
   const manifest = {
     tpo: packageVersion(), identity: identity(o), videos: o.videos, split: o.split, complete: false,
   };
-  await writeJsonAtomic(join(o.out, 'synth.json'), manifest);
+  await writeJsonFile(join(o.out, 'synth.json'), manifest);
 
   const planned = plan(o);
   const written = o.writeVideos
@@ -217,6 +204,6 @@ export async function writeSynthDataset(
   }
   await writeModelFiles(join(o.out, 'model'));
   const seconds = (performance.now() - started) / 1000;
-  await writeJsonAtomic(join(o.out, 'synth.json'), { ...manifest, complete: true, splits: { videos, questions } });
+  await writeJsonFile(join(o.out, 'synth.json'), { ...manifest, complete: true, splits: { videos, questions } });
   return { out: o.out, videos, questions, ...written, seconds };
 }

@@ -8,12 +8,12 @@
 //
 // Resumable: records already in either output file are skipped, a torn last line is repaired before appending.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
 import { encodePrompt } from '../data/encode.js';
-import { JsonlAppender } from '../data/jsonl.js';
+import { JsonlAppender, writeJsonFile } from '../data/jsonl.js';
 import { type BenchmarkItem, readBenchmark } from '../data/records.js';
 import { mulberry32, seededShuffle } from '../data/videos.js';
 import { Tokenizer } from '../model/tokenizer.js';
@@ -221,9 +221,7 @@ export async function generatePairs(config: GenerateConfig, onProgress?: (done: 
         await dropped.append(...droppedRecords);
         await kept.sync();
         await dropped.sync();
-        const temp = `${summaryFile}.tmp-${process.pid}`;
-        await writeFile(temp, JSON.stringify(summary, null, 2) + '\n');
-        await rename(temp, summaryFile);
+        await writeJsonFile(summaryFile, summary);
         processed += group.length;
         onProgress?.(processed, order.length);
       }

@@ -12,6 +12,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 
 import { encodePair, encodeSft } from '../data/encode.js';
+import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
 import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data/records.js';
 import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
 import { cacheDir } from '../libtorch.js';
@@ -44,12 +45,6 @@ export interface FitResult {
 }
 
 const ids = (a: Int32Array | number[]) => tensor(Int32Array.from(a), [a.length]);
-
-async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  const temp = `${path}.tmp-${process.pid}`;
-  await writeFile(temp, JSON.stringify(value, null, 2) + '\n');
-  await rename(temp, path);
-}
 
 export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]; checkpoint: [{ step: number; dir: string }] }> {
   readonly config: ResolvedTrainConfig;
@@ -204,7 +199,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     } finally {
       if (this.config.lora) policy.setLoraEnabled(true);
     }
-    await writeJsonAtomic(file, Object.fromEntries(out));
+    await writeJsonFile(file, Object.fromEntries(out));
     return out;
   }
 
@@ -218,7 +213,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     if (c.lora) await this.#policy!.saveLora(temp);
     else await this.#policy!.save(temp);
     await optimizer.saveState(join(temp, 'optimizer.safetensors'));
-    await writeJsonAtomic(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
+    await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
     await rename(temp, dir);  // the checkpoint exists whole, or not at all
     const old = (await readdir(c.output)).map((n) => /^checkpoint-(\d+)$/.exec(n)?.[1]).filter((s): s is string => !!s)
       .map(Number).sort((a, b) => b - a).slice(c.checkpoint.keepLast);
@@ -231,16 +226,16 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   async #trimMetrics(step: number): Promise<void> {
     const file = join(this.config.output, 'metrics.jsonl');
     if (!existsSync(file)) return;
-    const kept = (await readFile(file, 'utf8')).split('\n').filter((line) => {
-      if (!line.trim()) return false;
+    const kept: unknown[] = [];
+    for (const line of (await readFile(file, 'utf8')).split('\n')) {
       try {
-        return (JSON.parse(line) as { step: number }).step <= step;
+        const record = JSON.parse(line) as { step: number };
+        if (record.step <= step) kept.push(record);
       } catch {
-        return false;  // a line torn by the kill
+        // an empty line, or one torn by the kill
       }
-    });
-    await writeFile(`${file}.tmp`, kept.map((l) => l + '\n').join(''));
-    await rename(`${file}.tmp`, file);
+    }
+    await writeJsonl(file, kept);
   }
 
   async fit(options: { signal?: AbortSignal; resume?: boolean } = {}): Promise<FitResult> {

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstring>
-#include <sstream>
 
 #include "binding/addon_data.h"
 #include "binding/errors.h"
@@ -51,11 +50,6 @@ std::string dtype_names() {
   return out;
 }
 
-std::string shape_text(c10::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
 
 // tensorFromTypedArray(data, shape, dtype?): one copy into a new tensor, so the JS buffer may change or be
 // collected afterwards. The dtype defaults to the array's natural one; float16/bfloat16 take raw bits.
@@ -85,7 +79,7 @@ Napi::Value tensor_from_typed_array(const Napi::CallbackInfo& info) {
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   if (numel != static_cast<int64_t>(data.ElementLength()))
-    throw_argument_error(env, "tensorFromTypedArray: shape " + shape_text(shape) + " holds " + std::to_string(numel) +
+    throw_argument_error(env, "tensorFromTypedArray: shape " + c10::str(c10::IntArrayRef(shape)) + " holds " + std::to_string(numel) +
                                   " elements but the array has " + std::to_string(data.ElementLength()));
 
   return guarded(env, "tensorFromTypedArray", [&] {
@@ -295,7 +289,7 @@ Napi::Value TensorHandle::to_string(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!tensor_.defined()) return Napi::String::New(env, "Tensor(disposed)");
   return Napi::String::New(env, std::string("Tensor(") + dtype_spec(tensor_.scalar_type()).name + ", " +
-                                    shape_text(tensor_.sizes()) + ", " + tensor_.device().str() + ")");
+                                    c10::str(tensor_.sizes()) + ", " + tensor_.device().str() + ")");
 }
 
 Napi::Value TensorHandle::dispose(const Napi::CallbackInfo& info) {

@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -59,11 +58,6 @@ uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& path, const std:
   return out;
 }
 
-std::string shape_text(const std::vector<int64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 // Parses and validates the JSON header against the data region's size. Everything a malicious file could use to
 // make us read out of bounds is checked here, before any tensor exists.
@@ -121,7 +115,7 @@ void parse_header(const std::string& path, const char* text, size_t size, uint64
                      " lies past the end of the data (" + std::to_string(data_size) + " bytes): truncated file?");
     const uint64_t nbytes = checked_mul(numel, c10::elementSize(entry.dtype), path, key);
     if (entry.end - entry.begin != nbytes)
-      fail(path, "tensor '" + key + "': " + entry.dtype_name + " " + shape_text(entry.shape) + " needs " +
+      fail(path, "tensor '" + key + "': " + entry.dtype_name + " " + c10::str(c10::IntArrayRef(entry.shape)) + " needs " +
                      std::to_string(nbytes) + " bytes but data_offsets span " +
                      std::to_string(entry.end - entry.begin));
     entries.push_back(std::move(entry));

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 
 namespace tpo::model {
@@ -63,14 +62,6 @@ bool ignorable(const std::string& key) {
          key.find("rotary_emb.inv_freq") != std::string::npos;
 }
 
-std::string shape_text(c10::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
-
-std::string shape_text(const std::vector<int64_t>& shape) { return shape_text(c10::IntArrayRef(shape)); }
-
 std::string listing(const std::vector<std::string>& items, size_t shown = 8) {
   std::string out;
   for (size_t i = 0; i < std::min(items.size(), shown); ++i) out += "\n  " + items[i];
@@ -118,12 +109,12 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
   for (const auto& item : params) {
     const auto found = stored_for.find(item.key());
     if (found == stored_for.end()) {
-      missing.push_back(layout_key(item.key(), report.layout) + " " + shape_text(item.value().sizes()));
+      missing.push_back(layout_key(item.key(), report.layout) + " " + c10::str(item.value().sizes()));
       continue;
     }
     const auto& entry = checkpoint.entry(found->second);
     if (c10::IntArrayRef(entry.shape) != item.value().sizes())
-      mismatched.push_back(found->second + ": checkpoint " + shape_text(entry.shape) + ", model " + shape_text(item.value().sizes()));
+      mismatched.push_back(found->second + ": checkpoint " + c10::str(c10::IntArrayRef(entry.shape)) + ", model " + c10::str(item.value().sizes()));
   }
   if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
     std::string message = checkpoint.path() + " does not fit this model (" + layout_name(report.layout) + " layout):";

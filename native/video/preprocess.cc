@@ -1,16 +1,10 @@
 #include "video/preprocess.h"
 
-#include <sstream>
 #include <stdexcept>
 
 namespace tpo::video {
 namespace {
 
-std::string shape_text(c10::IntArrayRef shape) {
-  std::ostringstream s;
-  s << shape;
-  return s.str();
-}
 
 // Output size of transformers' get_resize_output_image_size(default_to_square=False): the short side becomes
 // `edge` and the long side int(edge * long / short) (truncated, as Python's int()).
@@ -32,7 +26,7 @@ torch::Tensor resize_pass(const torch::Tensor& x, int64_t out_h, int64_t out_w, 
 torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& config) {
   if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != torch::kUInt8)
     throw std::invalid_argument("preprocess: frames must be uint8 [T, H, W, 3], got " +
-                                std::string(c10::toString(frames.scalar_type())) + " " + shape_text(frames.sizes()));
+                                std::string(c10::toString(frames.scalar_type())) + " " + c10::str(frames.sizes()));
   if (config.mean.size() != 3 || config.std.size() != 3)
     throw std::invalid_argument("preprocess: image_mean and image_std need 3 values each");
   torch::NoGradGuard no_grad;

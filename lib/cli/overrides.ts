@@ -1,0 +1,21 @@
+// `--set FIELD=VALUE` for config-file commands (train, generate).
+
+/** Sets `a.b` of `config` (in place) to the JSON value after `=`; a value that is not JSON is a string. */
+export function applyOverride(config: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  if (eq < 1) throw new Error(`--set ${assignment}: expected FIELD=VALUE`);
+  const path = assignment.slice(0, eq).split('.');
+  const text = assignment.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = text;
+  }
+  let node = config;
+  for (const key of path.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path.at(-1)!] = value;
+}
