@@ -46,6 +46,9 @@ export interface FitResult {
 
 const ids = (a: Int32Array | number[]) => tensor(Int32Array.from(a), [a.length]);
 
+/** Decoded videos (or their visual tokens) kept across steps, at most this many bytes. */
+const VIDEO_CACHE_BYTES = 2 * 1024 ** 3;
+
 export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]; checkpoint: [{ step: number; dir: string }] }> {
   readonly config: ResolvedTrainConfig;
   #tokenizer?: Tokenizer;
@@ -106,7 +109,8 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
 
   /**
    * A video as the step takes it. With the tower and projector frozen its visual tokens never change: they are
-   * encoded once and kept across steps and epochs. Otherwise the step encodes the frames (once per pair).
+   * encoded once and kept across steps and epochs. Otherwise its preprocessed frames are kept (up to
+   * VIDEO_CACHE_BYTES, so an epoch decodes each video once) and the step encodes them once per micro-batch.
    */
   async #video(path: string): Promise<Tensor | undefined> {
     if (!this.#processor) return undefined;
@@ -116,16 +120,27 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     const pixels = await preprocessFrames(frames, this.#processor);
     frames.dispose();
     const trainsTower = this.config.train.vision || this.config.train.projector;
-    if (trainsTower && this.#visualTokenCount > 0) return pixels;
-    const tokens = await this.#policy!.encodeVideo(pixels);
-    this.#visualTokenCount = tokens.shape[0]!;
-    if (trainsTower) {
+    if (!trainsTower || this.#visualTokenCount === 0) {
+      const tokens = await this.#policy!.encodeVideo(pixels);
+      this.#visualTokenCount = tokens.shape[0]!;
+      if (!trainsTower) {
+        pixels.dispose();
+        return this.#keep(path, tokens);
+      }
       tokens.dispose();
-      return pixels;
     }
-    pixels.dispose();
-    this.#videos.set(path, tokens);
-    return tokens;
+    return this.#keep(path, pixels);
+  }
+
+  #cachedBytes = 0;
+
+  #keep(path: string, t: Tensor): Tensor {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+    if (this.#cachedBytes + bytes <= VIDEO_CACHE_BYTES) {
+      this.#videos.set(path, t);
+      this.#cachedBytes += bytes;
+    }
+    return t;
   }
 
   /** How many embeddings replace the image id (for truncation budgets): measured on the first video. */

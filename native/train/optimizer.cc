@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include <cmath>
+#include <unordered_map>
 
 #include <ATen/autocast_mode.h>
 
@@ -135,8 +136,16 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   StepMetrics metrics;
   for (const auto& batch : micro_batches) {
     torch::Tensor sum = torch::zeros({}, torch::kFloat32);
+    // Records about one video share its frames tensor: encode it once per micro-batch (the tower's backward then
+    // sums every record's gradient through one graph instead of re-running the tower per record).
+    std::unordered_map<const void*, torch::Tensor> encoded;
     for (const auto& e : batch) {
-      const auto video = e.video.defined() && e.video.dim() == 4 ? policy_->lm->encode_video(e.video).tokens : e.video;
+      torch::Tensor video = e.video;
+      if (video.defined() && video.dim() == 4) {
+        auto& tokens = encoded[video.unsafeGetTensorImpl()];
+        if (!tokens.defined()) tokens = policy_->lm->encode_video(video).tokens;
+        video = tokens;
+      }
       sum = sum + model::answer_logprobs(*policy_->lm, e.prompt, {e.answer}, video).sums[0];
     }
     const auto part = -sum / static_cast<double>(total);
