@@ -211,6 +211,7 @@ export interface NativeAddon {
     frames: Tensor<'uint8'>; timestamps: Float64Array; indices: number[]; info: VideoInfo;
   }>;
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
+  videoCorrupt(frames: Tensor, options: { scale: number; brightness: number; contrast: number; saturation: number; seed: number }): Promise<Tensor<'uint8'>>;
   modelLoad(dir: string, options?: { dtype?: DType; overrides?: string; device?: string }): Promise<NativeModel>;
   modelCreate(config: string, options?: { seed?: number; dtype?: DType; device?: string }): Promise<NativeModel>;
   synthRender(spec: NativeRenderSpec): Promise<Tensor<'uint8'>>;

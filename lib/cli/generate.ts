@@ -19,10 +19,8 @@ export async function runGenerate(argv: string[]): Promise<number> {
     throw new Error(`${values.config}: ${(error as Error).message}`);
   }
   for (const assignment of values.set ?? []) applyOverride(config, assignment);
-  const started = performance.now();
-  const summary = await generatePairs(config as unknown as GenerateConfig, (done, total) => {
-    const elapsed = (performance.now() - started) / 1000;
-    process.stderr.write(`\r${done}/${total} questions  ${elapsed.toFixed(0)} s   `);
+  const summary = await generatePairs(config as unknown as GenerateConfig, ({ done, videos, summary: s }) => {
+    process.stderr.write(`\rgenerate ${done}/${videos} videos  ${s.kept} pairs kept, ${s.judged - s.kept} dropped   `);
   });
   process.stderr.write('\n');
   console.log(JSON.stringify(summary, null, 2));

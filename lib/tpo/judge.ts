@@ -2,13 +2,18 @@
 // keep a pair only when the preferred answer is right, the dis-preferred one is not, and the two differ.
 // (Real videos take TPO's LLM judge through lib/tpo/llm.ts; this judge needs no model.)
 
-export type DropReason = 'empty-answer' | 'same-answers' | 'preferred-wrong' | 'dispreferred-also-right';
+export type DropReason =
+  | 'empty-answer' | 'same-answers' | 'preferred-wrong' | 'dispreferred-also-right'
+  // TPO's LLM filter (lib/tpo/questions.ts judgePair): the preferred answer contradicts the captions, or is no better
+  | 'contradicts-captions' | 'not-better';
 
 export interface Verdict {
   keep: boolean;
   reason?: DropReason;
   preferredCorrect: boolean;
   dispreferredCorrect: boolean;
+  /** The LLM judge's three checks, when it judged. */
+  llm?: { correct: boolean; consistent: boolean; better: boolean };
 }
 
 /** Lower case, no punctuation, no articles, single spaces: "The red circle." and "red circle" compare equal. */

@@ -16,6 +16,7 @@ import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
 import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data/records.js';
 import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
 import { cacheDir } from '../libtorch.js';
+import { copyModelFiles } from '../model/files.js';
 import { readSafetensorsHeader } from '../model/safetensors.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { VideoLM } from '../model/video-lm.js';
@@ -226,7 +227,10 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     await rm(temp, { recursive: true, force: true });
     await mkdir(temp, { recursive: true });
     if (c.lora) await this.#policy!.saveLora(temp);
-    else await this.#policy!.save(temp);
+    else {
+      await this.#policy!.save(temp);
+      await copyModelFiles(c.model, temp);
+    }
     await optimizer.saveState(join(temp, 'optimizer.safetensors'));
     await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
     await rename(temp, dir);  // the checkpoint exists whole, or not at all
@@ -320,13 +324,19 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
       await this.#checkpoint(total, optimizer, Math.floor(total / perEpoch));
       if (c.data.validation) await this.evaluate(total);
       const final = join(c.output, 'final');
-      await rm(final, { recursive: true, force: true });
+      // Written beside it and renamed, so final/ is whole or absent; full weights get the model folder's tokenizer
+      // and preprocessor files too, so final/ loads as a model on its own.
+      const temp = join(c.output, `.final.tmp-${process.pid}`);
+      await rm(temp, { recursive: true, force: true });
       if (c.lora && !c.export.merge) {
-        await policy.saveLora(final);
+        await policy.saveLora(temp);
       } else {
         if (c.lora) policy.mergeLora();
-        await policy.save(final);
+        await policy.save(temp);
+        await copyModelFiles(c.model, temp);
       }
+      await rm(final, { recursive: true, force: true });
+      await rename(temp, final);
       return { steps: total, final, stopped: 'done' };
     } finally {
       policy.dispose();

@@ -146,12 +146,28 @@ Napi::Value preprocess(const Napi::CallbackInfo& info) {
       [](Napi::Env env, torch::Tensor pixels) -> Napi::Value { return TensorHandle::wrap(env, std::move(pixels)); });
 }
 
+Napi::Value corrupt(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  torch::Tensor frames = TensorHandle::unwrap(env, info[0], "videoCorrupt: frames");
+  const Args args(env, info[1], "corrupt options");
+  video::CorruptConfig c;
+  c.scale = args.number("scale", c.scale);
+  c.brightness = args.number("brightness", c.brightness);
+  c.contrast = args.number("contrast", c.contrast);
+  c.saturation = args.number("saturation", c.saturation);
+  c.seed = static_cast<uint64_t>(args.number("seed", 0));
+  return run_async(
+      env, "videoCorrupt", [frames, c] { return video::corrupt_frames(frames, c); },
+      [](Napi::Env env, torch::Tensor out) -> Napi::Value { return TensorHandle::wrap(env, std::move(out)); });
+}
+
 }  // namespace
 
 void register_video(Napi::Env env, Napi::Object exports) {
   exports.Set("videoProbe", Napi::Function::New(env, probe, "videoProbe"));
   exports.Set("videoDecode", Napi::Function::New(env, decode, "videoDecode"));
   exports.Set("videoPreprocess", Napi::Function::New(env, preprocess, "videoPreprocess"));
+  exports.Set("videoCorrupt", Napi::Function::New(env, corrupt, "videoCorrupt"));
 }
 
 }  // namespace tpo::binding

@@ -1,5 +1,9 @@
 #include "video/preprocess.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace tpo::video {
@@ -62,6 +66,32 @@ torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& co
     x = (x - mean) / std;
   }
   return x.contiguous();
+}
+
+torch::Tensor corrupt_frames(const torch::Tensor& frames, const CorruptConfig& config) {
+  if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != torch::kUInt8)
+    throw std::invalid_argument("corrupt_frames: frames must be uint8 [T, H, W, 3]");
+  if (!(config.scale > 0 && config.scale <= 1)) throw std::invalid_argument("corrupt_frames: scale must lie in (0, 1]");
+  for (const double j : {config.brightness, config.contrast, config.saturation})
+    if (!(j >= 0 && j < 1)) throw std::invalid_argument("corrupt_frames: jitter amounts must lie in [0, 1)");
+  namespace F = torch::nn::functional;
+  const int64_t t = frames.size(0), h = frames.size(1), w = frames.size(2);
+  auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;  // [T, 3, H, W]
+  const int64_t sh = std::max<int64_t>(1, std::lround(h * config.scale)), sw = std::max<int64_t>(1, std::lround(w * config.scale));
+  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{sh, sw}).mode(torch::kArea));
+  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
+  // One generator seeded here: the same frames and seed give the same corruption on every machine.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(config.seed);
+  const auto factor = [&](double j) {
+    return (torch::rand({t, 1, 1, 1}, gen, torch::TensorOptions().dtype(torch::kFloat64)) * 2 - 1).mul(j).add(1).to(torch::kFloat32);
+  };
+  const auto b = factor(config.brightness), c = factor(config.contrast), s = factor(config.saturation);
+  x = x * b;
+  const auto gray = (x * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1})).sum(1, true);
+  x = (x - gray.mean({2, 3}, true)) * c + gray.mean({2, 3}, true);  // contrast about the frame's mean grey
+  const auto gray2 = (x * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1})).sum(1, true);
+  x = (x - gray2) * s + gray2;  // saturation about each pixel's grey
+  return (x.clamp(0, 1) * 255.0).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
 }
 
 }  // namespace tpo::video

@@ -26,4 +26,16 @@ struct PreprocessConfig {
 // uint8 [T, H, W, 3] RGB frames -> float32 [T, 3, S_h, S_w] pixel values.
 torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& config);
 
+// TimeWarp's implicit dis-preferred input: frames degraded so that details are lost but the scene stays
+// recognisable. Each frame is down-scaled by `scale` (area average) and back up (bilinear), and its colours jittered:
+// brightness, contrast and saturation each multiplied by a factor drawn uniformly from [1 - j, 1 + j] per frame.
+struct CorruptConfig {
+  double scale = 0.25;
+  double brightness = 0.4, contrast = 0.4, saturation = 0.4;
+  uint64_t seed = 0;
+};
+
+// uint8 [T, H, W, 3] -> uint8 [T, H, W, 3], the same frames corrupted (a function of the frames and the seed).
+torch::Tensor corrupt_frames(const torch::Tensor& frames, const CorruptConfig& config);
+
 }  // namespace tpo::video

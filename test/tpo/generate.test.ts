@@ -14,11 +14,11 @@ const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').s
 describe('TPO pair generation', function () {
   this.timeout(300_000);
   let dir: string;
-  let base: GenerateConfig;
+  let base: GenerateConfig & { questions: string };
   before(async () => {
     dir = tempDir('tpo-generate-');
     const world = await makeWorld(dir);
-    base = { model: world.model, questions: world.benchmark, out: '', frames: 8, maxNewTokens: 6 };
+    base = { model: world.model, questions: world.benchmark!, out: '', frames: 8, maxNewTokens: 6 };
   });
   after(() => removeDir(dir));
 
@@ -27,8 +27,13 @@ describe('TPO pair generation', function () {
     const summary = await generatePairs({ ...base, out, judge: 'none', temperature: 1, topP: 0.9, seed: 5 });
     const kept = lines(out);
     const dropped = lines(`${out}.dropped.jsonl`);
-    const questions = lines(base.questions).length;
+    // The 5:5 mix asks as many localized as comprehensive questions: all of the scarcer kind, as many of the other.
+    const records = lines(base.questions);
+    const scarcer = Math.min(...['localized', 'comprehensive'].map((k) => records.filter((r) => r.kind === k).length));
+    const questions = 2 * scarcer;
     assert.equal(kept.length + dropped.length, questions);
+    for (const kind of ['localized', 'comprehensive'])
+      assert.equal([...kept, ...dropped].filter((r) => r.kind === kind).length, scarcer, kind);
     assert.equal(summary.kept, kept.length);
     assert.equal(summary.judged, questions);
     for (const p of kept) {
