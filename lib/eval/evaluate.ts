@@ -29,13 +29,16 @@ import { loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
+/** A path the run cannot do without: "required" when absent rather than zod's type message. */
+const Required = z.string({ error: (issue) => (issue.input === undefined ? 'required' : undefined) }).min(1);
+
 export const EvalConfig = z.strictObject({
   /** The model folder: config.json, safetensors weights, tokenizer, preprocessor_config.json. */
-  model: z.string().min(1),
+  model: Required,
   /** A LoRA adapter folder (PEFT layout) to load onto the model. */
   adapter: z.string().min(1).optional(),
   /** The benchmark file (JSON array or JSONL). */
-  benchmark: z.string().min(1),
+  benchmark: Required,
   format: z.enum([...EVAL_FORMATS, 'auto']).default('auto'),
   /** Relative video paths resolve under this folder; by default, beside the benchmark file. */
   videoRoot: z.string().min(1).optional(),
