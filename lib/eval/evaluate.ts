@@ -95,7 +95,7 @@ export interface EvalResults {
   date: string;
 }
 
-/** Called after each question is scored. */
+/** Called with 0 once the model is loaded, then as questions are scored (each one for loglik, each video's for generate). */
 export type EvalProgress = (done: number, total: number) => void;
 
 interface Runner {
@@ -191,6 +191,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
   const runner: Runner = { model, tokenizer, config: c, stopIds };
 
   const byId = new Map<string, EvalSample>();
+  // Once before the first question, so a progress bar's clock starts after the model has loaded.
+  onProgress?.(0, items.length);
   for (const { videoPath, records } of groupByVideo(items)) {
     using videoTokens = await encodeVideoOnce(runner, processor, videoPath);
     if (c.method === 'generate') {
