@@ -40,3 +40,14 @@ export { encodeVideo, type EncodeResult, type VideoEncodeOptions } from './video
 export { writeSynthDataset, type SynthOptions, type SynthProgress, type SynthSummary } from './synthetic/dataset.js';
 /** The synthetic temporal world: timelines, rendering, captions, questions, manipulations, tokenizer, tiny config. */
 export * as synthetic from './synthetic/index.js';
+export {
+  EvalConfig, evaluate, formatResults,
+  type EvalProgress, type EvalResults, type EvalSample, type ResolvedEvalConfig,
+} from './eval/evaluate.js';
+export {
+  detectFormat, EVAL_FORMATS, readEvalBenchmark, ReadEvalOptions, type EvalFormat, type EvalItem,
+} from './eval/formats.js';
+export {
+  aggregate, formatOptions, parseChoice, type Aggregate, type CategoryScore, type ParsedChoice,
+} from './eval/score.js';
+export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './cli/progress.js';

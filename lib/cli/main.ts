@@ -6,6 +6,7 @@ import { packageVersion } from '../version.js';
 import { BENCH_DPO_USAGE, runBenchDpo } from './bench-dpo.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
+import { EVAL_USAGE, runEval } from './eval.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
 import { GENERATE_USAGE, runGenerate } from './generate.js';
@@ -20,6 +21,7 @@ ${BENCH_DPO_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
 ${GENERATE_USAGE}
+${EVAL_USAGE}
   help                                  this text
 
 options:
@@ -65,6 +67,8 @@ export async function main(argv: string[]): Promise<number> {
       return runTrain(rest);
     case 'generate':
       return runGenerate(rest);
+    case 'eval':
+      return runEval(rest);
     case '--version':
       console.log(packageVersion());
       return 0;

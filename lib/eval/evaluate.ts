@@ -1,0 +1,251 @@
+// Multiple-choice evaluation of a video LMM on a benchmark file, as lmms-eval runs it:
+//   benchmark (any format in formats.ts) -> every video checked up front
+//   -> per video: decode `frames` uniformly, preprocess, encode ONCE -> score every question about it
+//   -> accuracy overall and per category, every sample, written atomically as one JSON file.
+// Two methods:
+// - loglik: the open question (no options in the prompt), each option's text as the answer; the prediction is the
+//   option of highest summed log-probability (acc) and of highest mean per-token log-probability (acc_norm), the two
+//   figures lm-evaluation-harness reports. One native call per question: the prompt and video run once, each option
+//   attends to them.
+// - generate: the question with lettered options, greedy decoding, the letter read from the text (score.ts).
+//   One native call per video for all its questions.
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+import { z } from 'zod';
+
+import { DataError } from '../data/errors.js';
+import { encodePrompt, encodeSft, IMAGE_PLACEHOLDER } from '../data/encode.js';
+import { writeJsonFile } from '../data/jsonl.js';
+import { assertVideosExist, groupByVideo } from '../data/videos.js';
+import { Tokenizer } from '../model/tokenizer.js';
+import { VideoLM } from '../model/video-lm.js';
+import type { Tensor } from '../native.js';
+import { tensor } from '../tensor.js';
+import { parse } from '../validate.js';
+import { packageVersion } from '../version.js';
+import { decodeVideo } from '../video/decode.js';
+import { loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
+import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
+import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
+
+/** A path the run cannot do without: "required" when absent rather than zod's type message. */
+const Required = z.string({ error: (issue) => (issue.input === undefined ? 'required' : undefined) }).min(1);
+
+export const EvalConfig = z.strictObject({
+  /** The model folder: config.json, safetensors weights, tokenizer, preprocessor_config.json. */
+  model: Required,
+  /** A LoRA adapter folder (PEFT layout) to load onto the model. */
+  adapter: z.string().min(1).optional(),
+  /** The benchmark file (JSON array or JSONL). */
+  benchmark: Required,
+  format: z.enum([...EVAL_FORMATS, 'auto']).default('auto'),
+  /** Relative video paths resolve under this folder; by default, beside the benchmark file. */
+  videoRoot: z.string().min(1).optional(),
+  /** Frames sampled uniformly over each video. */
+  frames: z.int().min(1).max(100_000).default(16),
+  method: z.enum(['loglik', 'generate']).default('loglik'),
+  /** Only the first N questions of the file. */
+  limit: z.int().min(1).optional(),
+  /** Generation length (method generate). */
+  maxNewTokens: z.int().min(1).max(4096).default(16),
+  /** Where the results JSON goes (written atomically); none: not written. */
+  out: z.string().min(1).optional(),
+});
+export type EvalConfig = z.input<typeof EvalConfig>;
+export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
+
+export interface EvalSample {
+  id: string;
+  video: string;
+  category: Record<string, string>;
+  /** The right option's letter. */
+  answer: string;
+  /** The predicted option's letter; null when a generated answer names none. */
+  prediction: string | null;
+  correct: boolean;
+  /** loglik: each option's summed log-probability, in option order. */
+  scores?: number[];
+  /** loglik: each option's token count (its text and the end-of-turn token), what acc_norm divides by. */
+  answerTokens?: number[];
+  /** loglik: the option of highest mean per-token log-probability. */
+  predictionNorm?: string;
+  correctNorm?: boolean;
+  /** generate: the model's text, and how the prediction was read from it. */
+  response?: string;
+  parsed?: 'letter' | 'text' | 'unparsed';
+}
+
+export interface EvalResults {
+  /** The config as run (defaults filled in), with the format that was detected. */
+  config: ResolvedEvalConfig & { format: EvalFormat };
+  results: {
+    accuracy: number;
+    acc_norm?: number;
+    n: number;
+    /** generate: answers that named no option (counted wrong). */
+    unparsed?: number;
+    /** Per `name=value`, e.g. `kind=localized`. */
+    byCategory: Record<string, CategoryScore>;
+  };
+  samples: EvalSample[];
+  seconds: number;
+  model: { path: string; adapter: string | null; architecture: string; modelType: string; parameters: number };
+  tpoVersion: string;
+  date: string;
+}
+
+/** Called with 0 once the model is loaded, then as questions are scored (each one for loglik, each video's for generate). */
+export type EvalProgress = (done: number, total: number) => void;
+
+interface Runner {
+  model: VideoLM;
+  tokenizer: Tokenizer;
+  config: ResolvedEvalConfig;
+  stopIds: number[];
+}
+
+// A copy, not a view: a tensor may keep the memory it was made from.
+const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
+
+/** The video's visual tokens: decoded, preprocessed and encoded once for all its questions. */
+async function encodeVideoOnce(
+  runner: Runner, processor: Awaited<ReturnType<typeof loadPreprocessorConfig>>, videoPath: string,
+): Promise<Tensor> {
+  const decoded = await decodeVideo(videoPath, { kind: 'uniform', frames: runner.config.frames });
+  try {
+    using pixels = await preprocessFrames(decoded.frames, processor);
+    return await runner.model.encodeVideo(pixels);
+  } finally {
+    decoded.frames.dispose();
+  }
+}
+
+/** Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. */
+async function scoreLoglik(runner: Runner, item: EvalItem, videoTokens: Tensor): Promise<EvalSample> {
+  const question = `${IMAGE_PLACEHOLDER}\n${item.question}`;
+  // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
+  // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
+  const encoded = item.options.map((answer) => encodeSft(runner.tokenizer, { prompt: question, answer, source: item.source }));
+  const prompt = ids(encoded[0]!.inputIds.subarray(0, encoded[0]!.promptLength));
+  const answers = encoded.map((e) => ids(e.inputIds.subarray(e.promptLength)));
+  try {
+    const { sums, tokenLogprobs } = await runner.model.logprobs({ prompt, answers, videoTokens });
+    const scores = Array.from(sums.toTypedArray());
+    sums.dispose();
+    for (const t of tokenLogprobs) t.dispose();
+    const answerTokens = encoded.map((e) => e.inputIds.length - e.promptLength);
+    const predicted = argmax(scores);
+    const predictedNorm = argmax(scores.map((s, i) => s / answerTokens[i]!));
+    return {
+      ...sampleBase(item), prediction: OPTION_LETTERS[predicted]!, correct: predicted === item.answer, scores, answerTokens,
+      predictionNorm: OPTION_LETTERS[predictedNorm]!, correctNorm: predictedNorm === item.answer,
+    };
+  } finally {
+    prompt.dispose();
+    for (const a of answers) a.dispose();
+  }
+}
+
+/** Generative scoring: every question of the video, lettered options, greedy, in one native call. */
+async function scoreGenerate(runner: Runner, items: EvalItem[], videoTokens: Tensor): Promise<EvalSample[]> {
+  const prompts = items.map((item) => ids(encodePrompt(runner.tokenizer, `${IMAGE_PLACEHOLDER}\n${formatOptions(item.question, item.options)}`).ids));
+  try {
+    const { tokens } = await runner.model.generate({
+      prompts, videoTokens, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: runner.stopIds,
+    });
+    return items.map((item, i) => {
+      const response = runner.tokenizer.decode(tokens[i]!, { skipSpecialTokens: true }).trim();
+      const { index, how } = parseChoice(response, item.options);
+      return {
+        ...sampleBase(item), prediction: index === null ? null : OPTION_LETTERS[index]!, correct: index === item.answer,
+        response, parsed: how,
+      };
+    });
+  } finally {
+    for (const p of prompts) p.dispose();
+  }
+}
+
+function sampleBase(item: EvalItem): Pick<EvalSample, 'id' | 'video' | 'category' | 'answer'> {
+  return { id: item.id, video: item.video, category: item.category, answer: item.answerLetter };
+}
+
+/**
+ * Evaluates `config.model` (with `config.adapter`) on `config.benchmark`. Every missing video is reported before
+ * the model loads; the results JSON is written to `config.out` when given.
+ */
+export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): Promise<EvalResults> {
+  const started = performance.now();
+  const c = parse(EvalConfig, config, 'eval config');
+  const { format, items: all } = await readEvalBenchmark(c.benchmark, { format: c.format, ...(c.videoRoot ? { videoRoot: c.videoRoot } : {}) });
+  const items = c.limit === undefined ? all : all.slice(0, c.limit);
+  if (!items.length) throw new DataError('has no questions to evaluate', { file: c.benchmark });
+  await assertVideosExist(items);
+
+  const tokenizer = await Tokenizer.load(c.model);
+  const processor = await loadPreprocessorConfig(c.model);
+  using model = await VideoLM.load(c.model);
+  if (c.adapter) await model.loadLora(c.adapter);
+  const stopIds = [tokenizer.eos?.id, tokenizer.tokenToId('<|im_end|>')].filter((x): x is number => x !== undefined);
+  const runner: Runner = { model, tokenizer, config: c, stopIds };
+
+  const byId = new Map<string, EvalSample>();
+  // Once before the first question, so a progress bar's clock starts after the model has loaded.
+  onProgress?.(0, items.length);
+  for (const { videoPath, records } of groupByVideo(items)) {
+    using videoTokens = await encodeVideoOnce(runner, processor, videoPath);
+    if (c.method === 'generate') {
+      for (const sample of await scoreGenerate(runner, records, videoTokens)) byId.set(sample.id, sample);
+      onProgress?.(byId.size, items.length);
+    } else {
+      for (const item of records) {
+        byId.set(item.id, await scoreLoglik(runner, item, videoTokens));
+        onProgress?.(byId.size, items.length);
+      }
+    }
+  }
+
+  // Samples in file order, whatever order the videos ran in.
+  const samples = items.map((item) => byId.get(item.id)!);
+  const { byCategory, ...overall } = aggregate(samples);
+  const info = model.info;
+  const results: EvalResults = {
+    config: { ...c, format },
+    results: {
+      ...overall,
+      ...(c.method === 'generate' ? { unparsed: samples.filter((s) => s.parsed === 'unparsed').length } : {}),
+      byCategory,
+    },
+    samples,
+    seconds: (performance.now() - started) / 1000,
+    model: { path: c.model, adapter: c.adapter ?? null, architecture: info.architecture, modelType: info.modelType, parameters: info.parameters },
+    tpoVersion: packageVersion(),
+    date: new Date().toISOString(),
+  };
+  if (c.out) {
+    await mkdir(dirname(c.out), { recursive: true });
+    await writeJsonFile(c.out, results);
+  }
+  return results;
+}
+
+const percent = (x: number) => `${(100 * x).toFixed(1)} %`;
+
+/** A console table: the overall figures, then one row per category value. */
+export function formatResults(r: EvalResults): string {
+  const norm = r.results.acc_norm !== undefined;
+  const rows: [string, CategoryScore][] = [['overall', r.results], ...Object.entries(r.results.byCategory)];
+  const width = Math.max(...rows.map(([name]) => name.length), 'category'.length);
+  const line = (name: string, acc: string, accNorm: string, n: string) =>
+    `${name.padEnd(width)}  ${acc.padStart(8)}${norm ? `  ${accNorm.padStart(8)}` : ''}  ${n.padStart(6)}`;
+  const c = r.config;
+  const unparsed = r.results.unparsed !== undefined ? `, ${r.results.unparsed} answers named no option (counted wrong)` : '';
+  return [
+    `${c.benchmark} (${c.format}): ${r.results.n} questions, ${c.method}, ${c.frames} frames, ${r.seconds.toFixed(1)} s${unparsed}`,
+    `model ${r.model.path}${r.model.adapter ? ` + adapter ${r.model.adapter}` : ''}`,
+    '',
+    line('category', 'accuracy', 'acc_norm', 'n'),
+    ...rows.map(([name, s]) => line(name, percent(s.accuracy), s.acc_norm !== undefined ? percent(s.acc_norm) : '', String(s.n))),
+  ].join('\n');
+}
