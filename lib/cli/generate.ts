@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 
 import { type GenerateConfig, generatePairs } from '../tpo/generate.js';
 import { applyOverride } from './overrides.js';
+import { ProgressBar } from './progress.js';
 
 export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
                                         TPO preference pairs from the model's own answers to manipulated videos
@@ -19,10 +20,13 @@ export async function runGenerate(argv: string[]): Promise<number> {
     throw new Error(`${values.config}: ${(error as Error).message}`);
   }
   for (const assignment of values.set ?? []) applyOverride(config, assignment);
+  let bar: ProgressBar | undefined;
   const summary = await generatePairs(config as unknown as GenerateConfig, ({ done, videos, summary: s }) => {
-    process.stderr.write(`\rgenerate ${done}/${videos} videos  ${s.kept} pairs kept, ${s.judged - s.kept} dropped   `);
+    bar ??= new ProgressBar(videos, { label: 'generate', unit: 'videos' });
+    const dropped = Object.values(s.dropped).reduce((a, b) => a + b, 0);
+    bar.update(done, `${s.kept} pairs kept, ${dropped} dropped or skipped`);
   });
-  process.stderr.write('\n');
+  bar?.finish();
   console.log(JSON.stringify(summary, null, 2));
   return 0;
 }

@@ -58,9 +58,13 @@ export class ProgressBar {
     return this.#done;
   }
 
-  /** Sets the count (e.g. from an onProgress callback) and redraws when due. */
-  update(done: number): void {
+  /** What the counts alone do not say (e.g. '120 pairs kept'): shown after them, and on the final line. */
+  #detail = '';
+
+  /** Sets the count (e.g. from an onProgress callback), and the detail when given, and redraws when due. */
+  update(done: number, detail?: string): void {
     this.#done = Math.min(Math.max(0, done), this.#total);
+    if (detail !== undefined) this.#detail = detail;
     if (!this.#stream.isTTY || this.#finished) return;
     const now = this.#now();
     if (now - this.#drawn < this.#interval && this.#done < this.#total) return;
@@ -78,7 +82,8 @@ export class ProgressBar {
     this.#finished = true;
     const seconds = this.#seconds();
     const rate = seconds > 0 ? ` (${this.#rate(this.#done / seconds)})` : '';
-    const text = `${this.#prefix()}${this.#done}/${this.#total}${this.#unit ? ` ${this.#unit}` : ''} in ${formatDuration(seconds)}${rate}`;
+    const text = `${this.#prefix()}${this.#done}/${this.#total}${this.#unit ? ` ${this.#unit}` : ''} in ${formatDuration(seconds)}${rate}` +
+      (this.#detail ? `, ${this.#detail}` : '');
     this.#stream.write(this.#stream.isTTY ? `\r${text}\x1b[K\n` : `${text}\n`);
   }
 
@@ -91,7 +96,8 @@ export class ProgressBar {
     const eta = rate > 0 ? formatDuration((this.#total - this.#done) / rate) : '?';
     return (
       `${this.#prefix()}[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ` +
-      `${this.#done}/${this.#total} ${(100 * fraction).toFixed(0)}%  ${this.#rate(rate)}  ETA ${eta}`
+      `${this.#done}/${this.#total} ${(100 * fraction).toFixed(0)}%  ${this.#rate(rate)}  ETA ${eta}` +
+      (this.#detail ? `  ${this.#detail}` : '')
     );
   }
 

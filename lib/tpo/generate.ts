@@ -258,8 +258,8 @@ export async function generatePairs(
     work = annotations.map((a, i) => ({
       video: a.video, videoPath: a.videoPath,
       questions: async () => {
-        const duration = existsSync(a.videoPath) ? (await probeVideo(a.videoPath)).duration : undefined;
-        return captionQuestions(client!, a, counts, { seed: c.seed + i, ...(duration ? { duration } : {}) });
+        const { duration } = await probeVideo(a.videoPath);
+        return captionQuestions(client!, a, counts, { seed: c.seed + i, duration, done });
       },
     }));
   }

@@ -55,14 +55,17 @@ export function syntheticQuestion(item: BenchmarkItem): TpoQuestion {
  * Questions about one annotated video, written by the LLM from its captions: `comprehensive` about the whole
  * video and `localized` about as many captions drawn at random (seeded). Captions that cannot ground a question
  * (none; spans outside the video) skip the video; a "None" reply or an unreadable one skips that question.
- * An endpoint that stays down throws (an LlmError): the caller stops with what it wrote kept.
+ * An endpoint that stays down throws (an LlmError): the caller stops with what it wrote kept. Ids in `done` (written
+ * by an earlier run) are not asked again.
  */
 export async function captionQuestions(
   client: ChatClient, annotation: VideoAnnotation, counts: { localized: number; comprehensive: number },
-  options: { seed: number; duration?: number },
+  options: { seed: number; duration?: number; done?: ReadonlySet<string> },
 ): Promise<{ questions: TpoQuestion[]; skips: Skip[] }> {
   const videoId = annotation.id ?? annotation.video;
   const base = { video: annotation.video, videoPath: annotation.videoPath };
+  const done = options.done ?? new Set<string>();
+  if (done.has(videoId)) return { questions: [], skips: [] };  // skipped on an earlier run
   try {
     checkCaptions(annotation.video, annotation.captions, options.duration);
   } catch (error) {
@@ -73,7 +76,7 @@ export async function captionQuestions(
   const asks: { id: string; kind: QuestionKind; target?: Caption }[] = [
     ...Array.from({ length: counts.comprehensive }, (_, k) => ({ id: `${videoId}-comprehensive-${k}`, kind: 'comprehensive' as const })),
     ...targets.map((target, k) => ({ id: `${videoId}-localized-${k}`, kind: 'localized' as const, target })),
-  ];
+  ].filter((ask) => !done.has(ask.id));  // a resumed run asks only what it has not written
   const results = await Promise.all(asks.map(async (ask) => {
     try {
       return { ask, question: await generateQuestion(client, annotation.video, annotation.captions, ask.kind, ask.target) };

@@ -20,6 +20,6 @@ export const CorruptOptions = z.strictObject({
 export type CorruptOptions = z.input<typeof CorruptOptions>;
 
 /** uint8 [T, H, W, 3] frames -> the same frames corrupted (a new tensor). */
-export function corruptFrames(frames: Tensor<'uint8'>, options: CorruptOptions = {}): Promise<Tensor<'uint8'>> {
+export async function corruptFrames(frames: Tensor<'uint8'>, options: CorruptOptions = {}): Promise<Tensor<'uint8'>> {
   return native().videoCorrupt(frames, parse(CorruptOptions, options, 'corruptFrames: options'));
 }

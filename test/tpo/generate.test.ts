@@ -1,6 +1,8 @@
 // lib/tpo/generate.ts and `tpo generate`: pairs from the model's own answers to manipulated synthetic videos.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -78,5 +80,108 @@ describe('TPO pair generation', function () {
     assert.equal(spawnSync(process.execPath, [TPO, 'generate', '--config', config]).status, 0);
     const resumed = [...lines(out), ...lines(`${out}.dropped.jsonl`)].map((r) => r.id).sort();
     assert.deepEqual(resumed, all);
+  });
+
+  it('TimeWarp explicit: order questions only, the same frames with the scenes shuffled', async () => {
+    const out = join(dir, 'explicit', 'pairs.jsonl');
+    const annotations = join(dir, 'train-annotations.jsonl');
+    await generatePairs({ ...base, out, annotations, manipulation: 'timewarp-explicit', judge: 'none', temperature: 1, seed: 2 });
+    const records = [...lines(out), ...lines(`${out}.dropped.jsonl`)];
+    const answered = records.filter((r) => r.frames);
+    assert.ok(answered.length > 0);
+    for (const r of answered) {
+      assert.ok(['order', 'first', 'last', 'first-of', 'before', 'after'].includes(r.type), r.type);
+      assert.equal(r.manipulation, 'timewarp-explicit');
+      assert.deepEqual([...r.frames.dispreferred].sort((a: number, b: number) => a - b), r.frames.preferred);
+      assert.notDeepEqual(r.frames.dispreferred, r.frames.preferred);
+      assert.ok(Array.isArray(r.sceneOrder));
+    }
+    assert.ok(records.some((r) => r.reason === 'not-order-question'), 'other questions are counted skips');
+  });
+
+  it('TimeWarp implicit and the no-manipulation baseline answer from the same frames', async () => {
+    for (const manipulation of ['timewarp-implicit', 'none'] as const) {
+      const out = join(dir, manipulation, 'pairs.jsonl');
+      const summary = await generatePairs({ ...base, out, manipulation, judge: 'none', temperature: 1, seed: 3, targetPairs: 4 });
+      assert.ok(summary.kept > 0 && summary.kept <= 4, `${manipulation}: ${summary.kept}`);
+      for (const r of lines(out)) {
+        assert.deepEqual(r.frames.preferred, r.frames.dispreferred);
+        assert.notEqual(r.chosen, r.rejected);
+      }
+    }
+    await assert.rejects(generatePairs({ ...base, out: join(dir, 'x.jsonl'), manipulation: 'none' }), /temperature: .*above 0/);
+  });
+
+  it('asks a repeated question once and counts the repeat', async () => {
+    const file = join(dir, 'dup-benchmark.jsonl');
+    const first = lines(base.questions).filter((r) => r.kind === 'localized').slice(0, 2);
+    writeFileSync(file, [...first, { ...first[0], id: `${first[0].id}-again` }].map((r) => JSON.stringify(r)).join('\n') + '\n');
+    const out = join(dir, 'dup', 'pairs.jsonl');
+    const summary = await generatePairs({ ...base, questions: file, out, judge: 'none', mix: [1, 0] });
+    assert.equal(summary.dropped['duplicate-question'], 1);
+  });
+
+  describe('real videos: questions and judgements from an LLM over captions', () => {
+    let server: Server;
+    let url: string;
+    let requests = 0;
+    before(async () => {
+      server = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c) => (body += c));
+        req.on('end', () => {
+          requests++;
+          const prompt = (JSON.parse(body) as { messages: { content: string }[] }).messages.at(-1)!.content;
+          const reply = prompt.includes('Answer A:')
+            ? '{"correct": true, "consistent": true, "better": true}'
+            : prompt.includes('between')
+              ? (prompt.includes('blinks') ? 'I would rather not.' : 'Question: What does the shape do?\nAnswer: it moves')
+              : 'Question: How many shapes appear?\nAnswer: three';
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(JSON.stringify({ choices: [{ message: { content: reply } }] }));
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+    });
+    after(() => new Promise((resolve) => server.close(resolve)));
+
+    it('writes pairs from LLM questions, counts videos it cannot ask about, and stops on a dead endpoint without losing a line', async () => {
+      const world = lines(join(dir, 'train-annotations.jsonl'));
+      const annotations = join(dir, 'real-annotations.jsonl');
+      const videos = [
+        { video: world[0].video, description: world[0].description, scene_timestamps: world[0].scene_timestamps },
+        { video: world[1].video, description: [], scene_timestamps: [] },
+        { video: world[2].video, description: ['a red circle grows'], scene_timestamps: [[0, 999]] },
+      ];
+      writeFileSync(annotations, videos.map((v) => JSON.stringify(v)).join('\n') + '\n');
+      const out = join(dir, 'real', 'pairs.jsonl');
+      const llm = { baseUrl: url, model: 'judge', retries: 0 };
+      const config = { model: base.model, annotations, llm, out, frames: 8, maxNewTokens: 6, temperature: 1, seed: 1 };
+      const summary = await generatePairs(config);
+      assert.equal(summary.dropped['no-captions'], 1);
+      assert.equal(summary.dropped['caption-outside-video'], 1);
+      const records = [...lines(out), ...lines(`${out}.dropped.jsonl`)];
+      const asked = records.filter((r) => r.frames);
+      assert.equal(asked.length, 2, 'one comprehensive and one localized question for the captioned video');
+      for (const r of asked) {
+        assert.ok(r.judge.llm || ['same-answers', 'empty-answer'].includes(r.reason), JSON.stringify(r));
+        if (r.kind === 'localized') assert.deepEqual(r.span, world[0].scene_timestamps.find((s: number[]) => s[0] === r.span[0]));
+      }
+      for (const p of lines(out)) assert.deepEqual(p.judge.llm, { correct: true, consistent: true, better: true });
+
+      // A fourth video, the endpoint gone: a clear error, and the files as they were.
+      const before = [readFileSync(out, 'utf8'), readFileSync(`${out}.dropped.jsonl`, 'utf8')];
+      writeFileSync(annotations, [...videos, { video: world[3].video, description: world[3].description, scene_timestamps: world[3].scene_timestamps }]
+        .map((v) => JSON.stringify(v)).join('\n') + '\n');
+      const dead = { ...config, llm: { ...llm, baseUrl: 'http://127.0.0.1:9/v1', backoffMs: 1 } };
+      await assert.rejects(generatePairs(dead), (e: Error & { code?: string }) => e.code === 'ERR_TPO_LLM' && /127\.0\.0\.1:9/.test(e.message));
+      assert.deepEqual([readFileSync(out, 'utf8'), readFileSync(`${out}.dropped.jsonl`, 'utf8')], before);
+      // Back up: the rerun asks only about the new video.
+      const seen = requests;
+      await generatePairs(config);
+      assert.ok(requests - seen <= 4, `only the fourth video's questions and judgements (${requests - seen} requests)`);
+      assert.ok([...lines(out), ...lines(`${out}.dropped.jsonl`)].some((r) => r.video === world[3].video));
+    });
   });
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { comprehensivePlans, localizedPlans } from '../../lib/tpo/plans.js';
+import { comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans } from '../../lib/tpo/plans.js';
+import { corruptFrames } from '../../lib/video/corrupt.js';
 import { decodeVideo } from '../../lib/video/decode.js';
 import { removeDir, tempDir } from '../helpers.js';
 
@@ -41,5 +42,45 @@ describe('TPO manipulated inputs', function () {
   it('refuses an empty span or a ratio outside (0, 1]', () => {
     assert.throws(() => localizedPlans([5, 5], 4), /start < end/);
     assert.throws(() => comprehensivePlans(8, 0), /sparseRatio/);
+  });
+
+  it('TimeWarp explicit: the same frames, whole scenes moved, never the true order', async () => {
+    // 20 s at 10 fps; scenes [0, 5), [5, 12), [14, 20): frames in the gap [12, 14) belong to the scene before it.
+    const scenes: [number, number][] = [[0, 5], [5, 12], [14, 20]];
+    for (const seed of [0, 1, 2, 3]) {
+      const { preferred, dispreferred, order } = shuffledScenePlans(scenes, { frameCount: 200, fps: 10 }, 16, seed);
+      assert.equal(preferred.kind, 'indices');
+      const truth = (preferred as { indices: number[] }).indices;
+      const shown = (dispreferred as { indices: number[] }).indices;
+      assert.deepEqual(truth, [...truth].sort((a, b) => a - b), 'preferred in time order');
+      assert.deepEqual([...shown].sort((a, b) => a - b), truth, 'the same frames');
+      assert.notDeepEqual(order, [0, 1, 2]);
+      const sceneOf = (i: number) => (i / 10 >= 14 ? 2 : i / 10 >= 5 ? 1 : 0);
+      // Each scene's frames stay together and in order; the scenes come in `order`.
+      const runs = shown.map(sceneOf).filter((s, k, all) => k === 0 || all[k - 1] !== s);
+      assert.deepEqual(runs, order);
+      const decoded = await decodeVideo(video, dispreferred);
+      assert.deepEqual(decoded.indices, shown, 'the decoder returns them in the plan\'s order');
+    }
+    assert.throws(() => shuffledScenePlans([[0, 20]], { frameCount: 200, fps: 10 }, 16, 0), /at least two scenes/);
+    assert.throws(() => shuffledScenePlans([[0, 19.9], [19.95, 20]], { frameCount: 200, fps: 10 }, 4, 0), /shuffling needs two/);
+  });
+
+  it('TimeWarp implicit: the same frames, corrupted the same way for a seed, untouched at scale 1 without jitter', async () => {
+    const { preferred, dispreferred } = corruptedPlans(6);
+    assert.deepEqual(preferred, dispreferred);
+    const { frames } = await decodeVideo(video, preferred);
+    const clean = frames.toTypedArray();
+    const a = (await corruptFrames(frames, { seed: 4 })).toTypedArray();
+    const b = (await corruptFrames(frames, { seed: 4 })).toTypedArray();
+    const c = (await corruptFrames(frames, { seed: 5 })).toTypedArray();
+    assert.deepEqual(a, b);
+    assert.notDeepEqual(a, c);
+    const meanDiff = (x: Uint8Array) => x.reduce((sum, v, i) => sum + Math.abs(v - clean[i]!), 0) / x.length;
+    assert.ok(meanDiff(a) > 5, `corrupted frames differ from the clean ones (mean ${meanDiff(a)})`);
+    const identity = await corruptFrames(frames, { scale: 1, brightness: 0, contrast: 0, saturation: 0 });
+    assert.deepEqual(identity.shape, frames.shape);
+    assert.ok(meanDiff(identity.toTypedArray()) < 0.01, 'no corruption asked, none done');
+    await assert.rejects(corruptFrames(frames, { scale: 0 }), /scale/);
   });
 });
