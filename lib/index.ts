@@ -40,3 +40,13 @@ export { encodeVideo, type EncodeResult, type VideoEncodeOptions } from './video
 export { writeSynthDataset, type SynthOptions, type SynthProgress, type SynthSummary } from './synthetic/dataset.js';
 /** The synthetic temporal world: timelines, rendering, captions, questions, manipulations, tokenizer, tiny config. */
 export * as synthetic from './synthetic/index.js';
+export { writeTextFile } from './data/jsonl.js';
+export {
+  barChart, lineChart, niceAxis,
+  type Axis, type BarChartOptions, type BarSeries, type LineChartOptions, type LineSeries,
+} from './report/svg.js';
+export { readMetrics, type MetricSeries } from './report/metrics.js';
+export {
+  formatComparisonTable, writeReport,
+  type CategoryAccuracy, type DemoReport, type ModelScores, type PairStats, type ReportFiles, type StageTiming,
+} from './report/report.js';
