@@ -51,3 +51,13 @@ export {
   aggregate, formatOptions, parseChoice, type Aggregate, type CategoryScore, type ParsedChoice,
 } from './eval/score.js';
 export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './cli/progress.js';
+export { writeTextFile } from './data/jsonl.js';
+export {
+  barChart, lineChart, niceAxis,
+  type Axis, type BarChartOptions, type BarSeries, type LineChartOptions, type LineSeries,
+} from './report/svg.js';
+export { readMetrics, type MetricSeries } from './report/metrics.js';
+export {
+  formatComparisonTable, writeReport,
+  type CategoryAccuracy, type DemoReport, type ModelScores, type PairStats, type ReportFiles, type StageTiming,
+} from './report/report.js';

@@ -298,13 +298,28 @@ async function repairTail(file: string): Promise<RepairedTail | null> {
 
 /** A JSON file that appears whole or not at all (as writeJsonl's JSONL files do). */
 export async function writeJsonFile(file: string, value: unknown): Promise<void> {
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
+  await writeTextFile(file, JSON.stringify(value, null, 2) + '\n');
+}
+
+// Two writes of one file in the same millisecond (a report rewritten in a loop) must not share a temporary file.
+let tempCounter = 0;
+
+/**
+ * A text file that appears whole or not at all: written to a temporary file beside it, fsynced, then renamed over
+ * it. A failed write leaves the old file (if any) and no temporary file behind.
+ */
+export async function writeTextFile(file: string, text: string): Promise<void> {
+  parse(z.string().min(1), file, 'writeTextFile: file');
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.${tempCounter++}.tmp`);
   const handle = await open(temp, 'w');
   try {
-    await handle.writeFile(JSON.stringify(value, null, 2) + '\n');
+    await handle.writeFile(text);
     await handle.sync();
-  } finally {
     await handle.close();
+    await rename(temp, file);
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await rm(temp, { force: true });
+    throw error;
   }
-  await rename(temp, file);
 }
