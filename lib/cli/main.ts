@@ -10,10 +10,12 @@ import { EVAL_USAGE, runEval } from './eval.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
 import { GENERATE_USAGE, runGenerate } from './generate.js';
+import { DEMO_USAGE, runDemoCommand } from './demo.js';
 
 const USAGE = `usage: tpo <command> [options]
 
 commands:
+${DEMO_USAGE}
   doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
@@ -67,6 +69,8 @@ export async function main(argv: string[]): Promise<number> {
       return runTrain(rest);
     case 'generate':
       return runGenerate(rest);
+    case 'demo':
+      return runDemoCommand(rest);
     case 'eval':
       return runEval(rest);
     case '--version':

@@ -1,0 +1,55 @@
+// `tpo demo`: the whole pipeline on the synthetic world (lib/demo/demo.ts), a progress bar per stage, and the
+// base-vs-TPO table at the end.
+import { parseArgs } from 'node:util';
+
+import { type DemoEvent, DemoOptions, runDemo } from '../demo/demo.js';
+import { formatComparisonTable } from '../report/report.js';
+import { parse } from '../validate.js';
+import { formatDuration, ProgressBar } from './progress.js';
+
+export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs N]
+                                        the TPO pipeline on the synthetic world: data, SFT base, TPO pairs,
+                                        TPO training, base vs TPO on the held-out benchmark, report.html
+                                        (default out: tpo-demo; a rerun resumes)`;
+
+const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+
+export async function runDemoCommand(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      out: { type: 'string' }, seed: { type: 'string' }, videos: { type: 'string' }, base: { type: 'string' },
+      'train-base': { type: 'boolean', default: false }, 'base-steps': { type: 'string' }, pairs: { type: 'string' },
+      epochs: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
+    },
+  });
+  const raw = {
+    out: values.out, seed: num(values.seed), videos: num(values.videos), base: values.base, trainBase: values['train-base'],
+    baseSteps: num(values['base-steps']), pairs: num(values.pairs), epochs: num(values.epochs), lr: num(values.lr), beta: num(values.beta),
+  };
+  const options = parse(DemoOptions, Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)), 'tpo demo');
+  let bar: ProgressBar | undefined;
+  const onEvent = (e: DemoEvent) => {
+    if (e.type === 'stage') process.stderr.write(`== ${e.name}: ${e.detail}\n`);
+    else if (e.type === 'progress') {
+      bar ??= new ProgressBar(e.total, { label: `   ${e.stage}` });
+      bar.update(e.done, e.detail);
+    } else {
+      bar?.finish();
+      bar = undefined;
+      process.stderr.write(`   ${e.skipped ? 'done by an earlier run' : `done in ${formatDuration(e.seconds)}`}\n`);
+    }
+  };
+  const result = await runDemo(options, onEvent);
+  const total = result.stages.reduce((a, s) => a + s.seconds, 0);
+  console.log(`\nTPO pairs: ${result.pairs.kept} kept of ${result.pairs.judged} judged; preferred answers right ${result.pairs.preferredCorrect}, ` +
+    `dis-preferred right ${result.pairs.dispreferredCorrect}`);
+  console.log(`\nHeld-out test benchmark (${result.base.results.n} questions, option log-likelihood):\n`);
+  console.log(formatComparisonTable([
+    { name: 'base (SFT)', accuracy: result.base.results.accuracy, n: result.base.results.n, byCategory: result.base.results.byCategory },
+    { name: 'TPO', accuracy: result.tpo.results.accuracy, n: result.tpo.results.n, byCategory: result.tpo.results.byCategory },
+  ]));
+  console.log(`\nstages: ${result.stages.map((s) => `${s.name} ${formatDuration(s.seconds)}`).join(', ')} (total ${formatDuration(total)})`);
+  console.log(`report: ${result.report.html}`);
+  return 0;
+}

@@ -1,0 +1,219 @@
+// `tpo demo`: the whole TPO pipeline on the synthetic world, in one folder, each stage resumable:
+//
+//   world/     tpo synth: videos (short and long), annotations, questions, the tiny model's files
+//   base/      the SFT base: the package's own (assets/base-model, made by scripts/make-base.sh) or trained here
+//   pairs/     TPO's self-generated pairs: the base answers the long training videos' questions from manipulated
+//              inputs; the synthetic judge keeps pairs whose preferred answer is right and dis-preferred one wrong
+//   tpo/       TPO training (DPO + SFT on the chosen answer) of the base on those pairs
+//   eval/      the base and the TPO model on the held-out test benchmark (per kind, type and length)
+//   report.md, report.html    timings, accuracy table, training curves, accuracy bars
+//
+// A stage whose output is complete is not run again, so an interrupted demo resumes where it stopped.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { z } from 'zod';
+
+import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
+import { evaluate, type EvalResults } from '../eval/evaluate.js';
+import { copyModelFiles } from '../model/files.js';
+import { VideoLM } from '../model/video-lm.js';
+import type { DemoReport, ModelScores, StageTiming } from '../report/report.js';
+import { writeReport } from '../report/report.js';
+import { writeSynthDataset } from '../synthetic/dataset.js';
+import { generatePairs, type GenerateSummary } from '../tpo/generate.js';
+import type { TrainConfig } from '../train/config.js';
+import { type StepEvent, Trainer } from '../train/trainer.js';
+import { parse } from '../validate.js';
+
+/** The SFT base the package ships (scripts/make-base.sh remakes it from a recorded seed). */
+export const PACKAGED_BASE = fileURLToPath(new URL('../../../assets/base-model', import.meta.url));
+
+export const DemoOptions = z.strictObject({
+  out: z.string().min(1).default('tpo-demo'),
+  /** The world's seed (videos, questions) and the TPO stages' seed. */
+  seed: z.int().nonnegative().default(0),
+  /** Videos in all splits (80% train, 10% validation, 10% test), half short and half long. */
+  videos: z.int().min(20).default(400),
+  /** A base model folder; default the packaged one, or one trained here with `trainBase`. */
+  base: z.string().min(1).optional(),
+  /** Train the SFT base in this run instead of using the packaged one (about half an hour on 2 cores). */
+  trainBase: z.boolean().default(false),
+  /** SFT steps when the base is trained here. */
+  baseSteps: z.int().min(1).default(2000),
+  frames: z.int().min(1).default(16),
+  /** TPO pairs to keep (the localized : comprehensive mix 5:5). */
+  pairs: z.int().min(1).default(600),
+  /** TPO epochs over the pairs. */
+  epochs: z.int().min(1).default(2),
+  lr: z.number().positive().default(2e-4),
+  beta: z.number().positive().default(0.1),
+  sftWeight: z.number().min(0).default(1),
+});
+export type DemoOptions = z.input<typeof DemoOptions>;
+type Resolved = z.output<typeof DemoOptions>;
+
+export type DemoEvent =
+  | { type: 'stage'; name: string; detail: string }
+  | { type: 'stage-done'; name: string; seconds: number; skipped: boolean }
+  | { type: 'progress'; stage: string; done: number; total: number; detail?: string };
+
+export interface DemoResult {
+  out: string;
+  stages: StageTiming[];
+  base: EvalResults;
+  tpo: EvalResults;
+  pairs: GenerateSummary;
+  report: { markdown: string; html: string };
+}
+
+/** The SFT base's training run: open-form questions of the short training videos, everything trained. */
+export function baseTrainConfig(world: string, init: string, output: string, steps: number, seed: number): TrainConfig {
+  return {
+    model: init, output,
+    data: { train: join(world, 'train-base-sft.jsonl') },
+    objective: 'sft', train: { vision: true, projector: true, language: true },
+    lr: 1e-3, batchSize: 16, frames: 16, maxSteps: steps, epochs: 1000, seed,
+    schedule: { type: 'cosine', warmupRatio: 0.03 },
+    checkpoint: { every: 250, keepLast: 1 },
+  };
+}
+
+/** TPO on the self-generated pairs: sigmoid DPO + SFT on the chosen answer, language model trained, the tower frozen. */
+export function tpoTrainConfig(o: Resolved, base: string, pairs: string, output: string): TrainConfig {
+  return {
+    model: base, output, data: { train: pairs }, objective: 'tpo',
+    loss: { type: 'sigmoid', beta: o.beta, sftWeight: o.sftWeight },
+    reference: 'precomputed', train: { language: true },
+    lr: o.lr, batchSize: 8, frames: o.frames, epochs: o.epochs, seed: o.seed,
+    schedule: { type: 'cosine', warmupRatio: 0.1 },
+    checkpoint: { every: 100, keepLast: 1 },
+  };
+}
+
+const complete = async (manifest: string) =>
+  existsSync(manifest) && (JSON.parse(await readFile(manifest, 'utf8')) as { complete?: boolean }).complete === true;
+
+/** Lines of a JSONL file whose records pass `keep`, into `to` (the base's SFT data, the long-video questions). */
+async function filterJsonl(from: string, to: string, keep: (r: Record<string, unknown>) => boolean): Promise<number> {
+  const records = (await readFile(from, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter(keep);
+  await writeJsonl(to, records);
+  return records.length;
+}
+
+async function train(config: TrainConfig, stage: string, emit: (e: DemoEvent) => void): Promise<string> {
+  const final = join(config.output, 'final');
+  if (existsSync(final)) return final;
+  const trainer = new Trainer(config, stage);
+  trainer.on('step', ({ step, total, metrics }: StepEvent) => {
+    const acc = metrics['rewards/accuracies'];
+    emit({ type: 'progress', stage, done: step, total: total ?? step, detail: `loss ${metrics.loss?.toFixed(3)}${acc === undefined ? '' : `, reward acc ${acc.toFixed(2)}`}` });
+  });
+  const result = await trainer.fit({ resume: true });
+  return result.final!;
+}
+
+function scores(name: string, results: EvalResults): ModelScores {
+  return { name, accuracy: results.results.accuracy, n: results.results.n, byCategory: results.results.byCategory };
+}
+
+export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) => void = () => {}): Promise<DemoResult> {
+  const o = parse(DemoOptions, options, 'tpo demo');
+  const out = resolve(o.out);
+  const world = join(out, 'world');
+  const stages: StageTiming[] = [];
+  const stage = async <T>(name: string, detail: string, run: () => Promise<{ value: T; skipped: boolean }>): Promise<T> => {
+    emit({ type: 'stage', name, detail });
+    const started = performance.now();
+    const { value, skipped } = await run();
+    const seconds = (performance.now() - started) / 1000;
+    stages.push({ name, seconds, ...(skipped ? { detail: 'done by an earlier run' } : { detail }) });
+    emit({ type: 'stage-done', name, seconds, skipped });
+    return value;
+  };
+
+  await stage('world', `${o.videos} videos, seed ${o.seed}`, async () => {
+    const skipped = await complete(join(world, 'synth.json'));
+    if (!skipped) {
+      await writeSynthDataset({ out: world, videos: o.videos, seed: o.seed, world: { length: 'mixed' } },
+        (p) => emit({ type: 'progress', stage: 'world', done: p.done, total: p.total }));
+    }
+    return { value: undefined, skipped };
+  });
+
+  const base = await stage('base', o.base ? o.base : o.trainBase ? `SFT, ${o.baseSteps} steps` : 'the packaged SFT base', async () => {
+    if (o.base) return { value: resolve(o.base), skipped: true };
+    if (!o.trainBase) {
+      if (!existsSync(join(PACKAGED_BASE, 'model.safetensors')))
+        throw new Error(`the packaged base model is missing (${PACKAGED_BASE}); run with --train-base to train one here`);
+      return { value: PACKAGED_BASE, skipped: true };
+    }
+    const skipped = existsSync(join(out, 'base', 'final'));
+    await filterJsonl(join(world, 'train-sft.jsonl'), join(world, 'train-base-sft.jsonl'), (r) => r.length === 'short' && r.form === 'open');
+    const init = join(out, 'base-init');
+    if (!existsSync(join(init, 'model.safetensors'))) await initModel(join(world, 'model'), init, o.seed);
+    return { value: await train(baseTrainConfig(world, init, join(out, 'base'), o.baseSteps, o.seed), 'base', emit), skipped };
+  });
+
+  const pairsFile = join(out, 'pairs', 'tpo-pairs.jsonl');
+  const pairs = await stage('pairs', `${o.pairs} TPO pairs from the long training videos`, async () => {
+    const questions = join(world, 'train-long-benchmark.jsonl');
+    await filterJsonl(join(world, 'train-benchmark.jsonl'), questions, (r) => r.length === 'long');
+    const skipped = existsSync(`${pairsFile}.summary.json`) && (JSON.parse(await readFile(`${pairsFile}.summary.json`, 'utf8')) as GenerateSummary).kept >= o.pairs;
+    const summary = await generatePairs({
+      model: base, questions, out: pairsFile, manipulation: 'tpo', frames: o.frames, mix: [5, 5], targetPairs: o.pairs,
+      maxNewTokens: 12, seed: o.seed,
+    }, (p) => emit({ type: 'progress', stage: 'pairs', done: p.done, total: p.videos, detail: `${p.summary.kept} kept` }));
+    return { value: summary, skipped };
+  });
+
+  const tpoRun = join(out, 'tpo');
+  const tpoModel = await stage('tpo', `${pairs.kept} pairs x ${o.epochs} epochs, beta ${o.beta}, lr ${o.lr}`, async () => {
+    const skipped = existsSync(join(tpoRun, 'final'));
+    return { value: await train(tpoTrainConfig(o, base, pairsFile, tpoRun), 'tpo', emit), skipped };
+  });
+
+  const benchmark = join(world, 'test-benchmark.jsonl');
+  const evalOne = (name: string, model: string) => stage(`eval ${name}`, `held-out test benchmark, ${o.frames} frames`, async () => {
+    const file = join(out, 'eval', `${name}.json`);
+    if (existsSync(file)) return { value: JSON.parse(await readFile(file, 'utf8')) as EvalResults, skipped: true };
+    const results = await evaluate({ model, benchmark, frames: o.frames, method: 'loglik', out: file },
+      (done, total) => emit({ type: 'progress', stage: `eval ${name}`, done, total }));
+    return { value: results, skipped: false };
+  });
+  const baseResults = await evalOne('base', base);
+  const tpoResults = await evalOne('tpo', tpoModel);
+
+  const report: DemoReport = {
+    title: 'TPO on the synthetic temporal world',
+    createdAt: new Date().toISOString(),
+    command: `tpo demo --out ${o.out} --seed ${o.seed}${o.trainBase ? ' --train-base' : ''}`,
+    stages,
+    models: [scores('base (SFT)', baseResults), scores('TPO', tpoResults)],
+    training: [
+      ...(o.trainBase ? [{ name: 'SFT base', metricsFile: join(out, 'base', 'metrics.jsonl') }] : []),
+      { name: 'TPO', metricsFile: join(tpoRun, 'metrics.jsonl') },
+    ],
+    pairs,
+    notes: [
+      'Accuracy: multiple choice scored by the options\' log-likelihood (lm-evaluation-harness `acc`), 16 frames sampled uniformly.',
+      'Pairs: the base answers each long training video\'s question from the preferred input (localized: the target segment; ' +
+        'comprehensive: 16 frames) and the dis-preferred one (the video without the segment; 4 frames). Kept when the preferred ' +
+        'answer is right and the dis-preferred one wrong (the synthetic judge).',
+    ],
+  };
+  const files = await writeReport(out, report);
+  await writeJsonFile(join(out, 'demo.json'), { options: o, stages, pairs, base: baseResults.results, tpo: tpoResults.results });
+  return { out, stages, base: baseResults, tpo: tpoResults, pairs, report: { markdown: files.markdown, html: files.html } };
+}
+
+/** A model with fresh weights (transformers' initialisation, seeded) from the world's model files. */
+export async function initModel(files: string, to: string, seed: number): Promise<void> {
+  const config = JSON.parse(await readFile(join(files, 'config.json'), 'utf8')) as Record<string, unknown>;
+  using model = await VideoLM.create(config, { seed });
+  await mkdir(to, { recursive: true });
+  await model.save(to);
+  await copyModelFiles(files, to);
+}

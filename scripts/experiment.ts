@@ -1,0 +1,186 @@
+// The experiment behind docs/results.md: TPO against its baselines on the synthetic world, in the shape of the
+// paper's tables, each arm with several seeds (mean ± sample standard deviation).
+//
+//   node dist/scripts/experiment.js [--out runs/experiment] [--seeds 0,1,2] [--size 400] [--sizes 100,200,400]
+//                                   [--mixes 10:0,8:2,5:5,2:8,0:10] [--base DIR] [--videos 1000] [--only methods,mix,size]
+//
+// Arms (all start from the same SFT base, all trained with the same recipe, evaluated on the long test videos):
+//   base                 the SFT base itself
+//   sft-preferred        SFT on the TPO pairs' chosen answers (no preference signal)
+//   dpo-no-manipulation  TPO's loss on pairs of two sampled answers on the same full video, judged
+//   tpo                  TPO's loss on TPO's pairs (localized + comprehensive manipulations)
+// then TPO at other localized:comprehensive mixes, and at other data sizes.
+//
+// The pool of TPO pairs is generated once (greedy answers: the same for every seed); each seed draws its subset
+// and trains with its own seed. Every stage's output is kept under --out, so a rerun resumes.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { writeJsonFile, writeJsonl } from '../lib/data/jsonl.js';
+import { mulberry32, seededShuffle } from '../lib/data/videos.js';
+import { PACKAGED_BASE } from '../lib/demo/demo.js';
+import { evaluate, type EvalResults } from '../lib/eval/evaluate.js';
+import { barChart } from '../lib/report/svg.js';
+import { writeSynthDataset } from '../lib/synthetic/dataset.js';
+import { generatePairs } from '../lib/tpo/generate.js';
+import type { TrainConfig } from '../lib/train/config.js';
+import { Trainer } from '../lib/train/trainer.js';
+
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'runs/experiment' }, base: { type: 'string', default: PACKAGED_BASE },
+    videos: { type: 'string', default: '1000' }, seeds: { type: 'string', default: '0,1,2' },
+    size: { type: 'string', default: '400' }, sizes: { type: 'string', default: '100,200,400' },
+    mixes: { type: 'string', default: '10:0,8:2,5:5,2:8,0:10' }, only: { type: 'string', default: 'methods,mix,size' },
+    frames: { type: 'string', default: '16' }, epochs: { type: 'string', default: '2' },
+    lr: { type: 'string', default: '2e-4' }, beta: { type: 'string', default: '0.1' },
+  },
+});
+const out = resolve(values.out);
+const base = resolve(values.base);
+const seeds = values.seeds.split(',').map(Number);
+const size = Number(values.size);
+const sizes = values.sizes.split(',').map(Number);
+const mixes = values.mixes.split(',').map((m) => m.split(':').map(Number) as [number, number]);
+const only = new Set(values.only.split(','));
+const frames = Number(values.frames);
+const world = join(out, 'world');
+
+interface Pair { id: string; kind: string; prompt: string; chosen: string; rejected: string; video: string }
+
+const log = (text: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+const readLines = async <T>(file: string): Promise<T[]> =>
+  (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+
+async function filterJsonl(from: string, to: string, keep: (r: Record<string, unknown>) => boolean): Promise<void> {
+  if (!existsSync(to)) await writeJsonl(to, (await readLines<Record<string, unknown>>(from)).filter(keep));
+}
+
+/** A subset of the pool: `n` pairs at the mix, drawn with the seed. */
+function subset(pool: Pair[], n: number, mix: [number, number], seed: number): Pair[] {
+  const local = Math.round((n * mix[0]) / (mix[0] + mix[1]));
+  const random = mulberry32(seed);
+  const pick = (kind: string, k: number) => {
+    const all = seededShuffle(pool.filter((p) => p.kind === kind), random);
+    if (all.length < k) throw new Error(`the pool has ${all.length} ${kind} pairs; ${k} are needed (lower --size or use more --videos)`);
+    return all.slice(0, k);
+  };
+  return [...pick('localized', local), ...pick('comprehensive', n - local)];
+}
+
+async function train(name: string, data: string, objective: 'tpo' | 'sft', seed: number): Promise<string> {
+  const output = join(out, 'runs', name);
+  if (existsSync(join(output, 'final'))) return join(output, 'final');
+  log(`train ${name}`);
+  const config: TrainConfig = {
+    model: base, output, data: { train: data }, objective,
+    ...(objective === 'tpo' ? { loss: { type: 'sigmoid', beta: Number(values.beta), sftWeight: 1 }, reference: 'precomputed' as const } : {}),
+    train: { language: true }, lr: Number(values.lr), batchSize: 8, frames, epochs: Number(values.epochs), seed,
+    schedule: { type: 'cosine', warmupRatio: 0.1 }, checkpoint: { every: 1000, keepLast: 1 },
+  };
+  return (await new Trainer(config, name).fit({ resume: true })).final!;
+}
+
+async function evaluateModel(name: string, model: string): Promise<EvalResults> {
+  const file = join(out, 'eval', `${name}.json`);
+  if (existsSync(file)) return JSON.parse(await readFile(file, 'utf8')) as EvalResults;
+  log(`eval ${name}`);
+  return evaluate({ model, benchmark: join(world, 'test-long-benchmark.jsonl'), frames, method: 'loglik', out: file });
+}
+
+async function main(): Promise<void> {
+  await mkdir(out, { recursive: true });
+  log(`world: ${values.videos} videos`);
+  await writeSynthDataset({ out: world, videos: Number(values.videos), seed: 0, split: [0.75, 0.05, 0.2], world: { length: 'mixed' } });
+  await filterJsonl(join(world, 'train-benchmark.jsonl'), join(world, 'train-long-benchmark.jsonl'), (r) => r.length === 'long');
+  await filterJsonl(join(world, 'test-benchmark.jsonl'), join(world, 'test-long-benchmark.jsonl'), (r) => r.length === 'long');
+
+  // The TPO pool: every long training question of each kind, greedy answers.
+  const pool: Pair[] = [];
+  for (const [kind, mix] of [['localized', [1, 0]], ['comprehensive', [0, 1]]] as const) {
+    const file = join(out, 'pairs', `tpo-${kind}.jsonl`);
+    log(`TPO pairs (${kind})`);
+    const s = await generatePairs({ model: base, questions: join(world, 'train-long-benchmark.jsonl'), out: file, manipulation: 'tpo',
+      frames, mix: [...mix], maxNewTokens: 12 });
+    log(`  kept ${s.kept} of ${s.judged}; preferred right ${s.preferredCorrect}, dis-preferred right ${s.dispreferredCorrect}`);
+    pool.push(...(await readLines<Pair>(file)));
+  }
+
+  const results: { arm: string; group: string; seed: number; results: EvalResults['results'] }[] = [];
+  const record = async (arm: string, group: string, seed: number, model: string) => {
+    results.push({ arm, group, seed, results: (await evaluateModel(`${arm}-seed${seed}`, model)).results });
+    await writeJsonFile(join(out, 'results.json'), results);
+  };
+  const baseResults = await evaluateModel('base', base);
+  const pairsFile = async (name: string, pairs: unknown[]) => {
+    const file = join(out, 'data', `${name}.jsonl`);
+    if (!existsSync(file)) await writeJsonl(file, pairs);
+    return file;
+  };
+
+  for (const seed of seeds) {
+    results.push({ arm: 'base', group: 'methods', seed, results: baseResults.results });
+    const main = subset(pool, size, [5, 5], seed);
+    if (only.has('methods')) {
+      await record('tpo', 'methods', seed, await train(`tpo-seed${seed}`, await pairsFile(`tpo-${size}-seed${seed}`, main), 'tpo', seed));
+      const sft = main.map((p) => ({ id: p.id, video: p.video, prompt: `<image>\n${p.prompt}`, answer: p.chosen }));
+      await record('sft-preferred', 'methods', seed, await train(`sft-preferred-seed${seed}`, await pairsFile(`sft-${size}-seed${seed}`, sft), 'sft', seed));
+      const noneFile = join(out, 'pairs', `none-seed${seed}.jsonl`);
+      log(`no-manipulation pairs, seed ${seed}`);
+      await generatePairs({ model: base, questions: join(world, 'train-long-benchmark.jsonl'), out: noneFile, manipulation: 'none',
+        frames, mix: [5, 5], targetPairs: size, maxNewTokens: 12, temperature: 1, seed });
+      await record('dpo-no-manipulation', 'methods', seed, await train(`dpo-none-seed${seed}`, noneFile, 'tpo', seed));
+    }
+    if (only.has('mix')) {
+      for (const mix of mixes) {
+        const name = `tpo-mix${mix.join('-')}-seed${seed}`;
+        const data = mix[0] === mix[1] ? await pairsFile(`tpo-${size}-seed${seed}`, main) : await pairsFile(`mix${mix.join('-')}-seed${seed}`, subset(pool, size, mix, seed));
+        await record(`mix ${mix.join(':')}`, 'mix', seed, await train(mix[0] === mix[1] ? `tpo-seed${seed}` : name, data, 'tpo', seed));
+      }
+    }
+    if (only.has('size')) {
+      for (const n of sizes) {
+        const data = n === size ? await pairsFile(`tpo-${size}-seed${seed}`, main) : await pairsFile(`tpo-${n}-seed${seed}`, subset(pool, n, [5, 5], seed));
+        await record(`${n} pairs`, 'size', seed, await train(n === size ? `tpo-seed${seed}` : `tpo-n${n}-seed${seed}`, data, 'tpo', seed));
+      }
+    }
+  }
+  await writeFile(join(out, 'results.md'), table(results));
+  log(`wrote ${join(out, 'results.md')}`);
+}
+
+/** Mean ± sample standard deviation over seeds, per arm: overall, localized, comprehensive (long test videos). */
+function table(results: { arm: string; group: string; seed: number; results: EvalResults['results'] }[]): string {
+  const cats = ['overall', 'kind=localized', 'kind=comprehensive'];
+  const value = (r: EvalResults['results'], cat: string) => 100 * (cat === 'overall' ? r.accuracy : r.byCategory[cat]?.accuracy ?? NaN);
+  const lines: string[] = [];
+  for (const group of ['methods', 'mix', 'size']) {
+    const arms = [...new Set(results.filter((r) => r.group === group).map((r) => r.arm))];
+    if (!arms.length) continue;
+    lines.push(`\n### ${group}\n`, `| arm | seeds | ${cats.join(' | ')} |`, `|---|---|${cats.map(() => '---').join('|')}|`);
+    const stats = arms.map((arm) => {
+      const runs = results.filter((r) => r.group === group && r.arm === arm);
+      return { arm, n: runs.length, cats: cats.map((cat) => meanStd(runs.map((r) => value(r.results, cat)))) };
+    });
+    for (const s of stats) lines.push(`| ${s.arm} | ${s.n} | ${s.cats.map(([m, d]) => `${m.toFixed(1)} ± ${d.toFixed(1)}`).join(' | ')} |`);
+    void writeFile(join(out, `results-${group}.svg`), barChart({
+      title: `Long test videos: ${group}`, yLabel: 'accuracy (%)', groups: cats,
+      series: stats.map((s) => ({ name: s.arm, values: s.cats.map(([m]) => m), errors: s.cats.map(([, d]) => d) })),
+    }));
+    lines.push('', `![${group}](results-${group}.svg)`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+function meanStd(xs: number[]): [number, number] {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const variance = xs.length > 1 ? xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1) : 0;
+  return [mean, Math.sqrt(variance)];
+}
+
+main().catch((error: Error) => {
+  process.stderr.write(`experiment: ${error.stack ?? error.message}\n`);
+  process.exit(1);
+});
