@@ -169,6 +169,10 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     return { value: summary, skipped };
   });
 
+  if (pairs.kept === 0) {
+    throw new Error(`the base kept no TPO pairs (${JSON.stringify(pairs.dropped)}): its preferred answers were never right ` +
+      `where the dis-preferred ones were wrong; a base this weak has nothing to learn from (see ${pairsFile}.dropped.jsonl)`);
+  }
   const tpoRun = join(out, 'tpo');
   const tpoModel = await stage('tpo', `${pairs.kept} pairs x ${o.epochs} epochs, beta ${o.beta}, lr ${o.lr}`, async () => {
     const skipped = existsSync(join(tpoRun, 'final'));
