@@ -185,7 +185,7 @@ export interface NativeTrainer {
   readonly trainable: number;
   preferenceStep(options: {
     microBatches: NativePair[][]; lr: number; loss?: Record<string, unknown>; referenceMode?: string; sharePrefix?: boolean;
-    encodeOnce?: boolean;
+    encodeOnce?: boolean; batchPairs?: boolean;
   }): Promise<NativeStepResult>;
   sftStep(options: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult>;
   saveState(path: string): Promise<void>;
@@ -222,6 +222,7 @@ export interface NativeAddon {
     loss?: { type?: 'sigmoid' | 'hinge' | 'ipo' | 'robust'; beta?: number; labelSmoothing?: number; referenceFree?: boolean; sftWeight?: number };
     referenceMode?: 'precomputed' | 'lora-disabled' | 'frozen-copy' | 'none';
     sharePrefix?: boolean;
+    batchPairs?: boolean;
     gradients?: string[];
   }): Promise<Record<string, Tensor<'float32'>> & { gradients: Record<string, Tensor<'float32'>> }>;
   readonly Trainer: new (options: {

@@ -275,11 +275,11 @@ export async function generatePairs(
     await using dropped = await JsonlAppender.open(droppedFile);
 
     /** Answers to `questions` from one input of the video: decoded, corrupted if asked, encoded once. */
-    const answer = async (videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: boolean, seed: number) => {
+    const answer = async (videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number) => {
       const decoded = await decodeVideo(videoPath, plan);
       let frames = decoded.frames;
-      if (corrupt) {
-        frames = await corruptFrames(decoded.frames, { ...c.corrupt, seed });
+      if (corrupt !== undefined) {
+        frames = await corruptFrames(decoded.frames, { ...c.corrupt, seed: corrupt });
         decoded.frames.dispose();
       }
       const pixels = await preprocessFrames(frames, processor);
@@ -365,8 +365,10 @@ export async function generatePairs(
       const keptRecords: unknown[] = [];
       const droppedRecords: unknown[] = [...skipped];
       for (const group of groups.values()) {
-        const preferred = await answer(unit.videoPath, group.questions, group.plans.preferred, false, c.seed);
-        const dispreferred = await answer(unit.videoPath, group.questions, group.plans.dispreferred, group.corrupt, c.seed + 1);
+        // Each video's corruption draws its own jitter (seeded by the run's seed and the video's place).
+        const preferred = await answer(unit.videoPath, group.questions, group.plans.preferred, undefined, c.seed);
+        const dispreferred = await answer(unit.videoPath, group.questions, group.plans.dispreferred,
+          group.corrupt ? c.seed * 1_000_003 + i : undefined, c.seed + 1);
         for (const [j, q] of group.questions.entries()) {
           const { verdict, swapped } = await verdictOn(q, preferred.texts[j]!, dispreferred.texts[j]!);
           const [p, d] = swapped ? [dispreferred.texts[j]!, preferred.texts[j]!] : [preferred.texts[j]!, dispreferred.texts[j]!];

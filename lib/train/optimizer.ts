@@ -26,6 +26,8 @@ const PreferenceStep = z.strictObject({
   sharePrefix: z.boolean().default(true),
   /** Encode each pair's video once for both answers and both models (false: once per answer and model). */
   encodeOnce: z.boolean().default(true),
+  /** Score every pair's answers in one padded forward (small models: fewer, larger operations). */
+  batchPairs: z.boolean().default(false),
 });
 export type PreferenceStep = z.input<typeof PreferenceStep>;
 

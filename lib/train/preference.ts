@@ -36,6 +36,8 @@ const ForwardOptions = z.strictObject({
   referenceMode: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).default('lora-disabled'),
   /** Run each pair's prompt (video included) once; both answers attend to it. */
   sharePrefix: z.boolean().default(true),
+  /** Every pair's answers in one padded forward per model (small models: fewer, larger operations). */
+  batchPairs: z.boolean().default(false),
   /** Parameter names whose gradients of the loss to return. */
   gradients: z.array(z.string()).optional(),
 });

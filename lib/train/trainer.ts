@@ -207,7 +207,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     try {
       for (const batch of videoBatches(records, { batchSize: this.config.batchSize, shuffle: false })) {
         const pairs = await this.#pairInputs(batch);
-        const r = await preferenceForward(policy, pairs, { loss: { referenceFree: true }, referenceMode: 'none' });
+        const r = await preferenceForward(policy, pairs, { loss: { referenceFree: true }, referenceMode: 'none', batchPairs: this.config.batchPairs });
         const pc = r.policyChosen.toTypedArray() as Float32Array;
         const pr = r.policyRejected.toTypedArray() as Float32Array;
         batch.records.filter((rec) => rec.chosen.trim() !== rec.rejected.trim()).forEach((rec, i) => out.set(rec.id, [pc[i]!, pr[i]!]));
@@ -302,6 +302,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
             if (pairs.length === 0) continue;
             result = await optimizer.preferenceStep({
               microBatches: split(pairs, c.gradientAccumulation), lr, loss: this.#loss(), referenceMode: this.#referenceMode(),
+              batchPairs: c.batchPairs,
             });
           } else {
             result = await optimizer.sftStep({ microBatches: split(await this.#sftInputs(batch as Batch<SftRecord>), c.gradientAccumulation), lr });

@@ -77,6 +77,7 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
   config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
   config.share_prefix = args.boolean("sharePrefix", true);
   config.encode_once = args.boolean("encodeOnce", true);
+  config.batch_pairs = args.boolean("batchPairs", false);
   auto pairs = pairs_arg(env, args.get("pairs"));
   std::vector<std::string> wanted;
   if (args.has("gradients")) {
@@ -189,6 +190,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
     config.share_prefix = args.boolean("sharePrefix", true);
     config.encode_once = args.boolean("encodeOnce", true);
+    config.batch_pairs = args.boolean("batchPairs", false);
     const double lr = lr_arg(env, args);
     auto trainer = trainer_;
     return run_async(

@@ -170,4 +170,61 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
   return out;
 }
 
+torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences) {
+  if (sequences.empty()) throw std::invalid_argument("logprobs: no sequences");
+  const auto& text = *lm.config().text;
+  const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
+  const auto n = static_cast<int64_t>(sequences.size());
+  std::vector<torch::Tensor> embeds;  // [L_i, D] each
+  std::vector<int64_t> prompt_lengths, answer_lengths;
+  int64_t longest = 0, longest_answer = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto& s = sequences[static_cast<size_t>(i)];
+    const std::string which = "sequence " + std::to_string(i);
+    if (s.prompt.dim() != 1 || s.prompt.numel() == 0) throw std::invalid_argument("logprobs: " + which + ": the prompt must be a non-empty 1-D tensor of ids");
+    if (s.answer.dim() != 1 || s.answer.numel() == 0) throw std::invalid_argument("logprobs: " + which + ": the answer has no tokens");
+    const auto answer = s.answer.to(torch::kInt64);
+    if ((answer < 0).any().item<bool>() || (answer >= text.vocab_size).any().item<bool>())
+      throw std::invalid_argument("logprobs: " + which + ": answer ids outside the vocabulary");
+    const bool has_image = (s.prompt == image_id).any().item<bool>();
+    auto [prompt_embeds, mask] = lm.embed(s.prompt.to(torch::kInt64).unsqueeze(0), torch::Tensor(), has_image ? s.video_tokens : torch::Tensor());
+    const auto device = lm.model->embed_tokens->weight.device();
+    auto sequence = torch::cat({prompt_embeds.squeeze(0), lm.model->embed_tokens(answer.to(device))}, 0);
+    prompt_lengths.push_back(prompt_embeds.size(1));
+    answer_lengths.push_back(answer.numel());
+    longest = std::max(longest, sequence.size(0));
+    longest_answer = std::max(longest_answer, answer.numel());
+    embeds.push_back(std::move(sequence));
+  }
+  if (longest > text.max_position_embeddings)
+    throw std::invalid_argument("logprobs: a sequence of " + std::to_string(longest) + " positions exceeds max_position_embeddings (" +
+                                std::to_string(text.max_position_embeddings) + ")");
+  // Right padding: real tokens keep positions 0.. and never attend to the padding after them.
+  const auto d = embeds.front().size(1);
+  const auto options = embeds.front().options();
+  auto mask = torch::zeros({n, longest}, torch::TensorOptions().dtype(torch::kInt64).device(options.device()));
+  std::vector<torch::Tensor> padded;
+  for (int64_t i = 0; i < n; ++i) {
+    const auto l = embeds[static_cast<size_t>(i)].size(0);
+    padded.push_back(torch::cat({embeds[static_cast<size_t>(i)], torch::zeros({longest - l, d}, options)}, 0));
+    mask[i].narrow(0, 0, l).fill_(1);
+  }
+  const auto batch = torch::stack(padded);
+  const auto hidden = lm.model->forward(batch, mask, torch::Tensor(), nullptr).last_hidden_state;  // [N, L, D]
+  // The hidden state before each answer token, gathered into [N, A, D]; ids [N, A] and their mask beside it.
+  auto index = torch::zeros({n, longest_answer}, torch::TensorOptions().dtype(torch::kInt64).device(batch.device()));
+  auto ids = torch::zeros({n, longest_answer}, index.options());
+  auto answer_mask = torch::zeros({n, longest_answer}, torch::TensorOptions().dtype(torch::kFloat32).device(batch.device()));
+  for (int64_t i = 0; i < n; ++i) {
+    const auto p = prompt_lengths[static_cast<size_t>(i)], a = answer_lengths[static_cast<size_t>(i)];
+    index[i].narrow(0, 0, a).copy_(torch::arange(p - 1, p - 1 + a, index.options()));
+    ids[i].narrow(0, 0, a).copy_(sequences[static_cast<size_t>(i)].answer.to(torch::kInt64).to(ids.device()));
+    answer_mask[i].narrow(0, 0, a).fill_(1);
+  }
+  const auto predictors = hidden.gather(1, index.unsqueeze(-1).expand({n, longest_answer, d}));
+  const auto logits = F::linear(predictors, lm.lm_head_weight()).to(torch::kFloat32);
+  const auto logp = logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * answer_mask;
+  return logp.sum(1);
+}
+
 }  // namespace tpo::model

@@ -42,4 +42,14 @@ struct AnswerLogprobs {
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
                                const torch::Tensor& video_tokens, bool share_prefix = true);
 
+// One prompt + answer sequence to score, with its own visual tokens (undefined without a video).
+struct ScoredSequence {
+  torch::Tensor prompt, answer, video_tokens;
+};
+
+// Summed log p(answer_i | prompt_i, video_i) for every sequence, [N]: the numbers answer_logprobs gives without a
+// shared prefix, from one forward over the right-padded batch. For small models, where the cost is the number of
+// operations rather than their size, one batched forward is several times faster than N single ones.
+torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences);
+
 }  // namespace tpo::model

@@ -135,10 +135,10 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   double loss = 0;
   StepMetrics metrics;
   for (const auto& batch : micro_batches) {
-    torch::Tensor sum = torch::zeros({}, torch::kFloat32);
     // Records about one video share its frames tensor: encode it once per micro-batch (the tower's backward then
-    // sums every record's gradient through one graph instead of re-running the tower per record).
+    // sums every record's gradient through one graph), then score every record in one padded forward.
     std::unordered_map<const void*, torch::Tensor> encoded;
+    std::vector<model::ScoredSequence> sequences;
     for (const auto& e : batch) {
       torch::Tensor video = e.video;
       if (video.defined() && video.dim() == 4) {
@@ -146,8 +146,9 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
         if (!tokens.defined()) tokens = policy_->lm->encode_video(video).tokens;
         video = tokens;
       }
-      sum = sum + model::answer_logprobs(*policy_->lm, e.prompt, {e.answer}, video).sums[0];
+      sequences.push_back({e.prompt, e.answer, video});
     }
+    const auto sum = model::batch_answer_logprobs(*policy_->lm, sequences).sum();
     const auto part = -sum / static_cast<double>(total);
     part.backward();
     loss += part.item<double>();

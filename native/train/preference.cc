@@ -1,5 +1,8 @@
 #include "train/preference.h"
 
+#include <tuple>
+#include <unordered_map>
+
 #include "model/inference.h"
 #include "model/lora.h"
 
@@ -67,9 +70,82 @@ LossOutput preference_loss(const PairLogps& in, const LossConfig& c) {
   return out;
 }
 
+namespace {
+
+// ForwardConfig::batch_pairs: [chosen, rejected] summed log-probs of every pair under `lm`, from one forward.
+std::pair<torch::Tensor, torch::Tensor> score_batched(model::VideoLMImpl& lm, const std::vector<Pair>& pairs, bool detach_video) {
+  std::unordered_map<const void*, torch::Tensor> encoded;  // each distinct video encoded once
+  std::vector<model::ScoredSequence> sequences;
+  for (const auto& pair : pairs) {
+    torch::Tensor video = pair.video;
+    if (video.defined() && video.dim() == 4) {
+      auto& tokens = encoded[video.unsafeGetTensorImpl()];
+      if (!tokens.defined()) tokens = lm.encode_video(video).tokens;
+      video = tokens;
+    }
+    if (detach_video && video.defined()) video = video.detach();
+    sequences.push_back({pair.prompt, pair.chosen, video});
+    sequences.push_back({pair.prompt, pair.rejected, video});
+  }
+  const auto sums = model::batch_answer_logprobs(lm, sequences).view({-1, 2});
+  return {sums.select(1, 0), sums.select(1, 1)};
+}
+
+PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::VideoLMImpl* reference,
+                                             const std::vector<Pair>& pairs, const ForwardConfig& config) {
+  PreferenceForward result;
+  std::tie(result.logps.policy_chosen, result.logps.policy_rejected) = score_batched(policy, pairs, false);
+  std::vector<torch::Tensor> nc, nr, rc, rr;
+  for (const auto& pair : pairs) {
+    nc.push_back(torch::tensor(static_cast<double>(pair.chosen.numel()), torch::kFloat32));
+    nr.push_back(torch::tensor(static_cast<double>(pair.rejected.numel()), torch::kFloat32));
+  }
+  result.logps.chosen_tokens = torch::stack(nc);
+  result.logps.rejected_tokens = torch::stack(nr);
+  if (!config.loss.reference_free && config.reference != ReferenceMode::None) {
+    if (config.reference == ReferenceMode::Precomputed) {
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        if (!pairs[i].reference) throw std::invalid_argument("pair " + std::to_string(i) + ": reference log-probs were to be precomputed but are missing");
+        rc.push_back(torch::tensor(pairs[i].reference->first, torch::kFloat32));
+        rr.push_back(torch::tensor(pairs[i].reference->second, torch::kFloat32));
+      }
+      result.logps.ref_chosen = torch::stack(rc);
+      result.logps.ref_rejected = torch::stack(rr);
+    } else {
+      torch::NoGradGuard no_grad;
+      std::pair<torch::Tensor, torch::Tensor> ref;
+      if (config.reference == ReferenceMode::LoraDisabled) {
+        model::set_lora_enabled(policy, false);
+        try {
+          ref = score_batched(policy, pairs, true);
+        } catch (...) {
+          model::set_lora_enabled(policy, true);
+          throw;
+        }
+        model::set_lora_enabled(policy, true);
+      } else {
+        if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
+        ref = score_batched(*reference, pairs, true);
+      }
+      result.logps.ref_chosen = ref.first.detach();
+      result.logps.ref_rejected = ref.second.detach();
+    }
+  }
+  result.out = preference_loss(result.logps, config.loss);
+  return result;
+}
+
+}  // namespace
+
 PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMImpl* reference,
                                      const std::vector<Pair>& pairs, const ForwardConfig& config) {
   if (pairs.empty()) throw std::invalid_argument("a step needs at least one pair");
+  if (config.batch_pairs) {
+    for (size_t i = 0; i < pairs.size(); ++i)
+      if (pairs[i].chosen.numel() == 0 || pairs[i].rejected.numel() == 0)
+        throw std::invalid_argument("pair " + std::to_string(i) + ": an answer has no tokens");
+    return batched_preference_forward(policy, reference, pairs, config);
+  }
   std::vector<torch::Tensor> pc, pr, rc, rr, nc, nr;
   for (size_t i = 0; i < pairs.size(); ++i) {
     const Pair& pair = pairs[i];

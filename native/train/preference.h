@@ -53,6 +53,9 @@ struct ForwardConfig {
   ReferenceMode reference = ReferenceMode::LoraDisabled;
   bool share_prefix = true;  // the prompt runs once per pair; both answers attend to it
   bool encode_once = true;   // the video is encoded once per pair; false: once per answer and model (as TRL runs)
+  // Every pair's two answers in one padded forward per model, each as a full sequence (share_prefix is then moot):
+  // fewer, larger operations, what small models need; large ones save more by sharing the prompt.
+  bool batch_pairs = false;
 };
 
 struct PreferenceForward {

@@ -90,6 +90,21 @@ describe('preference losses against TRL', function () {
     for (const name of GRADIENTS) assertClose(shared.gradients[name], unshared.gradients[name]!, name, 1e-7, 1e-4);
   });
 
+  it('batched pairs (one padded forward per model) give TRL\'s log-probs, loss and gradients', async () => {
+    for (const referenceMode of ['frozen-copy', 'lora-disabled'] as const) {
+      const out = await preferenceForward(policy, pairs, {
+        loss: { beta: 0.1, sftWeight: 1 }, referenceMode, gradients: GRADIENTS, batchPairs: true,
+      }, reference);
+      assertClose(out.policyChosen, expected.policy_chosen_logps!, 'policy_chosen_logps');
+      assertClose(out.policyRejected, expected.policy_rejected_logps!, 'policy_rejected_logps');
+      if (referenceMode === 'lora-disabled') continue;  // without adapters the reference is the policy itself
+      assertClose(out.refChosen, expected.ref_chosen_logps!, 'ref_chosen_logps');
+      assertClose(out.nll, expected.nll_loss!, 'nll_loss');
+      assertClose(out.loss, expected.total_loss!, 'total_loss');
+      for (const name of GRADIENTS) assertClose(out.gradients[name], expected[`grad.${name}`]!, `grad.${name}`, 1e-6, 1e-3);
+    }
+  });
+
   it('precomputed reference log-probs give the frozen copy`s loss; reference-free ignores the reference', async () => {
     const rc = expected.ref_chosen_logps!.toTypedArray() as Float32Array;
     const rr = expected.ref_rejected_logps!.toTypedArray() as Float32Array;
