@@ -19,13 +19,13 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
     args: argv,
     options: {
       out: { type: 'string' }, seed: { type: 'string' }, videos: { type: 'string' }, base: { type: 'string' },
-      'train-base': { type: 'boolean', default: false }, 'base-steps': { type: 'string' }, pairs: { type: 'string' },
+      'train-base': { type: 'boolean', default: false }, pairs: { type: 'string' },
       epochs: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
     },
   });
   const raw = {
     out: values.out, seed: num(values.seed), videos: num(values.videos), base: values.base, trainBase: values['train-base'],
-    baseSteps: num(values['base-steps']), pairs: num(values.pairs), epochs: num(values.epochs), lr: num(values.lr), beta: num(values.beta),
+    pairs: num(values.pairs), epochs: num(values.epochs), lr: num(values.lr), beta: num(values.beta),
   };
   const options = parse(DemoOptions, Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)), 'tpo demo');
   let bar: ProgressBar | undefined;

@@ -1,7 +1,8 @@
 // `tpo demo`: the whole TPO pipeline on the synthetic world, in one folder, each stage resumable:
 //
 //   world/     tpo synth: videos (short and long), annotations, questions, the tiny model's files
-//   base/      the SFT base: the package's own (assets/base-model, made by scripts/make-base.sh) or trained here
+//   base/      the SFT base: the package's own (assets/base-model, made by scripts/make-base.ts) or trained here
+//              with the curriculum of lib/demo/base.ts
 //   pairs/     TPO's self-generated pairs: the base answers the long training videos' questions from manipulated
 //              inputs; the synthetic judge keeps pairs whose preferred answer is right and dis-preferred one wrong
 //   tpo/       TPO training (DPO + SFT on the chosen answer) of the base on those pairs
@@ -10,7 +11,7 @@
 //
 // A stage whose output is complete is not run again, so an interrupted demo resumes where it stopped.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -18,8 +19,6 @@ import { z } from 'zod';
 
 import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
 import { evaluate, type EvalResults } from '../eval/evaluate.js';
-import { copyModelFiles } from '../model/files.js';
-import { VideoLM } from '../model/video-lm.js';
 import type { DemoReport, ModelScores, StageTiming } from '../report/report.js';
 import { writeReport } from '../report/report.js';
 import { writeSynthDataset } from '../synthetic/dataset.js';
@@ -27,6 +26,7 @@ import { generatePairs, type GenerateSummary } from '../tpo/generate.js';
 import type { TrainConfig } from '../train/config.js';
 import { type StepEvent, Trainer } from '../train/trainer.js';
 import { parse } from '../validate.js';
+import { BASE_CURRICULUM, trainBase } from './base.js';
 
 /** The SFT base the package ships (scripts/make-base.sh remakes it from a recorded seed). */
 export const PACKAGED_BASE = fileURLToPath(new URL('../../../assets/base-model', import.meta.url));
@@ -41,8 +41,6 @@ export const DemoOptions = z.strictObject({
   base: z.string().min(1).optional(),
   /** Train the SFT base in this run instead of using the packaged one (about half an hour on 2 cores). */
   trainBase: z.boolean().default(false),
-  /** SFT steps when the base is trained here. */
-  baseSteps: z.int().min(1).default(2000),
   frames: z.int().min(1).default(16),
   /** TPO pairs to keep (the localized : comprehensive mix 5:5). */
   pairs: z.int().min(1).default(600),
@@ -67,18 +65,6 @@ export interface DemoResult {
   tpo: EvalResults;
   pairs: GenerateSummary;
   report: { markdown: string; html: string };
-}
-
-/** The SFT base's training run: open-form questions of the short training videos, everything trained. */
-export function baseTrainConfig(world: string, init: string, output: string, steps: number, seed: number): TrainConfig {
-  return {
-    model: init, output,
-    data: { train: join(world, 'train-base-sft.jsonl') },
-    objective: 'sft', train: { vision: true, projector: true, language: true },
-    lr: 1e-3, batchSize: 16, frames: 16, maxSteps: steps, epochs: 1000, seed,
-    schedule: { type: 'cosine', warmupRatio: 0.03 },
-    checkpoint: { every: 250, keepLast: 1 },
-  };
 }
 
 /** TPO on the self-generated pairs: sigmoid DPO + SFT on the chosen answer, language model trained, the tower frozen. */
@@ -143,18 +129,17 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     return { value: undefined, skipped };
   });
 
-  const base = await stage('base', o.base ? o.base : o.trainBase ? `SFT, ${o.baseSteps} steps` : 'the packaged SFT base', async () => {
+  const base = await stage('base', o.base ? o.base : o.trainBase ? 'SFT curriculum (lib/demo/base.ts)' : 'the packaged SFT base', async () => {
     if (o.base) return { value: resolve(o.base), skipped: true };
     if (!o.trainBase) {
       if (!existsSync(join(PACKAGED_BASE, 'model.safetensors')))
         throw new Error(`the packaged base model is missing (${PACKAGED_BASE}); run with --train-base to train one here`);
       return { value: PACKAGED_BASE, skipped: true };
     }
-    const skipped = existsSync(join(out, 'base', 'final'));
-    await filterJsonl(join(world, 'train-sft.jsonl'), join(world, 'train-base-sft.jsonl'), (r) => r.length === 'short' && r.form === 'open');
-    const init = join(out, 'base-init');
-    if (!existsSync(join(init, 'model.safetensors'))) await initModel(join(world, 'model'), init, o.seed);
-    return { value: await train(baseTrainConfig(world, init, join(out, 'base'), o.baseSteps, o.seed), 'base', emit), skipped };
+    const skipped = existsSync(join(out, 'base', `sft-${BASE_CURRICULUM.at(-1)!.name}`, 'final'));
+    const model = await trainBase(join(out, 'base'), o.seed, (p) =>
+      emit({ type: 'progress', stage: `base (${p.stage})`, done: p.step, total: p.total, detail: `loss ${p.loss?.toFixed(3)}` }));
+    return { value: model, skipped };
   });
 
   const pairsFile = join(out, 'pairs', 'tpo-pairs.jsonl');
@@ -197,7 +182,7 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     stages,
     models: [scores('base (SFT)', baseResults), scores('TPO', tpoResults)],
     training: [
-      ...(o.trainBase ? [{ name: 'SFT base', metricsFile: join(out, 'base', 'metrics.jsonl') }] : []),
+      ...(o.trainBase ? BASE_CURRICULUM.map((s) => ({ name: `SFT base: ${s.name}`, metricsFile: join(out, 'base', `sft-${s.name}`, 'metrics.jsonl') })) : []),
       { name: 'TPO', metricsFile: join(tpoRun, 'metrics.jsonl') },
     ],
     pairs,
@@ -211,13 +196,4 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
   const files = await writeReport(out, report);
   await writeJsonFile(join(out, 'demo.json'), { options: o, stages, pairs, base: baseResults.results, tpo: tpoResults.results });
   return { out, stages, base: baseResults, tpo: tpoResults, pairs, report: { markdown: files.markdown, html: files.html } };
-}
-
-/** A model with fresh weights (transformers' initialisation, seeded) from the world's model files. */
-export async function initModel(files: string, to: string, seed: number): Promise<void> {
-  const config = JSON.parse(await readFile(join(files, 'config.json'), 'utf8')) as Record<string, unknown>;
-  using model = await VideoLM.create(config, { seed });
-  await mkdir(to, { recursive: true });
-  await model.save(to);
-  await copyModelFiles(files, to);
 }

@@ -1,0 +1,88 @@
+// The SFT base the demo starts from: a tiny LLaVA-Video model trained from fresh weights on the synthetic world's
+// open-form questions, in a curriculum of three stages. Why a curriculum: trained straight on multi-event videos,
+// the randomly initialised tower never starts to see: the loss sits at the text-only prior (the answer given the
+// question alone) for thousands of steps. Single frames with one shape make the tower learn colour and shape
+// within a few hundred steps; clips of one or two events then add motion and order; short videos add the rest.
+//
+// scripts/make-base.ts runs this once and ships the result as assets/base-model; `tpo demo --train-base` runs it
+// in the demo's folder instead.
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { writeJsonl } from '../data/jsonl.js';
+import { copyModelFiles } from '../model/files.js';
+import { VideoLM } from '../model/video-lm.js';
+import { writeSynthDataset } from '../synthetic/dataset.js';
+import type { LengthSpec } from '../synthetic/world.js';
+import type { TrainConfig } from '../train/config.js';
+import { type StepEvent, Trainer } from '../train/trainer.js';
+
+export interface CurriculumStage {
+  name: string;
+  /** Videos in the stage's world, and how many events each holds. */
+  videos: number;
+  spec: LengthSpec;
+  /** Question types left out (counting cannot be learnt from one frame). */
+  skipTypes?: string[];
+  frames: number;
+  batchSize: number;
+  steps: number;
+}
+
+export const BASE_CURRICULUM: readonly CurriculumStage[] = [
+  { name: 'frames', videos: 3000, spec: { events: [1, 1], eventFrames: [6, 10], gapFrames: [0, 0] }, skipTypes: ['count', 'count-color'], frames: 1, batchSize: 64, steps: 1000 },
+  { name: 'clips', videos: 4000, spec: { events: [1, 2], eventFrames: [6, 10], gapFrames: [0, 2] }, frames: 4, batchSize: 32, steps: 1000 },
+  { name: 'short', videos: 3000, spec: { events: [3, 5], eventFrames: [8, 16], gapFrames: [0, 4] }, frames: 16, batchSize: 16, steps: 1500 },
+];
+
+/** A model with fresh weights (transformers' initialisation, seeded) beside the world's tokenizer and configs. */
+export async function initModel(files: string, to: string, seed: number): Promise<void> {
+  const config = JSON.parse(await readFile(join(files, 'config.json'), 'utf8')) as Record<string, unknown>;
+  using model = await VideoLM.create(config, { seed });
+  await mkdir(to, { recursive: true });
+  await model.save(to);
+  await copyModelFiles(files, to);
+}
+
+/** One stage's SFT run: everything trained (the tower must learn to see), AdamW at 1e-3, cosine. */
+export function stageTrainConfig(stage: CurriculumStage, model: string, data: string, output: string, seed: number): TrainConfig {
+  return {
+    model, output, data: { train: data }, objective: 'sft', train: { vision: true, projector: true, language: true },
+    lr: 1e-3, batchSize: stage.batchSize, frames: stage.frames, maxSteps: stage.steps, epochs: 1000, seed,
+    schedule: { type: 'cosine', warmupRatio: 0.03 }, checkpoint: { every: 250, keepLast: 1 },
+  };
+}
+
+export interface BaseProgress {
+  stage: string;
+  step: number;
+  total: number;
+  loss?: number;
+}
+
+/** Runs the curriculum under `out` (resumable: finished stages are kept) and returns the final model folder. */
+export async function trainBase(out: string, seed: number, onStep?: (p: BaseProgress) => void,
+  curriculum: readonly CurriculumStage[] = BASE_CURRICULUM): Promise<string> {
+  let model = join(out, 'init');
+  for (const [i, stage] of curriculum.entries()) {
+    const world = join(out, `world-${stage.name}`);
+    await writeSynthDataset({ out: world, videos: stage.videos, seed: seed + i, split: [1, 0, 0], world: { length: 'short', short: stage.spec } });
+    if (i === 0 && !existsSync(join(model, 'model.safetensors'))) await initModel(join(world, 'model'), model, seed);
+    const data = join(world, 'train-open.jsonl');
+    if (!existsSync(data)) {
+      const records = (await readFile(join(world, 'train-sft.jsonl'), 'utf8')).split('\n').filter(Boolean)
+        .map((l) => JSON.parse(l) as { form: string; type: string })
+        .filter((r) => r.form === 'open' && !stage.skipTypes?.includes(r.type));
+      await writeJsonl(data, records);
+    }
+    const output = join(out, `sft-${stage.name}`);
+    if (!existsSync(join(output, 'final'))) {
+      const trainer = new Trainer(stageTrainConfig(stage, model, data, output, seed), `base stage ${stage.name}`);
+      trainer.on('step', ({ step, total, metrics }: StepEvent) => onStep?.({ stage: stage.name, step, total: total ?? step, loss: metrics.loss }));
+      await trainer.fit({ resume: true });
+    }
+    model = join(output, 'final');
+  }
+  return model;
+}
