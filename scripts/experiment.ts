@@ -77,7 +77,7 @@ async function train(name: string, data: string, objective: 'tpo' | 'sft', seed:
   const config: TrainConfig = {
     model: base, output, data: { train: data }, objective,
     ...(objective === 'tpo' ? { loss: { type: 'sigmoid', beta: Number(values.beta), sftWeight: 1 }, reference: 'precomputed' as const } : {}),
-    train: { language: true }, lr: Number(values.lr), batchSize: 8, frames, epochs: Number(values.epochs), seed,
+    train: { language: true }, batchPairs: true, lr: Number(values.lr), batchSize: 8, frames, epochs: Number(values.epochs), seed,
     schedule: { type: 'cosine', warmupRatio: 0.1 }, checkpoint: { every: 1000, keepLast: 1 },
   };
   return (await new Trainer(config, name).fit({ resume: true })).final!;

@@ -72,7 +72,7 @@ export function tpoTrainConfig(o: Resolved, base: string, pairs: string, output:
   return {
     model: base, output, data: { train: pairs }, objective: 'tpo',
     loss: { type: 'sigmoid', beta: o.beta, sftWeight: o.sftWeight },
-    reference: 'precomputed', train: { language: true },
+    reference: 'precomputed', train: { language: true }, batchPairs: true,
     lr: o.lr, batchSize: 8, frames: o.frames, epochs: o.epochs, seed: o.seed,
     schedule: { type: 'cosine', warmupRatio: 0.1 },
     checkpoint: { every: 100, keepLast: 1 },

@@ -14,7 +14,7 @@
 // Resumable: records already in either output file are skipped, a torn last line is repaired before appending.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 
 import { encodePrompt } from '../data/encode.js';
@@ -233,6 +233,9 @@ export async function generatePairs(
   const scenes = scenesOf(annotations);
 
   await mkdir(dirname(c.out), { recursive: true });
+  // Records name their video relative to the pairs file's folder (as training resolves it), or absolutely when a
+  // video root was given, so the pairs train wherever the questions came from.
+  const videoField = (q: TpoQuestion) => (c.videoRoot ? q.videoPath : relative(dirname(resolve(c.out)), q.videoPath));
   const droppedFile = `${c.out}.dropped.jsonl`;
   const summaryFile = `${c.out}.summary.json`;
   const [keptBefore, droppedBefore] = [await written(c.out), await written(droppedFile)];
@@ -346,15 +349,15 @@ export async function generatePairs(
       const groups = new Map<string, { plans: PlanPair; corrupt: boolean; scenes?: number[]; questions: TpoQuestion[] }>();
       for (const q of questions) {
         if (done.has(q.id) || want[q.kind] <= 0) continue;
-        const key = questionKey(q.video, q.question);
+        const key = questionKey(videoField(q), q.question);
         if (asked.has(key)) {
-          skip({ id: q.id, video: q.video, kind: q.kind, prompt: q.question, reason: 'duplicate-question' });
+          skip({ id: q.id, video: videoField(q), kind: q.kind, prompt: q.question, reason: 'duplicate-question' });
           continue;
         }
         asked.add(key);
         const inputs = await inputsFor(c, q, scenes);
         if ('skip' in inputs) {
-          skip({ id: q.id, video: q.video, kind: q.kind, prompt: q.question, reason: inputs.skip, ...(inputs.detail ? { detail: inputs.detail } : {}) });
+          skip({ id: q.id, video: videoField(q), kind: q.kind, prompt: q.question, reason: inputs.skip, ...(inputs.detail ? { detail: inputs.detail } : {}) });
           continue;
         }
         const group = groups.get(inputs.key) ?? { ...inputs, questions: [] };
@@ -381,11 +384,11 @@ export async function generatePairs(
           done.add(q.id);
           if (verdict.keep && quotas(c, summary)[q.kind] > 0) {
             count(summary, record, true);
-            keptRecords.push({ id: q.id, video: q.video, prompt: q.question, chosen: p, rejected: d, ...provenance });
+            keptRecords.push({ id: q.id, video: videoField(q), prompt: q.question, chosen: p, rejected: d, ...provenance });
           } else {
             const reason = verdict.reason ?? 'target-reached';
             count(summary, { ...record, reason }, false);
-            droppedRecords.push({ id: q.id, video: q.video, prompt: q.question, preferred: p, dispreferred: d, reason, ...provenance });
+            droppedRecords.push({ id: q.id, video: videoField(q), prompt: q.question, preferred: p, dispreferred: d, reason, ...provenance });
           }
         }
       }
