@@ -158,9 +158,10 @@ function summarize(kept: Written[], dropped: Written[]): GenerateSummary {
 /** Same video, same question (after normalisation): asked once. */
 const questionKey = (video: string, prompt: string) => `${video}\n${normalizeAnswer(prompt)}`;
 
-/** The kinds in the mix's order: localized and comprehensive interleaved at the ratio (seeded), until a kind the mix
- * asks for runs out, so the questions asked keep the ratio. */
-function mixed(questions: TpoQuestion[], mix: [number, number], seed: number): TpoQuestion[] {
+/** The questions in the mix's order: localized and comprehensive interleaved at the ratio (seeded). Without a
+ * target, asking stops when a kind the mix asks for runs out, so the questions asked keep the ratio; with one,
+ * the other kind's remaining questions follow, for the kept quotas (which keep the ratio) to fill from. */
+function mixed(questions: TpoQuestion[], mix: [number, number], seed: number, untilRunOut: boolean): TpoQuestion[] {
   const random = mulberry32(seed);
   const local = seededShuffle(questions.filter((q) => q.kind === 'localized'), random);
   const global = seededShuffle(questions.filter((q) => q.kind === 'comprehensive'), random);
@@ -169,9 +170,11 @@ function mixed(questions: TpoQuestion[], mix: [number, number], seed: number): T
   let l = 0, g = 0;
   for (;;) {
     const wantLocal = share === 1 || (share > 0 && l <= share * (l + g));
-    if (wantLocal ? l >= local.length : g >= global.length) return out;
+    if (wantLocal ? l >= local.length : g >= global.length) break;
     out.push(wantLocal ? local[l++]! : global[g++]!);
   }
+  if (untilRunOut) return out;
+  return [...out, ...(share > 0 ? local.slice(l) : []), ...(share < 1 ? global.slice(g) : [])];
 }
 
 /** Pairs still wanted per kind: the target split by the mix (Infinity without a target). */
@@ -248,7 +251,7 @@ export async function generatePairs(
   let work: VideoWork[];
   if (c.questions) {
     const items = await readBenchmark(c.questions, { videoRoot: c.videoRoot }).toArray();
-    const order = mixed(items.map(syntheticQuestion), c.mix, c.seed);
+    const order = mixed(items.map(syntheticQuestion), c.mix, c.seed, c.targetPairs === undefined);
     const byVideo = new Map<string, TpoQuestion[]>();
     for (const q of order) byVideo.set(q.videoPath, [...(byVideo.get(q.videoPath) ?? []), q]);
     work = [...byVideo.values()].map((qs) => ({ video: qs[0]!.video, videoPath: qs[0]!.videoPath, questions: async () => ({ questions: qs, skips: [] }) }));
