@@ -3,6 +3,10 @@
 //
 //   node dist/scripts/experiment.js [--out runs/experiment] [--seeds 0,1,2] [--size 400] [--sizes 100,200,400]
 //                                   [--mixes 10:0,8:2,5:5,2:8,0:10] [--base DIR] [--videos 1000] [--only methods,mix,size]
+//   node dist/scripts/experiment.js --aggregate [--out runs/experiment]     (results.md from every run's results)
+//
+// Seeds can run in parallel processes (--seeds 0 in one, --seeds 1 in another, TPO_NUM_THREADS=1 each): each
+// writes results-<seeds>.json; the pool of pairs is made by the first and reused (run one seed first, or wait).
 //
 // Arms (all start from the same SFT base, all trained with the same recipe, evaluated on the long test videos):
 //   base                 the SFT base itself
@@ -14,7 +18,7 @@
 // The pool of TPO pairs is generated once (greedy answers: the same for every seed); each seed draws its subset
 // and trains with its own seed. Every stage's output is kept under --out, so a rerun resumes.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -36,6 +40,7 @@ const { values } = parseArgs({
     mixes: { type: 'string', default: '10:0,8:2,5:5,2:8,0:10' }, only: { type: 'string', default: 'methods,mix,size' },
     frames: { type: 'string', default: '16' }, epochs: { type: 'string', default: '2' },
     lr: { type: 'string', default: '2e-4' }, beta: { type: 'string', default: '0.1' },
+    aggregate: { type: 'boolean', default: false },
   },
 });
 const out = resolve(values.out);
@@ -111,7 +116,7 @@ async function main(): Promise<void> {
   const results: { arm: string; group: string; seed: number; results: EvalResults['results'] }[] = [];
   const record = async (arm: string, group: string, seed: number, model: string) => {
     results.push({ arm, group, seed, results: (await evaluateModel(`${arm}-seed${seed}`, model)).results });
-    await writeJsonFile(join(out, 'results.json'), results);
+    await writeJsonFile(join(out, `results-${seeds.join('-')}.json`), results);
   };
   const baseResults = await evaluateModel('base', base);
   const pairsFile = async (name: string, pairs: unknown[]) => {
@@ -147,12 +152,23 @@ async function main(): Promise<void> {
       }
     }
   }
-  await writeFile(join(out, 'results.md'), table(results));
-  log(`wrote ${join(out, 'results.md')}`);
+  await aggregate();
+}
+
+type Result = { arm: string; group: string; seed: number; results: EvalResults['results'] };
+
+/** results.md (and one chart per group) from every results-*.json under --out. */
+async function aggregate(): Promise<void> {
+  const files = (await readdir(out)).filter((f) => /^results-[\d-]+\.json$/.test(f));
+  const all: Result[] = [];
+  for (const f of files) all.push(...(JSON.parse(await readFile(join(out, f), 'utf8')) as Result[]));
+  all.sort((a, b) => a.seed - b.seed);
+  await writeFile(join(out, 'results.md'), table(all));
+  log(`wrote ${join(out, 'results.md')} from ${files.join(', ')}`);
 }
 
 /** Mean ± sample standard deviation over seeds, per arm: overall, localized, comprehensive (long test videos). */
-function table(results: { arm: string; group: string; seed: number; results: EvalResults['results'] }[]): string {
+function table(results: Result[]): string {
   const cats = ['overall', 'kind=localized', 'kind=comprehensive'];
   const value = (r: EvalResults['results'], cat: string) => 100 * (cat === 'overall' ? r.accuracy : r.byCategory[cat]?.accuracy ?? NaN);
   const lines: string[] = [];
@@ -180,7 +196,7 @@ function meanStd(xs: number[]): [number, number] {
   return [mean, Math.sqrt(variance)];
 }
 
-main().catch((error: Error) => {
+(values.aggregate ? aggregate() : main()).catch((error: Error) => {
   process.stderr.write(`experiment: ${error.stack ?? error.message}\n`);
   process.exit(1);
 });
