@@ -38,9 +38,15 @@ const { values } = parseArgs({
     videos: { type: 'string', default: '1000' }, seeds: { type: 'string', default: '0,1,2' },
     size: { type: 'string', default: '400' }, sizes: { type: 'string', default: '100,200,400' },
     mixes: { type: 'string', default: '10:0,8:2,5:5,2:8,0:10' }, only: { type: 'string', default: 'methods,mix,size' },
+    /** The localized:comprehensive mix of the methods and size arms (TPO's best, 5:5, by default). */
+    mix: { type: 'string', default: '5:5' },
+    /** The mix of the data-size arm (default: --mix). */
+    'size-mix': { type: 'string' },
     frames: { type: 'string', default: '16' }, epochs: { type: 'string', default: '2' },
     lr: { type: 'string', default: '2e-4' }, beta: { type: 'string', default: '0.1' },
     aggregate: { type: 'boolean', default: false },
+    /** Events per long video (the world's default is 16-28; see docs/results.md for why the experiment uses fewer). */
+    'long-events': { type: 'string', default: '8,12' },
   },
 });
 const out = resolve(values.out);
@@ -49,12 +55,17 @@ const seeds = values.seeds.split(',').map(Number);
 const size = Number(values.size);
 const sizes = values.sizes.split(',').map(Number);
 const mixes = values.mixes.split(',').map((m) => m.split(':').map(Number) as [number, number]);
+const mainMix = values.mix.split(':').map(Number) as [number, number];
+const sizeMix = (values['size-mix'] ?? values.mix).split(':').map(Number) as [number, number];
+const mixName = (m: [number, number]) => m.join('-');
 const only = new Set(values.only.split(','));
 const frames = Number(values.frames);
 const world = join(out, 'world');
 
 interface Pair { id: string; kind: string; prompt: string; chosen: string; rejected: string; video: string }
 
+/** Arms the pool could not fill, reported under the tables. */
+const infeasible = new Set<string>();
 const log = (text: string) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${text}\n`);
 const readLines = async <T>(file: string): Promise<T[]> =>
   (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
@@ -96,9 +107,13 @@ async function evaluateModel(name: string, model: string): Promise<EvalResults> 
 }
 
 async function main(): Promise<void> {
-  await mkdir(out, { recursive: true });
+  await mkdir(join(out, 'data'), { recursive: true });
   log(`world: ${values.videos} videos`);
-  await writeSynthDataset({ out: world, videos: Number(values.videos), seed: 0, split: [0.75, 0.05, 0.2], world: { length: 'mixed' } });
+  const longEvents = values['long-events'].split(',').map(Number) as [number, number];
+  await writeSynthDataset({
+    out: world, videos: Number(values.videos), seed: 0, split: [0.75, 0.05, 0.2],
+    world: { length: 'mixed', long: { events: longEvents, eventFrames: [6, 12], gapFrames: [0, 3] } },
+  });
   await filterJsonl(join(world, 'train-benchmark.jsonl'), join(world, 'train-long-benchmark.jsonl'), (r) => r.length === 'long');
   await filterJsonl(join(world, 'test-benchmark.jsonl'), join(world, 'test-long-benchmark.jsonl'), (r) => r.length === 'long');
 
@@ -117,6 +132,7 @@ async function main(): Promise<void> {
   const record = async (arm: string, group: string, seed: number, model: string) => {
     results.push({ arm, group, seed, results: (await evaluateModel(`${arm}-seed${seed}`, model)).results });
     await writeJsonFile(join(out, `results-${seeds.join('-')}.json`), results);
+    await writeJsonFile(join(out, `infeasible-${seeds.join('-')}.json`), [...infeasible]);
   };
   const baseResults = await evaluateModel('base', base);
   const pairsFile = async (name: string, pairs: unknown[]) => {
@@ -127,28 +143,37 @@ async function main(): Promise<void> {
 
   for (const seed of seeds) {
     results.push({ arm: 'base', group: 'methods', seed, results: baseResults.results });
-    const main = subset(pool, size, [5, 5], seed);
+    const main = subset(pool, size, mainMix, seed);
+    const mainFile = `tpo-${size}-${mixName(mainMix)}-seed${seed}`;
     if (only.has('methods')) {
-      await record('tpo', 'methods', seed, await train(`tpo-seed${seed}`, await pairsFile(`tpo-${size}-seed${seed}`, main), 'tpo', seed));
+      await record('tpo', 'methods', seed, await train(`tpo-seed${seed}`, await pairsFile(mainFile, main), 'tpo', seed));
       const sft = main.map((p) => ({ id: p.id, video: p.video, prompt: `<image>\n${p.prompt}`, answer: p.chosen }));
       await record('sft-preferred', 'methods', seed, await train(`sft-preferred-seed${seed}`, await pairsFile(`sft-${size}-seed${seed}`, sft), 'sft', seed));
       const noneFile = join(out, 'pairs', `none-seed${seed}.jsonl`);
       log(`no-manipulation pairs, seed ${seed}`);
       await generatePairs({ model: base, questions: join(world, 'train-long-benchmark.jsonl'), out: noneFile, manipulation: 'none',
-        frames, mix: [5, 5], targetPairs: size, maxNewTokens: 12, temperature: 1, seed });
+        frames, mix: mainMix, targetPairs: size, maxNewTokens: 12, temperature: 1, seed });
       await record('dpo-no-manipulation', 'methods', seed, await train(`dpo-none-seed${seed}`, noneFile, 'tpo', seed));
     }
     if (only.has('mix')) {
       for (const mix of mixes) {
-        const name = `tpo-mix${mix.join('-')}-seed${seed}`;
-        const data = mix[0] === mix[1] ? await pairsFile(`tpo-${size}-seed${seed}`, main) : await pairsFile(`mix${mix.join('-')}-seed${seed}`, subset(pool, size, mix, seed));
-        await record(`mix ${mix.join(':')}`, 'mix', seed, await train(mix[0] === mix[1] ? `tpo-seed${seed}` : name, data, 'tpo', seed));
+        const same = mix[0] * mainMix[1] === mix[1] * mainMix[0];
+        let data: string;
+        try {
+          data = same ? await pairsFile(mainFile, main) : await pairsFile(`mix${mixName(mix)}-${size}-seed${seed}`, subset(pool, size, mix, seed));
+        } catch (error) {
+          log(`mix ${mix.join(':')}: ${(error as Error).message}; skipped`);
+          infeasible.add(`mix ${mix.join(':')} at ${size} pairs: ${(error as Error).message}`);
+          continue;
+        }
+        await record(`mix ${mix.join(':')}`, 'mix', seed, await train(same ? `tpo-seed${seed}` : `tpo-mix${mixName(mix)}-seed${seed}`, data, 'tpo', seed));
       }
     }
     if (only.has('size')) {
       for (const n of sizes) {
-        const data = n === size ? await pairsFile(`tpo-${size}-seed${seed}`, main) : await pairsFile(`tpo-${n}-seed${seed}`, subset(pool, n, [5, 5], seed));
-        await record(`${n} pairs`, 'size', seed, await train(n === size ? `tpo-seed${seed}` : `tpo-n${n}-seed${seed}`, data, 'tpo', seed));
+        const same = n === size && sizeMix[0] * mainMix[1] === sizeMix[1] * mainMix[0];
+        const data = same ? await pairsFile(mainFile, main) : await pairsFile(`tpo-${n}-${mixName(sizeMix)}-seed${seed}`, subset(pool, n, sizeMix, seed));
+        await record(`${n} pairs (${sizeMix.join(':')})`, 'size', seed, await train(same ? `tpo-seed${seed}` : `tpo-n${n}-${mixName(sizeMix)}-seed${seed}`, data, 'tpo', seed));
       }
     }
   }
@@ -163,7 +188,11 @@ async function aggregate(): Promise<void> {
   const all: Result[] = [];
   for (const f of files) all.push(...(JSON.parse(await readFile(join(out, f), 'utf8')) as Result[]));
   all.sort((a, b) => a.seed - b.seed);
-  await writeFile(join(out, 'results.md'), table(all));
+  const skipped = new Set<string>();
+  for (const f of (await readdir(out)).filter((f) => /^infeasible-[\d-]+\.json$/.test(f)))
+    for (const s of JSON.parse(await readFile(join(out, f), 'utf8')) as string[]) skipped.add(s);
+  const notes = skipped.size ? `\nNot run (the pool of pairs is too small):\n\n${[...skipped].map((s) => `- ${s}`).join('\n')}\n` : '';
+  await writeFile(join(out, 'results.md'), table(all) + notes);
   log(`wrote ${join(out, 'results.md')} from ${files.join(', ')}`);
 }
 

@@ -55,7 +55,8 @@ describe('the packed package', function () {
     for (const f of ['package/dist/lib/index.js', 'package/dist/lib/index.d.ts', 'package/dist/lib/cli/main.js',
       'package/prebuilds/linux-x64/cpu/tpo.node', 'package/prebuilds/linux-x64/cpu/preload/tpo_preload.node',
       'package/prebuilds/linux-x64/cpu/manifest.json', 'package/CMakeLists.txt', 'package/binding.gyp',
-      'package/native/addon.cc', 'package/scripts/install.js', 'package/scripts/setup.sh']) {
+      'package/native/addon.cc', 'package/scripts/install.js', 'package/scripts/setup.sh',
+      'package/assets/base-model/model.safetensors', 'package/assets/base-model/tokenizer.json']) {
       assert.ok(list.includes(f), `${f} is in the tarball`);
     }
     assert.ok(!list.some((f) => f.startsWith('package/dist/test') || f.startsWith('package/test/')), 'no tests shipped');

@@ -44,7 +44,7 @@ export async function runDemoCommand(argv: string[]): Promise<number> {
   const total = result.stages.reduce((a, s) => a + s.seconds, 0);
   console.log(`\nTPO pairs: ${result.pairs.kept} kept of ${result.pairs.judged} judged; preferred answers right ${result.pairs.preferredCorrect}, ` +
     `dis-preferred right ${result.pairs.dispreferredCorrect}`);
-  console.log(`\nHeld-out test benchmark (${result.base.results.n} questions, option log-likelihood):\n`);
+  console.log(`\nHeld-out long test videos (${result.base.results.n} questions, multiple choice by option log-likelihood):\n`);
   console.log(formatComparisonTable([
     { name: 'base (SFT)', accuracy: result.base.results.accuracy, n: result.base.results.n, byCategory: result.base.results.byCategory },
     { name: 'TPO', accuracy: result.tpo.results.accuracy, n: result.tpo.results.n, byCategory: result.tpo.results.byCategory },

@@ -35,15 +35,20 @@ export const DemoOptions = z.strictObject({
   out: z.string().min(1).default('tpo-demo'),
   /** The world's seed (videos, questions) and the TPO stages' seed. */
   seed: z.int().nonnegative().default(0),
-  /** Videos in all splits (80% train, 10% validation, 10% test), half short and half long. */
-  videos: z.int().min(20).default(400),
+  /** Videos in all splits (75% train, 5% validation, 20% test), half short and half long: the experiment's world
+   * (docs/results.md), so the demo reproduces its first seed. */
+  videos: z.int().min(20).default(1000),
+  /** Events in a long video. The world's own long videos hold 16-28, more than 16 frames can show (an event
+   * lasts 6-12 of their 150-400 frames): at 8-12 every event is on one of the 16 frames the model sees, so what
+   * TPO changes is where the model looks, not which frames it was dealt (docs/results.md). */
+  longEvents: z.tuple([z.int().min(1), z.int().min(1)]).refine(([a, b]) => a <= b, 'min <= max').default([8, 12]),
   /** A base model folder; default the packaged one, or one trained here with `trainBase`. */
   base: z.string().min(1).optional(),
   /** Train the SFT base in this run instead of using the packaged one (about half an hour on 2 cores). */
   trainBase: z.boolean().default(false),
   frames: z.int().min(1).default(16),
   /** TPO pairs to keep (the localized : comprehensive mix 5:5). */
-  pairs: z.int().min(1).default(600),
+  pairs: z.int().min(1).default(100),
   /** TPO epochs over the pairs. */
   epochs: z.int().min(1).default(2),
   lr: z.number().positive().default(2e-4),
@@ -123,7 +128,10 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
   await stage('world', `${o.videos} videos, seed ${o.seed}`, async () => {
     const skipped = await complete(join(world, 'synth.json'));
     if (!skipped) {
-      await writeSynthDataset({ out: world, videos: o.videos, seed: o.seed, world: { length: 'mixed' } },
+      await writeSynthDataset({
+        out: world, videos: o.videos, seed: o.seed, split: [0.75, 0.05, 0.2],
+        world: { length: 'mixed', long: { events: o.longEvents, eventFrames: [6, 12], gapFrames: [0, 3] } },
+      },
         (p) => emit({ type: 'progress', stage: 'world', done: p.done, total: p.total }));
     }
     return { value: undefined, skipped };
@@ -146,11 +154,14 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
   const pairs = await stage('pairs', `${o.pairs} TPO pairs from the long training videos`, async () => {
     const questions = join(world, 'train-long-benchmark.jsonl');
     await filterJsonl(join(world, 'train-benchmark.jsonl'), questions, (r) => r.length === 'long');
-    const skipped = existsSync(`${pairsFile}.summary.json`) && (JSON.parse(await readFile(`${pairsFile}.summary.json`, 'utf8')) as GenerateSummary).kept >= o.pairs;
+    // A finished generation leaves a marker: without it (a run killed mid-way), generatePairs resumes the files.
+    const marker = join(out, 'pairs', 'complete.json');
+    const skipped = existsSync(marker) && JSON.stringify(JSON.parse(await readFile(marker, 'utf8'))) === JSON.stringify({ complete: true, pairs: o.pairs, seed: o.seed });
     const summary = await generatePairs({
       model: base, questions, out: pairsFile, manipulation: 'tpo', frames: o.frames, mix: [5, 5], targetPairs: o.pairs,
       maxNewTokens: 12, seed: o.seed,
     }, (p) => emit({ type: 'progress', stage: 'pairs', done: p.done, total: p.videos, detail: `${p.summary.kept} kept` }));
+    await writeJsonFile(marker, { complete: true, pairs: o.pairs, seed: o.seed });
     return { value: summary, skipped };
   });
 
@@ -164,8 +175,10 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     return { value: await train(tpoTrainConfig(o, base, pairsFile, tpoRun), 'tpo', emit), skipped };
   });
 
-  const benchmark = join(world, 'test-benchmark.jsonl');
-  const evalOne = (name: string, model: string) => stage(`eval ${name}`, `held-out test benchmark, ${o.frames} frames`, async () => {
+  // The held-out long videos: what TPO is for.
+  const benchmark = join(world, 'test-long-benchmark.jsonl');
+  await filterJsonl(join(world, 'test-benchmark.jsonl'), benchmark, (r) => r.length === 'long');
+  const evalOne = (name: string, model: string) => stage(`eval ${name}`, `the held-out long test videos, ${o.frames} frames`, async () => {
     const file = join(out, 'eval', `${name}.json`);
     if (existsSync(file)) return { value: JSON.parse(await readFile(file, 'utf8')) as EvalResults, skipped: true };
     const results = await evaluate({ model, benchmark, frames: o.frames, method: 'loglik', out: file },

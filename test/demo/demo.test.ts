@@ -21,7 +21,8 @@ describe('tpo demo', function () {
   it('runs world -> base -> pairs -> TPO -> eval -> report, and a rerun resumes', async () => {
     assert.ok(existsSync(join(PACKAGED_BASE, 'model.safetensors')), 'the package ships its SFT base');
     const out = join(dir, 'demo');
-    const small = { out, videos: 40, pairs: 8, epochs: 1, seed: 3 };
+    // Three epochs of one batch: the first step is all warm-up (lr 0), the others move the weights.
+    const small = { out, videos: 60, pairs: 8, epochs: 3, seed: 3 };
     const events: DemoEvent[] = [];
     const result = await runDemo(small, (e) => events.push(e));
     const names = result.stages.map((s) => s.name);
