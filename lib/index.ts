@@ -61,3 +61,25 @@ export {
   formatComparisonTable, writeReport,
   type CategoryAccuracy, type DemoReport, type ModelScores, type PairStats, type ReportFiles, type StageTiming,
 } from './report/report.js';
+export { VideoLM, type ForwardInputs, type GenerateOptions, type LoadOptions, type LogprobOptions, type LoraOptions, type ModelInfo, type SaveOptions } from './model/video-lm.js';
+export { copyModelFiles } from './model/files.js';
+export { CorruptOptions, corruptFrames } from './video/corrupt.js';
+export { TrainConfig, PRESETS, type ResolvedTrainConfig } from './train/config.js';
+export { Trainer, type FitResult, type StepEvent } from './train/trainer.js';
+export { Optimizer, OptimizerConfig } from './train/optimizer.js';
+export {
+  LossConfig, preferenceForward, preferenceMetrics, type ForwardOptions, type PreferenceOutput, type PreferencePairInput,
+} from './train/preference.js';
+export { learningRate, Schedule } from './train/schedule.js';
+export {
+  generatePairs, GenerateConfig, MANIPULATIONS, type GenerateProgress, type GenerateSummary, type Manipulation,
+} from './tpo/generate.js';
+export {
+  comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans, type PlanPair, type ScenePlans,
+} from './tpo/plans.js';
+export { answerMatches, judgeSynthetic, normalizeAnswer, type DropReason, type Verdict } from './tpo/judge.js';
+export { ChatClient, LlmConfig, LlmError, type ChatMessage as LlmMessage } from './tpo/llm.js';
+export { checkCaptions, generateQuestion, judgePair, type GeneratedQuestion, type JudgeVerdict } from './tpo/questions.js';
+export { captionQuestions, syntheticQuestion, type Skip, type TpoQuestion } from './tpo/sources.js';
+export { DemoOptions, PACKAGED_BASE, runDemo, type DemoEvent, type DemoResult } from './demo/demo.js';
+export { BASE_CURRICULUM, trainBase, type CurriculumStage } from './demo/base.js';

@@ -204,6 +204,8 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
       'Pairs: the base answers each long training video\'s question from the preferred input (localized: the target segment; ' +
         'comprehensive: 16 frames) and the dis-preferred one (the video without the segment; 4 frames). Kept when the preferred ' +
         'answer is right and the dis-preferred one wrong (the synthetic judge).',
+      'Over three seeds, with baselines (SFT on the preferred answers, DPO without temporal manipulation), mixes and data ' +
+        'sizes: docs/results.md in the tpo package.',
     ],
   };
   const files = await writeReport(out, report);

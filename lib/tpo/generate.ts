@@ -325,7 +325,7 @@ export async function generatePairs(
     };
 
     // LLM questions for the next videos are written while the model answers the current one.
-    const window = Math.max(1, c.llm ? LlmConfig.parse(c.llm).concurrency : 1);
+    const lookahead = Math.max(1, c.llm ? LlmConfig.parse(c.llm).concurrency : 1);
     const pending = new Map<number, ReturnType<VideoWork['questions']>>();
     const fetchQuestions = (i: number) => {
       if (i < work.length && !pending.has(i)) pending.set(i, work[i]!.questions());
@@ -335,7 +335,7 @@ export async function generatePairs(
     for (let i = 0; i < work.length; i++) {
       const want = quotas(c, summary);
       if (want.localized <= 0 && want.comprehensive <= 0) break;
-      for (let k = i; k < i + window; k++) fetchQuestions(k)?.catch(() => undefined);
+      for (let k = i; k < i + lookahead; k++) fetchQuestions(k)?.catch(() => undefined);
       const unit = work[i]!;
       const { questions, skips } = await fetchQuestions(i)!;
       pending.delete(i);

@@ -1,0 +1,16 @@
+// lib/index.ts: what `import ... from 'tpo'` gives, for each pipeline stage the README shows.
+import assert from 'node:assert/strict';
+
+import * as tpo from '../lib/index.js';
+
+describe('the public API', () => {
+  it('exports every stage: video, model, data, synthetic, tpo, train, eval, demo, report', () => {
+    for (const name of [
+      'decodeVideo', 'corruptFrames', 'VideoLM', 'Tokenizer', 'readPairs', 'encodePair', 'writeSynthDataset', 'generatePairs',
+      'shuffledScenePlans', 'judgeSynthetic', 'ChatClient', 'Trainer', 'preferenceForward', 'evaluate', 'runDemo', 'trainBase',
+      'writeReport', 'ProgressBar',
+    ] as const) {
+      assert.equal(typeof (tpo as Record<string, unknown>)[name], 'function', name);
+    }
+  });
+});
