@@ -22,7 +22,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { writeJsonFile, writeJsonl } from '../lib/data/jsonl.js';
+import { filterJsonl, writeJsonFile, writeJsonl } from '../lib/data/jsonl.js';
 import { mulberry32, seededShuffle } from '../lib/data/videos.js';
 import { PACKAGED_BASE } from '../lib/demo/demo.js';
 import { evaluate, type EvalResults } from '../lib/eval/evaluate.js';
@@ -70,10 +70,6 @@ const log = (text: string) => process.stderr.write(`[${new Date().toISOString().
 const readLines = async <T>(file: string): Promise<T[]> =>
   (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 
-async function filterJsonl(from: string, to: string, keep: (r: Record<string, unknown>) => boolean): Promise<void> {
-  if (!existsSync(to)) await writeJsonl(to, (await readLines<Record<string, unknown>>(from)).filter(keep));
-}
-
 /** A subset of the pool: `n` pairs at the mix, drawn with the seed. */
 function subset(pool: Pair[], n: number, mix: [number, number], seed: number): Pair[] {
   const local = Math.round((n * mix[0]) / (mix[0] + mix[1]));
@@ -114,8 +110,10 @@ async function main(): Promise<void> {
     out: world, videos: Number(values.videos), seed: 0, split: [0.75, 0.05, 0.2],
     world: { length: 'mixed', long: { events: longEvents, eventFrames: [6, 12], gapFrames: [0, 3] } },
   });
-  await filterJsonl(join(world, 'train-benchmark.jsonl'), join(world, 'train-long-benchmark.jsonl'), (r) => r.length === 'long');
-  await filterJsonl(join(world, 'test-benchmark.jsonl'), join(world, 'test-long-benchmark.jsonl'), (r) => r.length === 'long');
+  for (const split of ['train', 'test']) {
+    const to = join(world, `${split}-long-benchmark.jsonl`);
+    if (!existsSync(to)) await filterJsonl(join(world, `${split}-benchmark.jsonl`), to, (r) => r.length === 'long');
+  }
 
   // The TPO pool: every long training question of each kind, greedy answers.
   const pool: Pair[] = [];

@@ -1,9 +1,8 @@
 // `tpo generate --config gen.json [--set field=value ...]`: TPO's self-generated preference pairs (lib/tpo/generate.ts).
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 import { type GenerateConfig, generatePairs } from '../tpo/generate.js';
-import { applyOverride } from './overrides.js';
+import { readConfigFile } from './overrides.js';
 import { ProgressBar } from './progress.js';
 
 export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
@@ -13,13 +12,7 @@ export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
 export async function runGenerate(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, set: { type: 'string', multiple: true } } });
   if (!values.config) throw new Error('generate: --config FILE is required');
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(await readFile(values.config, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`${values.config}: ${(error as Error).message}`);
-  }
-  for (const assignment of values.set ?? []) applyOverride(config, assignment);
+  const config = await readConfigFile(values.config, values.set);
   let bar: ProgressBar | undefined;
   const summary = await generatePairs(config as unknown as GenerateConfig, ({ done, videos, summary: s }) => {
     bar ??= new ProgressBar(videos, { label: 'generate', unit: 'videos' });

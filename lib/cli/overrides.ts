@@ -1,4 +1,17 @@
-// `--set FIELD=VALUE` for config-file commands (train, generate).
+// Config files for the config-file commands (train, generate), and `--set FIELD=VALUE` on top of them.
+import { readFile } from 'node:fs/promises';
+
+/** The JSON config in `file` (an error names the file) with each `--set` applied in order. */
+export async function readConfigFile(file: string, assignments: readonly string[] = []): Promise<Record<string, unknown>> {
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(`${file}: ${(error as Error).message}`);
+  }
+  for (const assignment of assignments) applyOverride(config, assignment);
+  return config;
+}
 
 /** Sets `a.b` of `config` (in place) to the JSON value after `=`; a value that is not JSON is a string. */
 export function applyOverride(config: Record<string, unknown>, assignment: string): void {

@@ -1,9 +1,8 @@
 // `tpo train --config run.json [--resume] [--set field=value ...]`: a training run from a config file.
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 
 import type { TrainConfig } from '../train/config.js';
-import { applyOverride } from './overrides.js';
+import { readConfigFile } from './overrides.js';
 import { Trainer } from '../train/trainer.js';
 
 export const TRAIN_USAGE = `  train --config FILE [--resume] [--set FIELD=VALUE ...]
@@ -16,13 +15,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     options: { config: { type: 'string' }, resume: { type: 'boolean', default: false }, set: { type: 'string', multiple: true } },
   });
   if (!values.config) throw new Error('train: --config FILE is required');
-  let config: Record<string, unknown>;
-  try {
-    config = JSON.parse(await readFile(values.config, 'utf8')) as Record<string, unknown>;
-  } catch (error) {
-    throw new Error(`${values.config}: ${(error as Error).message}`);
-  }
-  for (const assignment of values.set ?? []) applyOverride(config, assignment);
+  const config = await readConfigFile(values.config, values.set);
   const trainer = new Trainer(config as unknown as TrainConfig, values.config);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());  // finish the step, save a checkpoint, stop

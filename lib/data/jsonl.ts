@@ -2,7 +2,7 @@
 // (as TimeWarp and LLaVA-Hound write their data) is read whole and numbered by index. Writing is either atomic
 // (temporary file, fsync, rename) or an append that repairs a line torn by an earlier crash before adding to it.
 import { createReadStream } from 'node:fs';
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 import { z } from 'zod';
@@ -171,10 +171,8 @@ function serialize(record: unknown): string {
  */
 export async function writeJsonl(file: string, records: Iterable<unknown> | AsyncIterable<unknown>): Promise<number> {
   parse(z.string().min(1), file, 'writeJsonl: file');
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.tmp`);
-  const handle = await open(temp, 'w');
   let count = 0;
-  try {
+  await writeAtomically(file, async (handle) => {
     let buffer = '';
     for await (const record of records as AsyncIterable<unknown>) {
       buffer += serialize(record);
@@ -185,15 +183,15 @@ export async function writeJsonl(file: string, records: Iterable<unknown> | Asyn
       }
     }
     await handle.write(buffer);
-    await handle.sync();
-    await handle.close();
-    await rename(temp, file);
-  } catch (error) {
-    await handle.close().catch(() => undefined);
-    await rm(temp, { force: true });
-    throw error;
-  }
+  });
   return count;
+}
+
+/** The records of a JSONL file that pass `keep`, written atomically to `to` (a subset: one split, one length). */
+export async function filterJsonl(from: string, to: string, keep: (record: Record<string, unknown>) => boolean): Promise<number> {
+  const records = (await readFile(from, 'utf8')).split('\n').filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return writeJsonl(to, records.filter(keep));
 }
 
 /** What opening an append found at the end of the file: a last line without its newline. */
@@ -310,10 +308,15 @@ let tempCounter = 0;
  */
 export async function writeTextFile(file: string, text: string): Promise<void> {
   parse(z.string().min(1), file, 'writeTextFile: file');
+  await writeAtomically(file, (handle) => handle.writeFile(text));
+}
+
+/** `write` fills a temporary file beside `file`; it is fsynced and renamed over `file`, or removed on failure. */
+async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.${tempCounter++}.tmp`);
   const handle = await open(temp, 'w');
   try {
-    await handle.writeFile(text);
+    await write(handle);
     await handle.sync();
     await handle.close();
     await rename(temp, file);

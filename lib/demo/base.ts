@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { writeJsonl } from '../data/jsonl.js';
+import { filterJsonl } from '../data/jsonl.js';
 import { copyModelFiles } from '../model/files.js';
 import { VideoLM } from '../model/video-lm.js';
 import { writeSynthDataset } from '../synthetic/dataset.js';
@@ -70,12 +70,7 @@ export async function trainBase(out: string, seed: number, onStep?: (p: BaseProg
     await writeSynthDataset({ out: world, videos: stage.videos, seed: seed + i, split: [1, 0, 0], world: { length: 'short', short: stage.spec } });
     if (i === 0 && !existsSync(join(model, 'model.safetensors'))) await initModel(join(world, 'model'), model, seed);
     const data = join(world, 'train-open.jsonl');
-    if (!existsSync(data)) {
-      const records = (await readFile(join(world, 'train-sft.jsonl'), 'utf8')).split('\n').filter(Boolean)
-        .map((l) => JSON.parse(l) as { form: string; type: string })
-        .filter((r) => r.form === 'open' && !stage.skipTypes?.includes(r.type));
-      await writeJsonl(data, records);
-    }
+    if (!existsSync(data)) await filterJsonl(join(world, 'train-sft.jsonl'), data, (r) => r.form === 'open' && !stage.skipTypes?.includes(r.type as string));
     const output = join(out, `sft-${stage.name}`);
     if (!existsSync(join(output, 'final'))) {
       const trainer = new Trainer(stageTrainConfig(stage, model, data, output, seed), `base stage ${stage.name}`);

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 import { z } from 'zod';
 
-import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
+import { filterJsonl, writeJsonFile } from '../data/jsonl.js';
 import { evaluate, type EvalResults } from '../eval/evaluate.js';
 import type { DemoReport, ModelScores, StageTiming } from '../report/report.js';
 import { writeReport } from '../report/report.js';
@@ -86,13 +86,6 @@ export function tpoTrainConfig(o: Resolved, base: string, pairs: string, output:
 
 const complete = async (manifest: string) =>
   existsSync(manifest) && (JSON.parse(await readFile(manifest, 'utf8')) as { complete?: boolean }).complete === true;
-
-/** Lines of a JSONL file whose records pass `keep`, into `to` (the base's SFT data, the long-video questions). */
-async function filterJsonl(from: string, to: string, keep: (r: Record<string, unknown>) => boolean): Promise<number> {
-  const records = (await readFile(from, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).filter(keep);
-  await writeJsonl(to, records);
-  return records.length;
-}
 
 async function train(config: TrainConfig, stage: string, emit: (e: DemoEvent) => void): Promise<string> {
   const final = join(config.output, 'final');

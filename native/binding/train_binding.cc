@@ -59,6 +59,17 @@ std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
   return pairs;
 }
 
+// The forward's settings, as trainPreferenceForward and Trainer.preferenceStep both take them.
+train::ForwardConfig forward_config(Napi::Env env, const Args& args) {
+  train::ForwardConfig config;
+  config.loss = loss_config(env, args.get("loss"));
+  config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
+  config.share_prefix = args.boolean("sharePrefix", true);
+  config.encode_once = args.boolean("encodeOnce", true);
+  config.batch_pairs = args.boolean("batchPairs", false);
+  return config;
+}
+
 struct ForwardResult {
   train::PreferenceForward forward;
   std::vector<std::pair<std::string, torch::Tensor>> grads;
@@ -72,12 +83,7 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
   std::shared_ptr<model::LoadedModel> reference;
   if (args.has("reference")) reference = unwrap_model(env, args.get("reference"), "trainPreferenceForward: reference");
   if (!policy->lm || (reference && !reference->lm)) throw_argument_error(env, "trainPreferenceForward: models must be language models");
-  train::ForwardConfig config;
-  config.loss = loss_config(env, args.get("loss"));
-  config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
-  config.share_prefix = args.boolean("sharePrefix", true);
-  config.encode_once = args.boolean("encodeOnce", true);
-  config.batch_pairs = args.boolean("batchPairs", false);
+  const train::ForwardConfig config = forward_config(env, args);
   auto pairs = pairs_arg(env, args.get("pairs"));
   std::vector<std::string> wanted;
   if (args.has("gradients")) {
@@ -185,12 +191,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     auto list = args.get("microBatches").As<Napi::Array>();
     std::vector<std::vector<train::Pair>> batches;
     for (uint32_t i = 0; i < list.Length(); ++i) batches.push_back(pairs_arg(env, list.Get(i)));
-    train::ForwardConfig config;
-    config.loss = loss_config(env, args.get("loss"));
-    config.reference = reference_mode(env, args.has("referenceMode") ? args.string("referenceMode") : "lora-disabled");
-    config.share_prefix = args.boolean("sharePrefix", true);
-    config.encode_once = args.boolean("encodeOnce", true);
-    config.batch_pairs = args.boolean("batchPairs", false);
+    const train::ForwardConfig config = forward_config(env, args);
     const double lr = lr_arg(env, args);
     auto trainer = trainer_;
     return run_async(

@@ -170,6 +170,13 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
   return out;
 }
 
+torch::Tensor VisualTokenCache::operator()(const torch::Tensor& video) {
+  if (!video.defined() || video.dim() != 4) return video;
+  auto& tokens = tokens_[video.unsafeGetTensorImpl()];
+  if (!tokens.defined()) tokens = lm_.encode_video(video).tokens;
+  return tokens;
+}
+
 torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences) {
   if (sequences.empty()) throw std::invalid_argument("logprobs: no sequences");
   const auto& text = *lm.config().text;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "model/video_lm.h"
@@ -41,6 +42,18 @@ struct AnswerLogprobs {
 // give the same numbers; only answer positions go through lm_head.
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
                                const torch::Tensor& video_tokens, bool share_prefix = true);
+
+// Visual tokens of the videos of one step, each encoded once: records about one video share its frames tensor, so
+// the tower runs (and back-propagates) once for all of them. Visual tokens [V, D] pass through as they are.
+class VisualTokenCache {
+ public:
+  explicit VisualTokenCache(VideoLMImpl& lm) : lm_(lm) {}
+  torch::Tensor operator()(const torch::Tensor& video);
+
+ private:
+  VideoLMImpl& lm_;
+  std::unordered_map<const void*, torch::Tensor> tokens_;
+};
 
 // One prompt + answer sequence to score, with its own visual tokens (undefined without a video).
 struct ScoredSequence {

@@ -1,7 +1,6 @@
 #include "train/optimizer.h"
 
 #include <cmath>
-#include <unordered_map>
 
 #include <ATen/autocast_mode.h>
 
@@ -137,17 +136,9 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   for (const auto& batch : micro_batches) {
     // Records about one video share its frames tensor: encode it once per micro-batch (the tower's backward then
     // sums every record's gradient through one graph), then score every record in one padded forward.
-    std::unordered_map<const void*, torch::Tensor> encoded;
+    model::VisualTokenCache visual(*policy_->lm);
     std::vector<model::ScoredSequence> sequences;
-    for (const auto& e : batch) {
-      torch::Tensor video = e.video;
-      if (video.defined() && video.dim() == 4) {
-        auto& tokens = encoded[video.unsafeGetTensorImpl()];
-        if (!tokens.defined()) tokens = policy_->lm->encode_video(video).tokens;
-        video = tokens;
-      }
-      sequences.push_back({e.prompt, e.answer, video});
-    }
+    for (const auto& e : batch) sequences.push_back({e.prompt, e.answer, visual(e.video)});
     const auto sum = model::batch_answer_logprobs(*policy_->lm, sequences).sum();
     const auto part = -sum / static_cast<double>(total);
     part.backward();

@@ -1,7 +1,6 @@
 #include "train/preference.h"
 
 #include <tuple>
-#include <unordered_map>
 
 #include "model/inference.h"
 #include "model/lora.h"
@@ -74,15 +73,10 @@ namespace {
 
 // ForwardConfig::batch_pairs: [chosen, rejected] summed log-probs of every pair under `lm`, from one forward.
 std::pair<torch::Tensor, torch::Tensor> score_batched(model::VideoLMImpl& lm, const std::vector<Pair>& pairs, bool detach_video) {
-  std::unordered_map<const void*, torch::Tensor> encoded;  // each distinct video encoded once
+  model::VisualTokenCache visual(lm);  // each distinct video encoded once
   std::vector<model::ScoredSequence> sequences;
   for (const auto& pair : pairs) {
-    torch::Tensor video = pair.video;
-    if (video.defined() && video.dim() == 4) {
-      auto& tokens = encoded[video.unsafeGetTensorImpl()];
-      if (!tokens.defined()) tokens = lm.encode_video(video).tokens;
-      video = tokens;
-    }
+    torch::Tensor video = visual(pair.video);
     if (detach_video && video.defined()) video = video.detach();
     sequences.push_back({pair.prompt, pair.chosen, video});
     sequences.push_back({pair.prompt, pair.rejected, video});
