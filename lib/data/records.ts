@@ -195,20 +195,25 @@ export const DatasetOptions = ReadOptions.extend({
 export type DatasetOptions = z.input<typeof DatasetOptions>;
 
 /** A parser for one record of `schema`: a DataError names the file, the line and the (first) bad field. */
+/** `value` as one record of `schema`, or a DataError naming the source and the first bad field (then the rest). */
+export function checkRecord<S extends z.ZodType>(schema: S, value: unknown, source: RecordSource): z.output<S> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const what = Array.isArray(value) ? 'an array' : JSON.stringify(value);
+    throw new DataError(`a record must be a JSON object, not ${what}`, source);
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const [first, ...rest] = result.error.issues;
+    const field = first!.path.map(String).join('.');
+    const more = rest.map((i) => `; ${i.path.map(String).join('.') || '(record)'}: ${i.message}`).join('');
+    throw new DataError(first!.message + more, source, field || undefined);
+  }
+  return result.data;
+}
+
 function recordParser<S extends z.ZodType<{ video: string }>>(schema: S, file: string, videoRoot?: string) {
   return (value: unknown, source: RecordSource) => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      const what = Array.isArray(value) ? 'an array' : JSON.stringify(value);
-      throw new DataError(`a record must be a JSON object, not ${what}`, source);
-    }
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      const [first, ...rest] = result.error.issues;
-      const field = first!.path.map(String).join('.');
-      const more = rest.map((i) => `; ${i.path.map(String).join('.') || '(record)'}: ${i.message}`).join('');
-      throw new DataError(first!.message + more, source, field || undefined);
-    }
-    const record = result.data as z.output<S>;
+    const record = checkRecord(schema, value, source);
     return { ...record, videoPath: resolveVideoPath(record.video, file, videoRoot), source };
   };
 }

@@ -14,7 +14,7 @@ import { z } from 'zod';
 
 import { DataError, type RecordSource } from '../data/errors.js';
 import { readJsonValues, RecordReader } from '../data/jsonl.js';
-import { type BenchmarkItem, readBenchmark } from '../data/records.js';
+import { type BenchmarkItem, checkRecord, readBenchmark } from '../data/records.js';
 import { resolveVideoPath } from '../data/videos.js';
 import { parse } from '../validate.js';
 
@@ -162,17 +162,7 @@ async function detectFileFormat(file: string): Promise<EvalFormat> {
 /** A parser for one record of `schema` whose DataError names the file, the line or index and the first bad field. */
 function recordParser(schema: z.ZodType<Parsed>, file: string, videoRoot: string | undefined) {
   return (value: unknown, source: RecordSource): EvalItem => {
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-      throw new DataError(`a record must be a JSON object, not ${Array.isArray(value) ? 'an array' : JSON.stringify(value)}`, source);
-    }
-    const result = schema.safeParse(value);
-    if (!result.success) {
-      const [first, ...rest] = result.error.issues;
-      const field = first!.path.map(String).join('.');
-      const more = rest.map((i) => `; ${i.path.map(String).join('.') || '(record)'}: ${i.message}`).join('');
-      throw new DataError(first!.message + more, source, field || undefined);
-    }
-    const r = result.data;
+    const r = checkRecord(schema, value, source);
     // A record without an id of its own (MLVU) is named by its file and its place in it, which is unique.
     const id = r.id ?? `${basename(file, extname(file))}-${source.line ?? source.index}`;
     return {

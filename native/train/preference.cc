@@ -10,6 +10,15 @@ namespace {
 
 namespace F = torch::nn::functional;
 
+// The base model as the reference: every LoRA adapter off for the scope, back on when it ends (also on a throw).
+struct AdaptersOff {
+  explicit AdaptersOff(model::VideoLMImpl& lm) : lm(lm) { model::set_lora_enabled(lm, false); }
+  ~AdaptersOff() { model::set_lora_enabled(lm, true); }
+  AdaptersOff(const AdaptersOff&) = delete;
+  AdaptersOff& operator=(const AdaptersOff&) = delete;
+  model::VideoLMImpl& lm;
+};
+
 torch::Tensor logsigmoid_of(const torch::Tensor& x) { return F::logsigmoid(x); }
 
 // Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if
@@ -109,14 +118,8 @@ PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::
       torch::NoGradGuard no_grad;
       std::pair<torch::Tensor, torch::Tensor> ref;
       if (config.reference == ReferenceMode::LoraDisabled) {
-        model::set_lora_enabled(policy, false);
-        try {
-          ref = score_batched(policy, pairs, true);
-        } catch (...) {
-          model::set_lora_enabled(policy, true);
-          throw;
-        }
-        model::set_lora_enabled(policy, true);
+        const AdaptersOff off(policy);
+        ref = score_batched(policy, pairs, true);
       } else {
         if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
         ref = score_batched(*reference, pairs, true);
@@ -174,14 +177,8 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
     if (config.reference == ReferenceMode::LoraDisabled) {
       // The base model is the reference: the same weights with every adapter switched off, and the same visual
       // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
-      model::set_lora_enabled(policy, false);
-      try {
-        ref = score(policy, video.defined() ? video.detach() : video);
-      } catch (...) {
-        model::set_lora_enabled(policy, true);
-        throw;
-      }
-      model::set_lora_enabled(policy, true);
+      const AdaptersOff off(policy);
+      ref = score(policy, video.defined() ? video.detach() : video);
     } else {
       if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
       ref = score(*reference, config.encode_once ? tokens_of(*reference, pair.video) : torch::Tensor());
