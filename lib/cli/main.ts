@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 
 import { packageVersion } from '../version.js';
 import { BENCH_DPO_USAGE, runBenchDpo } from './bench-dpo.js';
+import { BENCH_PYTORCH_USAGE, runBenchPytorch } from './bench-pytorch.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from './doctor.js';
 import { EVAL_USAGE, runEval } from './eval.js';
@@ -20,6 +21,7 @@ ${DEMO_USAGE}
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
 ${BENCH_DPO_USAGE}
+${BENCH_PYTORCH_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
 ${GENERATE_USAGE}
@@ -45,6 +47,7 @@ async function runDoctor(argv: string[]): Promise<number> {
 
 async function runBench(argv: string[]): Promise<number> {
   if (argv[0] === 'dpo' && argv.length > 1) return runBenchDpo(argv.slice(1));
+  if (argv[0] === 'pytorch') return runBenchPytorch(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } },
   });

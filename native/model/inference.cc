@@ -3,6 +3,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
 
 namespace tpo::model {
 namespace {
@@ -59,53 +61,143 @@ torch::Tensor last_logits(VideoLMImpl& lm, const torch::Tensor& hidden) {
 
 }  // namespace
 
+namespace {
+
+// The longest run of positions every prompt starts with, counted in embedding positions (the image id stands for
+// the same video in every prompt), leaving each prompt at least its last position to run on its own.
+int64_t shared_prefix(const std::vector<torch::Tensor>& prompts, int64_t image_id, int64_t video_length) {
+  std::vector<std::vector<int64_t>> ids;
+  size_t shortest = SIZE_MAX;
+  for (const auto& p : prompts) {
+    const auto t = p.to(torch::kInt64).contiguous().cpu();
+    ids.emplace_back(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+    shortest = std::min(shortest, ids.back().size());
+  }
+  size_t common = 0;
+  while (common < shortest && std::all_of(ids.begin(), ids.end(), [&](const auto& r) { return r[common] == ids[0][common]; })) ++common;
+  common = std::min(common, shortest - 1);  // every row keeps its last token, whose logits start generation
+  const auto image = std::find(ids[0].begin(), ids[0].begin() + static_cast<std::ptrdiff_t>(common), image_id);
+  const bool video_shared = image != ids[0].begin() + static_cast<std::ptrdiff_t>(common);
+  return static_cast<int64_t>(common) + (video_shared ? video_length - 1 : 0);
+}
+
+// A full forward per token over the left-padded batch: the slow reference the cached path is tested against.
+GenerateResult generate_without_cache(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
+                                      const GenerateOptions& o, at::Generator& gen) {
+  Batch batch = left_padded(lm, prompts, video_tokens);
+  const int64_t rows = batch.embeds.size(0);
+  GenerateResult result;
+  result.tokens.resize(static_cast<size_t>(rows));
+  result.finish_reasons.assign(static_cast<size_t>(rows), "length");
+  std::vector<bool> done(static_cast<size_t>(rows), false);
+  torch::Tensor embeds = batch.embeds, mask = batch.mask, positions = batch.positions;
+  for (int64_t step = 0; step < o.max_new_tokens; ++step) {
+    const auto out = lm.model->forward(embeds, mask, positions, nullptr);
+    const auto token = next_tokens(last_logits(lm, out.last_hidden_state), o, gen).cpu();
+    bool all_done = true;
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto i = static_cast<size_t>(r);
+      if (done[i]) continue;
+      const int64_t t = token[r].item<int64_t>();
+      result.tokens[i].push_back(t);
+      if (std::find(o.stop_ids.begin(), o.stop_ids.end(), t) != o.stop_ids.end()) {
+        done[i] = true;
+        result.finish_reasons[i] = "stop";
+      }
+      all_done = all_done && done[i];
+    }
+    if (all_done) break;
+    embeds = torch::cat({embeds, lm.model->embed_tokens(token.to(embeds.device()).unsqueeze(1))}, 1);
+    mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
+    positions = torch::cat({positions, positions.select(1, positions.size(1) - 1).unsqueeze(1) + 1}, 1);
+  }
+  return result;
+}
+
+}  // namespace
+
+// Generation with prefix sharing: the positions every prompt starts with (the system text and the video, for
+// questions about one video) run once with batch 1, their keys and values are copied to every row of a cache
+// reserved for the whole generation, and only each prompt's own remainder runs batched (left-padded, so every
+// row's next token is in the last column). Then one position a step, written into the cache in place.
 GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
                         const GenerateOptions& o) {
   if (prompts.empty()) throw std::invalid_argument("generate: no prompts");
   if (o.max_new_tokens < 1) throw std::invalid_argument("generate: max_new_tokens must be >= 1");
   torch::NoGradGuard no_grad;
-  Batch batch = left_padded(lm, prompts, video_tokens);
-  const int64_t rows = batch.embeds.size(0);
-  if (batch.embeds.size(1) + o.max_new_tokens > lm.config().text->max_position_embeddings)
-    throw std::invalid_argument("generate: the prompt (" + std::to_string(batch.embeds.size(1)) + " positions) plus " +
-                                std::to_string(o.max_new_tokens) + " new tokens exceeds max_position_embeddings (" +
-                                std::to_string(lm.config().text->max_position_embeddings) + ")");
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);  // sampling draws on the CPU, for the same
                                                                  // tokens from a seed on any device
-  GenerateResult result;
-  result.tokens.resize(static_cast<size_t>(rows));
-  result.finish_reasons.assign(static_cast<size_t>(rows), "length");
-  std::vector<bool> done(static_cast<size_t>(rows), false);
-  const auto stop = torch::tensor(o.stop_ids.empty() ? std::vector<int64_t>{-1} : o.stop_ids, torch::kInt64)
-                        .to(batch.embeds.device());
+  const auto& text = *lm.config().text;
+  const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
+  std::vector<torch::Tensor> rows;  // each prompt's embeddings [L_i, D], its video spliced in
+  int64_t longest = 0;
+  for (const auto& p : prompts) {
+    if (p.dim() != 1 || p.numel() == 0) throw std::invalid_argument("each prompt must be a non-empty 1-D tensor of ids");
+    const auto ids = p.to(torch::kInt64).unsqueeze(0);
+    const bool has_image = (ids == image_id).any().item<bool>();
+    rows.push_back(lm.embed(ids, torch::Tensor(), has_image ? video_tokens : torch::Tensor()).first[0]);
+    longest = std::max(longest, rows.back().size(0));
+  }
+  if (longest + o.max_new_tokens > text.max_position_embeddings)
+    throw std::invalid_argument("generate: the prompt (" + std::to_string(longest) + " positions) plus " +
+                                std::to_string(o.max_new_tokens) + " new tokens exceeds max_position_embeddings (" +
+                                std::to_string(text.max_position_embeddings) + ")");
+  if (!o.use_cache) return generate_without_cache(lm, prompts, video_tokens, o, gen);
 
+  const auto b = static_cast<int64_t>(rows.size());
+  const int64_t shared = shared_prefix(prompts, image_id, video_tokens.defined() ? video_tokens.size(0) : 1);
+  const auto options = rows[0].options();
+  const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(options.device());
+  KVCache prefix;
+  if (shared > 0) lm.model->forward(rows[0].narrow(0, 0, shared).unsqueeze(0), torch::Tensor(), torch::Tensor(), &prefix);
+
+  // The prompts' own remainders, left-padded to one length S after the shared positions.
+  int64_t suffix = 0;
+  for (const auto& r : rows) suffix = std::max(suffix, r.size(0) - shared);
+  const int64_t capacity = shared + suffix + o.max_new_tokens;
+  auto embeds = torch::zeros({b, suffix, rows[0].size(1)}, options);
+  auto key_mask = torch::zeros({b, capacity}, index_options);  // 1 where a row has a token, over every position
+  key_mask.narrow(1, 0, shared).fill_(1);
+  for (int64_t i = 0; i < b; ++i) {
+    const int64_t len = rows[static_cast<size_t>(i)].size(0) - shared;
+    embeds[i].narrow(0, suffix - len, len).copy_(rows[static_cast<size_t>(i)].narrow(0, shared, len));
+    key_mask[i].narrow(0, shared + suffix - len, len).fill_(1);
+  }
+  // Positions count each row's real tokens only, so a padded row continues as if it ran alone.
+  auto positions = (key_mask.narrow(1, 0, shared + suffix).cumsum(1) - 1).clamp_min(0).narrow(1, shared, suffix);
   KVCache cache;
-  auto out = lm.model->forward(batch.embeds, batch.mask, batch.positions, o.use_cache ? &cache : nullptr);
-  torch::Tensor embeds = batch.embeds, mask = batch.mask, positions = batch.positions;
+  const int64_t head_dim = text.head_dim;
+  cache.reserve(text.num_hidden_layers, b, text.num_key_value_heads, capacity, head_dim, options);
+  if (shared > 0) cache.start_with(prefix);
+  prefix = KVCache();
+  key_mask.narrow(1, shared + suffix, o.max_new_tokens).fill_(1);  // generated positions are real in every row
+  auto out = lm.model->forward(embeds, key_mask.narrow(1, 0, shared + suffix), positions, &cache, false, PaddingOutputs::Unused);
+  auto next_position = positions.select(1, suffix - 1).unsqueeze(1) + 1;
+
+  GenerateResult result;
+  result.tokens.resize(static_cast<size_t>(b));
+  result.finish_reasons.assign(static_cast<size_t>(b), "length");
+  std::vector<bool> done(static_cast<size_t>(b), false);
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
     const auto token = next_tokens(last_logits(lm, out.last_hidden_state), o, gen);  // [B]
-    const auto stopped = torch::isin(token, stop);
+    const auto host = token.to(torch::kCPU, torch::kInt64).contiguous();
+    const int64_t* picked = host.data_ptr<int64_t>();
     bool all_done = true;
-    for (int64_t r = 0; r < rows; ++r) {
-      if (done[static_cast<size_t>(r)]) continue;
-      result.tokens[static_cast<size_t>(r)].push_back(token[r].item<int64_t>());
-      if (stopped[r].item<bool>()) {
-        done[static_cast<size_t>(r)] = true;
-        result.finish_reasons[static_cast<size_t>(r)] = "stop";
+    for (int64_t r = 0; r < b; ++r) {
+      const auto i = static_cast<size_t>(r);
+      if (done[i]) continue;
+      result.tokens[i].push_back(picked[r]);
+      if (std::find(o.stop_ids.begin(), o.stop_ids.end(), picked[r]) != o.stop_ids.end()) {
+        done[i] = true;
+        result.finish_reasons[i] = "stop";
       }
-      all_done = all_done && done[static_cast<size_t>(r)];
+      all_done = all_done && done[i];
     }
     if (all_done || step + 1 == o.max_new_tokens) break;
-    const auto new_embeds = lm.model->embed_tokens(token.unsqueeze(1));
-    const auto new_positions = positions.select(1, positions.size(1) - 1).unsqueeze(1) + 1;
-    mask = torch::cat({mask, torch::ones({rows, 1}, mask.options())}, 1);
-    positions = torch::cat({positions, new_positions}, 1);
-    if (o.use_cache) {
-      out = lm.model->forward(new_embeds, mask, new_positions, &cache);
-    } else {
-      embeds = torch::cat({embeds, new_embeds}, 1);
-      out = lm.model->forward(embeds, mask, positions, nullptr);
-    }
+    const int64_t length = cache.length() + 1;
+    out = lm.model->forward(lm.model->embed_tokens(token.unsqueeze(1)), key_mask.narrow(1, 0, length), next_position, &cache,
+                            false, PaddingOutputs::Unused);
+    next_position = next_position + 1;
   }
   return result;
 }
@@ -152,13 +244,13 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
     for (auto& v : cache.values) v = v.expand({b, v.size(1), v.size(2), v.size(3)});
     const auto mask = torch::cat({torch::ones({b, p}, answer_mask.options()), answer_mask}, 1);
     const auto positions = torch::arange(p, p + longest, answer_mask.options()).unsqueeze(0).expand({b, longest});
-    auto rest = lm.model->forward(answer_embeds, mask, positions, &cache);
+    auto rest = lm.model->forward(answer_embeds, mask, positions, &cache, false, PaddingOutputs::Unused);
     const auto last_prompt = prefix.last_hidden_state.select(1, p - 1).unsqueeze(1).expand({b, 1, -1});
     predictors = torch::cat({last_prompt, rest.last_hidden_state.narrow(1, 0, longest - 1)}, 1);
   } else {
     const auto embeds = torch::cat({prompt_embeds.expand({b, p, -1}), answer_embeds}, 1);
     const auto mask = torch::cat({torch::ones({b, p}, answer_mask.options()), answer_mask}, 1);
-    auto full = lm.model->forward(embeds, mask, torch::Tensor(), nullptr);
+    auto full = lm.model->forward(embeds, mask, torch::Tensor(), nullptr, false, PaddingOutputs::Unused);
     predictors = full.last_hidden_state.narrow(1, p - 1, longest);
   }
   // lm_head and log-softmax at answer positions only: [B, A, vocab], never [B, P + A, vocab].
@@ -217,7 +309,8 @@ torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSeq
     mask[i].narrow(0, 0, l).fill_(1);
   }
   const auto batch = torch::stack(padded);
-  const auto hidden = lm.model->forward(batch, mask, torch::Tensor(), nullptr).last_hidden_state;  // [N, L, D]
+  // Right padding and answer positions only: no attention mask is needed (PaddingOutputs::Unused).
+  const auto hidden = lm.model->forward(batch, mask, torch::Tensor(), nullptr, false, PaddingOutputs::Unused).last_hidden_state;
   // The hidden state before each answer token, gathered into [N, A, D]; ids [N, A] and their mask beside it.
   auto index = torch::zeros({n, longest_answer}, torch::TensorOptions().dtype(torch::kInt64).device(batch.device()));
   auto ids = torch::zeros({n, longest_answer}, index.options());

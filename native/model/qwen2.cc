@@ -1,6 +1,8 @@
 #include "model/qwen2.h"
 
 #include <cmath>
+#include <limits>
+#include <tuple>
 
 namespace tpo::model {
 namespace {
@@ -55,25 +57,17 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer_index
 }
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                                          const torch::Tensor& mask, KVCache* cache) {
+                                          const AttentionMask& mask, KVCache* cache) {
   const int64_t b = hidden.size(0), l = hidden.size(1);
   auto q = q_proj(hidden).view({b, l, heads_, head_dim_}).transpose(1, 2);
   auto k = k_proj(hidden).view({b, l, kv_heads_, head_dim_}).transpose(1, 2);
   auto v = v_proj(hidden).view({b, l, kv_heads_, head_dim_}).transpose(1, 2);
   q = apply_rotary(q, rope.first, rope.second);
   k = apply_rotary(k, rope.first, rope.second);
-  if (cache) {
-    auto& ck = cache->keys[layer_index_];
-    auto& cv = cache->values[layer_index_];
-    if (ck.defined()) {
-      k = torch::cat({ck, k}, 2);
-      v = torch::cat({cv, v}, 2);
-    }
-    ck = k;
-    cv = v;
-  }
+  if (cache) std::tie(k, v) = cache->append(static_cast<size_t>(layer_index_), k, v);
   // libtorch's fused attention; grouped-query heads share keys and values (enable_gqa) without copies.
-  auto out = at::scaled_dot_product_attention(q, k, v, mask, 0.0, /*is_causal=*/false, std::nullopt,
+  const std::optional<torch::Tensor> additive = mask.mask.defined() ? std::optional(mask.mask) : std::nullopt;
+  auto out = at::scaled_dot_product_attention(q, k, v, additive, 0.0, mask.is_causal, std::nullopt,
                                               /*enable_gqa=*/heads_ != kv_heads_);
   out = out.transpose(1, 2).reshape({b, l, heads_ * head_dim_});
   return o_proj(out);
@@ -97,7 +91,7 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer
 }
 
 torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                                             const torch::Tensor& mask, KVCache* cache) {
+                                             const AttentionMask& mask, KVCache* cache) {
   auto h = hidden + self_attn(input_layernorm(hidden), rope, mask, cache);
   return h + mlp(post_attention_layernorm(h));
 }
@@ -125,19 +119,101 @@ torch::Tensor causal_padding_mask(const torch::Tensor& attention_mask, int64_t b
   return allowed | ~allowed.any(-1, /*keepdim=*/true);
 }
 
+void KVCache::reserve(int64_t layers, int64_t batch, int64_t kv_heads, int64_t capacity, int64_t head_dim,
+                      const torch::TensorOptions& options) {
+  key_storage_.clear();
+  value_storage_.clear();
+  for (int64_t i = 0; i < layers; ++i) {
+    key_storage_.push_back(torch::empty({batch, kv_heads, capacity, head_dim}, options));
+    value_storage_.push_back(torch::empty({batch, kv_heads, capacity, head_dim}, options));
+  }
+  keys.assign(static_cast<size_t>(layers), torch::Tensor());
+  values.assign(static_cast<size_t>(layers), torch::Tensor());
+  length_ = 0;
+}
+
+void KVCache::start_with(const KVCache& prefix) {
+  if (key_storage_.size() != prefix.keys.size()) throw std::logic_error("KVCache::start_with: reserve the same layers first");
+  const int64_t n = prefix.length();
+  for (size_t i = 0; i < key_storage_.size(); ++i) {
+    key_storage_[i].narrow(2, 0, n).copy_(prefix.keys[i]);  // [1, kv, n, d] broadcast to every row
+    value_storage_[i].narrow(2, 0, n).copy_(prefix.values[i]);
+    keys[i] = key_storage_[i].narrow(2, 0, n);
+    values[i] = value_storage_[i].narrow(2, 0, n);
+  }
+  length_ = n;
+}
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::append(size_t layer, const torch::Tensor& k, const torch::Tensor& v) {
+  if (keys.size() <= layer) {
+    keys.resize(layer + 1);
+    values.resize(layer + 1);
+  }
+  if (!key_storage_.empty()) {
+    const int64_t n = k.size(2), capacity = key_storage_[layer].size(2);
+    if (length_ + n > capacity)
+      throw std::logic_error("KVCache: " + std::to_string(length_ + n) + " positions exceed the reserved " + std::to_string(capacity));
+    key_storage_[layer].narrow(2, length_, n).copy_(k);
+    value_storage_[layer].narrow(2, length_, n).copy_(v);
+    keys[layer] = key_storage_[layer].narrow(2, 0, length_ + n);
+    values[layer] = value_storage_[layer].narrow(2, 0, length_ + n);
+  } else if (keys[layer].defined()) {
+    keys[layer] = torch::cat({keys[layer], k}, 2);
+    values[layer] = torch::cat({values[layer], v}, 2);
+  } else {
+    keys[layer] = k;
+    values[layer] = v;
+  }
+  return {keys[layer], values[layer]};
+}
+
+namespace {
+
+// 0 where allowed, -inf elsewhere: the form SDPA adds to the scores (a boolean mask would be converted in every
+// layer's call).
+torch::Tensor additive(const torch::Tensor& allowed, torch::ScalarType dtype) {
+  return torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(dtype).device(allowed.device()))
+      .masked_fill_(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
+}  // namespace
+
+AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,
+                                 torch::ScalarType dtype, torch::Device device, PaddingOutputs padding) {
+  const int64_t total = past + new_len;
+  bool padded = false;
+  if (attention_mask.defined()) {
+    if (attention_mask.dim() != 2 || attention_mask.size(0) != batch || attention_mask.size(1) != total)
+      throw std::invalid_argument("attention_mask must be [batch, cached + new tokens] = [" + std::to_string(batch) +
+                                  ", " + std::to_string(total) + "]");
+    const auto tokens = attention_mask.to(torch::kBool);
+    if (!tokens.all().item<bool>()) {
+      // Right padding (each row: its tokens, then padding) is invisible to causal attention from a real token.
+      const bool right_padded =
+          total < 2 || !(tokens.narrow(1, 1, total - 1) & tokens.narrow(1, 0, total - 1).logical_not()).any().item<bool>();
+      padded = padding == PaddingOutputs::AsTransformers || !right_padded;
+    }
+  }
+  if (padded) return {additive(causal_padding_mask(attention_mask, batch, new_len, past, device), dtype), false};
+  if (past == 0) return {torch::Tensor(), true};      // a fresh sequence: the fused kernel's own causal mask
+  if (new_len == 1) return {torch::Tensor(), false};  // one new token after a cache sees every cached position
+  // Several new positions after a cache (answers after their prompt): causal with an offset, one mask for all rows.
+  const auto options = torch::TensorOptions().dtype(torch::kInt64).device(device);
+  const auto query_pos = torch::arange(past, total, options).view({new_len, 1});
+  const auto key_pos = torch::arange(0, total, options).view({1, total});
+  return {additive((key_pos <= query_pos).view({1, 1, new_len, total}), dtype), false};
+}
+
 Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
-                                    const torch::Tensor& position_ids, KVCache* cache, bool output_hidden_states) {
+                                    const torch::Tensor& position_ids, KVCache* cache, bool output_hidden_states,
+                                    PaddingOutputs padding) {
   const int64_t b = inputs_embeds.size(0), l = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length() : 0;
-  if (cache && cache->keys.empty()) {
-    cache->keys.resize(layers->size());
-    cache->values.resize(layers->size());
-  }
   torch::Tensor positions = position_ids;
   if (!positions.defined())
     positions = torch::arange(past, past + l, torch::TensorOptions().dtype(torch::kInt64).device(inputs_embeds.device()))
                     .unsqueeze(0).expand({b, l});
-  const auto mask = causal_padding_mask(attention_mask, b, l, past, inputs_embeds.device());
+  const auto mask = attention_mask_for(attention_mask, b, l, past, inputs_embeds.scalar_type(), inputs_embeds.device(), padding);
   const auto rope = rotary_emb(inputs_embeds, positions);
 
   Qwen2Output out;
@@ -146,6 +222,7 @@ Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const to
     if (output_hidden_states) out.hidden_states.push_back(h);
     h = layers[i]->as<Qwen2DecoderLayerImpl>()->forward(h, rope, mask, cache);
   }
+  if (cache) cache->advance(l);
   out.last_layer_output = h;
   out.last_hidden_state = norm(h);
   if (output_hidden_states) out.hidden_states.push_back(out.last_hidden_state);
