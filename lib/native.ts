@@ -137,7 +137,7 @@ export interface NativeModel {
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
   generate(options: {
     prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
-    topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean;
+    topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;
   }): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }>;
   logprobs(options: {
     prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
@@ -148,6 +148,7 @@ export interface NativeModel {
   saveLora(dir: string): Promise<void>;
   loadLora(dir: string): Promise<void>;
   setTrainable(parts: { vision?: boolean; projector?: boolean; language?: boolean; lora?: boolean }): number;
+  setGradientCheckpointing(enabled: boolean): void;
   save(dir: string, options?: { layout?: NativeModelInfo['layout']; maxShardBytes?: number }): Promise<string[]>;
   dispose(): void;
 }

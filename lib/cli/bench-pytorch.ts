@@ -59,9 +59,11 @@ const TPO_WAYS = {
   'tpo-noshare': { sharePrefix: false, encodeOnce: true, referenceMode: 'precomputed' },
   /** Every saving: the prompt once per pair, the video once, the reference precomputed. */
   tpo: { sharePrefix: true, encodeOnce: true, referenceMode: 'precomputed' },
+  /** Every saving, and activation checkpointing per decoder layer. */
+  'tpo-checkpointing': { sharePrefix: true, encodeOnce: true, referenceMode: 'precomputed', gradientCheckpointing: true },
 } as const;
 const STOCK_WAYS = { 'pytorch-trl': 'trl', 'pytorch-best': 'best' } as const;
-const GENERATE_WAYS = ['tpo-generate', 'pytorch-generate'] as const;
+const GENERATE_WAYS = ['pytorch-generate', 'tpo-generate-noshare', 'tpo-generate'] as const;
 type Way = keyof typeof TPO_WAYS | keyof typeof STOCK_WAYS | (typeof GENERATE_WAYS)[number];
 const ALL_WAYS = [...Object.keys(STOCK_WAYS), ...Object.keys(TPO_WAYS), ...GENERATE_WAYS] as Way[];
 
@@ -214,6 +216,7 @@ async function tpoDpo(work: string, way: keyof typeof TPO_WAYS, steps: number): 
   const o = TPO_WAYS[way];
   using policy = await VideoLM.load(join(work, 'model'));
   policy.setTrainable({ projector: true, language: true, lora: false });
+  policy.setGradientCheckpointing('gradientCheckpointing' in o && o.gradientCheckpointing);
   using reference = o.referenceMode === 'frozen-copy' ? await VideoLM.load(join(work, 'model')) : undefined;
   const { tensors: t } = await readSafetensors(join(work, 'dpo.safetensors'));
   const pairs = Array.from({ length: t.chosen!.shape[0]! }, (_, i) => ({
@@ -242,14 +245,14 @@ async function tpoDpo(work: string, way: keyof typeof TPO_WAYS, steps: number): 
   return { way, rate: pairs.length / (ms / 1000), unit: 'pairs/s', ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, firstLoss: first.metrics.loss };
 }
 
-/** tpo's generation: the prompts about one video in one call, greedy, KV cache. */
-async function tpoGenerate(work: string, repeats: number): Promise<WayResult> {
+/** tpo's generation: the prompts about one video in one call, greedy, KV cache, the common prefix shared or not. */
+async function tpoGenerate(work: string, repeats: number, sharePrefix: boolean): Promise<WayResult> {
   using model = await VideoLM.load(join(work, 'model'));
   const { tensors: t } = await readSafetensors(join(work, 'generate.safetensors'));
   using videoTokens = await model.encodeVideo(row(t.pixels!, 0));
   const prompts = Array.from({ length: t.prompts!.shape[0]! }, (_, i) => row(t.prompts!, i));
   const newTokens = Number(process.env.TPO_BENCH_NEW_TOKENS ?? 32);
-  const call = () => model.generate({ prompts, videoTokens, maxNewTokens: newTokens });
+  const call = () => model.generate({ prompts, videoTokens, maxNewTokens: newTokens, sharePrefix });
   const first = await call();
   const times: number[] = [];
   for (let i = 0; i < repeats; i++) {
@@ -258,13 +261,13 @@ async function tpoGenerate(work: string, repeats: number): Promise<WayResult> {
     times.push(performance.now() - started);
   }
   const ms = median(times);
-  return { way: 'tpo-generate', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, tokens: first.tokens };
+  return { way: sharePrefix ? 'tpo-generate' : 'tpo-generate-noshare', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, tokens: first.tokens };
 }
 
 async function runChildWay(f: Flags): Promise<WayResult> {
   if (f.threads) setNumThreads(f.threads);
   const work = f.work!;
-  if (f.child === 'tpo-generate') return tpoGenerate(work, f.steps);
+  if (f.child === 'tpo-generate' || f.child === 'tpo-generate-noshare') return tpoGenerate(work, f.steps, f.child === 'tpo-generate');
   return tpoDpo(work, f.child as keyof typeof TPO_WAYS, f.steps);
 }
 

@@ -44,6 +44,8 @@ const GenerateOptions = z.strictObject({
   stopIds: z.array(z.int()).default([]),
   /** false: a full forward per token, the reference the KV cache is checked against. */
   useCache: z.boolean().default(true),
+  /** Run the positions every prompt starts with (the system text and the video) once, not once per prompt. */
+  sharePrefix: z.boolean().default(true),
 });
 export type GenerateOptions = z.input<typeof GenerateOptions>;
 
@@ -174,6 +176,15 @@ export class VideoLM {
       parse(z.strictObject({ vision: z.boolean().optional(), projector: z.boolean().optional(), language: z.boolean().optional(), lora: z.boolean().optional() }),
         parts, 'VideoLM.setTrainable'),
     );
+  }
+
+  /**
+   * Activation checkpointing (transformers' gradient_checkpointing_enable): each decoder layer, and each tower
+   * layer when the tower trains, keeps only its inputs and recomputes the rest in the backward pass. For long video
+   * contexts: much less memory for about one more forward pass of time.
+   */
+  setGradientCheckpointing(enabled: boolean): void {
+    this.#model.setGradientCheckpointing(parse(z.boolean(), enabled, 'VideoLM.setGradientCheckpointing'));
   }
 
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */

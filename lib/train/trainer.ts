@@ -105,6 +105,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     }
     const parts = c.train;
     this.#policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
+    this.#policy.setGradientCheckpointing(c.gradientCheckpointing);
     if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model);
   }
 

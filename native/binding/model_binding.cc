@@ -54,6 +54,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::save_lora>("saveLora"),
         InstanceMethod<&ModelHandle::load_lora>("loadLora"),
         InstanceMethod<&ModelHandle::set_trainable>("setTrainable"),
+        InstanceMethod<&ModelHandle::set_gradient_checkpointing>("setGradientCheckpointing"),
         InstanceMethod<&ModelHandle::dispose>("dispose"),
     });
     addon_data(env).model_constructor = Napi::Persistent(ctor);
@@ -182,7 +183,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
-  //           useCache}) -> {tokens: number[][], finishReasons: string[]}
+  //           useCache, sharePrefix}) -> {tokens: number[][], finishReasons: string[]}
   Napi::Value generate(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
     auto m = live(env);
@@ -196,6 +197,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     o.top_p = args.number("topP", 1.0);
     o.seed = static_cast<uint64_t>(args.number("seed", 0));
     o.use_cache = args.boolean("useCache", true);
+    o.share_prefix = args.boolean("sharePrefix", true);
     if (args.has("stopIds"))
       for (double id : number_array(env, args.get("stopIds"), "Model.generate: stopIds")) o.stop_ids.push_back(static_cast<int64_t>(id));
     return run_async(
@@ -355,6 +357,21 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       if (train) count += item.value().numel();
     }
     return Napi::Number::New(env, static_cast<double>(count));
+  }
+
+  // setGradientCheckpointing(on): every decoder layer (and tower layer, when the tower trains) recomputes its
+  // activations in the backward pass instead of keeping them.
+  Napi::Value set_gradient_checkpointing(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setGradientCheckpointing: expected true or false");
+    const bool on = cb[0].As<Napi::Boolean>().Value();
+    if (m->lm) {
+      m->lm->model->gradient_checkpointing = on;
+      if (m->lm->has_vision()) m->lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
+    }
+    if (m->vision) m->vision->vision_model->gradient_checkpointing = on;
+    return env.Undefined();
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& cb) {

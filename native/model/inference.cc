@@ -145,7 +145,7 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   if (!o.use_cache) return generate_without_cache(lm, prompts, video_tokens, o, gen);
 
   const auto b = static_cast<int64_t>(rows.size());
-  const int64_t shared = shared_prefix(prompts, image_id, video_tokens.defined() ? video_tokens.size(0) : 1);
+  const int64_t shared = o.share_prefix ? shared_prefix(prompts, image_id, video_tokens.defined() ? video_tokens.size(0) : 1) : 0;
   const auto options = rows[0].options();
   const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(options.device());
   KVCache prefix;

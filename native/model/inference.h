@@ -21,6 +21,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::vector<int64_t> stop_ids;  // generation of a row ends after it emits one of these
   bool use_cache = true;          // false: a full forward per token (slow; the reference for the cache)
+  bool share_prefix = true;       // the positions every prompt starts with run once (false: per prompt)
 };
 
 struct GenerateResult {

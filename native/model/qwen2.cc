@@ -1,5 +1,7 @@
 #include "model/qwen2.h"
 
+#include "model/checkpoint.h"
+
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -204,6 +206,47 @@ AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t ba
   return {additive((key_pos <= query_pos).view({1, 1, new_len, total}), dtype), false};
 }
 
+namespace {
+
+// One decoder layer under activation checkpointing. The layer's keys and values leave it as outputs (the cache
+// holds them for later positions, and gradients flow back into them), so the recomputation in the backward pass
+// never touches the cache.
+torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, const torch::Tensor& hidden,
+                                 const std::pair<torch::Tensor, torch::Tensor>& rope, const AttentionMask& mask, KVCache* cache) {
+  const bool past = cache && cache->keys.size() > index && cache->keys[index].defined();
+  std::vector<torch::Tensor> inputs{hidden};
+  if (past) {
+    inputs.push_back(cache->keys[index]);
+    inputs.push_back(cache->values[index]);
+  }
+  const bool with_cache = cache != nullptr;
+  auto outputs = checkpointed(
+      [&layer, index, rope, mask, with_cache, past](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+        KVCache local;  // concatenating: the recomputation gets the same keys and values back
+        if (past) {
+          local.keys.resize(index + 1);
+          local.values.resize(index + 1);
+          local.keys[index] = in[1];
+          local.values[index] = in[2];
+        }
+        auto out = layer.forward(in[0], rope, mask, with_cache ? &local : nullptr);
+        if (!with_cache) return {out};
+        return {out, local.keys[index], local.values[index]};
+      },
+      inputs);
+  if (with_cache) {
+    if (cache->keys.size() <= index) {
+      cache->keys.resize(index + 1);
+      cache->values.resize(index + 1);
+    }
+    cache->keys[index] = outputs[1];
+    cache->values[index] = outputs[2];
+  }
+  return outputs[0];
+}
+
+}  // namespace
+
 Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                                     const torch::Tensor& position_ids, KVCache* cache, bool output_hidden_states,
                                     PaddingOutputs padding) {
@@ -218,9 +261,11 @@ Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const to
 
   Qwen2Output out;
   torch::Tensor h = inputs_embeds;
+  const bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
   for (size_t i = 0; i < layers->size(); ++i) {
     if (output_hidden_states) out.hidden_states.push_back(h);
-    h = layers[i]->as<Qwen2DecoderLayerImpl>()->forward(h, rope, mask, cache);
+    auto& layer = *layers[i]->as<Qwen2DecoderLayerImpl>();
+    h = checkpoint ? checkpointed_layer(layer, i, h, rope, mask, cache) : layer.forward(h, rope, mask, cache);
   }
   if (cache) cache->advance(l);
   out.last_layer_output = h;

@@ -128,6 +128,10 @@ class Qwen2ModelImpl : public torch::nn::Module {
                       PaddingOutputs padding = PaddingOutputs::AsTransformers);
   const Qwen2Config& config() const { return config_; }
 
+  // Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
+  // gradient_checkpointing_enable): for long video contexts, at the cost of one more forward per layer.
+  bool gradient_checkpointing = false;
+
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   Qwen2RMSNorm norm{nullptr};
