@@ -149,7 +149,9 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   const auto options = rows[0].options();
   const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(options.device());
   KVCache prefix;
-  if (shared > 0) lm.model->forward(rows[0].narrow(0, 0, shared).unsqueeze(0), torch::Tensor(), torch::Tensor(), &prefix);
+  // Only the keys and values of the shared positions are wanted: no output at all from the last layer.
+  if (shared > 0)
+    lm.model->forward(rows[0].narrow(0, 0, shared).unsqueeze(0), torch::Tensor(), torch::Tensor(), &prefix, false, PaddingOutputs::Unused, 0);
 
   // The prompts' own remainders, left-padded to one length S after the shared positions.
   int64_t suffix = 0;
@@ -171,7 +173,7 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   if (shared > 0) cache.start_with(prefix);
   prefix = KVCache();
   key_mask.narrow(1, shared + suffix, o.max_new_tokens).fill_(1);  // generated positions are real in every row
-  auto out = lm.model->forward(embeds, key_mask.narrow(1, 0, shared + suffix), positions, &cache, false, PaddingOutputs::Unused);
+  auto out = lm.model->forward(embeds, key_mask.narrow(1, 0, shared + suffix), positions, &cache, false, PaddingOutputs::Unused, 1);
   auto next_position = positions.select(1, suffix - 1).unsqueeze(1) + 1;
 
   GenerateResult result;
@@ -239,13 +241,14 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
   torch::Tensor predictors;  // [B, A, D]: the hidden state before each answer token
   if (share_prefix) {
     KVCache cache;
-    auto prefix = lm.model->forward(prompt_embeds, torch::Tensor(), torch::Tensor(), &cache);
+    // The prompt's keys and values at every position, its output at the last only (the first answer token's predictor).
+    auto prefix = lm.model->forward(prompt_embeds, torch::Tensor(), torch::Tensor(), &cache, false, PaddingOutputs::Unused, 1);
     for (auto& k : cache.keys) k = k.expand({b, k.size(1), k.size(2), k.size(3)});
     for (auto& v : cache.values) v = v.expand({b, v.size(1), v.size(2), v.size(3)});
     const auto mask = torch::cat({torch::ones({b, p}, answer_mask.options()), answer_mask}, 1);
     const auto positions = torch::arange(p, p + longest, answer_mask.options()).unsqueeze(0).expand({b, longest});
     auto rest = lm.model->forward(answer_embeds, mask, positions, &cache, false, PaddingOutputs::Unused);
-    const auto last_prompt = prefix.last_hidden_state.select(1, p - 1).unsqueeze(1).expand({b, 1, -1});
+    const auto last_prompt = prefix.last_hidden_state.expand({b, 1, -1});
     predictors = torch::cat({last_prompt, rest.last_hidden_state.narrow(1, 0, longest - 1)}, 1);
   } else {
     const auto embeds = torch::cat({prompt_embeds.expand({b, p, -1}), answer_embeds}, 1);

@@ -59,19 +59,39 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer_index
 }
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                                          const AttentionMask& mask, KVCache* cache) {
+                                          const AttentionMask& mask, KVCache* cache, int64_t queries) {
   const int64_t b = hidden.size(0), l = hidden.size(1);
-  auto q = q_proj(hidden).view({b, l, heads_, head_dim_}).transpose(1, 2);
+  const int64_t n = queries < 0 ? l : queries;  // the positions whose output is wanted: the last n
   auto k = k_proj(hidden).view({b, l, kv_heads_, head_dim_}).transpose(1, 2);
   auto v = v_proj(hidden).view({b, l, kv_heads_, head_dim_}).transpose(1, 2);
-  q = apply_rotary(q, rope.first, rope.second);
   k = apply_rotary(k, rope.first, rope.second);
   if (cache) std::tie(k, v) = cache->append(static_cast<size_t>(layer_index_), k, v);
+  if (n == 0) return hidden.narrow(1, l, 0);
+  const auto rows = [&](const torch::Tensor& t) { return n == l ? t : t.narrow(1, l - n, n); };
+  auto q = q_proj(rows(hidden)).view({b, n, heads_, head_dim_}).transpose(1, 2);
+  q = apply_rotary(q, rows(rope.first), rows(rope.second));
+  // The mask's rows for the queries kept. Fewer queries than keys under is_causal: the mask is causal with an
+  // offset (SDPA's is_causal aligns it top-left), and for one query it is no mask at all.
+  AttentionMask m = mask;
+  if (n != l) {
+    if (m.mask.defined()) {
+      m.mask = m.mask.narrow(2, l - n, n);
+    } else if (m.is_causal) {
+      m.is_causal = false;
+      if (n > 1) {
+        const int64_t total = k.size(2);
+        const auto options = torch::TensorOptions().dtype(torch::kInt64).device(hidden.device());
+        const auto allowed = torch::arange(0, total, options).view({1, total}) <= torch::arange(total - n, total, options).view({n, 1});
+        m.mask = torch::zeros({1, 1, n, total}, hidden.options()).masked_fill_(allowed.logical_not().view({1, 1, n, total}),
+                                                                               -std::numeric_limits<double>::infinity());
+      }
+    }
+  }
   // libtorch's fused attention; grouped-query heads share keys and values (enable_gqa) without copies.
-  const std::optional<torch::Tensor> additive = mask.mask.defined() ? std::optional(mask.mask) : std::nullopt;
-  auto out = at::scaled_dot_product_attention(q, k, v, additive, 0.0, mask.is_causal, std::nullopt,
+  const std::optional<torch::Tensor> additive = m.mask.defined() ? std::optional(m.mask) : std::nullopt;
+  auto out = at::scaled_dot_product_attention(q, k, v, additive, 0.0, m.is_causal, std::nullopt,
                                               /*enable_gqa=*/heads_ != kv_heads_);
-  out = out.transpose(1, 2).reshape({b, l, heads_ * head_dim_});
+  out = out.transpose(1, 2).reshape({b, n, heads_ * head_dim_});
   return o_proj(out);
 }
 
@@ -93,8 +113,9 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer
 }
 
 torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                                             const AttentionMask& mask, KVCache* cache) {
-  auto h = hidden + self_attn(input_layernorm(hidden), rope, mask, cache);
+                                             const AttentionMask& mask, KVCache* cache, int64_t queries) {
+  const auto residual = queries < 0 ? hidden : hidden.narrow(1, hidden.size(1) - queries, queries);
+  auto h = residual + self_attn->forward(input_layernorm(hidden), rope, mask, cache, queries);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -212,7 +233,8 @@ namespace {
 // holds them for later positions, and gradients flow back into them), so the recomputation in the backward pass
 // never touches the cache.
 torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, const torch::Tensor& hidden,
-                                 const std::pair<torch::Tensor, torch::Tensor>& rope, const AttentionMask& mask, KVCache* cache) {
+                                 const std::pair<torch::Tensor, torch::Tensor>& rope, const AttentionMask& mask, KVCache* cache,
+                                 int64_t queries) {
   const bool past = cache && cache->keys.size() > index && cache->keys[index].defined();
   std::vector<torch::Tensor> inputs{hidden};
   if (past) {
@@ -221,7 +243,7 @@ torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, con
   }
   const bool with_cache = cache != nullptr;
   auto outputs = checkpointed(
-      [&layer, index, rope, mask, with_cache, past](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
+      [&layer, index, rope, mask, with_cache, past, queries](const std::vector<torch::Tensor>& in) -> std::vector<torch::Tensor> {
         KVCache local;  // concatenating: the recomputation gets the same keys and values back
         if (past) {
           local.keys.resize(index + 1);
@@ -229,7 +251,7 @@ torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, con
           local.keys[index] = in[1];
           local.values[index] = in[2];
         }
-        auto out = layer.forward(in[0], rope, mask, with_cache ? &local : nullptr);
+        auto out = layer.forward(in[0], rope, mask, with_cache ? &local : nullptr, queries);
         if (!with_cache) return {out};
         return {out, local.keys[index], local.values[index]};
       },
@@ -249,7 +271,7 @@ torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, con
 
 Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                                     const torch::Tensor& position_ids, KVCache* cache, bool output_hidden_states,
-                                    PaddingOutputs padding) {
+                                    PaddingOutputs padding, int64_t outputs_for_last) {
   const int64_t b = inputs_embeds.size(0), l = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length() : 0;
   torch::Tensor positions = position_ids;
@@ -262,10 +284,13 @@ Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const to
   Qwen2Output out;
   torch::Tensor h = inputs_embeds;
   const bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  if (outputs_for_last > l) throw std::invalid_argument("outputs_for_last exceeds the positions given");
   for (size_t i = 0; i < layers->size(); ++i) {
     if (output_hidden_states) out.hidden_states.push_back(h);
     auto& layer = *layers[i]->as<Qwen2DecoderLayerImpl>();
-    h = checkpoint ? checkpointed_layer(layer, i, h, rope, mask, cache) : layer.forward(h, rope, mask, cache);
+    // Earlier layers run every position (later layers read their keys and values); the last only what is wanted.
+    const int64_t queries = i + 1 == layers->size() ? outputs_for_last : -1;
+    h = checkpoint ? checkpointed_layer(layer, i, h, rope, mask, cache, queries) : layer.forward(h, rope, mask, cache, queries);
   }
   if (cache) cache->advance(l);
   out.last_layer_output = h;

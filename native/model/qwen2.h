@@ -81,9 +81,10 @@ AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t ba
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, int64_t layer_index);
-  // mask: for L new positions over T = cached + L keys.
+  // mask: for L new positions over T = cached + L keys. `queries` >= 0: keys and values at all L positions, the
+  // output at the last `queries` only ([B, queries, D]).
   torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const AttentionMask& mask, KVCache* cache);
+                        const AttentionMask& mask, KVCache* cache, int64_t queries = -1);
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -102,8 +103,10 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_index);
+  // `queries` >= 0: the output at the last `queries` positions only (the attention's keys and values still cover
+  // every position).
   torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const AttentionMask& mask, KVCache* cache);
+                        const AttentionMask& mask, KVCache* cache, int64_t queries = -1);
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -123,9 +126,12 @@ class Qwen2ModelImpl : public torch::nn::Module {
   explicit Qwen2ModelImpl(const Qwen2Config& config);
   // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
   // undefined (0, 1, ... after the cache).
+  // outputs_for_last >= 0: only the last that many positions' outputs are wanted (a prompt pass whose answers
+  // read its keys and values and its last hidden state): the last layer then runs its queries, attention and MLP
+  // for those positions alone, and last_hidden_state is [B, outputs_for_last, D].
   Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                       const torch::Tensor& position_ids, KVCache* cache = nullptr, bool output_hidden_states = false,
-                      PaddingOutputs padding = PaddingOutputs::AsTransformers);
+                      PaddingOutputs padding = PaddingOutputs::AsTransformers, int64_t outputs_for_last = -1);
   const Qwen2Config& config() const { return config_; }
 
   // Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
