@@ -142,6 +142,9 @@ export interface NativeModel {
   logprobs(options: {
     prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }>;
+  logprobsBatch(options: {
+    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+  }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]>;
   addLora(options: { r?: number; alpha?: number; dropout?: number; targetModules?: string[]; seed?: number }): number;
   setLoraEnabled(enabled: boolean): void;
   mergeLora(): number;

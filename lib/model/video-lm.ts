@@ -60,6 +60,15 @@ const LogprobOptions = z.strictObject({
 });
 export type LogprobOptions = z.input<typeof LogprobOptions>;
 
+const LogprobBatchOptions = z.strictObject({
+  /** Prompts about one video, each with the answers to score after it. */
+  items: z.array(z.strictObject({ prompt: Ids, answers: z.array(Ids).min(1) })).min(1),
+  ...Video,
+  /** Run what every prompt starts with (the system text and the video) once for all of them (default). */
+  sharePrefix: z.boolean().default(true),
+});
+export type LogprobBatchOptions = z.input<typeof LogprobBatchOptions>;
+
 const LoraOptions = z.strictObject({
   r: z.int().min(1).default(8),
   alpha: z.number().positive().default(16),
@@ -144,6 +153,14 @@ export class VideoLM {
    */
   logprobs(options: LogprobOptions): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }> {
     return this.#model.logprobs(parse(LogprobOptions, options, 'VideoLM.logprobs'));
+  }
+
+  /**
+   * logprobs for several prompts about one video in one call (an evaluation's questions, each with its options):
+   * what every prompt starts with runs once, then each prompt's own part and answers. One result per item.
+   */
+  logprobsBatch(options: LogprobBatchOptions): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]> {
+    return this.#model.logprobsBatch(parse(LogprobBatchOptions, options, 'VideoLM.logprobsBatch'));
   }
 
   /** Attaches LoRA adapters (PEFT's initialisation: B = 0, so outputs do not change yet). Returns the layer count. */

@@ -78,16 +78,27 @@ enum class PaddingOutputs { AsTransformers, Unused };
 AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,
                                  torch::ScalarType dtype, torch::Device device, PaddingOutputs padding);
 
+// What a decoder layer needs besides its input: the same for every layer of one forward (queries aside).
+struct LayerInputs {
+  std::pair<torch::Tensor, torch::Tensor> rope;  // cos, sin [B, L, d]
+  AttentionMask mask;                            // over this forward's keys (and the cache's)
+  KVCache* cache = nullptr;                      // this forward's keys and values are appended here
+  // A prefix every row continues, computed once with batch 1 (the video and the text before the questions): its
+  // keys and values are read once for all rows, never copied per row. Read only.
+  const KVCache* shared = nullptr;
+  int64_t queries = -1;  // >= 0: the output at the last `queries` positions only (keys and values at all)
+};
+
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, int64_t layer_index);
-  // mask: for L new positions over T = cached + L keys. `queries` >= 0: keys and values at all L positions, the
-  // output at the last `queries` only ([B, queries, D]).
-  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const AttentionMask& mask, KVCache* cache, int64_t queries = -1);
+  torch::Tensor forward(const torch::Tensor& hidden, const LayerInputs& in);
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
+  // Attention over [shared prefix | own keys] as one softmax; the prefix's keys stay batch 1.
+  torch::Tensor attend_with_shared_prefix(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                          const LayerInputs& in) const;
   int64_t layer_index_, heads_, kv_heads_, head_dim_;
 };
 TORCH_MODULE(Qwen2Attention);
@@ -103,10 +114,7 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_index);
-  // `queries` >= 0: the output at the last `queries` positions only (the attention's keys and values still cover
-  // every position).
-  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const AttentionMask& mask, KVCache* cache, int64_t queries = -1);
+  torch::Tensor forward(const torch::Tensor& hidden, const LayerInputs& in);
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -124,14 +132,24 @@ struct Qwen2Output {
 class Qwen2ModelImpl : public torch::nn::Module {
  public:
   explicit Qwen2ModelImpl(const Qwen2Config& config);
+  struct Options {
+    KVCache* cache = nullptr;                // earlier positions' keys and values; this forward's are appended
+    const KVCache* shared_prefix = nullptr;  // a batch-1 prefix every row continues (see LayerInputs::shared)
+    bool output_hidden_states = false;
+    PaddingOutputs padding = PaddingOutputs::AsTransformers;
+    // >= 0: only the last that many positions' outputs are wanted (a prompt pass whose later positions read its
+    // keys and values): the last layer runs its queries, attention and MLP for those alone, and
+    // last_hidden_state is [B, outputs_for_last, D].
+    int64_t outputs_for_last = -1;
+  };
   // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
-  // undefined (0, 1, ... after the cache).
-  // outputs_for_last >= 0: only the last that many positions' outputs are wanted (a prompt pass whose answers
-  // read its keys and values and its last hidden state): the last layer then runs its queries, attention and MLP
-  // for those positions alone, and last_hidden_state is [B, outputs_for_last, D].
+  // undefined (0, 1, ... after the cache and the shared prefix).
   Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
-                      const torch::Tensor& position_ids, KVCache* cache = nullptr, bool output_hidden_states = false,
-                      PaddingOutputs padding = PaddingOutputs::AsTransformers, int64_t outputs_for_last = -1);
+                      const torch::Tensor& position_ids, const Options& options);
+  Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask = {},
+                      const torch::Tensor& position_ids = {}) {
+    return forward(inputs_embeds, attention_mask, position_ids, Options{});
+  }
   const Qwen2Config& config() const { return config_; }
 
   // Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'

@@ -182,7 +182,9 @@ LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tenso
     throw std::invalid_argument("the sequence (" + std::to_string(out.inputs_embeds.size(1)) +
                                 " positions with the video) is longer than max_position_embeddings (" +
                                 std::to_string(config_.text->max_position_embeddings) + ")");
-  out.lm = model->forward(out.inputs_embeds, out.attention_mask, torch::Tensor(), nullptr, output_hidden_states);
+  Qwen2ModelImpl::Options o;
+  o.output_hidden_states = output_hidden_states;
+  out.lm = model->forward(out.inputs_embeds, out.attention_mask, {}, o);
   out.logits = torch::nn::functional::linear(out.lm.last_hidden_state, lm_head_weight());
   return out;
 }

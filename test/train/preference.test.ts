@@ -8,7 +8,7 @@ import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { tensor, type Tensor } from '../../lib/tensor.js';
 import { FIXTURES } from '../helpers.js';
-import { type LossConfig, preferenceForward, preferenceMetrics, type PreferencePairInput } from '../../lib/train/preference.js';
+import { type LossConfig, preferenceForward, preferenceMetrics, type PreferenceOutput, type PreferencePairInput } from '../../lib/train/preference.js';
 import { DPO, dpoPairs } from './dpo-fixture.js';
 
 const GRADIENTS = [
@@ -155,9 +155,11 @@ describe('activation checkpointing through the video path', function () {
       'model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight', 'model.mm_projector.0.weight',
       'model.layers.0.mlp.up_proj.weight', 'model.layers.1.self_attn.v_proj.bias',
     ];
+    const plainOf: Record<string, PreferenceOutput> = {};
     for (const sharePrefix of [true, false]) {
       const options = { loss: { beta: 0.1, sftWeight: 1, referenceFree: true }, referenceMode: 'none', gradients: names, sharePrefix } as const;
       const plain = await preferenceForward(model, videoPairs, options);
+      plainOf[String(sharePrefix)] = plain;
       model.setGradientCheckpointing(true);
       try {
         const recomputed = await preferenceForward(model, videoPairs, options);
@@ -167,5 +169,10 @@ describe('activation checkpointing through the video path', function () {
         model.setGradientCheckpointing(false);
       }
     }
+    // Both pairs are about one video: shared, the video runs once for both pairs' prompts and answers.
+    const [shared, unshared] = [plainOf.true!, plainOf.false!];
+    assertClose(shared.policyChosen, unshared.policyChosen, 'shared vs unshared chosen log-probs', 1e-5, 1e-5);
+    assertClose(shared.policyRejected, unshared.policyRejected, 'shared vs unshared rejected log-probs', 1e-5, 1e-5);
+    for (const name of names) assertClose(shared.gradients[name], unshared.gradients[name]!, `shared vs unshared ${name}`, 1e-6, 1e-4);
   });
 });
