@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 import { type DType, DTYPES, native, type NativeModel, type NativeModelInfo, type Tensor } from '../native.js';
+import { checkFolderFiles, prepareOutputDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { ByteSize } from './safetensors.js';
 
@@ -74,6 +75,9 @@ const SaveOptions = z.strictObject({
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
 
+/** The files of a model folder the native loader opens. */
+const MODEL_FILES = /^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
+
 export class VideoLM {
   readonly #model: NativeModel;
 
@@ -84,7 +88,8 @@ export class VideoLM {
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
     const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
-    const model = await native().modelLoad(parse(z.string().min(1), dir, 'VideoLM.load: dir'), {
+    checkFolderFiles(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
+    const model = await native().modelLoad(dir, {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
       device,
@@ -161,11 +166,13 @@ export class VideoLM {
 
   /** PEFT layout: adapter_config.json + adapter_model.safetensors. */
   saveLora(dir: string): Promise<void> {
-    return this.#model.saveLora(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'));
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'), 'an adapter folder');
+    return this.#model.saveLora(dir);
   }
 
   loadLora(dir: string): Promise<void> {
-    return this.#model.loadLora(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'));
+    checkFolderFiles(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'), /^adapter_/, 'an adapter folder');
+    return this.#model.loadLora(dir);
   }
 
   /** Which parts train (the rest are frozen). Returns the number of trainable weights. */
@@ -179,7 +186,8 @@ export class VideoLM {
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */
   save(dir: string, options: SaveOptions = {}): Promise<string[]> {
     const { layout, maxShardSize } = parse(SaveOptions, options, 'VideoLM.save: options');
-    return this.#model.save(parse(z.string().min(1), dir, 'VideoLM.save: dir'), { layout, maxShardBytes: maxShardSize });
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.save: dir'), 'a model folder');
+    return this.#model.save(dir, { layout, maxShardBytes: maxShardSize });
   }
 
   dispose(): void {

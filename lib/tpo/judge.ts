@@ -1,6 +1,7 @@
 // The post-filter of TPO's self-generated pairs, for the synthetic world, where every answer is known exactly:
 // keep a pair only when the preferred answer is right, the dis-preferred one is not, and the two differ.
 // (Real videos take TPO's LLM judge through lib/tpo/llm.ts; this judge needs no model.)
+import { normalizeAnswer } from '../data/answers.js';
 
 export type DropReason =
   | 'empty-answer' | 'same-answers' | 'preferred-wrong' | 'dispreferred-also-right'
@@ -16,16 +17,7 @@ export interface Verdict {
   llm?: { correct: boolean; consistent: boolean; better: boolean };
 }
 
-/** Lower case, no punctuation, no articles, single spaces: "The red circle." and "red circle" compare equal. */
-export function normalizeAnswer(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/<\|[^|]*\|>/g, ' ')
-    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
-    .split(/\s+/)
-    .filter((w) => w && !['a', 'an', 'the'].includes(w))
-    .join(' ');
-}
+export { normalizeAnswer };
 
 /** Whether `answer` states `gold`: equal after normalisation, or its first line does. */
 export function answerMatches(answer: string, gold: string): boolean {
