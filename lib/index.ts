@@ -10,7 +10,7 @@ export {
   ByteSize, readSafetensors, readSafetensorsHeader, writeSafetensors, writeSafetensorsFolder,
   type Safetensors, type SafetensorsHeaderEntry,
 } from './model/safetensors.js';
-export { doctor, type DoctorReport } from './cli/doctor.js';
+export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
   CLIP_336, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
   SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo,
@@ -50,7 +50,7 @@ export {
 export {
   aggregate, formatOptions, parseChoice, type Aggregate, type CategoryScore, type ParsedChoice,
 } from './eval/score.js';
-export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './cli/progress.js';
+export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './progress.js';
 export { writeTextFile } from './data/jsonl.js';
 export {
   barChart, lineChart, niceAxis,

@@ -1,5 +1,7 @@
 // The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), plain Qwen2ForCausalLM, and the
 // SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+import { existsSync } from 'node:fs';
+
 import { z } from 'zod';
 
 import { type DType, DTYPES, native, type NativeModel, type NativeModelInfo, type Tensor } from '../native.js';
@@ -75,6 +77,11 @@ const SaveOptions = z.strictObject({
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
 
+/** What a folder the native loader opens holds is files (a missing folder: the loader names the file it needs). */
+function checkExisting(dir: string, names: RegExp, what: string): void {
+  if (existsSync(dir)) checkFolderFiles(dir, names, what);
+}
+
 /** The files of a model folder the native loader opens. */
 const MODEL_FILES = /^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
 
@@ -88,7 +95,7 @@ export class VideoLM {
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
     const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
-    checkFolderFiles(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
     const model = await native().modelLoad(dir, {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
@@ -171,7 +178,7 @@ export class VideoLM {
   }
 
   loadLora(dir: string): Promise<void> {
-    checkFolderFiles(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'), /^adapter_/, 'an adapter folder');
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'), /^adapter_/, 'an adapter folder');
     return this.#model.loadLora(dir);
   }
 
