@@ -3,12 +3,12 @@
 // ctime, inode), so a multi-GB checkpoint is read once per version of its files, not on every run.
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { writeTextFile } from '../data/jsonl.js';
 import { cacheDir } from '../libtorch.js';
-import { checkInputFile } from '../paths.js';
+import { checkInputFile, prepareOutputDir } from '../paths.js';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
@@ -26,7 +26,7 @@ export async function fileDigest(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
   const digest = hash.digest('hex');
-  await mkdir(folder, { recursive: true });
+  prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
   await writeTextFile(memo, `${digest}\n`);
   return digest;
 }

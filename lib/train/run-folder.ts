@@ -38,6 +38,11 @@ export class RunFolder {
     this.finalDir = join(dir, 'final');
   }
 
+  /** The folder as it is, to look at (nothing is created or removed). */
+  static at(dir: string): RunFolder {
+    return new RunFolder(dir);
+  }
+
   /** The folder, created (never under /proc or /sys; it must take files), without a killed run's temporaries. */
   static async open(dir: string): Promise<RunFolder> {
     prepareWritableDir(dir, 'a training run folder');
@@ -67,6 +72,7 @@ export class RunFolder {
 
   /** What of a run the folder holds: checkpoints, metrics, final/, run.json. Empty: a fresh folder. */
   async artifacts(): Promise<string[]> {
+    if (!existsSync(this.dir)) return [];
     const names = await readdir(this.dir);
     return names.filter((n) => CHECKPOINT.test(n) || ['metrics.jsonl', 'final', 'run.json'].includes(n));
   }

@@ -18,6 +18,7 @@ import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data
 import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
 import { cacheDir } from '../libtorch.js';
 import { fileDigest, modelDigest } from '../model/digest.js';
+import { prepareOutputDir } from '../paths.js';
 import { copyModelFiles } from '../model/files.js';
 import { isVideoError, ModelSession } from '../model/session.js';
 import { VideoLM } from '../model/video-lm.js';
@@ -131,8 +132,7 @@ export class Trainer extends EventEmitter<{
 
   /** The latest complete checkpoint: a folder is renamed into place only once whole. */
   async latestCheckpoint(): Promise<Checkpoint | undefined> {
-    if (!existsSync(this.config.output)) return undefined;
-    return (await RunFolder.open(this.config.output)).latest();
+    return RunFolder.at(this.config.output).latest();
   }
 
   async #loadModels(resumeFrom?: string): Promise<void> {
@@ -269,7 +269,7 @@ export class Trainer extends EventEmitter<{
       frames: c.frames, maxLength: c.maxLength ?? null, batchPairs: c.batchPairs,
     })).digest('hex').slice(0, 32);
     const folder = join(cacheDir(), 'reference-logps');
-    await mkdir(folder, { recursive: true });
+    prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
     const cached = join(folder, `${key}.json`);
     if (existsSync(cached)) return new Map(Object.entries(JSON.parse(await readFile(cached, 'utf8')) as Record<string, [number, number]>));
 
@@ -322,7 +322,8 @@ export class Trainer extends EventEmitter<{
     const trajectory = await this.#trajectory(total);
     const identity = createHash('sha256').update(JSON.stringify(trajectory)).digest('hex');
     const record: RunRecord = { identity, trajectory, tpo: packageVersion(), created: new Date().toISOString() };
-    const artifacts = await folder.artifacts();
+    // A run.json alone is a claim by a run that failed before its first step (a bad model path): not yet a run.
+    const artifacts = (await folder.artifacts()).filter((a, _, all) => all.length > 1 || a !== 'run.json');
     if (artifacts.length === 0 || c.overwrite) {
       if (artifacts.length) {
         this.#notice(`overwrite: removing ${artifacts.sort().join(', ')} from ${c.output}`);
