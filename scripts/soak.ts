@@ -5,8 +5,8 @@
 // On the synthetic world's tiny LLaVA-Video model: `steps` TPO training steps (Trainer.fit with LoRA, the real
 // loop: batches, metrics.jsonl, checkpoints), then `calls` generate calls on one video's visual tokens. RSS is
 // sampled as they run; the figure is the slope of a least-squares line through the samples after a warm-up (the
-// first tenth), in MiB per 1,000 steps or calls. The event loop's delay during training is measured with
-// perf_hooks.monitorEventLoopDelay (p50, p99, max). Live tensor handles are counted before and after.
+// first tenth), in MiB per 1,000 steps or calls. The event loop's lag during training is measured with
+// perf_hooks.monitorEventLoopDelay (p50, p99, max, beyond its sampling interval). Live tensor handles are counted before and after.
 // The results go to <out>/soak.json and stdout.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,8 @@ import { tensorMemory } from '../lib/tensor.js';
 import { Trainer } from '../lib/train/trainer.js';
 
 const MiB = 2 ** 20;
+/** The event-loop delay monitor's sampling interval. */
+const RESOLUTION_MS = 10;
 
 /** Least-squares slope of y over x. */
 function slope(points: [number, number][]): number {
@@ -77,7 +79,7 @@ async function soakTraining(w: { model: string; pairs: string }, out: string, st
   });
   trainer.on('notice', () => undefined);
   const samples: [number, number][] = [];
-  const lag = monitorEventLoopDelay({ resolution: 10 });
+  const lag = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   const started = performance.now();
   trainer.on('step', ({ step }) => {
     if (step === 1) lag.enable();  // from the first step on: loading is not the loop's steady state
@@ -88,7 +90,10 @@ async function soakTraining(w: { model: string; pairs: string }, out: string, st
   lag.disable();
   return {
     ...series(samples, (performance.now() - started) / 1000),
-    eventLoopDelayMs: { p50: lag.percentile(50) / 1e6, p99: lag.percentile(99) / 1e6, max: lag.max / 1e6, mean: lag.mean / 1e6 },
+    // The histogram holds each interval between the sampling timer's runs, the interval itself included: the lag
+    // is what exceeds it.
+    eventLoopLagMs: Object.fromEntries(Object.entries({ p50: lag.percentile(50), p99: lag.percentile(99), max: lag.max, mean: lag.mean })
+      .map(([k, ns]) => [k, Math.max(0, ns / 1e6 - RESOLUTION_MS)])) as { p50: number; p99: number; max: number; mean: number },
   };
 }
 
@@ -129,7 +134,8 @@ async function main(): Promise<void> {
   console.log([
     `soak: ${steps} training steps in ${formatDuration(training.seconds)}, ${calls} generate calls in ${formatDuration(generate.seconds)}`,
     `training  RSS ${mib(training.rssStartMiB)} -> ${mib(training.rssEndMiB)} (peak ${mib(training.rssPeakMiB)}), slope ${training.slopeMiBPer1000.toFixed(2)} MiB per 1,000 steps`,
-    `          event-loop delay p50 ${training.eventLoopDelayMs.p50.toFixed(1)} ms, p99 ${training.eventLoopDelayMs.p99.toFixed(1)} ms, max ${training.eventLoopDelayMs.max.toFixed(1)} ms`,
+    `          event-loop lag during steps (beyond the ${RESOLUTION_MS} ms sampling interval) p50 ${training.eventLoopLagMs.p50.toFixed(1)} ms, ` +
+      `p99 ${training.eventLoopLagMs.p99.toFixed(1)} ms, max ${training.eventLoopLagMs.max.toFixed(1)} ms`,
     `generate  RSS ${mib(generate.rssStartMiB)} -> ${mib(generate.rssEndMiB)} (peak ${mib(generate.rssPeakMiB)}), slope ${generate.slopeMiBPer1000.toFixed(2)} MiB per 1,000 calls`,
     `tensors   live handles ${handlesBefore.tensors} before, ${handlesAfterTraining.tensors} after training, ${handlesAfter.tensors} after generating`,
     `results   ${join(out, 'soak.json')}`,
