@@ -36,13 +36,21 @@ const TARGETS: Record<string, Target> = {
     }
   },
 
-  /** A model folder (config.json + weights), either of which may be mutated: load it and run a forward. */
+  /** A model folder (config.json + weights), either of which may be mutated: load it and run a forward (pixels for
+   * a vision tower alone, token ids for a language model). */
   async model(dir) {
     using model = await VideoLM.load(join(dir, 'model'));
-    const ids = tensor(new BigInt64Array([1n, 2n, 3n, 4n]), [1, 4]);
-    const out = await model.forward({ inputIds: ids });
+    let out: Record<string, { dispose(): void }>;
+    if (model.info.architecture === 'VisionModel') {
+      const config = model.config as { image_size?: number; vision_config?: { image_size?: number } };
+      const size = config.image_size ?? config.vision_config?.image_size ?? 32;
+      using pixels = tensor(new Float32Array(3 * size * size), [1, 3, size, size]);
+      out = await model.forward({ pixelValues: pixels });
+    } else {
+      using ids = tensor(new BigInt64Array([1n, 2n, 3n, 4n]), [1, 4]);
+      out = await model.forward({ inputIds: ids });
+    }
     for (const t of Object.values(out)) t.dispose();
-    ids.dispose();
   },
 
   async jsonl(dir) {
