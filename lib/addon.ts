@@ -121,17 +121,21 @@ export interface NativeModel {
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
   generate(options: {
     prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
-    topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean;
+    topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;
   }): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }>;
   logprobs(options: {
     prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }>;
+  logprobsBatch(options: {
+    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+  }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]>;
   addLora(options: { r?: number; alpha?: number; dropout?: number; targetModules?: string[]; seed?: number }): number;
   setLoraEnabled(enabled: boolean): void;
   mergeLora(): number;
   saveLora(dir: string): Promise<void>;
   loadLora(dir: string): Promise<void>;
   setTrainable(parts: { vision?: boolean; projector?: boolean; language?: boolean; lora?: boolean }): number;
+  setGradientCheckpointing(enabled: boolean): void;
   save(dir: string, options?: { layout?: NativeModelInfo['layout']; maxShardBytes?: number }): Promise<string[]>;
   dispose(): void;
 }

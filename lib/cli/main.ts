@@ -2,6 +2,7 @@
 // The `tpo` command. Each subcommand lives in its own module; this file only dispatches.
 import { packageVersion } from '../version.js';
 import { BENCH_DPO_USAGE, runBenchDpo } from './bench-dpo.js';
+import { BENCH_PYTORCH_USAGE, runBenchPytorch } from './bench-pytorch.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
 import { doctor, formatDoctor } from '../doctor.js';
 import { parseFlags, UsageError } from './flags.js';
@@ -19,6 +20,7 @@ ${DEMO_USAGE}
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
 ${BENCH_DPO_USAGE}
+${BENCH_PYTORCH_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
 ${GENERATE_USAGE}
@@ -39,6 +41,7 @@ async function runDoctor(argv: string[]): Promise<number> {
 
 async function runBench(argv: string[]): Promise<number> {
   if (argv[0] === 'dpo' && argv.length > 1) return runBenchDpo(argv.slice(1));
+  if (argv[0] === 'pytorch') return runBenchPytorch(argv.slice(1));
   const { values, positionals } = parseFlags(argv, { json: 'boolean' }, { positionals: true });
   const names = positionals.length ? positionals : Object.keys(BENCHMARKS);
   for (const name of names) if (!BENCHMARKS[name]) throw new UsageError(`unknown benchmark '${name}'`);

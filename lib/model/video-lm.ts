@@ -47,6 +47,8 @@ const GenerateOptions = z.strictObject({
   stopIds: z.array(z.int()).default([]),
   /** false: a full forward per token, the reference the KV cache is checked against. */
   useCache: z.boolean().default(true),
+  /** Run the positions every prompt starts with (the system text and the video) once, not once per prompt. */
+  sharePrefix: z.boolean().default(true),
 });
 export type GenerateOptions = z.input<typeof GenerateOptions>;
 
@@ -60,6 +62,15 @@ const LogprobOptions = z.strictObject({
   sharePrefix: z.boolean().default(true),
 });
 export type LogprobOptions = z.input<typeof LogprobOptions>;
+
+const LogprobBatchOptions = z.strictObject({
+  /** Prompts about one video, each with the answers to score after it. */
+  items: z.array(z.strictObject({ prompt: Ids, answers: z.array(Ids).min(1) })).min(1),
+  ...Video,
+  /** Run what every prompt starts with (the system text and the video) once for all of them (default). */
+  sharePrefix: z.boolean().default(true),
+});
+export type LogprobBatchOptions = z.input<typeof LogprobBatchOptions>;
 
 const LoraOptions = z.strictObject({
   r: z.int().min(1).default(8),
@@ -156,6 +167,14 @@ export class VideoLM {
     return this.#model.logprobs(parse(LogprobOptions, options, 'VideoLM.logprobs'));
   }
 
+  /**
+   * logprobs for several prompts about one video in one call (an evaluation's questions, each with its options):
+   * what every prompt starts with runs once, then each prompt's own part and answers. One result per item.
+   */
+  logprobsBatch(options: LogprobBatchOptions): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]> {
+    return this.#model.logprobsBatch(parse(LogprobBatchOptions, options, 'VideoLM.logprobsBatch'));
+  }
+
   /** Attaches LoRA adapters (PEFT's initialisation: B = 0, so outputs do not change yet). Returns the layer count. */
   addLora(options: LoraOptions = {}): number {
     return this.#model.addLora(parse(LoraOptions, options, 'VideoLM.addLora'));
@@ -188,6 +207,15 @@ export class VideoLM {
       parse(z.strictObject({ vision: z.boolean().optional(), projector: z.boolean().optional(), language: z.boolean().optional(), lora: z.boolean().optional() }),
         parts, 'VideoLM.setTrainable'),
     );
+  }
+
+  /**
+   * Activation checkpointing (transformers' gradient_checkpointing_enable): each decoder layer, and each tower
+   * layer when the tower trains, keeps only its inputs and recomputes the rest in the backward pass. For long video
+   * contexts: much less memory for about one more forward pass of time.
+   */
+  setGradientCheckpointing(enabled: boolean): void {
+    this.#model.setGradientCheckpointing(parse(z.boolean(), enabled, 'VideoLM.setGradientCheckpointing'));
   }
 
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */

@@ -61,6 +61,9 @@ export const TrainConfig = z.strictObject({
   /** Score a micro-batch's pairs in one padded forward per model instead of pair by pair with a shared prompt:
    * several times faster for small models (the cost is the number of operations), more compute for large ones. */
   batchPairs: z.boolean().default(false),
+  /** Activation checkpointing per decoder layer (and tower layer, when the tower trains): for long video contexts,
+   * much less memory for about one more forward pass of time (docs/performance.md measures both). */
+  gradientCheckpointing: z.boolean().default(false),
   /** Longest sequence, visual tokens included; longer records are truncated by encodePair's rule. */
   maxLength: z.int().min(16).optional(),
   checkpoint: z.strictObject({

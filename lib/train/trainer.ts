@@ -146,6 +146,7 @@ export class Trainer extends EventEmitter<{
     }
     const parts = c.train;
     policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
+    policy.setGradientCheckpointing(c.gradientCheckpointing);
     if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model);
   }
 

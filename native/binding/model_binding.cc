@@ -47,6 +47,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
+        InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
         InstanceMethod<&ModelHandle::save>("save"),
         InstanceMethod<&ModelHandle::add_lora>("addLora"),
         InstanceMethod<&ModelHandle::set_lora_enabled>("setLoraEnabled"),
@@ -54,6 +55,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::save_lora>("saveLora"),
         InstanceMethod<&ModelHandle::load_lora>("loadLora"),
         InstanceMethod<&ModelHandle::set_trainable>("setTrainable"),
+        InstanceMethod<&ModelHandle::set_gradient_checkpointing>("setGradientCheckpointing"),
         InstanceMethod<&ModelHandle::dispose>("dispose"),
     });
     addon_data(env).model_constructor = Napi::Persistent(ctor);
@@ -182,7 +184,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
-  //           useCache}) -> {tokens: number[][], finishReasons: string[]}
+  //           useCache, sharePrefix}) -> {tokens: number[][], finishReasons: string[]}
   Napi::Value generate(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
     auto m = live(env);
@@ -196,6 +198,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     o.top_p = args.number("topP", 1.0);
     o.seed = static_cast<uint64_t>(args.number("seed", 0));
     o.use_cache = args.boolean("useCache", true);
+    o.share_prefix = args.boolean("sharePrefix", true);
     if (args.has("stopIds"))
       for (double id : number_array(env, args.get("stopIds"), "Model.generate: stopIds")) o.stop_ids.push_back(static_cast<int64_t>(id));
     return run_async(
@@ -243,6 +246,43 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           auto per = Napi::Array::New(env, r.token_logprobs.size());
           for (size_t i = 0; i < r.token_logprobs.size(); ++i) per.Set(static_cast<uint32_t>(i), TensorHandle::wrap(env, r.token_logprobs[i]));
           out.Set("tokenLogprobs", per);
+          return out;
+        });
+  }
+
+  // logprobsBatch({items: {prompt: Tensor, answers: Tensor[]}[], pixelValues? | videoTokens?, sharePrefix?})
+  //   -> {sums, tokenLogprobs}[]: every prompt about one video, their common prefix computed once.
+  Napi::Value logprobs_batch(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    if (!m->lm) throw_argument_error(env, "Model.logprobsBatch: a vision tower alone has no language model");
+    const Args args(env, cb[0], "Model.logprobsBatch");
+    if (!args.get("items").IsArray()) throw_argument_error(env, "Model.logprobsBatch: items must be an array");
+    auto list = args.get("items").As<Napi::Array>();
+    std::vector<model::PromptAnswers> items;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string what = "Model.logprobsBatch: items[" + std::to_string(i) + "]";
+      const Args item(env, list.Get(i), what);
+      items.push_back({TensorHandle::unwrap(env, item.get("prompt"), what + ".prompt"), tensor_list(env, item.get("answers"), what + ".answers")});
+    }
+    const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
+    const bool share = args.boolean("sharePrefix", true);
+    return run_async(
+        env, "Model.logprobsBatch",
+        [m, items, video, share] {
+          torch::NoGradGuard no_grad;
+          return model::prompts_logprobs(*m->lm, items, video_tokens(*m, video), share);
+        },
+        [](Napi::Env env, std::vector<model::AnswerLogprobs> results) -> Napi::Value {
+          auto out = Napi::Array::New(env, results.size());
+          for (size_t i = 0; i < results.size(); ++i) {
+            auto r = Napi::Object::New(env);
+            r.Set("sums", TensorHandle::wrap(env, results[i].sums));
+            auto per = Napi::Array::New(env, results[i].token_logprobs.size());
+            for (size_t j = 0; j < results[i].token_logprobs.size(); ++j) per.Set(static_cast<uint32_t>(j), TensorHandle::wrap(env, results[i].token_logprobs[j]));
+            r.Set("tokenLogprobs", per);
+            out.Set(static_cast<uint32_t>(i), r);
+          }
           return out;
         });
   }
@@ -355,6 +395,21 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       if (train) count += item.value().numel();
     }
     return Napi::Number::New(env, static_cast<double>(count));
+  }
+
+  // setGradientCheckpointing(on): every decoder layer (and tower layer, when the tower trains) recomputes its
+  // activations in the backward pass instead of keeping them.
+  Napi::Value set_gradient_checkpointing(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto m = live(env);
+    if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setGradientCheckpointing: expected true or false");
+    const bool on = cb[0].As<Napi::Boolean>().Value();
+    if (m->lm) {
+      m->lm->model->gradient_checkpointing = on;
+      if (m->lm->has_vision()) m->lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
+    }
+    if (m->vision) m->vision->vision_model->gradient_checkpointing = on;
+    return env.Undefined();
   }
 
   Napi::Value dispose(const Napi::CallbackInfo& cb) {

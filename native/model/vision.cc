@@ -1,5 +1,7 @@
 #include "model/vision.h"
 
+#include "model/checkpoint.h"
+
 namespace tpo::model {
 namespace {
 
@@ -90,8 +92,16 @@ VisionOutput VisionTransformerImpl::forward(const torch::Tensor& pixel_values, i
   auto h = embeddings(pixel_values);
   if (pre_layrnorm) h = pre_layrnorm(h);
   out.hidden_states.push_back(h);
+  // Checkpointing pays only where a backward pass will run through the tower.
+  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  if (checkpoint) {
+    const auto params = parameters();
+    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+  }
   for (int64_t i = 0; i < n; ++i) {
-    h = encoder->layers[i]->as<VisionEncoderLayerImpl>()->forward(h);
+    auto layer = encoder->layers[i]->as<VisionEncoderLayerImpl>();
+    h = checkpoint ? checkpointed([layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; }, {h})[0]
+                   : layer->forward(h);
     out.hidden_states.push_back(h);
   }
   // CLIP applies its post-layernorm only to the pooled class token; SigLIP to every token.

@@ -7,8 +7,11 @@
 #include <ATen/Version.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 #include <chrono>
 #include <thread>
 
@@ -106,6 +109,29 @@ MatmulResult bench_matmul(int size, double seconds) {
   } while (r.seconds < seconds);
   r.gflops = 2.0 * size * size * static_cast<double>(size) * r.iterations / r.seconds / 1e9;
   return r;
+}
+
+namespace {
+
+class RecordingScope final : public ProfileScope {
+ public:
+  explicit RecordingScope(const std::string& file) : record_(file) {}
+
+ private:
+  torch::autograd::profiler::RecordProfile record_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProfileScope> profile_scope(const std::string& what) {
+  const char* dir = std::getenv("TPO_PROFILE_DIR");
+  if (!dir || !*dir) return nullptr;
+  static std::atomic<int> calls{0};
+  std::string name;
+  for (char c : what.substr(0, what.find(' '))) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  std::filesystem::create_directories(dir);
+  const auto file = std::filesystem::path(dir) / (name + "-" + std::to_string(calls++) + ".json");
+  return std::make_unique<RecordingScope>(file.string());
 }
 
 }  // namespace tpo::runtime

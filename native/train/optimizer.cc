@@ -44,18 +44,45 @@ Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<mod
                  const OptimizerConfig& config)
     : policy_(std::move(policy)), reference_(std::move(reference)), config_(config) {
   if (!policy_ || !policy_->lm) throw std::invalid_argument("training needs a language model");
-  std::vector<torch::Tensor> decay, no_decay;
   for (auto& item : policy_->lm->named_parameters(true)) {
     if (!item.value().requires_grad()) continue;
     params_.emplace_back(item.key(), item.value());
-    (decays(item.key(), item.value()) ? decay : no_decay).push_back(item.value());
+    decays_.push_back(decays(item.key(), item.value()));
   }
   if (params_.empty()) throw std::invalid_argument("nothing to train: every parameter is frozen (setTrainable)");
-  auto options = torch::optim::AdamWOptions(0).betas({config.beta1, config.beta2}).eps(config.eps);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(config.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(0)));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, options);
+  moments_.resize(params_.size());
+}
+
+void Trainer::zero_grad() {
+  for (auto& [_, p] : params_) p.mutable_grad() = torch::Tensor();
+}
+
+// torch.optim.AdamW's update (decoupled weight decay, bias-corrected moments) through libtorch's fused kernel, one
+// call per weight-decay group. Parameters without a gradient this step are left alone, as torch.optim does.
+void Trainer::adamw_step(double lr) {
+  for (const bool decay : {true, false}) {
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& p = params_[i].second;
+      if (decays_[i] != decay || !p.grad().defined()) continue;
+      auto& m = moments_[i];
+      if (!m.exp_avg.defined()) {
+        m.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        m.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        m.step = torch::zeros({}, p.options().dtype(torch::kFloat32));
+      }
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(m.exp_avg);
+      exp_avg_sqs.push_back(m.exp_avg_sq);
+      steps.push_back(m.step);
+    }
+    if (params.empty()) continue;
+    torch::NoGradGuard no_grad;
+    at::_foreach_add_(steps, 1);  // the kernel reads the step count for bias correction; callers advance it first
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1, config_.beta2,
+                      decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
 }
 
 int64_t Trainer::trainable() const {
@@ -72,13 +99,12 @@ StepMetrics Trainer::finish_step(double loss, double lr, StepMetrics metrics) {
   metrics.values["grad_norm"] = grad_norm;
   metrics.values["lr"] = lr;
   if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-    optimizer_->zero_grad(true);
+    zero_grad();
     throw NonFiniteLoss("step " + std::to_string(steps_ + 1) + ": the loss (" + std::to_string(loss) +
                         ") or the gradient norm (" + std::to_string(grad_norm) + ") is not finite; the weights were not updated");
   }
-  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  optimizer_->step();
-  optimizer_->zero_grad(true);
+  adamw_step(lr);
+  zero_grad();
   ++steps_;
   return metrics;
 }
@@ -89,7 +115,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
-  optimizer_->zero_grad(true);
+  zero_grad();
   const double parts = static_cast<double>(micro_batches.size());
   double loss = 0;
   std::vector<torch::Tensor> cr, rr, pc, pr, nll;
@@ -114,7 +140,7 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
-  optimizer_->zero_grad(true);
+  zero_grad();
   // Token-mean cross entropy over every answer token of the step (not a mean of per-record means).
   int64_t total = 0;
   for (const auto& batch : micro_batches)
@@ -141,33 +167,32 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
 
 io::NamedTensors Trainer::optimizer_state() const {
   io::NamedTensors out;
-  auto& state = optimizer_->state();
-  for (const auto& [name, p] : params_) {
-    const auto it = state.find(p.unsafeGetTensorImpl());
-    if (it == state.end()) continue;
-    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-    out.emplace_back(name + ".exp_avg", s.exp_avg());
-    out.emplace_back(name + ".exp_avg_sq", s.exp_avg_sq());
-    out.emplace_back(name + ".step", torch::tensor(s.step(), torch::kInt64).reshape({1}));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& m = moments_[i];
+    if (!m.exp_avg.defined()) continue;  // a parameter that had no step yet
+    const std::string& name = params_[i].first;
+    out.emplace_back(name + ".exp_avg", m.exp_avg);
+    out.emplace_back(name + ".exp_avg_sq", m.exp_avg_sq);
+    out.emplace_back(name + ".step", m.step.to(torch::kInt64).reshape({1}));
   }
   out.emplace_back("trainer.steps", torch::tensor(steps_, torch::kInt64).reshape({1}));
   return out;
 }
 
 void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
-  auto& state = optimizer_->state();
-  state.clear();
-  for (const auto& [name, p] : params_) {
+  std::vector<Moments> loaded(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
     if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->step(saved.tensor(name + ".step").item<int64_t>());
-    s->exp_avg(saved.tensor(name + ".exp_avg").clone().to(p.device()));
-    s->exp_avg_sq(saved.tensor(name + ".exp_avg_sq").clone().to(p.device()));
-    if (s->exp_avg().sizes() != p.sizes())
+    auto& m = loaded[i];
+    m.exp_avg = saved.tensor(name + ".exp_avg").to(p.device(), p.scalar_type()).clone();
+    m.exp_avg_sq = saved.tensor(name + ".exp_avg_sq").to(p.device(), p.scalar_type()).clone();
+    m.step = saved.tensor(name + ".step").to(p.device(), torch::kFloat32).reshape({}).clone();
+    if (m.exp_avg.sizes() != p.sizes() || m.exp_avg_sq.sizes() != p.sizes())
       throw std::invalid_argument(saved.path() + ": " + name + ".exp_avg has the wrong shape for this model");
-    state[p.unsafeGetTensorImpl()] = std::move(s);
   }
   if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
+  moments_ = std::move(loaded);
   steps_ = saved.tensor("trainer.steps").item<int64_t>();
 }
 
