@@ -223,7 +223,7 @@ export interface NativeAddon {
   trainPreferenceForward(options: {
     policy: NativeModel; reference?: NativeModel;
     pairs: { prompt: Tensor; chosen: Tensor; rejected: Tensor; video?: Tensor; reference?: [number, number] }[];
-    loss?: { type?: 'sigmoid' | 'hinge' | 'ipo' | 'robust'; beta?: number; labelSmoothing?: number; referenceFree?: boolean; sftWeight?: number };
+    loss?: Record<string, unknown>;  // lib/train/losses.ts LossConfig
     referenceMode?: 'precomputed' | 'lora-disabled' | 'frozen-copy' | 'none';
     sharePrefix?: boolean;
     batchPairs?: boolean;

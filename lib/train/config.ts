@@ -2,7 +2,7 @@
 // Unknown fields are errors; defaults follow TPO's published settings where the paper gives them.
 import { z } from 'zod';
 
-import { LossConfig } from './preference.js';
+import { LossOverrides } from './losses.js';
 import { OptimizerConfig } from './optimizer.js';
 import { Schedule } from './schedule.js';
 
@@ -28,14 +28,9 @@ export const TrainConfig = z.strictObject({
   /** tpo = sigmoid DPO + alpha x SFT on the chosen answer; dpo = the preference loss alone; sft = cross entropy. */
   objective: z.enum(['tpo', 'dpo', 'sft']).default('tpo'),
   preset: z.enum(['longva', 'llava-video']).optional(),
-  /** The loss (fields left out come from the preset, then the objective: tpo weighs the SFT term 1.0). */
-  loss: z.strictObject({
-    type: LossConfig.shape.type.unwrap().optional(),
-    beta: z.number().positive().optional(),
-    labelSmoothing: z.number().min(0).lt(0.5).optional(),
-    referenceFree: z.boolean().optional(),
-    sftWeight: z.number().min(0).optional(),
-  }).prefault({}),
+  /** The loss in TRL 1.x's shape (lib/train/losses.ts); fields left out come from the preset, then the objective
+   * (tpo adds an sft term of weight 1 unless type lists one). */
+  loss: LossOverrides.prefault({}),
   /** Where reference log-probs come from; default lora-disabled with LoRA, else frozen-copy. */
   reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
   lora: z.strictObject({

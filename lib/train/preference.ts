@@ -1,23 +1,14 @@
 // Preference objectives (TRL's DPO losses and TPO's SFT term) over a batch of pairs, through the native model:
-// the loss, TRL's metrics and, on request, gradients. The training step (coming) runs the same forward.
+// the loss, TRL's metrics and, on request, gradients (the losses' schema is losses.ts). The training step runs the same forward.
 import { z } from 'zod';
 
 import { VideoLM } from '../model/video-lm.js';
 import { type Tensor } from '../native.js';
 import { parse } from '../validate.js';
 import { native } from '../native.js';
+import { LossConfig } from './losses.js';
 
-export const LossConfig = z.strictObject({
-  /** TRL's loss_type: sigmoid (DPO; cDPO with labelSmoothing), hinge (SLiC), ipo (length-normalised), robust. */
-  type: z.enum(['sigmoid', 'hinge', 'ipo', 'robust']).default('sigmoid'),
-  beta: z.number().positive().default(0.1),
-  labelSmoothing: z.number().min(0).lt(0.5).default(0),
-  /** No reference model: the implicit reward is beta * log p(answer). */
-  referenceFree: z.boolean().default(false),
-  /** Weight of the NLL of the chosen answers: TPO's alpha, TRL's rpo_alpha. */
-  sftWeight: z.number().min(0).default(0),
-});
-export type LossConfig = z.input<typeof LossConfig>;
+export { LossConfig };
 
 export interface PreferencePairInput {
   /** 1-D ids: the prompt (the image id once when there is a video). */
@@ -49,6 +40,10 @@ export interface PreferenceOutput {
   nll: Tensor<'float32'>;
   chosenRewards: Tensor<'float32'>;
   rejectedRewards: Tensor<'float32'>;
+  /** The log-probs TRL logs as logps/chosen and logps/rejected: ld-weighted with ldAlpha; simpo, orpo: per-token means. */
+  chosenLogps: Tensor<'float32'>;
+  rejectedLogps: Tensor<'float32'>;
+  /** Summed log-probs of each answer under the policy. */
   policyChosen: Tensor<'float32'>;
   policyRejected: Tensor<'float32'>;
   refChosen?: Tensor<'float32'>;
@@ -81,8 +76,8 @@ export function preferenceMetrics(out: PreferenceOutput): Record<string, number>
     'rewards/rejected': mean(out.rejectedRewards),
     'rewards/accuracies': chosen.reduce((s, c, i) => s + (c > rejected[i]! ? 1 : 0), 0) / chosen.length,
     'rewards/margins': chosen.reduce((s, c, i) => s + c - rejected[i]!, 0) / chosen.length,
-    'logps/chosen': mean(out.policyChosen),
-    'logps/rejected': mean(out.policyRejected),
+    'logps/chosen': mean(out.chosenLogps),
+    'logps/rejected': mean(out.rejectedLogps),
     nll_loss: mean(out.nll),
   };
 }

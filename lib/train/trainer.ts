@@ -27,6 +27,7 @@ import { decodeVideo } from '../video/decode.js';
 import { loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { PRESETS, type ResolvedTrainConfig, TrainConfig } from './config.js';
 import { Optimizer } from './optimizer.js';
+import { LossConfig, lossTypes, needsReference } from './losses.js';
 import { preferenceForward, preferenceMetrics } from './preference.js';
 import { learningRate } from './schedule.js';
 
@@ -64,6 +65,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   constructor(config: TrainConfig, source = 'train config') {
     super();
     this.config = parse(TrainConfig, config, source);
+    if (this.#preference) parse(LossConfig, this.#loss(), `${source}: loss (with the preset's and objective's defaults)`);
   }
 
   get #preference(): boolean {
@@ -73,13 +75,17 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   #loss() {
     const preset = this.config.preset ? PRESETS[this.config.preset] : undefined;
     const loss = { ...(preset?.loss ?? {}), ...this.config.loss };
-    if (this.config.objective === 'dpo') loss.sftWeight = this.config.loss.sftWeight ?? 0;
+    // tpo's SFT term is an sft entry of weight sftWeight, unless the type list has its own sft entry.
+    const listsSft = lossTypes(loss.type).includes('sft');
+    if (this.config.objective === 'dpo' || listsSft) loss.sftWeight = this.config.loss.sftWeight ?? 0;
     else if (this.config.objective === 'tpo') loss.sftWeight = loss.sftWeight ?? 1;
     return loss;
   }
 
   #referenceMode() {
-    return this.config.reference ?? (this.config.lora ? 'lora-disabled' : 'frozen-copy');
+    if (this.config.reference) return this.config.reference;
+    if (!needsReference(this.#loss())) return 'none';  // sft, simpo, orpo or reference-free: no reference model
+    return this.config.lora ? 'lora-disabled' : 'frozen-copy';
   }
 
   /** The latest complete checkpoint: a folder is renamed into place only once whole. */
@@ -197,7 +203,8 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     hash.update(await readFile(c.data.train));
     hash.update(await readFile(join(c.model, 'config.json')));
     for (const t of (await readSafetensorsHeader(c.model)).tensors) hash.update(`${t.name}:${t.dtype}:${t.shape}:${t.byteLength}`);
-    hash.update(JSON.stringify({ frames: c.frames, maxLength: c.maxLength, videoRoot: c.data.videoRoot }));
+    const ldAlpha = this.#loss().ldAlpha;  // LD-DPO weighs the reference's log-probs too (TRL's compute_ref_log_probs)
+    hash.update(JSON.stringify({ frames: c.frames, maxLength: c.maxLength, videoRoot: c.data.videoRoot, ...(ldAlpha !== undefined ? { ldAlpha } : {}) }));
     const folder = join(cacheDir(), 'reference-logps');
     await mkdir(folder, { recursive: true });
     const file = join(folder, `${hash.digest('hex').slice(0, 32)}.json`);
@@ -208,9 +215,10 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     try {
       for (const batch of videoBatches(records, { batchSize: this.config.batchSize, shuffle: false })) {
         const pairs = await this.#pairInputs(batch);
-        const r = await preferenceForward(policy, pairs, { loss: { referenceFree: true }, referenceMode: 'none', batchPairs: this.config.batchPairs });
-        const pc = r.policyChosen.toTypedArray() as Float32Array;
-        const pr = r.policyRejected.toTypedArray() as Float32Array;
+        const loss = { referenceFree: true, ...(ldAlpha !== undefined ? { ldAlpha } : {}) };
+        const r = await preferenceForward(policy, pairs, { loss, referenceMode: 'none', batchPairs: this.config.batchPairs });
+        const pc = r.chosenLogps.toTypedArray() as Float32Array;
+        const pr = r.rejectedLogps.toTypedArray() as Float32Array;
         batch.records.filter((rec) => rec.chosen.trim() !== rec.rejected.trim()).forEach((rec, i) => out.set(rec.id, [pc[i]!, pr[i]!]));
       }
     } finally {
