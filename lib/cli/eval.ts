@@ -11,12 +11,14 @@ export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
                                         multiple-choice accuracy on a benchmark, overall and per category
       --format F          auto | ${EVAL_FORMATS.join(' | ')} (default auto: told by the fields)
       --video-root DIR    where relative video paths start (default: the benchmark file's folder)
-      --frames N          frames sampled uniformly from each video (default 16)
+      --frames N          frames sampled uniformly from each video (default 16; np.linspace over the frames)
+      --max-frames-num N  the same, by lmms-eval's name for it
       --method M          loglik: rank the options by log-likelihood (default); generate: greedy answer, letter parsed
       --adapter DIR       a LoRA adapter (PEFT layout) to load onto the model
       --limit N           only the first N questions
       --max-new-tokens N  generation length for --method generate (default 16)
-      --out FILE          the results JSON, every sample included (written atomically)
+      --out PATH          FILE.json: the results JSON, every sample included (written atomically); a folder:
+                          lmms-eval's layout (<model>/<date>_results.json, <date>_samples_<task>.jsonl)
       --json              print the results as JSON (without the samples) instead of a table`;
 
 /** A number flag, or undefined when absent: zod then checks it and names the field. */
@@ -36,13 +38,13 @@ export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig
     args: argv,
     options: {
       model: { type: 'string' }, benchmark: { type: 'string' }, format: { type: 'string' }, 'video-root': { type: 'string' },
-      frames: { type: 'string' }, method: { type: 'string' }, adapter: { type: 'string' }, limit: { type: 'string' },
+      frames: { type: 'string' }, 'max-frames-num': { type: 'string' }, method: { type: 'string' }, adapter: { type: 'string' }, limit: { type: 'string' },
       'max-new-tokens': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false },
     },
   });
   const raw = {
     model: values.model, benchmark: values.benchmark, format: values.format, videoRoot: values['video-root'],
-    frames: num(values.frames), method: values.method, adapter: values.adapter, limit: num(values.limit),
+    frames: num(values.frames ?? values['max-frames-num']), method: values.method, adapter: values.adapter, limit: num(values.limit),
     maxNewTokens: num(values['max-new-tokens']), out: values.out,
   };
   const defined = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));

@@ -27,6 +27,7 @@ import { packageVersion } from '../version.js';
 import { decodeVideo } from '../video/decode.js';
 import { loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
+import { isLmmsEvalOut, writeLmmsEval } from './lmms-eval.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
 /** A path the run cannot do without: "required" when absent rather than zod's type message. */
@@ -49,7 +50,8 @@ export const EvalConfig = z.strictObject({
   limit: z.int().min(1).optional(),
   /** Generation length (method generate). */
   maxNewTokens: z.int().min(1).max(4096).default(16),
-  /** Where the results JSON goes (written atomically); none: not written. */
+  /** Where the results go: a .json file (tpo's results, written atomically), or a folder in lmms-eval's layout
+   * (lmms-eval.ts); none: not written. */
   out: z.string().min(1).optional(),
 });
 export type EvalConfig = z.input<typeof EvalConfig>;
@@ -223,7 +225,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
     tpoVersion: packageVersion(),
     date: new Date().toISOString(),
   };
-  if (c.out) {
+  if (c.out && isLmmsEvalOut(c.out)) await writeLmmsEval(results, c.out);  // a folder: lmms-eval's layout
+  else if (c.out) {
     await mkdir(dirname(c.out), { recursive: true });
     await writeJsonFile(c.out, results);
   }

@@ -15,8 +15,8 @@ export const LOSS_TYPES = [
 export const LossType = z.enum(LOSS_TYPES);
 export type LossType = z.output<typeof LossType>;
 
-/** Losses that read no reference model. */
-export const REFERENCE_FREE_LOSSES: readonly LossType[] = ['sft', 'simpo', 'orpo'];
+/** The losses simpo and orpo may be combined with (themselves and sft). */
+const REFERENCE_FREE_LOSSES: readonly LossType[] = ['sft', 'simpo', 'orpo'];
 
 const fields = {
   /** One loss, or several summed with `weights` (TRL's loss_type list: MPO is ["sigmoid", "bco_pair", "sft"]). */
@@ -88,7 +88,11 @@ export type ResolvedLossConfig = z.output<typeof LossConfig>;
 export const LossOverrides = z.strictObject(fields).partial().superRefine(checkLoss);
 export type LossOverrides = z.output<typeof LossOverrides>;
 
-/** Whether the loss reads a reference model's log-probs (every TRL DPO loss does, unless reference-free). */
+/**
+ * Whether the loss reads a reference model's log-probs: always, unless reference-free or simpo / orpo (TRL's
+ * DPOTrainer keeps a reference even for sft alone, for its rewards).
+ */
 export function needsReference(loss: LossFields): boolean {
-  return !loss.referenceFree && lossTypes(loss.type).some((t) => !REFERENCE_FREE_LOSSES.includes(t));
+  const types = lossTypes(loss.type);
+  return !loss.referenceFree && !types.includes('simpo') && !types.includes('orpo');
 }

@@ -160,7 +160,7 @@ describe('loss config', () => {
     using policy = await VideoLM.load(join(DPO, 'policy'));
     const pairs = await dpoPairs();
     const { native } = await import('../../lib/native.js');
-    const call = (loss: Record<string, unknown>) => native().trainPreferenceForward({ policy: policy.native, pairs, loss, referenceMode: 'none' });
+    const call = async (loss: Record<string, unknown>) => native().trainPreferenceForward({ policy: policy.native, pairs, loss, referenceMode: 'none' });
     await assert.rejects(call({ type: 'exo_pair' }), { code: 'ERR_TPO_ARGUMENT', message: /loss: exo_pair needs labelSmoothing > 0/ });
     await assert.rejects(call({ type: ['sigmoid', 'sft'], weights: [1, 2, 3] }), { code: 'ERR_TPO_ARGUMENT', message: /loss: weights has 3 entries for 2/ });
     await assert.rejects(call({ type: 'nope' }), { code: 'ERR_TPO_ARGUMENT', message: /loss: type: loss type 'nope' is not one of sigmoid, hinge/ });
