@@ -74,6 +74,8 @@ export const TrainConfig = z.strictObject({
   evalEvery: z.int().nonnegative().default(0),
   /** final/: the LoRA adapter in PEFT layout, or with `merge` the full weights with the adapter folded in. */
   export: z.strictObject({ merge: z.boolean().default(false) }).prefault({}),
+  /** TensorBoard event files beside metrics.jsonl (train/loss, train/rewards/accuracies, ...: TRL's names). */
+  tensorboard: z.boolean().default(true),
   /** A non-finite loss stops the run (default) or skips the batch. */
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
 });

@@ -30,6 +30,7 @@ import { Optimizer } from './optimizer.js';
 import { LossConfig, lossTypes, needsReference } from './losses.js';
 import { preferenceForward, preferenceMetrics } from './preference.js';
 import { learningRate } from './schedule.js';
+import { TensorBoardWriter } from './tensorboard.js';
 
 export interface StepEvent {
   step: number;
@@ -58,6 +59,8 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   #policy?: VideoLM;
   #reference?: VideoLM;
   #videos = new Map<string, Tensor>();
+  /** Event files beside metrics.jsonl while fit runs (config.tensorboard). */
+  #tensorboard?: TensorBoardWriter;
   /** Records left out, and why (identical answers, non-finite losses when onNonFinite is skip). */
   readonly skipped: { id: string; reason: string }[] = [];
 
@@ -291,6 +294,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
       } else {
         await rm(join(c.output, 'metrics.jsonl'), { force: true });
       }
+      if (c.tensorboard) this.#tensorboard = await TensorBoardWriter.open(c.output, resume ? { resumeStep: step } : {});
       const reference = this.#preference && this.#referenceMode() === 'precomputed'
         ? await this.#precompute(records as PreferencePair[]) : undefined;
       const epochs = new Map<number, Batch<PreferencePair | SftRecord>[]>();
@@ -327,6 +331,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
         const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: batch.records.length / seconds, 'tokens/s': result.tokens / seconds };
         const line = { step: step + 1, epoch, ...metrics };
         await writeFile(join(c.output, 'metrics.jsonl'), JSON.stringify(line) + '\n', { flag: 'a' });
+        await this.#tensorboard?.scalars(step + 1, { ...metrics, epoch: (step + 1) / perEpoch });
         this.emit('step', { step: step + 1, total, epoch, metrics });
         if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(step + 1, optimizer, epoch);
         if (c.evalEvery > 0 && (step + 1) % c.evalEvery === 0) await this.evaluate(step + 1);
@@ -349,6 +354,8 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
       await rename(temp, final);
       return { steps: total, final, stopped: 'done' };
     } finally {
+      await this.#tensorboard?.close();
+      this.#tensorboard = undefined;
       policy.dispose();
       this.#reference?.dispose();
       for (const t of this.#videos.values()) t.dispose();
@@ -372,6 +379,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     }
     const metrics = { 'eval/rewards/accuracies': correct / Math.max(1, n), 'eval/loss': loss / Math.max(1, n) };
     await writeFile(join(c.output, 'metrics.jsonl'), JSON.stringify({ step, ...metrics }) + '\n', { flag: 'a' });
+    await this.#tensorboard?.scalars(step, metrics);
     this.emit('eval', { step, epoch: -1, metrics });
     return metrics;
   }
