@@ -42,6 +42,9 @@ export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig
       'max-new-tokens': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false },
     },
   });
+  if (values.frames !== undefined && values['max-frames-num'] !== undefined && values.frames !== values['max-frames-num']) {
+    throw new ValidationError('tpo eval', [{ code: 'custom', path: ['--max-frames-num'], message: `is --frames by lmms-eval's name; --frames says ${values.frames}`, input: values['max-frames-num'] }]);
+  }
   const raw = {
     model: values.model, benchmark: values.benchmark, format: values.format, videoRoot: values['video-root'],
     frames: num(values.frames ?? values['max-frames-num']), method: values.method, adapter: values.adapter, limit: num(values.limit),
