@@ -72,10 +72,9 @@ bool LossConfig::has(LossType type) const {
 }
 
 bool LossConfig::needs_reference() const {
-  if (reference_free) return false;
-  for (const auto& t : terms)
-    if (!reference_free_family(t.type)) return true;
-  return false;
+  // As in TRL: DPOTrainer has a reference for every list (sft alone still logs rewards against it); CPO's simpo
+  // and ORPO have none.
+  return !reference_free && !has(LossType::Simpo) && !has(LossType::Orpo);
 }
 
 void LossConfig::validate() const {

@@ -41,7 +41,8 @@ struct LossConfig {
 
   // Throws std::invalid_argument naming the setting when the combination is not one TRL runs.
   void validate() const;
-  // Whether any term reads reference log-probs (all but sft, simpo and orpo, unless reference-free).
+  // Whether reference log-probs are read: always, unless reference-free or simpo / orpo (TRL's DPOTrainer keeps a
+  // reference even for sft alone, for its rewards).
   bool needs_reference() const;
   bool has(LossType type) const;
 };
