@@ -73,6 +73,10 @@ export interface WayResult {
   rate: number;
   unit: 'pairs/s' | 'tokens/s';
   ms: number;
+  /** CPU time (user + system, every thread) of the median call: on a loaded machine, what to compare. */
+  cpuMs: number;
+  /** The process's float32 matmul rate right after its measurement (what its MFU divides by). */
+  matmulGflops: number;
   peakRssMiB: number;
   /** The first step's loss (from the starting weights): every way computes the same number. */
   firstLoss?: number;
@@ -209,6 +213,20 @@ async function writeWork(work: string, shape: BenchShape, baseDir?: string): Pro
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/** Wall and CPU milliseconds (medians) of `repeats` calls. */
+async function timeCalls(call: () => Promise<unknown>, repeats: number): Promise<{ ms: number; cpuMs: number }> {
+  const wall: number[] = [], cpu: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const started = performance.now();
+    const used = process.cpuUsage();
+    await call();
+    const spent = process.cpuUsage(used);
+    wall.push(performance.now() - started);
+    cpu.push((spent.user + spent.system) / 1000);
+  }
+  return { ms: median(wall), cpuMs: median(cpu) };
+}
 const row = (t: Tensor, i: number) => t.indexSelect(0, [i]).reshape(t.shape.slice(1));
 
 /** One tpo preference-step configuration, in this process. */
@@ -235,14 +253,9 @@ async function tpoDpo(work: string, way: keyof typeof TPO_WAYS, steps: number): 
     loss: { beta: 0.1, sftWeight: 1 }, sharePrefix: o.sharePrefix, encodeOnce: o.encodeOnce, referenceMode: o.referenceMode,
   });
   const first = await step();
-  const times: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const started = performance.now();
-    await step();
-    times.push(performance.now() - started);
-  }
-  const ms = median(times);
-  return { way, rate: pairs.length / (ms / 1000), unit: 'pairs/s', ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, firstLoss: first.metrics.loss };
+  const { ms, cpuMs } = await timeCalls(step, steps);
+  const { gflops: matmulGflops } = await benchMatmul({ size: 1024, seconds: 1 });
+  return { way, rate: pairs.length / (ms / 1000), unit: 'pairs/s', ms, cpuMs, matmulGflops, peakRssMiB: process.resourceUsage().maxRSS / 1024, firstLoss: first.metrics.loss };
 }
 
 /** tpo's generation: the prompts about one video in one call, greedy, KV cache, the common prefix shared or not. */
@@ -254,14 +267,9 @@ async function tpoGenerate(work: string, repeats: number, sharePrefix: boolean):
   const newTokens = Number(process.env.TPO_BENCH_NEW_TOKENS ?? 32);
   const call = () => model.generate({ prompts, videoTokens, maxNewTokens: newTokens, sharePrefix });
   const first = await call();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const started = performance.now();
-    await call();
-    times.push(performance.now() - started);
-  }
-  const ms = median(times);
-  return { way: sharePrefix ? 'tpo-generate' : 'tpo-generate-noshare', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, tokens: first.tokens };
+  const { ms, cpuMs } = await timeCalls(call, repeats);
+  const { gflops: matmulGflops } = await benchMatmul({ size: 1024, seconds: 1 });
+  return { way: sharePrefix ? 'tpo-generate' : 'tpo-generate-noshare', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, cpuMs, matmulGflops, peakRssMiB: process.resourceUsage().maxRSS / 1024, tokens: first.tokens };
 }
 
 async function runChildWay(f: Flags): Promise<WayResult> {
@@ -300,10 +308,10 @@ function spawnWay(way: Way, work: string, f: Flags, shape: BenchShape): WayResul
   if (r.status !== 0) throw new Error(`bench pytorch: ${way} failed (exit ${r.status ?? r.signal}):\n${r.stderr.slice(-4000)}`);
   const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
   if (way in STOCK_WAYS) {
-    return { way, rate: out.pairsPerSecond as number, unit: 'pairs/s', ms: out.stepMs as number, peakRssMiB: out.peakRssMiB as number, firstLoss: out.firstLoss as number };
+    return { way, rate: out.pairsPerSecond as number, unit: 'pairs/s', ms: out.stepMs as number, cpuMs: out.cpuMs as number, matmulGflops: out.matmulGflops as number, peakRssMiB: out.peakRssMiB as number, firstLoss: out.firstLoss as number };
   }
   if (way === 'pytorch-generate') {
-    return { way, rate: out.tokensPerSecond as number, unit: 'tokens/s', ms: out.callMs as number, peakRssMiB: out.peakRssMiB as number,
+    return { way, rate: out.tokensPerSecond as number, unit: 'tokens/s', ms: out.callMs as number, cpuMs: out.cpuMs as number, matmulGflops: out.matmulGflops as number, peakRssMiB: out.peakRssMiB as number,
       tokens: (out.tokens as number[][]).map((r) => r.slice(-shape.newTokens)) };
   }
   return out as unknown as WayResult;
@@ -312,7 +320,9 @@ function spawnWay(way: Way, work: string, f: Flags, shape: BenchShape): WayResul
 export interface BenchPytorchResult {
   shape: BenchShape & { name: string };
   results: WayResult[];
+  /** The machine's float32 matmul rate at the benchmark's thread count, measured in the same run. */
   matmulGflops: number;
+  threads: number;
 }
 
 export async function benchPytorch(argv: string[]): Promise<BenchPytorchResult> {
@@ -333,42 +343,92 @@ export async function benchPytorch(argv: string[]): Promise<BenchPytorchResult> 
       const byRate = [...rs].sort((a, b) => a.rate - b.rate);
       return { ...byRate[Math.floor(rs.length / 2)]!, peakRssMiB: median(rs.map((r) => r.peakRssMiB)) };
     });
+    const threads = f.threads || runtimeInfo().threads.cores;
+    setNumThreads(threads);
     const matmul = await benchMatmul({ size: 1024, seconds: 1 });
-    return { shape: { name: f.shapeName, ...shape }, results, matmulGflops: matmul.gflops };
+    return { shape: { name: f.shapeName, ...shape }, results, matmulGflops: matmul.gflops, threads };
   } finally {
     if (!f.work) await rm(work, { recursive: true, force: true });
   }
 }
 
-/** The table: each way's rate, time and peak RSS, and ratios against the best stock way of its kind. */
+/** Visual tokens of one video at a shape: 2x2-pooled patches of every frame, and grid newlines. */
+function visualTokens(s: BenchShape): number {
+  const side = Math.floor(Math.floor(s.imageSize / s.patch) / 2);
+  return s.frames * (side * side + (s.newline ? side : 0));
+}
+
+/**
+ * Floating-point operations one step (or generate call) of `way` needs, counted the way model-FLOP utilisation is:
+ * 2 per weight and token for a forward, 6 for forward and backward, attention's two matmuls (causal: half), the
+ * work the way's own algorithm requires (the prompt once or per answer, the tower per pair or per answer and
+ * model, the reference online or not), never recomputation (checkpointing) or padding.
+ */
+export function wayFlops(s: BenchShape, way: Way): number {
+  const d = s.hidden / s.heads;
+  const layer = 2 * s.hidden * s.hidden + 2 * s.hidden * s.kvHeads * d + 3 * s.hidden * s.intermediate;
+  const lm = (tokens: number, keys: number) => tokens * s.layers * (2 * layer + 4 * keys * s.hidden);  // one forward
+  const grid = Math.floor(s.imageSize / s.patch) ** 2;
+  const towerLayer = 4 * s.towerHidden ** 2 + 2 * s.towerHidden * s.towerIntermediate;
+  const tower = s.frames * grid * s.towerLayers * (2 * towerLayer + 4 * grid * s.towerHidden);  // frozen: forward only
+  const projector = 2 * s.frames * grid * (s.towerHidden * s.hidden + s.hidden * s.hidden);
+  const prompt = visualTokens(s) + s.promptTokens + 2, answer = s.answerTokens;
+  const head = (tokens: number) => 2 * s.hidden * s.vocab * tokens;
+  if (way.includes('generate')) {
+    const rows = s.prompts, shared = way === 'tpo-generate' ? visualTokens(s) + 2 : 0;
+    const prefill = lm(shared, shared / 2) + rows * lm(prompt - shared, shared + (prompt - shared) / 2);
+    const decode = rows * s.newTokens * (lm(1, prompt + s.newTokens / 2) + head(1));
+    return prefill + decode;
+  }
+  const video = tower + 3 * projector;
+  // Per pair: the policy's forward and backward (3 forwards' work) over its sequences, lm_head at the answers.
+  let pair: number;
+  if (way === 'tpo' || way === 'tpo-checkpointing') {
+    pair = video + 3 * (lm(prompt - 1, (prompt - 1) / 2) + lm(2 * (answer + 1), prompt - 1 + (answer + 1) / 2)) + 3 * head(2 * answer);
+  } else {
+    pair = video + 3 * lm(2 * (prompt + answer), (prompt + answer) / 2) + 3 * head(2 * answer);
+    if (way === 'pytorch-trl') pair += 3 * (head(2 * (prompt + answer)) - head(2 * answer));  // logits everywhere
+    if (way === 'tpo-off' || way === 'pytorch-trl') {
+      // The video for each answer of each model, the reference's forward online.
+      pair += 3 * tower + 2 * projector + lm(2 * (prompt + answer), (prompt + answer) / 2) +
+        (way === 'pytorch-trl' ? head(2 * (prompt + answer)) : head(2 * answer));
+    }
+  }
+  return s.pairs * pair;
+}
+
+/** The table: each way's rate, wall and CPU time, peak RSS, utilisation; ratios against the best stock way. */
 export function formatBenchPytorch(r: BenchPytorchResult): string {
   const s = r.shape;
-  const visual = s.frames * (Math.floor(Math.floor(s.imageSize / s.patch) / 2) ** 2 + (s.newline ? Math.floor(Math.floor(s.imageSize / s.patch) / 2) : 0));
   const lines = [
     `shape ${s.name}: Qwen2 ${s.layers} x ${s.hidden} (${s.heads}/${s.kvHeads} heads, mlp ${s.intermediate}, vocab ${s.vocab}); ` +
-      `SigLIP ${s.towerLayers} x ${s.towerHidden} at ${s.imageSize}/${s.patch}; ${s.frames} frames -> ${visual} visual tokens; ` +
-      `prompt +${s.promptTokens}, answers ${s.answerTokens}, ${s.pairs} pairs/step; generation ${s.prompts} prompts x ${s.newTokens} tokens`,
+      `SigLIP ${s.towerLayers} x ${s.towerHidden} at ${s.imageSize}/${s.patch}; ${s.frames} frames -> ${visualTokens(s)} visual tokens; ` +
+      `prompt +${s.promptTokens}, answers ${s.answerTokens}, ${s.pairs} pairs/step; generation ${s.prompts} prompts x ${s.newTokens} tokens; ` +
+      `${r.threads} thread(s) per process`,
     '',
-    'way                rate             ms   peak RSS   vs best stock   RSS vs best stock   first loss',
-    '-----------------  -------------  -----  ---------  -------------  ------------------  ----------',
+    'way                   rate              wall ms  cpu ms  peak RSS   vs best stock  cpu vs best  RSS vs best   MFU   first loss',
+    '--------------------  ----------------  -------  ------  ---------  -------------  -----------  -----------  -----  ----------',
   ];
   const best = r.results.find((x) => x.way === 'pytorch-best');
   const gen = r.results.find((x) => x.way === 'pytorch-generate');
   for (const x of r.results) {
     const ref = x.unit === 'tokens/s' ? gen : best;
-    const ratio = ref ? `${(x.rate / ref.rate).toFixed(2)}x` : '';
-    const rss = ref ? `${(x.peakRssMiB / ref.peakRssMiB).toFixed(2)}x` : '';
-    lines.push(`${x.way.padEnd(17)}  ${`${x.rate.toFixed(3)} ${x.unit}`.padEnd(13)}  ${x.ms.toFixed(0).padStart(5)}  ` +
-      `${`${x.peakRssMiB.toFixed(0)} MiB`.padStart(9)}  ${ratio.padStart(13)}  ${rss.padStart(18)}  ${x.firstLoss?.toFixed(5) ?? ''}`);
+    const ratio = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '' : `${v.toFixed(2)}x`);
+    const mfu = wayFlops(s, x.way) / (x.ms / 1000) / (x.matmulGflops * 1e9);
+    lines.push([
+      x.way.padEnd(20), `${x.rate.toFixed(3)} ${x.unit}`.padEnd(16), x.ms.toFixed(0).padStart(7), x.cpuMs.toFixed(0).padStart(6),
+      `${x.peakRssMiB.toFixed(0)} MiB`.padStart(9), ratio(ref && x.rate / ref.rate).padStart(13),
+      ratio(ref && ref.cpuMs / x.cpuMs).padStart(11), ratio(ref && x.peakRssMiB / ref.peakRssMiB).padStart(11),
+      `${(100 * mfu).toFixed(0)}%`.padStart(5), x.firstLoss?.toFixed(5) ?? '',
+    ].join('  '));
   }
   const tg = r.results.find((x) => x.way === 'tpo-generate');
   if (tg?.tokens && gen?.tokens) {
-    const flat = (t: number[][]) => t.flat();
-    const a = flat(tg.tokens), b = flat(gen.tokens);
-    const same = a.filter((v, i) => v === b[i]).length;
-    lines.push('', `generated tokens equal to transformers': ${same} of ${Math.max(a.length, b.length)}`);
+    const a = tg.tokens.flat(), b = gen.tokens.flat();
+    lines.push('', `generated tokens equal to transformers': ${a.filter((v, i) => v === b[i]).length} of ${Math.max(a.length, b.length)}`);
   }
-  lines.push(`matmul (1024, float32): ${r.matmulGflops.toFixed(0)} GFLOP/s`);
+  lines.push(`MFU: the way's model FLOPs / wall time / the float32 matmul rate (1024) its process measured right after ` +
+    `(${r.results.map((x) => x.matmulGflops.toFixed(0)).join(', ')} GFLOP/s; ${r.matmulGflops.toFixed(0)} in the parent)`);
   return lines.join('\n');
 }
 

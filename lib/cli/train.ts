@@ -1,25 +1,25 @@
-// `tpo train --config run.json [--resume] [--set field=value ...]`: a training run from a config file.
-import { parseArgs } from 'node:util';
-
+// `tpo train --config run.json [--resume] [--force] [--set field=value ...]`: a training run from a config file.
 import type { TrainConfig } from '../train/config.js';
-import { readConfigFile } from './overrides.js';
 import { Trainer } from '../train/trainer.js';
+import { parseFlags, requireConfig } from './flags.js';
+import { readConfigFile } from './overrides.js';
 import { ProgressBar } from './progress.js';
 
-export const TRAIN_USAGE = `  train --config FILE [--resume] [--set FIELD=VALUE ...]
+export const TRAIN_USAGE = `  train --config FILE [--resume] [--force] [--set FIELD=VALUE ...]
                                         train (tpo, dpo or sft) as the config says; --set overrides a field
-                                        (dotted path, JSON value: --set lr=1e-5 --set lora.r=16)`;
+                                        (dotted path, JSON value: --set lr=1e-5 --set lora.r=16); --resume
+                                        continues the run in the output folder; --force (overwrite: true)
+                                        deletes another run found there and starts this one`;
 
 export async function runTrain(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { config: { type: 'string' }, resume: { type: 'boolean', default: false }, set: { type: 'string', multiple: true } },
-  });
-  if (!values.config) throw new Error('train: --config FILE is required');
-  const config = await readConfigFile(values.config, values.set);
-  const trainer = new Trainer(config as unknown as TrainConfig, values.config);
+  const { values } = parseFlags(argv, { config: 'string', resume: 'boolean', force: 'boolean', set: 'strings' });
+  const file = requireConfig('tpo train', values.config);
+  const config = await readConfigFile(file, values.set);
+  if (values.force) config.overwrite = true;
+  const trainer = new Trainer(config as unknown as TrainConfig, file);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());  // finish the step, save a checkpoint, stop
+  trainer.on('notice', (message) => process.stderr.write(`tpo train: ${message}\n`));
   // The shared progress bar: steps done of the run's total, rate and ETA (from this process's steps only, so a
   // resumed run's estimate is its own), the latest loss and reward accuracy.
   let bar: ProgressBar | undefined;

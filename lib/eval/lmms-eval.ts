@@ -122,7 +122,8 @@ export async function writeLmmsEval(r: EvalResults, out: string): Promise<LmmsEv
     versions: { [task]: 0.0 },
     'n-shot': { [task]: 0 },
     higher_is_better: { [task]: { [metric]: true, ...(metric !== 'acc' ? { acc: true } : {}), ...(loglik ? { acc_norm: true } : {}) } },
-    'n-samples': { [task]: { original: r.results.n, effective: r.results.n } },
+    // original: the questions asked of the file; effective: those scored (a video that cannot be decoded skips its own).
+    'n-samples': { [task]: { original: r.results.n + (r.results.skipped ?? 0), effective: r.results.n } },
     config: {
       model: 'tpo', model_args: modelArgs, batch_size: '1', batch_sizes: [], device: 'cpu', use_cache: null,
       limit: r.config.limit ?? null, bootstrap_iters: 0, gen_kwargs: '', random_seed: 0, numpy_seed: 0, torch_seed: 0, fewshot_seed: 0,

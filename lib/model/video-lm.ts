@@ -1,8 +1,11 @@
 // The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), plain Qwen2ForCausalLM, and the
 // SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+import { existsSync } from 'node:fs';
+
 import { z } from 'zod';
 
 import { type DType, DTYPES, native, type NativeModel, type NativeModelInfo, type Tensor } from '../native.js';
+import { checkFolderFiles, prepareOutputDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { ByteSize } from './safetensors.js';
 
@@ -85,6 +88,14 @@ const SaveOptions = z.strictObject({
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
 
+/** What a folder the native loader opens holds is files (a missing folder: the loader names the file it needs). */
+function checkExisting(dir: string, names: RegExp, what: string): void {
+  if (existsSync(dir)) checkFolderFiles(dir, names, what);
+}
+
+/** The files of a model folder the native loader opens. */
+const MODEL_FILES = /^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
+
 export class VideoLM {
   readonly #model: NativeModel;
 
@@ -95,7 +106,8 @@ export class VideoLM {
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
     const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
-    const model = await native().modelLoad(parse(z.string().min(1), dir, 'VideoLM.load: dir'), {
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
+    const model = await native().modelLoad(dir, {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
       device,
@@ -180,11 +192,13 @@ export class VideoLM {
 
   /** PEFT layout: adapter_config.json + adapter_model.safetensors. */
   saveLora(dir: string): Promise<void> {
-    return this.#model.saveLora(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'));
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'), 'an adapter folder');
+    return this.#model.saveLora(dir);
   }
 
   loadLora(dir: string): Promise<void> {
-    return this.#model.loadLora(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'));
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'), /^adapter_/, 'an adapter folder');
+    return this.#model.loadLora(dir);
   }
 
   /** Which parts train (the rest are frozen). Returns the number of trainable weights. */
@@ -207,7 +221,8 @@ export class VideoLM {
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */
   save(dir: string, options: SaveOptions = {}): Promise<string[]> {
     const { layout, maxShardSize } = parse(SaveOptions, options, 'VideoLM.save: options');
-    return this.#model.save(parse(z.string().min(1), dir, 'VideoLM.save: dir'), { layout, maxShardBytes: maxShardSize });
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.save: dir'), 'a model folder');
+    return this.#model.save(dir, { layout, maxShardBytes: maxShardSize });
   }
 
   dispose(): void {

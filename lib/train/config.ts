@@ -2,7 +2,8 @@
 // Unknown fields are errors; defaults follow TPO's published settings where the paper gives them.
 import { z } from 'zod';
 
-import { LossOverrides } from './losses.js';
+import { ON_VIDEO_ERROR } from '../model/session.js';
+import { LossOverrides, ReferenceMode } from './loss.js';
 import { OptimizerConfig } from './optimizer.js';
 import { Schedule } from './schedule.js';
 
@@ -28,11 +29,11 @@ export const TrainConfig = z.strictObject({
   /** tpo = sigmoid DPO + alpha x SFT on the chosen answer; dpo = the preference loss alone; sft = cross entropy. */
   objective: z.enum(['tpo', 'dpo', 'sft']).default('tpo'),
   preset: z.enum(['longva', 'llava-video']).optional(),
-  /** The loss in TRL 1.x's shape (lib/train/losses.ts); fields left out come from the preset, then the objective
+  /** The loss in TRL 1.x's shape (lib/train/loss.ts); fields left out come from the preset, then the objective
    * (tpo adds an sft term of weight 1 unless type lists one). */
   loss: LossOverrides.prefault({}),
   /** Where reference log-probs come from; default lora-disabled with LoRA, else frozen-copy. */
-  reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
+  reference: ReferenceMode.optional(),
   lora: z.strictObject({
     r: z.int().min(1).default(8),
     alpha: z.number().positive().default(16),
@@ -78,6 +79,11 @@ export const TrainConfig = z.strictObject({
   tensorboard: z.boolean().default(true),
   /** A non-finite loss stops the run (default) or skips the batch. */
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
+  /** A video that cannot be decoded: its records are skipped and reported (default), or the run stops. */
+  onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
+  /** The output folder may hold another run (or this one, not resumed): delete its checkpoints, metrics.jsonl,
+   * final/ and run.json and start this run. Without it such a folder is an error (a folder holds one run). */
+  overwrite: z.boolean().default(false),
 });
 export type TrainConfig = z.input<typeof TrainConfig>;
 export type ResolvedTrainConfig = z.output<typeof TrainConfig>;

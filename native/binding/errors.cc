@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "train/optimizer.h"
+
 namespace tpo::binding {
 namespace {
 
@@ -19,6 +21,8 @@ ErrorInfo describe_current_exception() {
     throw;
   } catch (const c10::Error& e) {
     return {trimmed(e.what_without_backtrace()), "ERR_TPO_TORCH"};
+  } catch (const train::NonFiniteLoss& e) {
+    return {trimmed(e.what()), "ERR_TPO_NON_FINITE"};
   } catch (const std::bad_alloc&) {
     return {"out of memory", "ERR_TPO_NATIVE"};
   } catch (const std::exception& e) {

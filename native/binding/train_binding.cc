@@ -110,6 +110,7 @@ train::ForwardConfig forward_config(Napi::Env env, const Args& args) {
 struct ForwardResult {
   train::PreferenceForward forward;
   std::vector<std::pair<std::string, torch::Tensor>> grads;
+  std::map<std::string, double> metrics;  // TRL's, as the training step reports them
 };
 
 // trainPreferenceForward({policy, reference?, pairs, loss, referenceMode, sharePrefix, gradients?: string[]})
@@ -136,6 +137,9 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
         auto params = policy->lm->named_parameters(true);
         for (auto& p : params) p.value().mutable_grad() = torch::Tensor();
         r.forward = train::preference_forward(*policy->lm, reference ? reference->lm.get() : nullptr, pairs, config);
+        const auto& f = r.forward;
+        r.metrics = train::preference_metrics(f.out.chosen_rewards, f.out.rejected_rewards, f.out.chosen_logps,
+                                              f.out.rejected_logps, f.out.nll.reshape({1}), f.out.loss.item<double>());
         if (backward) {
           r.forward.out.loss.backward();
           for (const auto& name : wanted) {
@@ -168,6 +172,9 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
         auto grads = Napi::Object::New(env);
         for (auto& [name, g] : r.grads) grads.Set(name, TensorHandle::wrap(env, std::move(g)));
         out.Set("gradients", grads);
+        auto metrics = Napi::Object::New(env);
+        for (const auto& [k, v] : r.metrics) metrics.Set(k, v);
+        out.Set("metrics", metrics);
         return out;
       });
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <limits>
 
 namespace tpo::model {
 namespace {
@@ -183,6 +184,15 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   last.outputs_for_last = 1;  // every row's next token comes from its last position
   auto out = lm.model->forward(embeds, key_mask.narrow(1, 0, shared + suffix), positions, last);
   auto next_position = positions.select(1, suffix - 1).unsqueeze(1) + 1;
+  // Every step's mask at once: a step's query sees every earlier position of its row but the padding; with no
+  // padding (prompts of one length after the shared part) no mask at all.
+  AttentionMask step_mask;
+  torch::Tensor every_step;  // [B, 1, 1, capacity]: a step of cache length T reads its first T keys
+  const auto valid = key_mask.to(torch::kBool);
+  if (!valid.all().item<bool>())
+    every_step = torch::zeros({b, 1, 1, capacity}, options).masked_fill_(valid.logical_not().view({b, 1, 1, capacity}),
+                                                                         -std::numeric_limits<double>::infinity());
+  scoring.attention = &step_mask;
 
   GenerateResult result;
   result.tokens.resize(static_cast<size_t>(b));
@@ -205,7 +215,8 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
     }
     if (all_done || step + 1 == o.max_new_tokens) break;
     const int64_t length = cache.length() + 1;
-    out = lm.model->forward(lm.model->embed_tokens(token.unsqueeze(1)), key_mask.narrow(1, 0, length), next_position, scoring);
+    if (every_step.defined()) step_mask.mask = every_step.narrow(3, 0, length);
+    out = lm.model->forward(lm.model->embed_tokens(token.unsqueeze(1)), {}, next_position, scoring);
     next_position = next_position + 1;
   }
   return result;

@@ -10,6 +10,7 @@
 
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
+#include "model/linear.h"
 
 namespace tpo::model {
 namespace {
@@ -35,7 +36,7 @@ LoraLinearImpl::LoraLinearImpl(int64_t in, int64_t out, bool with_bias) {
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  auto y = torch::nn::functional::linear(x, weight, bias);
+  auto y = linear(x, weight, bias);
   if (lora_A && enabled_) {
     auto h = dropout_ > 0 && is_training() ? torch::dropout(x, dropout_, true) : x;
     y = y + lora_B(lora_A(h.to(lora_A->weight.scalar_type()))).to(y.scalar_type()) * scaling_;

@@ -324,7 +324,8 @@ Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const to
                     .unsqueeze(0).expand({b, l});
   if (o.outputs_for_last > l) throw std::invalid_argument("outputs_for_last exceeds the positions given");
   LayerInputs in;
-  in.mask = attention_mask_for(attention_mask, b, l, past, inputs_embeds.scalar_type(), inputs_embeds.device(), o.padding);
+  in.mask = o.attention ? *o.attention
+                        : attention_mask_for(attention_mask, b, l, past, inputs_embeds.scalar_type(), inputs_embeds.device(), o.padding);
   in.rope = rotary_emb(inputs_embeds, positions);
   in.cache = o.cache;
   in.shared = o.shared_prefix;

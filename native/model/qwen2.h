@@ -141,6 +141,8 @@ class Qwen2ModelImpl : public torch::nn::Module {
     // keys and values): the last layer runs its queries, attention and MLP for those alone, and
     // last_hidden_state is [B, outputs_for_last, D].
     int64_t outputs_for_last = -1;
+    // A mask the caller built (generation builds one for all its steps); else one is made from attention_mask.
+    const AttentionMask* attention = nullptr;
   };
   // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
   // undefined (0, 1, ... after the cache and the shared prefix).

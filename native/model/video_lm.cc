@@ -1,6 +1,7 @@
 #include "model/video_lm.h"
 
 #include "model/checkpoint.h"
+#include "model/linear.h"
 
 #include <cmath>
 
@@ -120,10 +121,19 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
   const auto features = out.features.to(llava->embed_tokens->weight.scalar_type());
   // Under activation checkpointing the projector keeps only its input: its two [F, N, D] activations are the
   // largest a long video leaves behind.
+  const auto project = [this](const torch::Tensor& x) {
+    // mm_projector: Linear (, GELU, Linear), each Linear through ATen's linear (the bias folded into the matmul).
+    torch::Tensor h = x;
+    for (const auto& layer : llava->mm_projector->children()) {
+      if (auto lin = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer)) h = linear(h, lin->weight, lin->bias);
+      else h = torch::gelu(h);  // mlp2x_gelu's nn.GELU(): the exact (erf) form
+    }
+    return h;
+  };
   out.projected = model->gradient_checkpointing
-                      ? checkpointed([this](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{llava->mm_projector->forward(in[0])}; },
+                      ? checkpointed([project](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{project(in[0])}; },
                                      {features})[0]
-                      : llava->mm_projector->forward(features);
+                      : project(features);
   out.pooled = pool_2d(out.projected, vision.grid(), mm);
   if (uses_newline(mm) && !llava->image_newline.defined())
     throw std::invalid_argument("mm_newline_position " + mm.newline_position + " needs image_newline, which merge type " +

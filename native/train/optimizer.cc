@@ -15,8 +15,6 @@ bool decays(const std::string& name, const torch::Tensor& p) {
   return name.find("norm") == std::string::npos;
 }
 
-double mean_of(const torch::Tensor& t) { return t.to(torch::kFloat64).mean().item<double>(); }
-
 // bf16 autocast for a step on a CUDA model (the weights stay float32, the matmuls run in bf16), as TRL's bf16=True.
 // Autocast is per thread, and each step runs on a pool thread: set and cleared around the step.
 struct CudaAutocast {
@@ -133,16 +131,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
     nll.push_back(f.out.nll.detach().reshape({1}));
     metrics.tokens += static_cast<int64_t>((f.logps.chosen_tokens.sum() + f.logps.rejected_tokens.sum()).item<double>());
   }
-  const auto chosen = torch::cat(cr), rejected = torch::cat(rr);
-  auto& v = metrics.values;
-  v["loss"] = loss;
-  v["rewards/chosen"] = mean_of(chosen);
-  v["rewards/rejected"] = mean_of(rejected);
-  v["rewards/accuracies"] = mean_of((chosen > rejected).to(torch::kFloat64));
-  v["rewards/margins"] = mean_of(chosen - rejected);
-  v["logps/chosen"] = mean_of(torch::cat(pc));
-  v["logps/rejected"] = mean_of(torch::cat(pr));
-  v["nll_loss"] = mean_of(torch::cat(nll));
+  metrics.values = preference_metrics(torch::cat(cr), torch::cat(rr), torch::cat(pc), torch::cat(pr), torch::cat(nll), loss);
   return finish_step(loss, lr, std::move(metrics));
 }
 

@@ -240,4 +240,21 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   return result;
 }
 
+std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
+                                                 const torch::Tensor& policy_chosen, const torch::Tensor& policy_rejected,
+                                                 const torch::Tensor& nll, double loss) {
+  const auto mean = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64).mean().item<double>(); };
+  const auto chosen = chosen_rewards.detach(), rejected = rejected_rewards.detach();
+  return {
+      {"loss", loss},
+      {"rewards/chosen", mean(chosen)},
+      {"rewards/rejected", mean(rejected)},
+      {"rewards/accuracies", mean((chosen > rejected).to(torch::kFloat64))},
+      {"rewards/margins", mean(chosen - rejected)},
+      {"logps/chosen", mean(policy_chosen)},
+      {"logps/rejected", mean(policy_rejected)},
+      {"nll_loss", mean(nll)},
+  };
+}
+
 }  // namespace tpo::train

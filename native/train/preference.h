@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,6 +12,14 @@
 #include "train/losses.h"
 
 namespace tpo::train {
+
+// TRL's logged metrics of a batch (get_batch_loss_metrics: means over its pairs; nll_loss the mean of the given
+// NLL terms, one per micro-batch): the one definition the training step and trainPreferenceForward both report.
+// Keys: loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected,
+// nll_loss. `chosen_logps`, `rejected_logps`: LossOutput's (the log-probs TRL logs: ld-weighted; simpo, orpo: means).
+std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
+                                                 const torch::Tensor& chosen_logps, const torch::Tensor& rejected_logps,
+                                                 const torch::Tensor& nll, double loss);
 
 // One pair as the model sees it: a prompt (1-D ids, the image id once if there is a video) and two answers.
 struct Pair {

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from stock import StockVideoLM, make_adamw, median, peak_rss_mib, set_threads, timed_steps, tpo_loss
+from stock import StockVideoLM, matmul_gflops, make_adamw, median, peak_rss_mib, set_threads, timed_steps, tpo_loss
 
 
 def selective_log_softmax(logits, index):
@@ -129,7 +129,7 @@ def main() -> int:
             return loss.item()
 
     first_loss = step()  # the first step, from the starting weights: compared with tpo's
-    times, _ = timed_steps(step, a.steps)
+    times, cpu, _ = timed_steps(step, a.steps)
     if a.profile:
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             step()
@@ -137,6 +137,7 @@ def main() -> int:
     step_s = median(times)
     json.dump({"impl": "pytorch", "way": a.way, "pairs": n, "stepMs": step_s * 1000, "pairsPerSecond": n / step_s,
                "peakRssMiB": peak_rss_mib(), "firstLoss": first_loss, "stepsMs": [t * 1000 for t in times],
+               "cpuMs": median(cpu) * 1000, "matmulGflops": matmul_gflops(),
                "torch": torch.__version__, "threads": torch.get_num_threads()}, sys.stdout)
     print()
     return 0

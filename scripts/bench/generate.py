@@ -14,7 +14,7 @@ import time
 import torch
 from safetensors.torch import load_file
 
-from stock import StockVideoLM, median, peak_rss_mib, set_threads
+from stock import StockVideoLM, matmul_gflops, median, peak_rss_mib, set_threads
 
 
 def main() -> int:
@@ -39,14 +39,15 @@ def main() -> int:
                                      min_new_tokens=a.new_tokens, do_sample=False, pad_token_id=0, eos_token_id=None)
 
     first = call()  # warm-up, and the tokens to compare with tpo's
-    times = []
+    times, cpu = [], []
     for _ in range(a.repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         call()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     s = median(times)
     n = prompts.shape[0] * a.new_tokens
-    json.dump({"impl": "pytorch", "way": "generate", "tokensPerSecond": n / s, "callMs": s * 1000,
+    json.dump({"impl": "pytorch", "way": "generate", "tokensPerSecond": n / s, "callMs": s * 1000, "cpuMs": median(cpu) * 1000, "matmulGflops": matmul_gflops(),
                "peakRssMiB": peak_rss_mib(), "tokens": first.tolist(), "torch": torch.__version__}, sys.stdout)
     print()
     return 0

@@ -126,10 +126,25 @@ def median(xs):
 
 
 def timed_steps(step, steps: int):
+    """Wall and CPU (user + system, every thread) seconds of each call after a warm-up call. CPU time is what to
+    compare on a loaded machine with one thread per process: waiting for a core does not count."""
     step()  # warm-up: kernel selection, allocator
-    times = []
+    times, cpu = [], []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out = step()
         times.append(time.perf_counter() - t)
-    return times, out
+        cpu.append(time.process_time() - c)
+    return times, cpu, out
+
+
+def matmul_gflops(size: int = 1024, seconds: float = 1.0) -> float:
+    """float32 matmul rate right after the measurement, as `tpo doctor` measures it: the figure MFU divides by."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    c = torch.empty(size, size)
+    torch.mm(a, b, out=c)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        torch.mm(a, b, out=c)
+        n += 1
+    return 2 * size ** 3 * n / (time.perf_counter() - start) / 1e9

@@ -10,7 +10,7 @@ import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import type { Tensor } from '../../lib/tensor.js';
 import { TrainConfig } from '../../lib/train/config.js';
-import { LossConfig, needsReference } from '../../lib/train/losses.js';
+import { LossConfig, needsReference } from '../../lib/train/loss.js';
 import { type ForwardOptions, preferenceForward, preferenceMetrics, type PreferencePairInput } from '../../lib/train/preference.js';
 import { parse } from '../../lib/validate.js';
 import { FIXTURES } from '../helpers.js';
@@ -85,7 +85,7 @@ describe('preference losses against TRL 1.13', function () {
       assertClose(out.chosenLogps, expected[`${name}.chosen_logps`], `${name}.chosen_logps`);
       assertClose(out.rejectedLogps, expected[`${name}.rejected_logps`], `${name}.rejected_logps`);
       const metrics = preferenceMetrics(out);
-      for (const key of ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected']) {
+      for (const key of ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected'] as const) {
         const want = c.trl_metrics[key]!;
         assert.ok(Math.abs(metrics[key]! - want) <= 2e-5 + 1e-4 * Math.abs(want), `${name} ${key}: ${metrics[key]} vs TRL ${want}`);
       }
@@ -160,7 +160,7 @@ describe('loss config', () => {
     using policy = await VideoLM.load(join(DPO, 'policy'));
     const pairs = await dpoPairs();
     const { native } = await import('../../lib/native.js');
-    const call = async (loss: Record<string, unknown>) => native().trainPreferenceForward({ policy: policy.native, pairs, loss, referenceMode: 'none' });
+    const call = async (loss: Record<string, unknown>) => native().trainPreferenceForward({ policy: policy.native, pairs, loss: loss as never, referenceMode: 'none' } as never);
     await assert.rejects(call({ type: 'exo_pair' }), { code: 'ERR_TPO_ARGUMENT', message: /loss: exo_pair needs labelSmoothing > 0/ });
     await assert.rejects(call({ type: ['sigmoid', 'sft'], weights: [1, 2, 3] }), { code: 'ERR_TPO_ARGUMENT', message: /loss: weights has 3 entries for 2/ });
     await assert.rejects(call({ type: 'nope' }), { code: 'ERR_TPO_ARGUMENT', message: /loss: type: loss type 'nope' is not one of sigmoid, hinge/ });

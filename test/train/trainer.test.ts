@@ -57,7 +57,7 @@ describe('Trainer', function () {
     for (const key of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'nll_loss', 'grad_norm', 'lr', 'pairs/s', 'tokens/s']) {
       assert.ok(Number.isFinite(last[key]), `${key} logged`);
     }
-    assert.ok(lines.some((l) => l['eval/rewards/accuracies'] !== undefined), 'validation ran');
+    assert.ok(lines.some((l) => l['eval_rewards/accuracies'] !== undefined), 'validation ran (TRL: eval_rewards/accuracies)');
     // The same curves in TensorBoard's event files beside metrics.jsonl, as TensorBoard's own reader sees them.
     assert.ok(readdirSync(join(dir, 'run-api')).some((n) => n.startsWith('events.out.tfevents.')), 'TensorBoard event file');
     if (!tensorboardUnavailable()) {

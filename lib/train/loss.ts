@@ -1,7 +1,7 @@
-// The preference loss in TRL 1.x's config shape (DPOConfig loss_type / loss_weights, ld_alpha, use_weighting,
-// discopop_tau; CPOConfig simpo_gamma), one schema for the forward, the training step and the train config. The
-// native side (native/train/losses.cc) computes every loss as TRL 1.13's code does; test/fixtures/trl holds TRL's
-// own numbers for each.
+// The preference loss and how a preference forward runs, as one schema each, imported by the trainer's config, the
+// forward, the optimizer step and the addon's types: the defaults live here and nowhere else. The loss has TRL 1.x's
+// config shape (DPOConfig loss_type / loss_weights, ld_alpha, use_weighting, discopop_tau; CPOConfig simpo_gamma);
+// native/train/losses.cc computes every loss as TRL 1.13's code does, and test/fixtures/trl holds TRL's own numbers.
 import { z } from 'zod';
 
 /**
@@ -96,3 +96,21 @@ export function needsReference(loss: LossFields): boolean {
   const types = lossTypes(loss.type);
   return !loss.referenceFree && !types.includes('simpo') && !types.includes('orpo');
 }
+
+/** Where reference log-probs come from: computed once before training, the policy with its adapters switched off,
+ * a frozen copy of the starting weights, or no reference (reference-free). */
+export const REFERENCE_MODES = ['precomputed', 'lora-disabled', 'frozen-copy', 'none'] as const;
+export const ReferenceMode = z.enum(REFERENCE_MODES);
+export type ReferenceMode = z.output<typeof ReferenceMode>;
+
+/** How a batch of pairs runs through the models (the forward and the training step take the same settings). */
+export const ForwardSettings = z.strictObject({
+  loss: LossConfig.prefault({}),
+  /** TPO and TRL: a frozen copy of the starting weights; with LoRA, the adapters switched off. */
+  referenceMode: ReferenceMode.default('lora-disabled'),
+  /** Run each pair's prompt (video included) once; both answers attend to it. */
+  sharePrefix: z.boolean().default(true),
+  /** Every pair's answers in one padded forward per model (small models: fewer, larger operations). */
+  batchPairs: z.boolean().default(false),
+});
+export type ForwardSettings = z.input<typeof ForwardSettings>;
