@@ -20,11 +20,12 @@ import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
-import { prepareOutputFile } from '../paths.js';
+import { prepareOutputFile, prepareWritableDir } from '../paths.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
+import { isLmmsEvalOut, writeLmmsEval } from './lmms-eval.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
 /** A path the run cannot do without: "required" when absent rather than zod's type message. */
@@ -47,7 +48,8 @@ export const EvalConfig = z.strictObject({
   limit: z.int().min(1).optional(),
   /** Generation length (method generate). */
   maxNewTokens: z.int().min(1).max(4096).default(16),
-  /** Where the results JSON goes (written atomically; checked before the evaluation runs); none: not written. */
+  /** Where the results go (checked before the evaluation runs): a .json file (tpo's results, written atomically), or
+   * a folder in lmms-eval's layout (lmms-eval.ts); none: not written. */
   out: z.string().min(1).optional(),
   /** A video that cannot be decoded: skip its questions and list them in `skipped` (default), or stop. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
@@ -196,7 +198,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
   const started = performance.now();
   const c = parse(EvalConfig, config, 'eval config');
   // The output is checked before hours of work: not a folder, a FIFO or under /proc, and its folder takes files.
-  if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
+  if (c.out && isLmmsEvalOut(c.out)) prepareWritableDir(c.out, 'the results folder (--out)');
+  else if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
   const { format, items: all } = await readEvalBenchmark(c.benchmark, { format: c.format, ...(c.videoRoot ? { videoRoot: c.videoRoot } : {}) });
   const items = c.limit === undefined ? all : all.slice(0, c.limit);
   if (!items.length) throw new DataError('has no questions to evaluate', { file: c.benchmark });
@@ -255,7 +258,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
     tpoVersion: packageVersion(),
     date: new Date().toISOString(),
   };
-  if (c.out) await writeJsonFile(c.out, results);
+  if (c.out && isLmmsEvalOut(c.out)) await writeLmmsEval(results, c.out);  // a folder: lmms-eval's layout
+  else if (c.out) await writeJsonFile(c.out, results);
   return results;
 }
 
