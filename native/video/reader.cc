@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -178,32 +179,48 @@ class Stream {
   bool drained_ = false;
 };
 
-// Converts decoded frames to packed RGB at the output size, straight into the output tensor.
+// Converts decoded frames to packed RGB at the output size. swscale's SIMD paths read and write whole vectors past
+// a row's last pixel, and at small widths past the last row too (valgrind: invalid writes in sws_scale for frames
+// under ~30 px), so it never writes into the tight [H, W, 3] tensor: it scales into a frame allocated with
+// FFmpeg's own alignment and padding, and the rows are copied out.
 class RgbConverter {
  public:
-  RgbConverter(int width, int height) : width_(width), height_(height) {}
+  RgbConverter(int width, int height) : width_(width), height_(height), scratch_(make_frame()) {
+    scratch_->format = AV_PIX_FMT_RGB24;
+    scratch_->width = width;
+    scratch_->height = height;
+    const int r = av_frame_get_buffer(scratch_.get(), kAlign);
+    if (r < 0) throw std::runtime_error("cannot allocate a " + std::to_string(width) + "x" + std::to_string(height) +
+                                        " RGB frame: " + av_error_text(r));
+  }
 
   void convert(const AVFrame* f, uint8_t* dst) {
-    ctx_ = sws_getCachedContext(ctx_, f->width, f->height, static_cast<AVPixelFormat>(f->format), width_, height_,
-                                AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
-    if (!ctx_) throw std::runtime_error("swscale cannot convert this frame's pixel format");
+    ctx_.reset(sws_getCachedContext(ctx_.release(), f->width, f->height, static_cast<AVPixelFormat>(f->format), width_,
+                                    height_, AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr));
+    if (!ctx_) {
+      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
+      throw std::runtime_error(std::string("swscale cannot convert this frame's pixel format (") + (name ? name : "unknown") +
+                               ", " + std::to_string(f->width) + "x" + std::to_string(f->height) + ")");
+    }
     // The matrix and range the frame says it uses (BT.601 limited range when it says nothing, as ffmpeg does).
     const int colorspace = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : SWS_CS_DEFAULT;
     const bool full_range = f->color_range == AVCOL_RANGE_JPEG ||
                             f->format == AV_PIX_FMT_YUVJ420P || f->format == AV_PIX_FMT_YUVJ422P ||
                             f->format == AV_PIX_FMT_YUVJ444P;
-    sws_setColorspaceDetails(ctx_, sws_getCoefficients(colorspace), full_range ? 1 : 0,
+    sws_setColorspaceDetails(ctx_.get(), sws_getCoefficients(colorspace), full_range ? 1 : 0,
                              sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
-    const int strides[4] = {width_ * 3, 0, 0, 0};
-    sws_scale(ctx_, f->data, f->linesize, 0, f->height, planes, strides);
+    const int rows = sws_scale(ctx_.get(), f->data, f->linesize, 0, f->height, scratch_->data, scratch_->linesize);
+    if (rows != height_) throw std::runtime_error("swscale converted " + std::to_string(rows) + " of " + std::to_string(height_) + " rows");
+    const size_t row_bytes = static_cast<size_t>(width_) * 3;
+    for (int y = 0; y < height_; ++y)
+      std::memcpy(dst + static_cast<size_t>(y) * row_bytes, scratch_->data[0] + static_cast<ptrdiff_t>(y) * scratch_->linesize[0], row_bytes);
   }
 
-  ~RgbConverter() { sws_freeContext(ctx_); }
-
  private:
+  static constexpr int kAlign = 64;  // the widest SIMD store swscale makes (AVX-512)
   int width_, height_;
-  SwsContext* ctx_ = nullptr;
+  FramePtr scratch_;
+  SwsContextPtr ctx_;
 };
 
 std::pair<int, int> output_size(const VideoInfo& info, const ReadOptions& options, const std::string& path) {
