@@ -202,7 +202,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   benchMatmul(size: number, seconds: number): Promise<MatmulResult>;
   safetensorsRead(
-    path: string, dtype?: DType, keys?: readonly string[],
+    path: string, dtype?: DType, keys?: readonly string[], mmap?: boolean,
   ): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }>;
   safetensorsHeader(path: string): Promise<{ tensors: SafetensorsHeaderEntry[]; metadata: Record<string, string> }>;
   safetensorsWrite(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void>;

@@ -1,6 +1,8 @@
 // Checkpoint weights in safetensors: a single file, or the sharded layout transformers writes
-// (model.safetensors.index.json + model-0000i-of-0000n.safetensors). Reading memory-maps the files (no copy until a
-// tensor is converted or written to); writing is atomic per file, and the index is written last.
+// (model.safetensors.index.json + model-0000i-of-0000n.safetensors). Reading copies each tensor into memory of its
+// own (a file truncated or rewritten later changes nothing), or with `mmap` maps the files (no copy until a tensor
+// is converted or written to; the files must then stay as they are); writing is atomic per file, and the index is
+// written last.
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
@@ -18,6 +20,11 @@ const ReadOptions = z.strictObject({
   dtype: z.enum(DTYPES).optional(),
   /** Only these tensors (each must exist). */
   keys: z.array(z.string()).optional(),
+  /**
+   * Tensors as copy-on-write views of the files' memory mappings: no copy, nothing read until touched. The files
+   * must not be truncated or rewritten in place while the tensors live (touching a truncated page raises SIGBUS).
+   */
+  mmap: z.boolean().optional(),
 });
 export type ReadOptions = z.input<typeof ReadOptions>;
 
@@ -50,8 +57,8 @@ export type WriteOptions = z.input<typeof WriteOptions>;
 
 /** Every tensor of a .safetensors file, a sharded index, or a folder holding either. */
 export async function readSafetensors(path: string, options: ReadOptions = {}): Promise<Safetensors> {
-  const { dtype, keys } = parse(ReadOptions, options, 'readSafetensors: options');
-  return native().safetensorsRead(parse(Path, path, 'readSafetensors: path'), dtype as DType | undefined, keys);
+  const { dtype, keys, mmap } = parse(ReadOptions, options, 'readSafetensors: options');
+  return native().safetensorsRead(parse(Path, path, 'readSafetensors: path'), dtype as DType | undefined, keys, mmap);
 }
 
 /** Names, dtypes, shapes and files of a checkpoint's tensors, reading only headers. */
