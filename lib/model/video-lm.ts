@@ -15,6 +15,13 @@ const LoadOptions = z.strictObject({
   overrides: z.record(z.string(), z.unknown()).optional(),
   /** "cpu" (default), "cuda" or "cuda:N": CUDA needs an addon built against a CUDA libtorch. */
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').optional(),
+  /**
+   * Use the weights straight from the files' memory mappings (no copy; pages shared with other processes that map
+   * the same files) instead of reading them into private memory (the default). The files must then not be
+   * truncated or rewritten in place while the model lives: a change seen between calls is an error, one during a
+   * call raises SIGBUS. Replacing a file by rename is safe.
+   */
+  mmap: z.boolean().optional(),
 });
 export type LoadOptions = z.input<typeof LoadOptions>;
 
@@ -74,6 +81,15 @@ const SaveOptions = z.strictObject({
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
 
+/**
+ * A loaded model. Calls on one model may overlap (each native call runs on the thread pool):
+ * - forward, encodeVideo, generate, logprobs, save and saveLora run together;
+ * - training steps and loadLora run alone, waiting (off the event loop) for the calls in flight;
+ * - addLora, mergeLora and setTrainable are synchronous: while any call is in flight they throw an error with code
+ *   ERR_TPO_BUSY instead of waiting; await the calls first;
+ * - setLoraEnabled applies to the calls made after it; each call runs wholly with the setting it was made with;
+ * - dispose() while calls run is safe: they finish, and the memory goes with the last.
+ */
 export class VideoLM {
   readonly #model: NativeModel;
 
@@ -83,11 +99,12 @@ export class VideoLM {
 
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
-    const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
+    const { dtype, overrides, device, mmap } = parse(LoadOptions, options, 'VideoLM.load: options');
     const model = await native().modelLoad(parse(z.string().min(1), dir, 'VideoLM.load: dir'), {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
       device,
+      mmap,
     });
     return new VideoLM(model);
   }
@@ -129,6 +146,20 @@ export class VideoLM {
   /** Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. */
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>> {
     return this.#model.encodeVideo(pixels);
+  }
+
+  /**
+   * How many visual tokens `frames` frames become (the rows encodeVideo returns), from the config alone: with the
+   * prompt's and answer's tokens it must fit `maxPositions`, checked before a video is decoded.
+   */
+  videoTokenCount(frames: number): number {
+    return this.#model.videoTokenCount(parse(z.int().nonnegative(), frames, 'VideoLM.videoTokenCount: frames'));
+  }
+
+  /** The longest sequence the language model takes (config.json's max_position_embeddings). */
+  get maxPositions(): number {
+    const value = this.config.max_position_embeddings;
+    return typeof value === 'number' ? value : 32768;
   }
 
   /** Generates for several prompts about one video in one native call (KV cache, greedy or sampled). */
