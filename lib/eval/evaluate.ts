@@ -25,7 +25,7 @@ import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { decodeVideo } from '../video/decode.js';
-import { loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
+import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
@@ -112,7 +112,7 @@ const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
 async function encodeVideoOnce(
   runner: Runner, processor: Awaited<ReturnType<typeof loadPreprocessorConfig>>, videoPath: string,
 ): Promise<Tensor> {
-  const decoded = await decodeVideo(videoPath, { kind: 'uniform', frames: runner.config.frames });
+  const decoded = await decodeVideo(videoPath, { kind: 'uniform', frames: runner.config.frames }, { atLeast: decodeSizeFor(processor) });
   try {
     using pixels = await preprocessFrames(decoded.frames, processor);
     return await runner.model.encodeVideo(pixels);

@@ -28,7 +28,7 @@ import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { CorruptOptions, corruptFrames } from '../video/corrupt.js';
 import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
-import { loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
+import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
 import { type DropReason, judgeSynthetic, normalizeAnswer, type Verdict } from './judge.js';
 import { ChatClient, LlmConfig } from './llm.js';
 import { type PlanPair, comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans } from './plans.js';
@@ -282,7 +282,7 @@ export async function generatePairs(
 
     /** Answers to `questions` from one input of the video: decoded, corrupted if asked, encoded once. */
     const answer = async (videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number) => {
-      const decoded = await decodeVideo(videoPath, plan);
+      const decoded = await decodeVideo(videoPath, plan, { atLeast: decodeSizeFor(processor) });
       let frames = decoded.frames;
       if (corrupt !== undefined) {
         frames = await corruptFrames(decoded.frames, { ...c.corrupt, seed: corrupt });

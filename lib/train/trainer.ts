@@ -24,7 +24,7 @@ import { type NativePair, type Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { decodeVideo } from '../video/decode.js';
-import { loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { PRESETS, type ResolvedTrainConfig, TrainConfig } from './config.js';
 import { Optimizer } from './optimizer.js';
 import { preferenceForward, preferenceMetrics } from './preference.js';
@@ -117,7 +117,7 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     if (!this.#processor) return undefined;
     const cached = this.#videos.get(path);
     if (cached) return cached;
-    const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames });
+    const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames }, { atLeast: decodeSizeFor(this.#processor) });
     const pixels = await preprocessFrames(frames, this.#processor);
     frames.dispose();
     const trainsTower = this.config.train.vision || this.config.train.projector;

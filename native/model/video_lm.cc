@@ -56,6 +56,7 @@ bool uses_newline(const MultimodalConfig& mm) {
 int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   if (!config.vision || !config.mm) throw std::invalid_argument("this model has no vision tower");
   if (frames < 0) throw std::invalid_argument("a video cannot have " + std::to_string(frames) + " frames");
+  if (frames == 0) return 0;
   const MultimodalConfig& mm = *config.mm;
   const int64_t grid = config.vision->grid(), s = mm.pool_stride;
   // get_2dPool: average and max pooling round the grid down, bilinear rounds it up (pool_2d).

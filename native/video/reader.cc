@@ -10,6 +10,8 @@
 #include <regex>
 #include <stdexcept>
 
+#include "io/paths.h"
+#include "runtime/memory.h"
 #include "video/av_util.h"
 
 extern "C" {
@@ -42,13 +44,21 @@ int interrupt_callback(void* opaque) { return static_cast<const Deadline*>(opaqu
 class Stream {
  public:
   Stream(const std::string& path, int threads, Deadline* deadline) : path_(path) {
+    // FFmpeg reads a FIFO or a device until it ends (forever, for one nobody writes to): only regular files.
+    const io::PathKind kind = io::path_kind(path);
+    if (kind == io::PathKind::Missing) fail(path, "no such file");
+    if (kind != io::PathKind::File) fail(path, "is " + io::describe_path(path) + ", not a video file");
     std::error_code ec;
-    if (!fs::exists(path, ec)) fail(path, "no such file");
-    if (fs::is_regular_file(path, ec) && fs::file_size(path, ec) == 0) fail(path, "is empty (0 bytes)");
+    if (fs::file_size(path, ec) == 0) fail(path, "is empty (0 bytes)");
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) throw std::bad_alloc();
     raw->interrupt_callback = {interrupt_callback, deadline};
-    int r = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);  // frees `raw` on failure
+    // Local files only: "file:" keeps a name such as "pipe:0" or "http:x" a file name, and the whitelist keeps a
+    // playlist or concat file from reaching other protocols (the network, or pipes).
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    int r = avformat_open_input(&raw, ("file:" + path).c_str(), nullptr, &opts);  // frees `raw` on failure
+    av_dict_free(&opts);
     if (r < 0) fail(path, "cannot open as a video: " + av_error_text(r));
     fmt_.reset(raw);
     if ((r = avformat_find_stream_info(fmt_.get(), nullptr)) < 0)
@@ -231,10 +241,28 @@ std::pair<int, int> output_size(const VideoInfo& info, const ReadOptions& option
   if (info.width <= 0 || info.height <= 0 || info.width > kMaxSide || info.height > kMaxSide)
     fail(path, "has an implausible frame size " + std::to_string(info.width) + "x" + std::to_string(info.height));
   if (w > kMaxSide || h > kMaxSide) fail(path, "output size is larger than " + std::to_string(kMaxSide));
+  const int aw = options.at_least_width, ah = options.at_least_height;
+  if (aw < 0 || ah < 0 || aw > kMaxSide || ah > kMaxSide) fail(path, "at_least size must lie in [0, " + std::to_string(kMaxSide) + "]");
+  if (w == 0 && h == 0 && (aw > 0 || ah > 0)) {
+    // The largest scale that keeps both sides at or above the box (a side the box leaves 0 does not limit it).
+    const double scale = std::max(static_cast<double>(aw) / info.width, static_cast<double>(ah) / info.height);
+    if (scale >= 1) return {info.width, info.height};
+    const int sw = std::max({1, aw, static_cast<int>(std::ceil(info.width * scale - 1e-9))});
+    const int sh = std::max({1, ah, static_cast<int>(std::ceil(info.height * scale - 1e-9))});
+    return {std::min(sw, info.width), std::min(sh, info.height)};
+  }
   if (w == 0 && h == 0) return {info.width, info.height};
   if (w == 0) w = std::max(1, static_cast<int>(std::lround(static_cast<double>(h) * info.width / info.height)));
   if (h == 0) h = std::max(1, static_cast<int>(std::lround(static_cast<double>(w) * info.height / info.width)));
   return {w, h};
+}
+
+// Before the output tensor exists: a plan of 100,000 frames was allocated (overcommitted) and filled until the
+// process was killed, with no message.
+void check_frames_memory(const std::string& path, int64_t frames, int w, int h) {
+  const uint64_t bytes = static_cast<uint64_t>(frames) * static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * 3;
+  runtime::check_allocation(bytes, path + ": " + std::to_string(frames) + " frames of " + std::to_string(w) + "x" +
+                                       std::to_string(h) + " RGB");
 }
 
 Deadline make_deadline(const ReadOptions& options) {
@@ -305,6 +333,7 @@ DecodedVideo decode_folder(const std::string& dir, const SamplePlan& plan, const
   out.info = folder_info(dir, folder, options, deadline);
   const std::vector<Target> targets = resolve_plan(plan, out.info);
   const auto [w, h] = output_size(out.info, options, dir);
+  check_frames_memory(dir, static_cast<int64_t>(targets.size()), w, h);
   out.frames = torch::empty({static_cast<int64_t>(targets.size()), h, w, 3}, torch::kUInt8);
   RgbConverter rgb(w, h);
   const int64_t last = out.info.frame_count - 1;
@@ -333,6 +362,7 @@ DecodedVideo decode_file(const std::string& path, const SamplePlan& plan, const 
   const std::vector<Target> targets = resolve_plan(plan, out.info);
   const auto [w, h] = output_size(out.info, options, path);
   const auto n = static_cast<int64_t>(targets.size());
+  check_frames_memory(path, n, w, h);
   out.frames = torch::empty({n, h, w, 3}, torch::kUInt8);
   out.timestamps.assign(targets.size(), 0);
   out.indices.assign(targets.size(), 0);
