@@ -43,6 +43,15 @@ train::ReferenceMode reference_mode(Napi::Env env, const std::string& name) {
   throw_argument_error(env, "referenceMode must be precomputed, lora-disabled, frozen-copy or none");
 }
 
+// Token ids: integer tensors of one dimension (a float tensor would be truncated to ids nobody meant).
+torch::Tensor ids_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  torch::Tensor t = TensorHandle::unwrap(env, value, what);
+  if (c10::isFloatingType(t.scalar_type()) || t.scalar_type() == torch::kBool || t.dim() != 1)
+    throw_argument_error(env, what + " must be a 1-D tensor of integer token ids, got " + dtype_spec(t.scalar_type()).name + " " +
+                                  c10::str(t.sizes()));
+  return t;
+}
+
 std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
   if (!value.IsArray()) throw_argument_error(env, "pairs must be an array");
   auto list = value.As<Napi::Array>();
@@ -51,9 +60,9 @@ std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
     const std::string what = "pairs[" + std::to_string(i) + "]";
     const Args a(env, list.Get(i), what);
     train::Pair p;
-    p.prompt = TensorHandle::unwrap(env, a.get("prompt"), what + ".prompt");
-    p.chosen = TensorHandle::unwrap(env, a.get("chosen"), what + ".chosen");
-    p.rejected = TensorHandle::unwrap(env, a.get("rejected"), what + ".rejected");
+    p.prompt = ids_arg(env, a.get("prompt"), what + ".prompt");
+    p.chosen = ids_arg(env, a.get("chosen"), what + ".chosen");
+    p.rejected = ids_arg(env, a.get("rejected"), what + ".rejected");
     if (a.has("video")) p.video = TensorHandle::unwrap(env, a.get("video"), what + ".video");
     if (a.has("reference")) {
       const auto ref = number_array(env, a.get("reference"), what + ".reference");
@@ -285,8 +294,8 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
         const std::string what = "microBatches[" + std::to_string(i) + "][" + std::to_string(j) + "]";
         const Args r(env, records.Get(j), what);
         train::SftExample e;
-        e.prompt = TensorHandle::unwrap(env, r.get("prompt"), what + ".prompt");
-        e.answer = TensorHandle::unwrap(env, r.get("answer"), what + ".answer");
+        e.prompt = ids_arg(env, r.get("prompt"), what + ".prompt");
+        e.answer = ids_arg(env, r.get("answer"), what + ".answer");
         if (r.has("video")) e.video = TensorHandle::unwrap(env, r.get("video"), what + ".video");
         batch.push_back(std::move(e));
       }

@@ -166,20 +166,37 @@ io::NamedTensors Trainer::optimizer_state() const {
 }
 
 void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
-  auto& state = optimizer_->state();
-  state.clear();
+  // Everything is read and checked before the optimizer's state changes: a bad file leaves it as it was.
+  const auto scalar = [&](const std::string& key) {
+    const auto t = saved.tensor(key);
+    if (t.numel() != 1) throw std::invalid_argument(saved.path() + ": " + key + " must hold one number, not " + c10::str(t.sizes()));
+    return t.to(torch::kFloat64).item<double>();
+  };
+  const auto moment = [&](const std::string& key, const torch::Tensor& p) {
+    auto t = saved.tensor(key);
+    if (t.sizes() != p.sizes() || !t.is_floating_point())
+      throw std::invalid_argument(saved.path() + ": " + key + " is " + c10::toString(t.scalar_type()) + " " + c10::str(t.sizes()) +
+                                  "; this model's parameter is " + c10::str(p.sizes()));
+    return t.to(p.device(), p.scalar_type()).clone();
+  };
+  std::vector<std::pair<c10::TensorImpl*, std::unique_ptr<torch::optim::AdamWParamState>>> loaded;
   for (const auto& [name, p] : params_) {
     if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
     auto s = std::make_unique<torch::optim::AdamWParamState>();
-    s->step(saved.tensor(name + ".step").item<int64_t>());
-    s->exp_avg(saved.tensor(name + ".exp_avg").clone().to(p.device()));
-    s->exp_avg_sq(saved.tensor(name + ".exp_avg_sq").clone().to(p.device()));
-    if (s->exp_avg().sizes() != p.sizes())
-      throw std::invalid_argument(saved.path() + ": " + name + ".exp_avg has the wrong shape for this model");
-    state[p.unsafeGetTensorImpl()] = std::move(s);
+    const double step = scalar(name + ".step");
+    if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + name + ".step is not a step count");
+    s->step(static_cast<int64_t>(step));
+    s->exp_avg(moment(name + ".exp_avg", p));
+    s->exp_avg_sq(moment(name + ".exp_avg_sq", p));
+    loaded.emplace_back(p.unsafeGetTensorImpl(), std::move(s));
   }
   if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
-  steps_ = saved.tensor("trainer.steps").item<int64_t>();
+  const double steps = scalar("trainer.steps");
+  if (!(steps >= 0) || steps != std::floor(steps)) throw std::invalid_argument(saved.path() + ": trainer.steps is not a step count");
+  auto& state = optimizer_->state();
+  state.clear();
+  for (auto& [impl, s] : loaded) state[impl] = std::move(s);
+  steps_ = static_cast<int64_t>(steps);
 }
 
 }  // namespace tpo::train
