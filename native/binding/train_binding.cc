@@ -15,6 +15,7 @@
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
 #include "io/safetensors.h"
+#include "runtime/errors.h"
 #include "train/optimizer.h"
 #include "train/preference.h"
 
@@ -146,6 +147,15 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
         auto params = policy.lm->named_parameters(true);
         for (auto& p : params) p.value().mutable_grad() = torch::Tensor();
         r.forward = train::preference_forward(*policy.lm, reference_call ? reference_call->model().lm.get() : nullptr, pairs, config);
+        // The models' scores leave native code here (a precomputed reference is computed from them): NaN must be
+        // an error naming the model, not numbers. (Given reference values are the caller's; the loss shows them.)
+        const auto finite = [](const torch::Tensor& t) { return !t.defined() || torch::isfinite(t.detach()).all().item<bool>(); };
+        if (!finite(r.forward.logps.policy_chosen) || !finite(r.forward.logps.policy_rejected))
+          throw NonFiniteError("the model at " + policy.source + " gives non-finite log-probs (NaN or infinity)");
+        if (config.reference != train::ReferenceMode::Precomputed &&
+            (!finite(r.forward.logps.ref_chosen) || !finite(r.forward.logps.ref_rejected)))
+          throw NonFiniteError("the reference model at " + (reference_call ? reference_call->model().source : policy.source) +
+                               " gives non-finite log-probs (NaN or infinity)");
         if (backward) {
           r.forward.out.loss.backward();
           for (const auto& name : wanted) {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { readSafetensors, tensor, VideoLM, writeSafetensors } from '../../lib/index.js';
+import { preferenceForward, readSafetensors, tensor, VideoLM, writeSafetensors } from '../../lib/index.js';
 import { FIXTURES, removeDir, tempDir } from '../helpers.js';
 
 const HF = join(FIXTURES, 'hf');
@@ -30,11 +30,16 @@ describe('model guards', function () {
     tensors['lm_head.weight'] = tensor(head.map((v) => (v >= 0 ? 3e38 : -3e38)), [128, 64]);
     await writeSafetensors(join(folder, 'model.safetensors'), tensors);
     using model = await VideoLM.load(folder);
-    await assert.rejects(model.logprobs({ prompt: ids(1, 5, 9), answers: [ids(3, 4)] }), (e: Error & { code?: string }) => {
+    const nonFinite = (e: Error & { code?: string }) => {
       assert.equal(e.code, 'ERR_TPO_NON_FINITE');
       assert.match(e.message, new RegExp(`the model at ${folder} gives non-finite log-probs`));
       return true;
-    });
+    };
+    await assert.rejects(model.logprobs({ prompt: ids(1, 5, 9), answers: [ids(3, 4)] }), nonFinite);
+    // The scoring a precomputed reference and the trainer's metrics come from.
+    const pair = { prompt: ids(1, 5, 9), chosen: ids(3, 4), rejected: ids(7) };
+    await assert.rejects(preferenceForward(model, [pair], { referenceMode: 'none', loss: { referenceFree: true } }), nonFinite);
+    await assert.rejects(preferenceForward(model, [pair], { referenceMode: 'none', loss: { referenceFree: true }, batchPairs: true }), nonFinite);
   });
 
   it('videoTokenCount is the row count encodeVideo gives, for every newline and pooling setting', async () => {
