@@ -162,6 +162,20 @@ export class VideoLM {
     return typeof value === 'number' ? value : 32768;
   }
 
+  /**
+   * Throws (ERR_TPO_ARGUMENT) unless `frames` frames and `textTokens` more fit max_position_embeddings: the check
+   * to make before decoding a video, so that too many frames are an error naming the numbers, not an allocation.
+   */
+  assertVideoFits(frames: number, textTokens = 0, what = 'video'): void {
+    const visual = this.videoTokenCount(frames);
+    if (visual + textTokens > this.maxPositions) {
+      throw Object.assign(new RangeError(
+        `${what}: ${frames} frames make ${visual} visual tokens` + (textTokens ? ` (+ ${textTokens} text tokens)` : '') +
+        `, more than max_position_embeddings (${this.maxPositions}) of ${this.info.source}`,
+      ), { code: 'ERR_TPO_ARGUMENT' });
+    }
+  }
+
   /** Generates for several prompts about one video in one native call (KV cache, greedy or sampled). */
   generate(options: GenerateOptions): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }> {
     return this.#model.generate(parse(GenerateOptions, options, 'VideoLM.generate'));

@@ -72,6 +72,11 @@ describe('model guards', function () {
     using model = await VideoLM.load(join(HF, 'llava_video'), { overrides: { max_position_embeddings: 64 } });
     assert.ok(model.videoTokenCount(100_000) > model.maxPositions);
     assert.equal(model.maxPositions, 64);
+    model.assertVideoFits(10);
+    assert.throws(() => model.assertVideoFits(10, 8, 'clip.mp4'), {
+      code: 'ERR_TPO_ARGUMENT', message: /^clip\.mp4: 10 frames make 60 visual tokens \(\+ 8 text tokens\), more than max_position_embeddings \(64\)/,
+    });
+    assert.throws(() => model.assertVideoFits(100_000), /100000 frames make \d+ visual tokens/);
     using pixels = tensor(new Float32Array(11 * 3 * 32 * 32), [11, 3, 32, 32]);
     await assert.rejects(model.encodeVideo(pixels), /11 frames make 66 visual tokens, more than max_position_embeddings \(64\)/);
   });
