@@ -3,6 +3,7 @@
 // a million '[' would overflow the stack).
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -10,7 +11,25 @@
 
 namespace tpo::io {
 
-// Errors read "<source>: <subject> is not valid JSON (...)" (subject: "it" reads "<source>: not valid JSON").
-nlohmann::json parse_json(std::string_view text, const std::string& source, int max_depth = 64, const char* subject = nullptr);
+// Errors read "<source>: <subject> is not valid JSON (...)" (no subject: "<source>: not valid JSON (...)").
+// (Inline: one small function is not worth a translation unit of its own, each costing the torch PCH to compile.)
+inline nlohmann::json parse_json(std::string_view text, const std::string& source, int max_depth = 64,
+                                 const char* subject = nullptr) {
+  const std::string prefix = source + ": " + (subject ? std::string(subject) + " is " : std::string());
+  struct TooDeep {};
+  const auto limit = [max_depth](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
+    if ((event == nlohmann::json::parse_event_t::object_start || event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= max_depth)
+      throw TooDeep{};
+    return true;
+  };
+  try {
+    return nlohmann::json::parse(text.begin(), text.end(), limit);
+  } catch (const TooDeep&) {
+    throw std::invalid_argument(prefix + "JSON nested deeper than " + std::to_string(max_depth) + " levels");
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(prefix + "not valid JSON (" + e.what() + ")");
+  }
+}
 
 }  // namespace tpo::io

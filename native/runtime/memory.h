@@ -1,4 +1,4 @@
-// Memory left for this process, checked before the few allocations whose size comes from input (frames asked of a
+// (Implemented in runtime.cc.) Memory left for this process, checked before the few allocations whose size comes from input (frames asked of a
 // video, a model's parameters). Linux overcommits: an allocation larger than what is left succeeds, and the
 // process is killed as it fills it, with no message. An error naming what asked for the memory is better.
 #pragma once
