@@ -73,7 +73,9 @@ describe('model loading', function () {
     assert.match(String(result), /model\.safetensors does not fit this model/);
     assert.match(String(result), /model\.embed_tokens\.weight: checkpoint \[128, 64\], model \[32000, 1024\]/);
     assert.match(String(result), /22 missing key\(s\)|missing key\(s\)/);
-    assert.ok(growthMB < 200, `checking the header grew RSS by ${growthMB.toFixed(0)} MB`);
+    // (Alone this grows ~6 MB; inside the full suite up to ~200 MB of libtorch's own first-use memory was seen. The
+    // model is 1.9 GB of float32: building and initialising it first, as before, grew RSS by 1651 MB.)
+    assert.ok(growthMB < 600, `checking the header grew RSS by ${growthMB.toFixed(0)} MB`);
   });
 
   it('loads a ~200 MB bfloat16 checkpoint with a peak about its own size', async () => {
