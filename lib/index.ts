@@ -10,7 +10,7 @@ export {
   ByteSize, readSafetensors, readSafetensorsHeader, writeSafetensors, writeSafetensorsFolder,
   type Safetensors, type SafetensorsHeaderEntry,
 } from './model/safetensors.js';
-export { doctor, type DoctorReport } from './cli/doctor.js';
+export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
   CLIP_336, decodeSizeFor, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
   SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo,
@@ -28,7 +28,7 @@ export {
   type BenchmarkItem, type Caption, type DatasetOptions, type PreferencePair, type SftRecord, type VideoAnnotation,
 } from './data/records.js';
 export {
-  JsonlAppender, readJsonValues, RecordReader, writeJsonl,
+  JsonlAppender, LineSplitter, readJsonValues, RecordReader, writeJsonl,
   type JsonRecord, type ReadOptions, type ReadStats, type RepairedTail,
 } from './data/jsonl.js';
 export {
@@ -41,7 +41,7 @@ export { writeSynthDataset, type SynthOptions, type SynthProgress, type SynthSum
 /** The synthetic temporal world: timelines, rendering, captions, questions, manipulations, tokenizer, tiny config. */
 export * as synthetic from './synthetic/index.js';
 export {
-  EvalConfig, evaluate, formatResults,
+  EvalConfig, evaluate, formatResults, NonFiniteScoreError,
   type EvalProgress, type EvalResults, type EvalSample, type ResolvedEvalConfig,
 } from './eval/evaluate.js';
 export {
@@ -50,7 +50,7 @@ export {
 export {
   aggregate, formatOptions, parseChoice, type Aggregate, type CategoryScore, type ParsedChoice,
 } from './eval/score.js';
-export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './cli/progress.js';
+export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './progress.js';
 export { writeTextFile } from './data/jsonl.js';
 export {
   barChart, lineChart, niceAxis,
@@ -65,10 +65,13 @@ export { VideoLM, type ForwardInputs, type GenerateOptions, type LoadOptions, ty
 export { copyModelFiles } from './model/files.js';
 export { CorruptOptions, corruptFrames } from './video/corrupt.js';
 export { TrainConfig, PRESETS, type ResolvedTrainConfig } from './train/config.js';
-export { Trainer, type FitResult, type StepEvent } from './train/trainer.js';
+export { NothingTrainedError, RunFolderError, Trainer, type FitResult, type StepEvent } from './train/trainer.js';
+export { RunFolder, type Checkpoint, type RunRecord } from './train/run-folder.js';
+export { ForwardSettings, LOSS_TYPES, LossOverrides, LossType, REFERENCE_MODES, ReferenceMode } from './train/loss.js';
 export { Optimizer, OptimizerConfig } from './train/optimizer.js';
 export {
-  LossConfig, preferenceForward, preferenceMetrics, type ForwardOptions, type PreferenceOutput, type PreferencePairInput,
+  LossConfig, preferenceForward, preferenceMetrics, type ForwardOptions, type PreferenceMetrics, type PreferenceOutput,
+  type PreferencePairInput,
 } from './train/preference.js';
 export { learningRate, Schedule } from './train/schedule.js';
 export {
@@ -77,7 +80,20 @@ export {
 export {
   comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans, type PlanPair, type ScenePlans,
 } from './tpo/plans.js';
-export { answerMatches, judgeSynthetic, normalizeAnswer, type DropReason, type Verdict } from './tpo/judge.js';
+export {
+  answerMatches, judgeSynthetic, JUDGES, llmJudge, makeJudge, noneJudge, normalizeAnswer, settleSides, syntheticJudge,
+  type DropReason, type Judge, type JudgedQuestion, type JudgeKind, type Verdict,
+} from './tpo/judge.js';
+export { GenerationState, type GenerateSummary as GenerationSummary } from './tpo/state.js';
+export { mixed, quotas } from './tpo/quotas.js';
+export { DroppedPair, PairRecord, SkipRecord } from './tpo/records.js';
+export { captionWork, inputsFor, syntheticWork, type VideoWork } from './tpo/work.js';
+export { matchOption, MAX_OPTIONS, OPTION_LETTERS, type OptionMatch } from './data/answers.js';
+export { isVideoError, ModelSession, ON_VIDEO_ERROR, VideoError, type OnVideoError, type SessionOptions } from './model/session.js';
+export { fileDigest, modelDigest } from './model/digest.js';
+export {
+  checkInputDir, checkInputFile, checkInputFileOrDir, PathError, prepareOutputDir, prepareOutputFile, prepareWritableDir,
+} from './paths.js';
 export { ChatClient, LlmConfig, LlmError, type ChatMessage as LlmMessage } from './tpo/llm.js';
 export { checkCaptions, generateQuestion, judgePair, type GeneratedQuestion, type JudgeVerdict } from './tpo/questions.js';
 export { captionQuestions, syntheticQuestion, type Skip, type TpoQuestion } from './tpo/sources.js';

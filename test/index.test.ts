@@ -14,3 +14,16 @@ describe('the public API', () => {
     }
   });
 });
+
+describe('the library and the command line', () => {
+  it('the library exports no CLI code: lib/index.ts imports nothing from lib/cli/', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { ROOT } = await import('./helpers.js');
+    const source = readFileSync(join(ROOT, 'lib', 'index.ts'), 'utf8');
+    assert.deepEqual([...source.matchAll(/from '(\.\/cli\/[^']+)'/g)].map((m) => m[1]), []);
+    for (const name of ['doctor', 'formatDuration', 'ModelSession', 'RunFolder', 'PathError', 'matchOption'] as const) {
+      assert.equal(typeof (tpo as Record<string, unknown>)[name], 'function', name);
+    }
+  });
+});

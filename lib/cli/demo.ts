@@ -1,10 +1,8 @@
 // `tpo demo`: the whole pipeline on the synthetic world (lib/demo/demo.ts), a progress bar per stage, and the
 // base-vs-TPO table at the end.
-import { parseArgs } from 'node:util';
-
 import { type DemoEvent, DemoOptions, runDemo } from '../demo/demo.js';
 import { formatComparisonTable } from '../report/report.js';
-import { parse } from '../validate.js';
+import { parseFlagConfig, parseFlags } from './flags.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
 export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs N]
@@ -12,22 +10,16 @@ export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs
                                         TPO training, base vs TPO on the held-out benchmark, report.html
                                         (default out: tpo-demo; a rerun resumes)`;
 
-const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-
 export async function runDemoCommand(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: 'string' }, seed: { type: 'string' }, videos: { type: 'string' }, base: { type: 'string' },
-      'train-base': { type: 'boolean', default: false }, pairs: { type: 'string' },
-      epochs: { type: 'string' }, lr: { type: 'string' }, beta: { type: 'string' },
-    },
+  const { values } = parseFlags(argv, {
+    out: 'string', seed: 'number', videos: 'number', base: 'string', 'train-base': 'boolean', pairs: 'number',
+    epochs: 'number', lr: 'number', beta: 'number',
   });
   const raw = {
-    out: values.out, seed: num(values.seed), videos: num(values.videos), base: values.base, trainBase: values['train-base'],
-    pairs: num(values.pairs), epochs: num(values.epochs), lr: num(values.lr), beta: num(values.beta),
+    out: values.out, seed: values.seed, videos: values.videos, base: values.base, trainBase: values['train-base'],
+    pairs: values.pairs, epochs: values.epochs, lr: values.lr, beta: values.beta,
   };
-  const options = parse(DemoOptions, Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)), 'tpo demo');
+  const options = parseFlagConfig(DemoOptions, raw, 'tpo demo', { trainBase: '--train-base' });
   let bar: ProgressBar | undefined;
   const onEvent = (e: DemoEvent) => {
     if (e.type === 'stage') process.stderr.write(`== ${e.name}: ${e.detail}\n`);

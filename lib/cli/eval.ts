@@ -1,10 +1,8 @@
 // `tpo eval`: multiple-choice accuracy of a model (and adapter) on a benchmark file (lib/eval/), a progress bar
 // on stderr, a table (or JSON) on stdout, every sample in the --out file.
-import { parseArgs } from 'node:util';
-
 import { EVAL_FORMATS } from '../eval/formats.js';
 import { EvalConfig, evaluate, formatResults, type ResolvedEvalConfig } from '../eval/evaluate.js';
-import { parse, ValidationError } from '../validate.js';
+import { parseFlagConfig, parseFlags } from './flags.js';
 import { ProgressBar } from './progress.js';
 
 export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
@@ -16,43 +14,29 @@ export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
       --adapter DIR       a LoRA adapter (PEFT layout) to load onto the model
       --limit N           only the first N questions
       --max-new-tokens N  generation length for --method generate (default 16)
-      --out FILE          the results JSON, every sample included (written atomically)
+      --on-video-error E  skip: a video that cannot be decoded skips its questions, counted (default); stop: fail
+      --out FILE          the results JSON, every sample included (written atomically; checked before the run)
       --json              print the results as JSON (without the samples) instead of a table`;
-
-/** A number flag, or undefined when absent: zod then checks it and names the field. */
-function num(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : value.trim() === '' ? Number.NaN : Number(value);
-}
 
 /** Each EvalConfig field's flag, so an error names what the user typed. */
 const FLAGS: Record<string, string> = {
   model: '--model', benchmark: '--benchmark', format: '--format', videoRoot: '--video-root', frames: '--frames',
   method: '--method', adapter: '--adapter', limit: '--limit', maxNewTokens: '--max-new-tokens', out: '--out',
+  onVideoError: '--on-video-error',
 };
 
 /** Flags -> EvalConfig, validated by zod so a bad value names its flag. */
 export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig; json: boolean } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: 'string' }, benchmark: { type: 'string' }, format: { type: 'string' }, 'video-root': { type: 'string' },
-      frames: { type: 'string' }, method: { type: 'string' }, adapter: { type: 'string' }, limit: { type: 'string' },
-      'max-new-tokens': { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean', default: false },
-    },
+  const { values } = parseFlags(argv, {
+    model: 'string', benchmark: 'string', format: 'string', 'video-root': 'string', frames: 'number', method: 'string',
+    adapter: 'string', limit: 'number', 'max-new-tokens': 'number', out: 'string', 'on-video-error': 'string', json: 'boolean',
   });
   const raw = {
     model: values.model, benchmark: values.benchmark, format: values.format, videoRoot: values['video-root'],
-    frames: num(values.frames), method: values.method, adapter: values.adapter, limit: num(values.limit),
-    maxNewTokens: num(values['max-new-tokens']), out: values.out,
+    frames: values.frames, method: values.method, adapter: values.adapter, limit: values.limit,
+    maxNewTokens: values['max-new-tokens'], out: values.out, onVideoError: values['on-video-error'],
   };
-  const defined = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined));
-  try {
-    return { config: parse(EvalConfig, defined, 'tpo eval'), json: values.json };
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    const issues = error.issues.map((i) => ({ ...i, path: i.path.map((p) => FLAGS[String(p)] ?? p) }));
-    throw new ValidationError('tpo eval', issues);
-  }
+  return { config: parseFlagConfig(EvalConfig, raw, 'tpo eval', FLAGS), json: values.json };
 }
 
 export async function runEval(argv: string[]): Promise<number> {

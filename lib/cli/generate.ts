@@ -1,7 +1,6 @@
 // `tpo generate --config gen.json [--set field=value ...]`: TPO's self-generated preference pairs (lib/tpo/generate.ts).
-import { parseArgs } from 'node:util';
-
 import { type GenerateConfig, generatePairs } from '../tpo/generate.js';
+import { parseFlags, requireConfig } from './flags.js';
 import { readConfigFile } from './overrides.js';
 import { ProgressBar } from './progress.js';
 
@@ -10,9 +9,9 @@ export const GENERATE_USAGE = `  generate --config FILE [--set FIELD=VALUE ...]
                                         (resumable: a rerun continues where the last stopped)`;
 
 export async function runGenerate(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: 'string' }, set: { type: 'string', multiple: true } } });
-  if (!values.config) throw new Error('generate: --config FILE is required');
-  const config = await readConfigFile(values.config, values.set);
+  const { values } = parseFlags(argv, { config: 'string', set: 'strings' });
+  const file = requireConfig('tpo generate', values.config);
+  const config = await readConfigFile(file, values.set);
   let bar: ProgressBar | undefined;
   const summary = await generatePairs(config as unknown as GenerateConfig, ({ done, videos, summary: s }) => {
     bar ??= new ProgressBar(videos, { label: 'generate', unit: 'videos' });
@@ -21,5 +20,9 @@ export async function runGenerate(argv: string[]): Promise<number> {
   });
   bar?.finish();
   console.log(JSON.stringify(summary, null, 2));
-  return 0;
+  if (summary.kept > 0) return 0;
+  // A run that kept nothing made nothing to train on: say why, and fail.
+  const reasons = Object.entries(summary.dropped).map(([reason, n]) => `${n} ${reason}`).join(', ');
+  process.stderr.write(`tpo generate: no pair was kept (${reasons || 'no question was asked'}); see ${String(config.out)}.dropped.jsonl\n`);
+  return 1;
 }

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `tpo` command. Each subcommand lives in its own module; this file only dispatches.
-import { parseArgs } from 'node:util';
-
 import { packageVersion } from '../version.js';
 import { BENCH_DPO_USAGE, runBenchDpo } from './bench-dpo.js';
+import { BENCH_PYTORCH_USAGE, runBenchPytorch } from './bench-pytorch.js';
 import { BENCHMARKS, type BenchRow, formatBench } from './bench.js';
-import { doctor, formatDoctor } from './doctor.js';
+import { doctor, formatDoctor } from '../doctor.js';
+import { parseFlags, UsageError } from './flags.js';
 import { EVAL_USAGE, runEval } from './eval.js';
 import { runSynth, SYNTH_USAGE } from './synth.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
@@ -20,6 +20,7 @@ ${DEMO_USAGE}
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
 ${BENCH_DPO_USAGE}
+${BENCH_PYTORCH_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
 ${GENERATE_USAGE}
@@ -29,14 +30,9 @@ ${EVAL_USAGE}
 options:
   --version                             print tpo's version`;
 
-class UsageError extends Error {}
-
 async function runDoctor(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { json: { type: 'boolean', default: false }, 'bench-seconds': { type: 'string', default: '1' } },
-  });
-  const benchSeconds = Number(values['bench-seconds']);
+  const { values } = parseFlags(argv, { json: 'boolean', 'bench-seconds': 'number' });
+  const benchSeconds = values['bench-seconds'] ?? 1;
   if (!(benchSeconds >= 0 && benchSeconds <= 600)) throw new UsageError('--bench-seconds must be a number in [0, 600]');
   const report = await doctor({ benchSeconds });
   console.log(values.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
@@ -45,9 +41,8 @@ async function runDoctor(argv: string[]): Promise<number> {
 
 async function runBench(argv: string[]): Promise<number> {
   if (argv[0] === 'dpo' && argv.length > 1) return runBenchDpo(argv.slice(1));
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true, options: { json: { type: 'boolean', default: false } },
-  });
+  if (argv[0] === 'pytorch') return runBenchPytorch(argv.slice(1));
+  const { values, positionals } = parseFlags(argv, { json: 'boolean' }, { positionals: true });
   const names = positionals.length ? positionals : Object.keys(BENCHMARKS);
   for (const name of names) if (!BENCHMARKS[name]) throw new UsageError(`unknown benchmark '${name}'`);
   const rows: BenchRow[] = [];

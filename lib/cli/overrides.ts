@@ -1,14 +1,18 @@
 // Config files for the config-file commands (train, generate), and `--set FIELD=VALUE` on top of them.
 import { readFile } from 'node:fs/promises';
 
+import { checkInputFile, PathError } from '../paths.js';
+
 /** The JSON config in `file` (an error names the file) with each `--set` applied in order. */
 export async function readConfigFile(file: string, assignments: readonly string[] = []): Promise<Record<string, unknown>> {
   let config: Record<string, unknown>;
   try {
+    checkInputFile(file, 'a config file');
     config = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`${file}: ${(error as Error).message}`);
+    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new Error(`${file}: a config must be a JSON object`);
   for (const assignment of assignments) applyOverride(config, assignment);
   return config;
 }

@@ -1,9 +1,8 @@
 // `tpo synth`: writes a synthetic temporal dataset folder (lib/synthetic/dataset.ts) from command-line flags,
 // with a progress line on stderr.
-import { parseArgs } from 'node:util';
-
-import { parse } from '../validate.js';
 import { SynthOptions, type SynthProgress, type SynthSummary, writeSynthDataset } from '../synthetic/dataset.js';
+import { given, parseFlagConfig, parseFlags } from './flags.js';
+import { formatDuration as duration } from './progress.js';
 
 export const SYNTH_USAGE = `  synth --out DIR [options]             a synthetic temporal world: videos, annotations, SFT data, benchmarks,
                                         the world's tokenizer and the tiny model's config
@@ -21,43 +20,22 @@ export const SYNTH_USAGE = `  synth --out DIR [options]             a synthetic 
       --force             re-render existing videos; overwrite a folder made with other options
       --json              print the summary as JSON`;
 
-/** A number flag, or undefined when absent: zod then checks its range. */
-function num(value: string | undefined): number | undefined {
-  return value === undefined ? undefined : Number(value);
-}
-
 /** Flags -> SynthOptions (validated by zod, so a bad value names its flag's field). */
 export function synthOptionsFromArgs(argv: string[]): { options: SynthOptions; json: boolean } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: 'string' }, videos: { type: 'string' }, seed: { type: 'string' }, length: { type: 'string' },
-      split: { type: 'string' }, size: { type: 'string' }, fps: { type: 'string' }, noise: { type: 'string' },
-      codec: { type: 'string' }, crf: { type: 'string' }, concurrency: { type: 'string' },
-      'no-videos': { type: 'boolean', default: false }, force: { type: 'boolean', default: false },
-      json: { type: 'boolean', default: false },
-    },
+  const { values } = parseFlags(argv, {
+    out: 'string', videos: 'number', seed: 'number', length: 'string', split: 'string', size: 'string', fps: 'number',
+    noise: 'number', codec: 'string', crf: 'number', concurrency: 'number', 'no-videos': 'boolean', force: 'boolean',
+    json: 'boolean',
   });
   const [width, height] = values.size?.split('x').map(Number) ?? [];
-  const world = Object.fromEntries(
-    Object.entries({ width, height, fps: num(values.fps), noise: num(values.noise), length: values.length })
-      .filter(([, v]) => v !== undefined),
-  );
-  const encode = Object.fromEntries(
-    Object.entries({ codec: values.codec, crf: num(values.crf) }).filter(([, v]) => v !== undefined),
-  );
+  const world = given({ width, height, fps: values.fps, noise: values.noise, length: values.length });
+  const encode = given({ codec: values.codec, crf: values.crf });
   const raw = {
-    out: values.out, videos: num(values.videos), seed: num(values.seed),
+    out: values.out, videos: values.videos, seed: values.seed,
     split: values.split?.split(',').map(Number), world, encode, writeVideos: !values['no-videos'],
-    concurrency: num(values.concurrency), force: values.force,
+    concurrency: values.concurrency, force: values.force,
   };
-  const options = parse(SynthOptions, Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)), 'tpo synth');
-  return { options, json: values.json };
-}
-
-function duration(seconds: number): string {
-  const s = Math.round(seconds);
-  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+  return { options: parseFlagConfig(SynthOptions, raw, 'tpo synth'), json: values.json };
 }
 
 /** A progress line: rewritten in place on a terminal, one line per tenth otherwise (logs stay short). */

@@ -45,6 +45,8 @@ export interface MissingVideo {
   /** How many records use it, and the first of them. */
   records: number;
   firstSource: RecordSource;
+  /** Set when the path exists but cannot be a video (a FIFO, a device). */
+  problem?: string;
 }
 
 /** Every missing video of a dataset at once, so one pass fixes them all. */
@@ -54,11 +56,13 @@ export class MissingVideosError extends Error {
   static readonly LISTED = 50;
   constructor(readonly missing: MissingVideo[]) {
     const listed = missing.slice(0, MissingVideosError.LISTED).map(
-      (m) => `  ${m.path} (${m.records} record${m.records === 1 ? '' : 's'}, first at ${describeSource(m.firstSource)})`,
+      (m) => `  ${m.path} (${m.records} record${m.records === 1 ? '' : 's'}, first at ${describeSource(m.firstSource)})` +
+        (m.problem ? `: ${m.problem}` : ''),
     );
     const more = missing.length - listed.length;
+    const what = missing.some((m) => m.problem) ? 'missing or unusable' : 'missing';
     super(
-      `${missing.length} video${missing.length === 1 ? ' is' : 's are'} missing:\n${listed.join('\n')}` +
+      `${missing.length} video${missing.length === 1 ? ' is' : 's are'} ${what}:\n${listed.join('\n')}` +
         (more > 0 ? `\n  … and ${more} more (error.missing lists all)` : ''),
     );
     this.name = 'MissingVideosError';

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
+import { checkInputFile, PathError, prepareOutputFile } from '../paths.js';
 import { DataError, type RecordSource } from './errors.js';
 
 export interface JsonRecord {
@@ -41,43 +42,92 @@ function jsonError(error: unknown): string {
 const LINES_ONLY = /\.(jsonl|ndjson)$/i;
 
 /**
+ * Lines of a text stream, in time linear in its length: each chunk is scanned once for newlines, and a line that
+ * spans chunks is kept as its pieces and joined once when its newline arrives (re-splitting a growing carry on
+ * every chunk made one 50 MB line cost seconds). `work` counts the characters scanned and joined.
+ */
+export class LineSplitter {
+  #pieces: string[] = [];
+  /** Characters scanned for newlines plus characters copied to join pieces: at most twice the input's length. */
+  work = 0;
+
+  /** The lines `chunk` completes (without their newline). */
+  push(chunk: string): string[] {
+    const lines: string[] = [];
+    let start = 0;
+    for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
+      this.work += nl + 1 - start;
+      const piece = chunk.slice(start, nl);
+      if (this.#pieces.length) {
+        this.#pieces.push(piece);
+        const line = this.#pieces.join('');
+        this.work += line.length;
+        lines.push(line);
+        this.#pieces = [];
+      } else {
+        lines.push(piece);
+      }
+      start = nl + 1;
+    }
+    if (start < chunk.length) {
+      this.work += chunk.length - start;
+      this.#pieces.push(start === 0 ? chunk : chunk.slice(start));
+    }
+    return lines;
+  }
+
+  /** What follows the last newline (a last line without one), and a fresh start. */
+  end(): string {
+    const rest = this.#pieces.join('');
+    this.work += rest.length;
+    this.#pieces = [];
+    return rest;
+  }
+}
+
+/**
  * Raw JSON values of a JSONL file (or a JSON array file), each with its file and line; blank lines are skipped. A
  * line that is not JSON comes as a DataError value rather than a throw, so the caller decides whether to stop;
- * a file that cannot be read throws.
+ * a file that cannot be read (missing, a FIFO, a folder) throws.
  */
 export async function* readJsonValues(file: string): AsyncGenerator<JsonRecord | DataError> {
+  try {
+    checkInputFile(file, 'a JSONL or JSON file');
+  } catch (error) {
+    throw error instanceof PathError ? new DataError(`cannot read: ${error.reason}`, { file }) : error;
+  }
   const stream = createReadStream(file, { encoding: 'utf8' });
-  let carry = '';
+  const splitter = new LineSplitter();
   let line = 0;
   let first = true;
+  let chunks = 0;
   try {
-    for await (const chunk of stream as AsyncIterable<string>) {
-      let text = carry + chunk;
+    for await (const raw of stream as AsyncIterable<string>) {
+      const chunk = chunks++ === 0 ? raw.replace(/^\uFEFF/, '') : raw;
       if (first) {
-        text = text.replace(/^\uFEFF/, '');
-        if (/^\s*$/.test(text)) {
-          carry = text;
-          continue;
-        }
-        first = false;
-        if (!LINES_ONLY.test(file) && /^\s*\[/.test(text)) {
-          stream.destroy();
-          yield* readJsonArray(file);
-          return;
+        const content = /\S/.exec(chunk);
+        if (content) {
+          first = false;
+          if (!LINES_ONLY.test(file) && content[0] === '[') {
+            stream.destroy();
+            yield* readJsonArray(file);
+            return;
+          }
         }
       }
-      const lines = text.split('\n');
-      carry = lines.pop()!;
-      for (const raw of lines) {
+      for (const text of splitter.push(chunk)) {
         line += 1;
-        const record = parseLine(raw, { file, line });
+        const record = parseLine(text, { file, line });
         if (record) yield record;
       }
     }
   } catch (error) {
     if ((error as DataError).code === 'ERR_TPO_DATA') throw error;
     throw new DataError(`cannot read: ${(error as Error).message}`, { file });
+  } finally {
+    stream.destroy();
   }
+  const carry = splitter.end();
   if (carry.trim() !== '') {
     // No newline at the end. Files written by hand or by json.dump-style tools often end so, and are fine when the
     // line parses; a line that does not is what a writer killed mid-line leaves, and the error says so.
@@ -189,6 +239,7 @@ export async function writeJsonl(file: string, records: Iterable<unknown> | Asyn
 
 /** The records of a JSONL file that pass `keep`, written atomically to `to` (a subset: one split, one length). */
 export async function filterJsonl(from: string, to: string, keep: (record: Record<string, unknown>) => boolean): Promise<number> {
+  checkInputFile(from, 'a JSONL file');
   const records = (await readFile(from, 'utf8')).split('\n').filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as Record<string, unknown>);
   return writeJsonl(to, records.filter(keep));
@@ -218,6 +269,7 @@ export class JsonlAppender implements AsyncDisposable {
 
   static async open(file: string): Promise<JsonlAppender> {
     parse(z.string().min(1), file, 'JsonlAppender.open: file');
+    prepareOutputFile(file, 'a JSONL file to append to');
     const repaired = await repairTail(file);
     return new JsonlAppender(file, await open(file, 'a'), repaired);
   }
@@ -313,6 +365,7 @@ export async function writeTextFile(file: string, text: string): Promise<void> {
 
 /** `write` fills a temporary file beside `file`; it is fsynced and renamed over `file`, or removed on failure. */
 async function writeAtomically(file: string, write: (handle: FileHandle) => Promise<void>): Promise<void> {
+  prepareOutputFile(file);
   const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${Date.now()}.${tempCounter++}.tmp`);
   const handle = await open(temp, 'w');
   try {

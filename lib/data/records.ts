@@ -7,6 +7,7 @@
 // Fields tpo does not know are kept in `meta`.
 import { z } from 'zod';
 
+import { matchOption, MAX_OPTIONS, OPTION_LETTERS } from './answers.js';
 import { DataError, type RecordSource } from './errors.js';
 import { ReadOptions, RecordReader } from './jsonl.js';
 import { resolveVideoPath } from './videos.js';
@@ -138,12 +139,16 @@ const AnnotationSchema = z
     return { ...(r.id !== undefined ? { id: r.id } : {}), video: r.video, captions, meta: metaOf(r, ANNOTATION_FIELDS) };
   });
 
-const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
-// "B", "(B)", "B.", "B)", "B: text", "B. text".
-const LETTER_ANSWER = /^\(?([A-Z])(?:\)|[.:)]?(?:\s|$))/;
+const LETTERS = OPTION_LETTERS;
 
 function optionsOf(options: string[] | Record<string, string>, ctx: Ctx): string[] {
-  if (Array.isArray(options)) return options;
+  const list = Array.isArray(options) ? options : keyedOptions(options, ctx);
+  const count = optionCountIssue(list.length);
+  if (count) ctx.addIssue({ code: 'custom', path: ['options'], message: count });
+  return list;
+}
+
+function keyedOptions(options: Record<string, string>, ctx: Ctx): string[] {
   const keys = Object.keys(options).sort();
   if (!keys.every((k, i) => k === LETTERS[i])) {
     const message = `keys must be A, B, C, … in turn (got ${keys.join(', ')})`;
@@ -152,30 +157,29 @@ function optionsOf(options: string[] | Record<string, string>, ctx: Ctx): string
   return keys.map((k) => options[k]!);
 }
 
-/** The right option's index from a letter ("B", "(B)", "B. text"), a 0-based index, or the option's exact text. */
-function answerOf(answer: string | number, options: string[], ctx: Ctx): number {
-  let index: number;
-  if (typeof answer === 'number') index = answer;
-  else {
-    // An option's own text first: "A dog runs" is the text of an option more often than "option A".
-    const exact = options.indexOf(answer.trim());
-    const letter = LETTER_ANSWER.exec(answer.trim());
-    index = exact >= 0 ? exact : letter ? LETTERS.indexOf(letter[1]!) : -1;
-  }
-  if (!(index >= 0 && index < options.length)) {
-    ctx.addIssue({
-      code: 'custom', path: ['answer'],
-      message: `'${answer}' is not one of the ${options.length} options (a letter, a 0-based index, or an option's text)`,
-    });
-  }
-  return index;
+/** What is wrong with a question's option count: at least 2, at most 26 (A to Z: more cannot be lettered). */
+export function optionCountIssue(count: number): string | undefined {
+  if (count < 2) return `has ${count} option${count === 1 ? '' : 's'}; a multiple-choice question needs at least 2`;
+  if (count > MAX_OPTIONS) return `has ${count} options; more than ${MAX_OPTIONS} cannot be lettered A to Z`;
+  return undefined;
 }
+
+/** The right option's index (lib/data/answers.ts matchOption), or an issue on `answer` saying why none is. */
+export function answerOf(answer: string | number, options: string[], ctx: Ctx, mode: { textOnly?: boolean } = {}): number {
+  const match = matchOption(answer, options, mode);
+  if ('error' in match) {
+    ctx.addIssue({ code: 'custom', path: ['answer'], message: match.error });
+    return -1;
+  }
+  return match.index;
+}
+
 
 const BENCHMARK_FIELDS = ['id', 'video', 'question', 'options', 'answer'];
 const BenchmarkSchema = z
   .looseObject({
     id: Id, video: Video, question: Text,
-    options: z.union([z.array(Text).min(2), z.record(z.string(), Text)]),
+    options: z.union([z.array(Text), z.record(z.string(), Text)]),
     answer: z.union([z.string(), z.int().nonnegative()]),
   })
   .transform((r, ctx) => {

@@ -1,5 +1,6 @@
 // Videos of a dataset: where each one is, which are missing (all of them, before training starts), and an order
 // of records that groups questions about one video together so one decode serves them all, shuffled by a seed.
+import type { Stats } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 
@@ -26,6 +27,12 @@ export interface HasVideo {
 
 const CHECK_CONCURRENCY = 32;
 
+/** Why an existing path cannot be a video (a FIFO blocks the decoder forever), or null when it can. */
+function unusable(s: Stats): string | null {
+  if (s.isFile() || s.isDirectory()) return null;
+  return s.isFIFO() ? 'a FIFO (named pipe), not a video file' : 'not a regular file or a folder of frames';
+}
+
 /**
  * Every missing video of `records`, once per path, in order of first use. A folder counts as present (LLaVA-Hound
  * ships videos as folders of frames).
@@ -38,16 +45,17 @@ export async function findMissingVideos(records: Iterable<HasVideo> | AsyncItera
     else byPath.set(r.videoPath, { path: r.videoPath, video: r.video, records: 1, firstSource: r.source ?? { file: '?' } });
   }
   const entries = [...byPath.values()];
-  const present = new Array<boolean>(entries.length);
+  const problems = new Array<string | null | undefined>(entries.length);
   let next = 0;
   const worker = async () => {
     while (next < entries.length) {
       const i = next++;
-      present[i] = await stat(entries[i]!.path).then(() => true, () => false);
+      problems[i] = await stat(entries[i]!.path).then(unusable, () => undefined);
     }
   };
   await Promise.all(Array.from({ length: Math.min(CHECK_CONCURRENCY, entries.length) }, worker));
-  return entries.filter((_, i) => !present[i]);
+  // undefined: missing; a string: there but not a video a decoder can open without blocking; null: fine.
+  return entries.flatMap((e, i) => (problems[i] === null ? [] : [problems[i] ? { ...e, problem: problems[i] } : e]));
 }
 
 /** Throws a MissingVideosError listing every missing video, or returns when all are there. */

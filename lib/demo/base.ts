@@ -7,12 +7,13 @@
 // scripts/make-base.ts runs this once and ships the result as assets/base-model; `tpo demo --train-base` runs it
 // in the demo's folder instead.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { filterJsonl } from '../data/jsonl.js';
 import { copyModelFiles } from '../model/files.js';
 import { VideoLM } from '../model/video-lm.js';
+import { prepareOutputDir } from '../paths.js';
 import { writeSynthDataset } from '../synthetic/dataset.js';
 import type { LengthSpec } from '../synthetic/world.js';
 import type { TrainConfig } from '../train/config.js';
@@ -40,7 +41,7 @@ export const BASE_CURRICULUM: readonly CurriculumStage[] = [
 export async function initModel(files: string, to: string, seed: number): Promise<void> {
   const config = JSON.parse(await readFile(join(files, 'config.json'), 'utf8')) as Record<string, unknown>;
   using model = await VideoLM.create(config, { seed });
-  await mkdir(to, { recursive: true });
+  prepareOutputDir(to, 'a model folder');
   await model.save(to);
   await copyModelFiles(files, to);
 }

@@ -2,6 +2,9 @@
 //   benchmark (any format in formats.ts) -> every video checked up front
 //   -> per video: decode `frames` uniformly, preprocess, encode ONCE -> score every question about it
 //   -> accuracy overall and per category, every sample, written atomically as one JSON file.
+// A video that cannot be decoded skips its questions (counted, with the reason: onVideoError 'skip', the default);
+// a score that is not finite is an error naming the model (NaN weights would otherwise score as option A); the
+// output file is checked before anything runs.
 // Two methods:
 // - loglik: the open question (no options in the prompt), each option's text as the answer; the prediction is the
 //   option of highest summed log-probability (acc) and of highest mean per-token log-probability (acc_norm), the two
@@ -9,23 +12,18 @@
 //   attends to them.
 // - generate: the question with lettered options, greedy decoding, the letter read from the text (score.ts).
 //   One native call per video for all its questions.
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-
 import { z } from 'zod';
 
 import { DataError } from '../data/errors.js';
-import { encodePrompt, encodeSft, IMAGE_PLACEHOLDER } from '../data/encode.js';
+import { encodeSft, IMAGE_PLACEHOLDER } from '../data/encode.js';
 import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
-import { Tokenizer } from '../model/tokenizer.js';
-import { VideoLM } from '../model/video-lm.js';
+import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
+import { prepareOutputFile } from '../paths.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
-import { decodeVideo } from '../video/decode.js';
-import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
@@ -49,8 +47,10 @@ export const EvalConfig = z.strictObject({
   limit: z.int().min(1).optional(),
   /** Generation length (method generate). */
   maxNewTokens: z.int().min(1).max(4096).default(16),
-  /** Where the results JSON goes (written atomically); none: not written. */
+  /** Where the results JSON goes (written atomically; checked before the evaluation runs); none: not written. */
   out: z.string().min(1).optional(),
+  /** A video that cannot be decoded: skip its questions and list them in `skipped` (default), or stop. */
+  onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
 });
 export type EvalConfig = z.input<typeof EvalConfig>;
 export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
@@ -85,10 +85,14 @@ export interface EvalResults {
     n: number;
     /** generate: answers that named no option (counted wrong). */
     unparsed?: number;
+    /** Questions not scored because their video could not be decoded (not in n). */
+    skipped: number;
     /** Per `name=value`, e.g. `kind=localized`. */
     byCategory: Record<string, CategoryScore>;
   };
   samples: EvalSample[];
+  /** The questions skipped, and why (onVideoError 'skip'). */
+  skipped: { id: string; video: string; reason: string }[];
   seconds: number;
   model: { path: string; adapter: string | null; architecture: string; modelType: string; parameters: number };
   tpoVersion: string;
@@ -99,41 +103,40 @@ export interface EvalResults {
 export type EvalProgress = (done: number, total: number) => void;
 
 interface Runner {
-  model: VideoLM;
-  tokenizer: Tokenizer;
+  session: ModelSession;
   config: ResolvedEvalConfig;
-  stopIds: number[];
+  /** Whether one log-likelihood has shown the model computes finite numbers (method generate checks once). */
+  finite?: boolean;
+}
+
+/** Scores that are not numbers: the model's weights or config produce NaN or Inf (code ERR_TPO_NON_FINITE). */
+export class NonFiniteScoreError extends Error {
+  readonly code = 'ERR_TPO_NON_FINITE';
+  constructor(model: string, what: string) {
+    super(`${model}: ${what} is not finite: the model's weights or config (e.g. rms_norm_eps, rope_theta) produce ` +
+      'NaN or Inf, so no answer can be scored');
+    this.name = 'NonFiniteScoreError';
+  }
 }
 
 // A copy, not a view: a tensor may keep the memory it was made from.
 const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
-
-/** The video's visual tokens: decoded, preprocessed and encoded once for all its questions. */
-async function encodeVideoOnce(
-  runner: Runner, processor: Awaited<ReturnType<typeof loadPreprocessorConfig>>, videoPath: string,
-): Promise<Tensor> {
-  const decoded = await decodeVideo(videoPath, { kind: 'uniform', frames: runner.config.frames }, { atLeast: decodeSizeFor(processor) });
-  try {
-    using pixels = await preprocessFrames(decoded.frames, processor);
-    return await runner.model.encodeVideo(pixels);
-  } finally {
-    decoded.frames.dispose();
-  }
-}
 
 /** Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. */
 async function scoreLoglik(runner: Runner, item: EvalItem, videoTokens: Tensor): Promise<EvalSample> {
   const question = `${IMAGE_PLACEHOLDER}\n${item.question}`;
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
   // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
-  const encoded = item.options.map((answer) => encodeSft(runner.tokenizer, { prompt: question, answer, source: item.source }));
+  const encoded = item.options.map((answer) => encodeSft(runner.session.tokenizer, { prompt: question, answer, source: item.source }));
   const prompt = ids(encoded[0]!.inputIds.subarray(0, encoded[0]!.promptLength));
   const answers = encoded.map((e) => ids(e.inputIds.subarray(e.promptLength)));
   try {
-    const { sums, tokenLogprobs } = await runner.model.logprobs({ prompt, answers, videoTokens });
+    const { sums, tokenLogprobs } = await runner.session.model.logprobs({ prompt, answers, videoTokens });
     const scores = Array.from(sums.toTypedArray());
     sums.dispose();
     for (const t of tokenLogprobs) t.dispose();
+    const bad = scores.findIndex((s) => !Number.isFinite(s));
+    if (bad >= 0) throw new NonFiniteScoreError(runner.config.model, `the log-likelihood of ${item.id}'s option ${OPTION_LETTERS[bad]} (${scores[bad]})`);
     const answerTokens = encoded.map((e) => e.inputIds.length - e.promptLength);
     const predicted = argmax(scores);
     const predictedNorm = argmax(scores.map((s, i) => s / answerTokens[i]!));
@@ -149,13 +152,17 @@ async function scoreLoglik(runner: Runner, item: EvalItem, videoTokens: Tensor):
 
 /** Generative scoring: every question of the video, lettered options, greedy, in one native call. */
 async function scoreGenerate(runner: Runner, items: EvalItem[], videoTokens: Tensor): Promise<EvalSample[]> {
-  const prompts = items.map((item) => ids(encodePrompt(runner.tokenizer, `${IMAGE_PLACEHOLDER}\n${formatOptions(item.question, item.options)}`).ids));
+  const { session } = runner;
+  const prompts = items.map((item) => session.prompt(`${IMAGE_PLACEHOLDER}\n${formatOptions(item.question, item.options)}`));
   try {
-    const { tokens } = await runner.model.generate({
-      prompts, videoTokens, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: runner.stopIds,
+    // Greedy decoding over NaN logits still picks tokens: one log-likelihood tells whether the model computes numbers.
+    if (!runner.finite) await scoreLoglik(runner, { ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }, videoTokens);
+    runner.finite = true;
+    const { tokens } = await session.model.generate({
+      prompts, videoTokens, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: session.stopIds,
     });
     return items.map((item, i) => {
-      const response = runner.tokenizer.decode(tokens[i]!, { skipSpecialTokens: true }).trim();
+      const response = session.tokenizer.decode(tokens[i]!, { skipSpecialTokens: true }).trim();
       const { index, how } = parseChoice(response, item.options);
       return {
         ...sampleBase(item), prediction: index === null ? null : OPTION_LETTERS[index]!, correct: index === item.answer,
@@ -178,55 +185,69 @@ function sampleBase(item: EvalItem): Pick<EvalSample, 'id' | 'video' | 'category
 export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): Promise<EvalResults> {
   const started = performance.now();
   const c = parse(EvalConfig, config, 'eval config');
+  // The output is checked before hours of work: not a folder, a FIFO or under /proc, and its folder takes files.
+  if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
   const { format, items: all } = await readEvalBenchmark(c.benchmark, { format: c.format, ...(c.videoRoot ? { videoRoot: c.videoRoot } : {}) });
   const items = c.limit === undefined ? all : all.slice(0, c.limit);
   if (!items.length) throw new DataError('has no questions to evaluate', { file: c.benchmark });
   await assertVideosExist(items);
 
-  const tokenizer = await Tokenizer.load(c.model);
-  const processor = await loadPreprocessorConfig(c.model);
-  using model = await VideoLM.load(c.model);
-  if (c.adapter) await model.loadLora(c.adapter);
-  const stopIds = [tokenizer.eos?.id, tokenizer.tokenToId('<|im_end|>')].filter((x): x is number => x !== undefined);
-  const runner: Runner = { model, tokenizer, config: c, stopIds };
+  using session = await ModelSession.open(c.model, c.adapter ? { adapter: c.adapter } : {});
+  const runner: Runner = { session, config: c };
 
   const byId = new Map<string, EvalSample>();
+  const skipped: EvalResults['skipped'] = [];
+  const done = () => byId.size + skipped.length;
   // Once before the first question, so a progress bar's clock starts after the model has loaded.
   onProgress?.(0, items.length);
   for (const { videoPath, records } of groupByVideo(items)) {
-    using videoTokens = await encodeVideoOnce(runner, processor, videoPath);
-    if (c.method === 'generate') {
-      for (const sample of await scoreGenerate(runner, records, videoTokens)) byId.set(sample.id, sample);
-      onProgress?.(byId.size, items.length);
-    } else {
-      for (const item of records) {
-        byId.set(item.id, await scoreLoglik(runner, item, videoTokens));
-        onProgress?.(byId.size, items.length);
-      }
+    let videoTokens: Tensor;
+    try {
+      ({ tokens: videoTokens } = await session.videoTokens(videoPath, { kind: 'uniform', frames: c.frames }));
+    } catch (error) {
+      if (!isVideoError(error) || c.onVideoError === 'stop') throw error;
+      for (const item of records) skipped.push({ id: item.id, video: item.video, reason: error.message });
+      onProgress?.(done(), items.length);
+      continue;
     }
+    try {
+      if (c.method === 'generate') {
+        for (const sample of await scoreGenerate(runner, records, videoTokens)) byId.set(sample.id, sample);
+        onProgress?.(done(), items.length);
+      } else {
+        for (const item of records) {
+          byId.set(item.id, await scoreLoglik(runner, item, videoTokens));
+          onProgress?.(done(), items.length);
+        }
+      }
+    } finally {
+      videoTokens.dispose();
+    }
+  }
+  if (byId.size === 0) {
+    throw new DataError(`no question could be scored: every video failed to decode (the first: ${skipped[0]?.reason})`, { file: c.benchmark });
   }
 
   // Samples in file order, whatever order the videos ran in.
-  const samples = items.map((item) => byId.get(item.id)!);
+  const samples = items.flatMap((item) => byId.get(item.id) ?? []);
   const { byCategory, ...overall } = aggregate(samples);
-  const info = model.info;
+  const info = session.model.info;
   const results: EvalResults = {
     config: { ...c, format },
     results: {
       ...overall,
       ...(c.method === 'generate' ? { unparsed: samples.filter((s) => s.parsed === 'unparsed').length } : {}),
+      skipped: skipped.length,
       byCategory,
     },
     samples,
+    skipped,
     seconds: (performance.now() - started) / 1000,
     model: { path: c.model, adapter: c.adapter ?? null, architecture: info.architecture, modelType: info.modelType, parameters: info.parameters },
     tpoVersion: packageVersion(),
     date: new Date().toISOString(),
   };
-  if (c.out) {
-    await mkdir(dirname(c.out), { recursive: true });
-    await writeJsonFile(c.out, results);
-  }
+  if (c.out) await writeJsonFile(c.out, results);
   return results;
 }
 
@@ -241,8 +262,9 @@ export function formatResults(r: EvalResults): string {
     `${name.padEnd(width)}  ${acc.padStart(8)}${norm ? `  ${accNorm.padStart(8)}` : ''}  ${n.padStart(6)}`;
   const c = r.config;
   const unparsed = r.results.unparsed !== undefined ? `, ${r.results.unparsed} answers named no option (counted wrong)` : '';
+  const skipped = r.results.skipped ? `, ${r.results.skipped} skipped (their videos could not be decoded: \`skipped\` in the results)` : '';
   return [
-    `${c.benchmark} (${c.format}): ${r.results.n} questions, ${c.method}, ${c.frames} frames, ${r.seconds.toFixed(1)} s${unparsed}`,
+    `${c.benchmark} (${c.format}): ${r.results.n} questions, ${c.method}, ${c.frames} frames, ${r.seconds.toFixed(1)} s${unparsed}${skipped}`,
     `model ${r.model.path}${r.model.adapter ? ` + adapter ${r.model.adapter}` : ''}`,
     '',
     line('category', 'accuracy', 'acc_norm', 'n'),

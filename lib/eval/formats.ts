@@ -14,7 +14,8 @@ import { z } from 'zod';
 
 import { DataError, type RecordSource } from '../data/errors.js';
 import { readJsonValues, RecordReader } from '../data/jsonl.js';
-import { type BenchmarkItem, checkRecord, readBenchmark } from '../data/records.js';
+import { OPTION_LETTERS } from '../data/answers.js';
+import { answerOf, type BenchmarkItem, checkRecord, optionCountIssue, readBenchmark } from '../data/records.js';
 import { resolveVideoPath } from '../data/videos.js';
 import { parse } from '../validate.js';
 
@@ -35,12 +36,15 @@ export const ReadEvalOptions = z.strictObject({
 });
 export type ReadEvalOptions = z.input<typeof ReadEvalOptions>;
 
-const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+const LETTERS = OPTION_LETTERS;
 const Text = z.string().refine((s) => s.trim() !== '', 'must not be empty');
 const Id = z.union([z.string().min(1), z.int()]).transform(String);
 /** A category value: benchmarks write some as numbers (LongVideoBench's duration_group: 15, 60, 600, 3600). */
 const Label = z.union([z.string(), z.number()]).transform(String);
-const Options = z.array(Text).min(2).max(LETTERS.length);
+const Options = z.array(Text).superRefine((options, ctx) => {
+  const problem = optionCountIssue(options.length);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 type Ctx = z.core.$RefinementCtx;
 
@@ -91,8 +95,8 @@ const MLVU_FIELDS = ['video', 'question', 'candidates', 'answer', 'question_type
 const Mlvu = z
   .looseObject({ video: Text, question: Text, candidates: Options, answer: Text, question_type: Label, question_id: Id.optional() })
   .transform((r, ctx): Parsed => {
-    const answer = r.candidates.findIndex((c) => c.trim() === r.answer.trim());
-    if (answer < 0) issue(ctx, 'answer', `'${r.answer}' is not the text of any of the ${r.candidates.length} candidates`);
+    // MLVU's answers are candidate texts: matched as written, else without case, punctuation and spacing.
+    const answer = answerOf(r.answer, r.candidates, ctx, { textOnly: true });
     return {
       id: r.question_id, video: r.video, question: r.question, options: r.candidates, answer,
       category: { question_type: r.question_type }, meta: metaOf(r, MLVU_FIELDS),

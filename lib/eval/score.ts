@@ -1,8 +1,9 @@
 // Scoring multiple-choice answers: the prompt a generating model reads, the letter in what it wrote (as lmms-eval's
 // Video-MME task extracts it), the choice a log-likelihood ranking makes, and accuracy overall and per category.
+import { normalizeAnswer, OPTION_LETTERS } from '../data/answers.js';
 import { CHOICE_INSTRUCTION } from '../synthetic/records.js';
 
-export const OPTION_LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+export { OPTION_LETTERS };
 
 /**
  * The question, one lettered option a line, the instruction: the layout of the synthetic world's multiple-choice
@@ -35,15 +36,7 @@ function stripPrefixes(response: string): string {
   return s;
 }
 
-/** Lower case, letters and digits only, single spaces, no articles: "The red circle." equals "red circle". */
-function normalize(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}\s]/gu, ' ')
-    .split(/\s+/)
-    .filter((w) => w && !['a', 'an', 'the'].includes(w))
-    .join(' ');
-}
+const normalize = normalizeAnswer;
 
 /**
  * The option a generated answer picks. After the usual lead-ins ("The best answer is", "Answer:") are stripped:

@@ -3,8 +3,12 @@
 // own (a file truncated or rewritten later changes nothing), or with `mmap` maps the files (no copy until a tensor
 // is converted or written to; the files must then stay as they are); writing is atomic per file, and the index is
 // written last.
+import { existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+
 import { z } from 'zod';
 
+import { checkFolderFiles, checkInputFileOrDir, prepareOutputDir, prepareOutputFile } from '../paths.js';
 import { parse } from '../validate.js';
 import { type DType, DTYPES, native, type SafetensorsHeaderEntry, type Tensor } from '../native.js';
 
@@ -55,17 +59,27 @@ const WriteOptions = z.strictObject({
 });
 export type WriteOptions = z.input<typeof WriteOptions>;
 
+/** A checkpoint path before the native reader opens it: a regular file, or a folder whose shards are. */
+function checkCheckpoint(path: string): void {
+  if (!existsSync(path)) return;  // the native reader names what is missing
+  const kind = checkInputFileOrDir(path, 'a safetensors checkpoint');
+  if (kind === 'dir') checkFolderFiles(path, /\.safetensors(\.index\.json)?$/, 'a safetensors checkpoint folder');
+  else if (path.endsWith('.index.json')) checkFolderFiles(dirname(path), /\.safetensors$/, 'a sharded checkpoint');
+}
+
 /** Every tensor of a .safetensors file, a sharded index, or a folder holding either. */
 export async function readSafetensors(path: string, options: ReadOptions = {}): Promise<Safetensors> {
   const { dtype, keys, mmap } = parse(ReadOptions, options, 'readSafetensors: options');
-  return native().safetensorsRead(parse(Path, path, 'readSafetensors: path'), dtype as DType | undefined, keys, mmap);
+  checkCheckpoint(parse(Path, path, 'readSafetensors: path'));
+  return native().safetensorsRead(path, dtype as DType | undefined, keys, mmap);
 }
 
 /** Names, dtypes, shapes and files of a checkpoint's tensors, reading only headers. */
 export async function readSafetensorsHeader(
   path: string,
 ): Promise<{ tensors: SafetensorsHeaderEntry[]; metadata: Record<string, string> }> {
-  return native().safetensorsHeader(parse(Path, path, 'readSafetensorsHeader: path'));
+  checkCheckpoint(parse(Path, path, 'readSafetensorsHeader: path'));
+  return native().safetensorsHeader(path);
 }
 
 /** Writes one .safetensors file atomically (a crash leaves the old file or the new, never half of one). */
@@ -73,7 +87,8 @@ export async function writeSafetensors(
   path: string, tensors: Record<string, Tensor>, options: Omit<WriteOptions, 'maxShardSize' | 'prefix'> = {},
 ): Promise<void> {
   const { metadata } = parse(WriteOptions, options, 'writeSafetensors: options');
-  await native().safetensorsWrite(parse(Path, path, 'writeSafetensors: path'), tensors, metadata);
+  prepareOutputFile(parse(Path, path, 'writeSafetensors: path'), 'a safetensors file');
+  await native().safetensorsWrite(path, tensors, metadata);
 }
 
 /**
@@ -84,7 +99,8 @@ export async function writeSafetensorsFolder(
   dir: string, tensors: Record<string, Tensor>, options: WriteOptions = {},
 ): Promise<string[]> {
   const { metadata, maxShardSize, prefix } = parse(WriteOptions, options, 'writeSafetensorsFolder: options');
+  prepareOutputDir(parse(Path, dir, 'writeSafetensorsFolder: dir'), 'a checkpoint folder');
   return native().safetensorsWriteSharded(
-    parse(Path, dir, 'writeSafetensorsFolder: dir'), tensors, maxShardSize ?? Number.MAX_SAFE_INTEGER, metadata, prefix,
+    dir, tensors, maxShardSize ?? Number.MAX_SAFE_INTEGER, metadata, prefix,
   );
 }

@@ -8,6 +8,7 @@ import { Template } from '@huggingface/jinja';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 
+import { checkInputDir, checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
 
 /** One chat turn. Templates may read other fields (name, tool_calls, …), so they pass through untouched. */
@@ -98,9 +99,10 @@ function tokenString(value: z.output<typeof TokenValue>): string | undefined {
 async function readJson(path: string): Promise<unknown> {
   let text: string;
   try {
+    checkInputFile(path, 'a tokenizer file');
     text = await readFile(path, 'utf8');
   } catch (error) {
-    throw argumentError(`${path}: cannot read: ${(error as Error).message}`);
+    throw argumentError(`${path}: cannot read: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }
   try {
     return JSON.parse(text);
@@ -111,8 +113,10 @@ async function readJson(path: string): Promise<unknown> {
 
 async function readOptional(path: string): Promise<string | undefined> {
   try {
+    checkInputFile(path, 'a tokenizer file');
     return await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof PathError && error.reason.startsWith('ENOENT')) return undefined;
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
@@ -178,6 +182,7 @@ export class Tokenizer {
    */
   static async load(dir: string): Promise<Tokenizer> {
     parse(z.string().min(1), dir, 'Tokenizer.load: dir');
+    checkInputDir(dir, 'a tokenizer folder');
     const jsonPath = join(dir, 'tokenizer.json');
     const configPath = join(dir, 'tokenizer_config.json');
     const [json, config, jinja] = await Promise.all([

@@ -1,8 +1,11 @@
 // The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), plain Qwen2ForCausalLM, and the
 // SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+import { existsSync } from 'node:fs';
+
 import { z } from 'zod';
 
 import { type DType, DTYPES, native, type NativeModel, type NativeModelInfo, type Tensor } from '../native.js';
+import { checkFolderFiles, prepareOutputDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { ByteSize } from './safetensors.js';
 
@@ -51,6 +54,8 @@ const GenerateOptions = z.strictObject({
   stopIds: z.array(z.int()).default([]),
   /** false: a full forward per token, the reference the KV cache is checked against. */
   useCache: z.boolean().default(true),
+  /** Run the positions every prompt starts with (the system text and the video) once, not once per prompt. */
+  sharePrefix: z.boolean().default(true),
 });
 export type GenerateOptions = z.input<typeof GenerateOptions>;
 
@@ -64,6 +69,15 @@ const LogprobOptions = z.strictObject({
   sharePrefix: z.boolean().default(true),
 });
 export type LogprobOptions = z.input<typeof LogprobOptions>;
+
+const LogprobBatchOptions = z.strictObject({
+  /** Prompts about one video, each with the answers to score after it. */
+  items: z.array(z.strictObject({ prompt: Ids, answers: z.array(Ids).min(1) })).min(1),
+  ...Video,
+  /** Run what every prompt starts with (the system text and the video) once for all of them (default). */
+  sharePrefix: z.boolean().default(true),
+});
+export type LogprobBatchOptions = z.input<typeof LogprobBatchOptions>;
 
 const LoraOptions = z.strictObject({
   r: z.int().min(1).default(8),
@@ -81,12 +95,21 @@ const SaveOptions = z.strictObject({
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
 
+/** What a folder the native loader opens holds is files (a missing folder: the loader names the file it needs). */
+function checkExisting(dir: string, names: RegExp, what: string): void {
+  if (existsSync(dir)) checkFolderFiles(dir, names, what);
+}
+
+/** The files of a model folder the native loader opens. */
+const MODEL_FILES = /^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
+
 /**
- * A loaded model. Calls on one model may overlap (each native call runs on the thread pool):
- * - forward, encodeVideo, generate, logprobs, save and saveLora run together;
+ * A loaded model. Calls on one model may be made without awaiting the last (they run off the event loop, in call
+ * order on the engine thread):
+ * - forward, encodeVideo, generate, logprobs, logprobsBatch, save and saveLora only read the weights;
  * - training steps and loadLora run alone, waiting (off the event loop) for the calls in flight;
- * - addLora, mergeLora and setTrainable are synchronous: while any call is in flight they throw an error with code
- *   ERR_TPO_BUSY instead of waiting; await the calls first;
+ * - addLora, mergeLora, setTrainable and setGradientCheckpointing are synchronous: while any call is in flight they
+ *   throw an error with code ERR_TPO_BUSY instead of waiting; await the calls first;
  * - setLoraEnabled applies to the calls made after it; each call runs wholly with the setting it was made with;
  * - dispose() while calls run is safe: they finish, and the memory goes with the last.
  */
@@ -100,7 +123,8 @@ export class VideoLM {
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
     const { dtype, overrides, device, mmap } = parse(LoadOptions, options, 'VideoLM.load: options');
-    const model = await native().modelLoad(parse(z.string().min(1), dir, 'VideoLM.load: dir'), {
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
+    const model = await native().modelLoad(dir, {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
       device,
@@ -189,6 +213,14 @@ export class VideoLM {
     return this.#model.logprobs(parse(LogprobOptions, options, 'VideoLM.logprobs'));
   }
 
+  /**
+   * logprobs for several prompts about one video in one call (an evaluation's questions, each with its options):
+   * what every prompt starts with runs once, then each prompt's own part and answers. One result per item.
+   */
+  logprobsBatch(options: LogprobBatchOptions): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]> {
+    return this.#model.logprobsBatch(parse(LogprobBatchOptions, options, 'VideoLM.logprobsBatch'));
+  }
+
   /** Attaches LoRA adapters (PEFT's initialisation: B = 0, so outputs do not change yet). Returns the layer count. */
   addLora(options: LoraOptions = {}): number {
     return this.#model.addLora(parse(LoraOptions, options, 'VideoLM.addLora'));
@@ -206,11 +238,13 @@ export class VideoLM {
 
   /** PEFT layout: adapter_config.json + adapter_model.safetensors. */
   saveLora(dir: string): Promise<void> {
-    return this.#model.saveLora(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'));
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.saveLora: dir'), 'an adapter folder');
+    return this.#model.saveLora(dir);
   }
 
   loadLora(dir: string): Promise<void> {
-    return this.#model.loadLora(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'));
+    checkExisting(parse(z.string().min(1), dir, 'VideoLM.loadLora: dir'), /^adapter_/, 'an adapter folder');
+    return this.#model.loadLora(dir);
   }
 
   /** Which parts train (the rest are frozen). Returns the number of trainable weights. */
@@ -221,10 +255,20 @@ export class VideoLM {
     );
   }
 
+  /**
+   * Activation checkpointing (transformers' gradient_checkpointing_enable): each decoder layer, and each tower
+   * layer when the tower trains, keeps only its inputs and recomputes the rest in the backward pass. For long video
+   * contexts: much less memory for about one more forward pass of time.
+   */
+  setGradientCheckpointing(enabled: boolean): void {
+    this.#model.setGradientCheckpointing(parse(z.boolean(), enabled, 'VideoLM.setGradientCheckpointing'));
+  }
+
   /** Writes config.json and the weights (atomically, sharded past maxShardSize). Returns the file names. */
   save(dir: string, options: SaveOptions = {}): Promise<string[]> {
     const { layout, maxShardSize } = parse(SaveOptions, options, 'VideoLM.save: options');
-    return this.#model.save(parse(z.string().min(1), dir, 'VideoLM.save: dir'), { layout, maxShardBytes: maxShardSize });
+    prepareOutputDir(parse(z.string().min(1), dir, 'VideoLM.save: dir'), 'a model folder');
+    return this.#model.save(dir, { layout, maxShardBytes: maxShardSize });
   }
 
   dispose(): void {

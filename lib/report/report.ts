@@ -1,12 +1,12 @@
 // The `tpo demo` run report: did TPO help? One document model (headings, paragraphs, tables, figures) rendered
 // twice, as report.md with its charts in .svg files beside it and as a self-contained report.html with the same
 // charts inline, so the two never disagree. Every file is written atomically.
-import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { z } from 'zod';
 
 import { writeTextFile } from '../data/jsonl.js';
+import { prepareOutputDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { readMetrics, type MetricSeries } from './metrics.js';
 import { barChart, escapeXml, lineChart } from './svg.js';
@@ -413,9 +413,10 @@ function short(v: number): string {
 // The charts of one run: each lists the metrics it draws (training then evaluation); a chart is drawn when the
 // run logged any of them, so an SFT run (no rewards/*) gets its loss curve only.
 const RUN_CHARTS: { file: string; title: string; yLabel: string; metrics: string[] }[] = [
-  { file: 'loss', title: 'Loss', yLabel: 'loss', metrics: ['loss', 'eval/loss'] },
-  { file: 'rewards-accuracies', title: 'Reward accuracy', yLabel: 'chosen > rejected', metrics: ['rewards/accuracies', 'eval/rewards/accuracies'] },
-  { file: 'rewards-margins', title: 'Reward margin', yLabel: 'chosen − rejected', metrics: ['rewards/margins', 'eval/rewards/margins'] },
+  // Validation as TRL names it (eval_*), and as runs before tpo 0.1's hardening logged it (eval/*).
+  { file: 'loss', title: 'Loss', yLabel: 'loss', metrics: ['loss', 'eval_loss', 'eval/loss'] },
+  { file: 'rewards-accuracies', title: 'Reward accuracy', yLabel: 'chosen > rejected', metrics: ['rewards/accuracies', 'eval_rewards/accuracies', 'eval/rewards/accuracies'] },
+  { file: 'rewards-margins', title: 'Reward margin', yLabel: 'chosen − rejected', metrics: ['rewards/margins', 'eval_rewards/margins', 'eval/rewards/margins'] },
   { file: 'rewards', title: 'Rewards: chosen vs rejected', yLabel: 'reward', metrics: ['rewards/chosen', 'rewards/rejected'] },
 ];
 
@@ -515,7 +516,7 @@ export async function writeReport(dir: string, report: DemoReport): Promise<Repo
   if (r.stages.length > 0) blocks.push(...stagesSection(r.stages));
   if (r.notes && r.notes.length > 0) blocks.push({ kind: 'heading', level: 2, text: 'Notes' }, { kind: 'list', items: r.notes });
 
-  await mkdir(dir, { recursive: true });
+  prepareOutputDir(dir, 'a report folder');
   const images: string[] = [];
   const names = new Set<string>();
   for (const f of figures) {

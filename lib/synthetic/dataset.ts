@@ -10,13 +10,14 @@
 //
 // Every file is written atomically. Videos already present are kept (each appeared whole or not at all), so an
 // interrupted run resumes where it stopped and a rerun with more videos renders only the new ones.
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 
 import { z } from 'zod';
 
 import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
+import { prepareOutputDir, prepareWritableDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { annotation } from './captions.js';
@@ -170,7 +171,7 @@ async function writeSplit(o: z.output<typeof SynthOptions>, split: Split, planne
 
 /** The world's tokenizer and the tiny model's config, preprocessor config included, into `dir`. */
 export async function writeModelFiles(dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  prepareOutputDir(dir, 'a model folder');
   const files = worldTokenizerFiles();
   await writeJsonFile(join(dir, 'tokenizer.json'), files['tokenizer.json']);
   await writeJsonFile(join(dir, 'tokenizer_config.json'), files['tokenizer_config.json']);
@@ -184,7 +185,8 @@ export async function writeSynthDataset(
 ): Promise<SynthSummary> {
   const o = parse(SynthOptions, options, 'synth options');
   const started = performance.now();
-  await mkdir(join(o.out, 'videos'), { recursive: true });
+  prepareWritableDir(o.out, 'a synthetic dataset folder');
+  prepareOutputDir(join(o.out, 'videos'), 'the videos folder');
   await checkFolder(o);
   const manifest = {
     tpo: packageVersion(), identity: identity(o), videos: o.videos, split: o.split, complete: false,

@@ -12,28 +12,30 @@
 // sampled answers on the same full video: the baseline without temporal manipulation, the judge picks the side).
 //
 // Resumable: records already in either output file are skipped, a torn last line is repaired before appending.
-import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+// The parts, each testable without a model: state.ts (what was written), work.ts (units of work and inputs),
+// quotas.ts (the mix), judge.ts (one Judge interface), records.ts (the records' schemas).
 import { dirname, relative, resolve } from 'node:path';
 import { z } from 'zod';
 
-import { encodePrompt } from '../data/encode.js';
+import { DataError } from '../data/errors.js';
 import { JsonlAppender, writeJsonFile } from '../data/jsonl.js';
-import { readAnnotations, readBenchmark, type VideoAnnotation } from '../data/records.js';
-import { assertVideosExist, mulberry32, seededShuffle } from '../data/videos.js';
-import { Tokenizer } from '../model/tokenizer.js';
-import { VideoLM } from '../model/video-lm.js';
+import { readAnnotations, readBenchmark } from '../data/records.js';
+import { assertVideosExist } from '../data/videos.js';
+import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
-import { tensor } from '../tensor.js';
+import { prepareOutputFile } from '../paths.js';
 import { parse } from '../validate.js';
-import { CorruptOptions, corruptFrames } from '../video/corrupt.js';
-import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
-import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames } from '../video/preprocess.js';
-import { type DropReason, judgeSynthetic, normalizeAnswer, type Verdict } from './judge.js';
+import { CorruptOptions } from '../video/corrupt.js';
+import type { SamplePlan } from '../video/decode.js';
+import { JUDGES, makeJudge, settleSides } from './judge.js';
 import { ChatClient, LlmConfig } from './llm.js';
-import { type PlanPair, comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans } from './plans.js';
-import { judgePair } from './questions.js';
-import { captionQuestions, ORDER_TYPES, type QuestionKind, type Skip, syntheticQuestion, type TpoQuestion } from './sources.js';
+import { quotas, quotasFilled } from './quotas.js';
+import { DroppedPair, PairRecord, SkipRecord } from './records.js';
+import { type Skip, syntheticQuestion, type TpoQuestion } from './sources.js';
+import { GenerationState, type GenerateSummary } from './state.js';
+import { captionWork, inputsFor, type InputSettings, scenesOf, syntheticWork, type VideoWork } from './work.js';
+
+export type { GenerateSummary };
 
 export const MANIPULATIONS = ['tpo', 'timewarp-explicit', 'timewarp-implicit', 'none'] as const;
 export type Manipulation = (typeof MANIPULATIONS)[number];
@@ -76,7 +78,9 @@ export const GenerateConfig = z.strictObject({
   seed: z.int().nonnegative().default(0),
   /** synthetic: exact answers from the world's events; llm: TPO's filter at `llm`; none: keep differing answers.
    * Default: llm when `llm` is set, else synthetic. */
-  judge: z.enum(['synthetic', 'llm', 'none']).optional(),
+  judge: z.enum(JUDGES).optional(),
+  /** A video that cannot be decoded: its questions are dropped as `undecodable-video` (default), or the run stops. */
+  onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
 }).superRefine((c, ctx) => {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (!c.questions && !(c.annotations && c.llm)) issue('questions', 'give synthetic questions, or annotations and an llm to write them');
@@ -88,17 +92,6 @@ export const GenerateConfig = z.strictObject({
 export type GenerateConfig = z.input<typeof GenerateConfig>;
 type Resolved = z.output<typeof GenerateConfig>;
 
-export interface GenerateSummary {
-  kept: number;
-  /** Dropped pairs and skipped questions or videos, by reason. */
-  dropped: Record<string, number>;
-  byKind: Record<string, { kept: number; dropped: number }>;
-  /** Against the reference answers: how often each side's answer was right (exact for the synthetic world). */
-  preferredCorrect: number;
-  dispreferredCorrect: number;
-  /** Pairs judged (skips are not). */
-  judged: number;
-}
 
 export interface GenerateProgress {
   /** Videos done, of `videos`. */
@@ -107,122 +100,45 @@ export interface GenerateProgress {
   summary: GenerateSummary;
 }
 
-interface Written {
-  id: string;
-  kind: string;
-  reason?: string;
-  prompt?: string;
-  video?: string;
-  judge?: Verdict;
+/** One input's answers to a group of questions, and the frames they saw. */
+interface Answers {
+  texts: string[];
+  indices: number[];
 }
 
-async function written(file: string): Promise<Written[]> {
-  if (!existsSync(file)) return [];
-  const out: Written[] = [];
-  for (const line of (await readFile(file, 'utf8')).split('\n')) {
-    try {
-      out.push(JSON.parse(line) as Written);
-    } catch {
-      // a torn last line: JsonlAppender.open cuts it off before appending
-    }
+/** The output files, checked before anything runs (not folders, FIFOs or under /proc; their folder takes files). */
+function outputs(c: Resolved): { pairs: string; dropped: string; summary: string } {
+  const files = { pairs: c.out, dropped: `${c.out}.dropped.jsonl`, summary: `${c.out}.summary.json` };
+  for (const [what, file] of Object.entries(files)) prepareOutputFile(file, `the ${what} file`, { createDir: true, probe: what === 'pairs' });
+  return files;
+}
+
+/** The run's units of work: synthetic questions from `questions`, or LLM questions from `annotations`. */
+async function workOf(c: Resolved, state: GenerationState, client: ChatClient | undefined): Promise<VideoWork[]> {
+  if (c.questions) {
+    const items = await readBenchmark(c.questions, { videoRoot: c.videoRoot }).toArray();
+    if (items.length === 0) throw new DataError('has no questions: nothing to generate pairs from', { file: c.questions });
+    return syntheticWork(items.map(syntheticQuestion), c.mix, c.seed, c.targetPairs === undefined);
   }
-  return out;
+  const annotations = await readAnnotations(c.annotations!, { videoRoot: c.videoRoot }).toArray();
+  if (annotations.length === 0) throw new DataError('has no annotated videos: nothing to generate pairs from', { file: c.annotations! });
+  return captionWork(annotations, client!, c.questionsPerVideo, c.mix, c.seed, state.done);
 }
 
-const newSummary = (): GenerateSummary => ({ kept: 0, dropped: {}, byKind: {}, preferredCorrect: 0, dispreferredCorrect: 0, judged: 0 });
-
-function count(s: GenerateSummary, r: Written, keep: boolean): void {
-  const kind = (s.byKind[r.kind] ??= { kept: 0, dropped: 0 });
-  if (r.judge) {
-    s.judged++;
-    s.preferredCorrect += r.judge.preferredCorrect ? 1 : 0;
-    s.dispreferredCorrect += r.judge.dispreferredCorrect ? 1 : 0;
-  }
-  if (keep) {
-    s.kept++;
-    kind.kept++;
-  } else {
-    s.dropped[r.reason ?? 'unknown'] = (s.dropped[r.reason ?? 'unknown'] ?? 0) + 1;
-    kind.dropped++;
-  }
-}
-
-/** The summary of what the two files hold: rebuilt from them on a resume, so it can never lag behind them. */
-function summarize(kept: Written[], dropped: Written[]): GenerateSummary {
-  const s = newSummary();
-  for (const r of kept) count(s, r, true);
-  for (const r of dropped) count(s, r, false);
-  return s;
-}
-
-/** Same video, same question (after normalisation): asked once. */
-const questionKey = (video: string, prompt: string) => `${video}\n${normalizeAnswer(prompt)}`;
-
-/** The questions in the mix's order: localized and comprehensive interleaved at the ratio (seeded). Without a
- * target, asking stops when a kind the mix asks for runs out, so the questions asked keep the ratio; with one,
- * the other kind's remaining questions follow, for the kept quotas (which keep the ratio) to fill from. */
-function mixed(questions: TpoQuestion[], mix: [number, number], seed: number, untilRunOut: boolean): TpoQuestion[] {
-  const random = mulberry32(seed);
-  const local = seededShuffle(questions.filter((q) => q.kind === 'localized'), random);
-  const global = seededShuffle(questions.filter((q) => q.kind === 'comprehensive'), random);
-  const share = mix[0] / (mix[0] + mix[1]);
-  const out: TpoQuestion[] = [];
-  let l = 0, g = 0;
-  for (;;) {
-    const wantLocal = share === 1 || (share > 0 && l <= share * (l + g));
-    if (wantLocal ? l >= local.length : g >= global.length) break;
-    out.push(wantLocal ? local[l++]! : global[g++]!);
-  }
-  if (untilRunOut) return out;
-  return [...out, ...(share > 0 ? local.slice(l) : []), ...(share < 1 ? global.slice(g) : [])];
-}
-
-/** Pairs still wanted per kind: the target split by the mix (Infinity without a target). */
-function quotas(c: Resolved, summary: GenerateSummary): Record<QuestionKind, number> {
-  if (c.targetPairs === undefined) return { localized: Infinity, comprehensive: Infinity };
-  const local = Math.round((c.targetPairs * c.mix[0]) / (c.mix[0] + c.mix[1]));
-  return {
-    localized: local - (summary.byKind.localized?.kept ?? 0),
-    comprehensive: c.targetPairs - local - (summary.byKind.comprehensive?.kept ?? 0),
-  };
-}
-
-/** A unit of work: one video and (possibly after an LLM call) its questions. */
-interface VideoWork {
-  video: string;
-  videoPath: string;
-  questions: () => Promise<{ questions: TpoQuestion[]; skips: Skip[] }>;
-}
-
-function scenesOf(annotations: VideoAnnotation[]): Map<string, [number, number][]> {
-  return new Map(annotations.map((a) => [a.videoPath, a.captions.map((c) => [c.start, c.end] as [number, number])]));
-}
-
-/** The inputs a question is answered from, with a key shared by every question that can share them. */
-async function inputsFor(
-  c: Resolved, q: TpoQuestion, scenes: Map<string, [number, number][]>,
-): Promise<{ key: string; plans: PlanPair; corrupt: boolean; scenes?: number[] } | { skip: string; detail?: string }> {
-  switch (c.manipulation) {
-    case 'tpo':
-      return q.kind === 'localized'
-        ? { key: `span:${q.span}`, plans: localizedPlans(q.span!, c.frames), corrupt: false }
-        : { key: 'whole', plans: comprehensivePlans(c.frames, c.sparseRatio), corrupt: false };
-    case 'timewarp-implicit':
-      return { key: 'whole', plans: corruptedPlans(c.frames), corrupt: true };
-    case 'none':
-      return { key: 'whole', plans: { preferred: { kind: 'uniform', frames: c.frames }, dispreferred: { kind: 'uniform', frames: c.frames } }, corrupt: false };
-    case 'timewarp-explicit': {
-      if (q.type && !ORDER_TYPES.has(q.type)) return { skip: 'not-order-question' };
-      const spans = scenes.get(q.videoPath);
-      if (!spans || spans.length < 2) return { skip: 'too-few-scenes', detail: `${q.video}: ${spans?.length ?? 0} scene(s) in the annotations` };
-      const info = await probeVideo(q.videoPath);
-      try {
-        const plans = shuffledScenePlans(spans, info, c.frames, c.seed);
-        return { key: 'scenes', plans, corrupt: false, scenes: plans.order };
-      } catch (error) {
-        return { skip: 'too-few-scenes', detail: (error as Error).message };
-      }
-    }
+/** Answers to `questions` from one input of a video: decoded, corrupted if asked, encoded once, one generate call. */
+async function answer(
+  session: ModelSession, c: Resolved, videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number,
+): Promise<Answers> {
+  const { tokens: videoTokens, indices } = await session.videoTokens(videoPath, plan, corrupt === undefined ? undefined : { ...c.corrupt, seed: corrupt });
+  const prompts: Tensor[] = questions.map((q) => session.prompt(`<image>\n${q.question}`));
+  try {
+    const { tokens } = await session.model.generate({
+      prompts, videoTokens, maxNewTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP, seed, stopIds: session.stopIds,
+    });
+    return { texts: tokens.map((t) => session.tokenizer.decode(t, { skipSpecialTokens: true }).trim()), indices };
+  } finally {
+    videoTokens.dispose();
+    for (const p of prompts) p.dispose();
   }
 }
 
@@ -230,135 +146,80 @@ export async function generatePairs(
   config: GenerateConfig, onProgress?: (progress: GenerateProgress) => void,
 ): Promise<GenerateSummary> {
   const c = parse(GenerateConfig, config, 'generate config');
-  const judge = c.judge ?? (c.llm ? 'llm' : 'synthetic');
+  const files = outputs(c);
   const client = c.llm ? new ChatClient(c.llm) : undefined;
-  const annotations = c.annotations ? await readAnnotations(c.annotations, { videoRoot: c.videoRoot }).toArray() : [];
-  const scenes = scenesOf(annotations);
-
-  await mkdir(dirname(c.out), { recursive: true });
+  const judge = makeJudge(c.judge ?? (c.llm ? 'llm' : 'synthetic'), client);
+  const scenes = scenesOf(c.annotations ? await readAnnotations(c.annotations, { videoRoot: c.videoRoot }).toArray() : []);
   // Records name their video relative to the pairs file's folder (as training resolves it), or absolutely when a
   // video root was given, so the pairs train wherever the questions came from.
-  const videoField = (q: TpoQuestion) => (c.videoRoot ? q.videoPath : relative(dirname(resolve(c.out)), q.videoPath));
-  const droppedFile = `${c.out}.dropped.jsonl`;
-  const summaryFile = `${c.out}.summary.json`;
-  const [keptBefore, droppedBefore] = [await written(c.out), await written(droppedFile)];
-  const done = new Set([...keptBefore, ...droppedBefore].map((r) => r.id));
-  const asked = new Set([...keptBefore, ...droppedBefore].filter((r) => r.prompt && r.video).map((r) => questionKey(r.video!, r.prompt!)));
-  const summary = summarize(keptBefore, droppedBefore);
-
-  // The work, video by video: synthetic questions in the mix's order, grouped by video in order of first use;
-  // LLM questions written per video as it comes up.
-  let work: VideoWork[];
-  if (c.questions) {
-    const items = await readBenchmark(c.questions, { videoRoot: c.videoRoot }).toArray();
-    const order = mixed(items.map(syntheticQuestion), c.mix, c.seed, c.targetPairs === undefined);
-    const byVideo = new Map<string, TpoQuestion[]>();
-    for (const q of order) byVideo.set(q.videoPath, [...(byVideo.get(q.videoPath) ?? []), q]);
-    work = [...byVideo.values()].map((qs) => ({ video: qs[0]!.video, videoPath: qs[0]!.videoPath, questions: async () => ({ questions: qs, skips: [] }) }));
-  } else {
-    const share = c.mix[0] / (c.mix[0] + c.mix[1]);
-    const counts = {
-      localized: share > 0 ? c.questionsPerVideo.localized : 0,
-      comprehensive: share < 1 ? c.questionsPerVideo.comprehensive : 0,
-    };
-    work = annotations.map((a, i) => ({
-      video: a.video, videoPath: a.videoPath,
-      questions: async () => {
-        const { duration } = await probeVideo(a.videoPath);
-        return captionQuestions(client!, a, counts, { seed: c.seed + i, duration, done });
-      },
-    }));
-  }
+  const videoField = (q: { videoPath: string }) => (c.videoRoot ? q.videoPath : relative(dirname(resolve(c.out)), q.videoPath));
+  const state = await GenerationState.load(files.pairs, files.dropped);
+  const work = await workOf(c, state, client);
   await assertVideosExist(work);
 
-  const tokenizer = await Tokenizer.load(c.model);
-  const processor = await loadPreprocessorConfig(c.model);
-  const model = await VideoLM.load(c.model);
-  try {
-    if (c.adapter) await model.loadLora(c.adapter);
-    const stopIds = [tokenizer.eos?.id, tokenizer.tokenToId('<|im_end|>')].filter((x): x is number => x !== undefined);
-    await using kept = await JsonlAppender.open(c.out);
-    await using dropped = await JsonlAppender.open(droppedFile);
+  using session = await ModelSession.open(c.model, c.adapter ? { adapter: c.adapter } : {});
+  await using kept = await JsonlAppender.open(files.pairs);
+  await using dropped = await JsonlAppender.open(files.dropped);
+  const settings: InputSettings = c;
 
-    /** Answers to `questions` from one input of the video: decoded, corrupted if asked, encoded once. */
-    const answer = async (videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number) => {
-      const decoded = await decodeVideo(videoPath, plan, { atLeast: decodeSizeFor(processor) });
-      let frames = decoded.frames;
-      if (corrupt !== undefined) {
-        frames = await corruptFrames(decoded.frames, { ...c.corrupt, seed: corrupt });
-        decoded.frames.dispose();
+  // LLM questions for the next videos are written while the model answers the current one.
+  const lookahead = Math.max(1, c.llm ? LlmConfig.parse(c.llm).concurrency : 1);
+  const pending = new Map<number, ReturnType<VideoWork['questions']>>();
+  const fetchQuestions = (i: number) => {
+    if (i < work.length && !pending.has(i)) pending.set(i, work[i]!.questions());
+    return pending.get(i);
+  };
+  for (let i = 0; i < work.length; i++) {
+    if (quotasFilled(quotas(c.targetPairs, c.mix, state.summary))) break;
+    for (let k = i; k < i + lookahead; k++) fetchQuestions(k)?.catch(() => undefined);
+    const unit = work[i]!;
+    const out = { kept: [] as PairRecord[], dropped: [] as (DroppedPair | SkipRecord)[] };
+    const skip = (s: Skip) => {
+      if (state.isDone(s.id)) return;
+      state.markDone(s.id);
+      out.dropped.push(parse(SkipRecord, s, 'generate: a skip record'));
+      state.count(s, false);
+    };
+    /** A video that cannot be decoded: every question still open about it is a counted skip (or the run's error). */
+    const undecodable = (error: unknown, questions: TpoQuestion[]) => {
+      if (!isVideoError(error) || c.onVideoError === 'stop') throw error;
+      if (questions.length === 0) skip({ id: unit.video, video: videoField(unit), kind: 'video', reason: 'undecodable-video', detail: error.message });
+      for (const q of questions) skip({ id: q.id, video: videoField(q), kind: q.kind, prompt: q.question, reason: 'undecodable-video', detail: error.message });
+    };
+    let batch: Awaited<ReturnType<VideoWork['questions']>> | undefined;
+    try {
+      batch = await fetchQuestions(i)!;
+    } catch (error) {
+      undecodable(error, []);
+    }
+    pending.delete(i);
+    if (batch) {
+      batch.skips.forEach(skip);
+      try {
+        await answerUnit(batch.questions);
+      } catch (error) {
+        undecodable(error, batch.questions.filter((q) => !state.isDone(q.id)));
       }
-      const pixels = await preprocessFrames(frames, processor);
-      frames.dispose();
-      const videoTokens: Tensor = await model.encodeVideo(pixels);
-      pixels.dispose();
-      const prompts = questions.map((q) => {
-        const ids = encodePrompt(tokenizer, `<image>\n${q.question}`).ids;
-        return tensor(ids, [ids.length]);
-      });
-      const { tokens } = await model.generate({
-        prompts, videoTokens, maxNewTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP, seed, stopIds,
-      });
-      videoTokens.dispose();
-      return { texts: tokens.map((t) => tokenizer.decode(t, { skipSpecialTokens: true }).trim()), indices: decoded.indices };
-    };
+    }
+    await kept.append(...out.kept);
+    await dropped.append(...out.dropped);
+    await kept.sync();
+    await dropped.sync();
+    await writeJsonFile(files.summary, state.summary);
+    onProgress?.({ done: i + 1, videos: work.length, summary: state.summary });
 
-    /** The verdict on one pair, with its sides in the order the judge settled (`none` lets it pick). */
-    const verdictOn = async (q: TpoQuestion, a: string, b: string): Promise<{ verdict: Verdict; swapped: boolean }> => {
-      const once = async (p: string, d: string): Promise<Verdict> => {
-        if (judge === 'synthetic') return judgeSynthetic(q.answer, p, d);
-        const empty = !normalizeAnswer(p) || !normalizeAnswer(d);
-        const same = normalizeAnswer(p) === normalizeAnswer(d);
-        const base = { preferredCorrect: false, dispreferredCorrect: false };
-        if (empty || same) return { keep: false, reason: empty ? 'empty-answer' : 'same-answers', ...base };
-        if (judge === 'none') return { keep: true, ...base };
-        const v = await judgePair(client!, q.captions ?? [], q.question, p, d);
-        const reason: DropReason | undefined = !v.correct ? 'preferred-wrong' : !v.consistent ? 'contradicts-captions'
-          : !v.better ? 'not-better' : p.trim() === d.trim() ? 'same-answers' : undefined;
-        const { keep, ...checks } = v;
-        return { keep, ...(reason ? { reason } : {}), preferredCorrect: v.correct, dispreferredCorrect: false, llm: checks };
-      };
-      const first = await once(a, b);
-      if (c.manipulation !== 'none' || first.keep || !['preferred-wrong', 'not-better'].includes(first.reason ?? '')) return { verdict: first, swapped: false };
-      const second = await once(b, a);
-      return second.keep ? { verdict: second, swapped: true } : { verdict: first, swapped: false };
-    };
-
-    // LLM questions for the next videos are written while the model answers the current one.
-    const lookahead = Math.max(1, c.llm ? LlmConfig.parse(c.llm).concurrency : 1);
-    const pending = new Map<number, ReturnType<VideoWork['questions']>>();
-    const fetchQuestions = (i: number) => {
-      if (i < work.length && !pending.has(i)) pending.set(i, work[i]!.questions());
-      return pending.get(i);
-    };
-    let videosDone = 0;
-    for (let i = 0; i < work.length; i++) {
-      const want = quotas(c, summary);
-      if (want.localized <= 0 && want.comprehensive <= 0) break;
-      for (let k = i; k < i + lookahead; k++) fetchQuestions(k)?.catch(() => undefined);
-      const unit = work[i]!;
-      const { questions, skips } = await fetchQuestions(i)!;
-      pending.delete(i);
-      const skipped: unknown[] = [];
-      const skip = (s: Skip) => {
-        if (done.has(s.id)) return;
-        done.add(s.id);
-        skipped.push(s);
-        count(summary, s, false);
-      };
-      skips.forEach(skip);
-
+    /** The unit's questions grouped by the input they share, answered from both inputs, judged, written out. */
+    async function answerUnit(questions: TpoQuestion[]): Promise<void> {
+      const want = quotas(c.targetPairs, c.mix, state.summary);
       // Questions sharing an input share its decode, its encoding and one generate call.
-      const groups = new Map<string, { plans: PlanPair; corrupt: boolean; scenes?: number[]; questions: TpoQuestion[] }>();
+      const groups = new Map<string, { plans: { preferred: SamplePlan; dispreferred: SamplePlan }; corrupt: boolean; scenes?: number[]; questions: TpoQuestion[] }>();
       for (const q of questions) {
-        if (done.has(q.id) || want[q.kind] <= 0) continue;
-        const key = questionKey(videoField(q), q.question);
-        if (asked.has(key)) {
+        if (state.isDone(q.id) || want[q.kind] <= 0) continue;
+        if (!state.ask(videoField(q), q.question)) {
           skip({ id: q.id, video: videoField(q), kind: q.kind, prompt: q.question, reason: 'duplicate-question' });
           continue;
         }
-        asked.add(key);
-        const inputs = await inputsFor(c, q, scenes);
+        const inputs = await inputsFor(settings, q, scenes);
         if ('skip' in inputs) {
           skip({ id: q.id, video: videoField(q), kind: q.kind, prompt: q.question, reason: inputs.skip, ...(inputs.detail ? { detail: inputs.detail } : {}) });
           continue;
@@ -367,45 +228,33 @@ export async function generatePairs(
         group.questions.push(q);
         groups.set(inputs.key, group);
       }
-
-      const keptRecords: unknown[] = [];
-      const droppedRecords: unknown[] = [...skipped];
       for (const group of groups.values()) {
         // Each video's corruption draws its own jitter (seeded by the run's seed and the video's place).
-        const preferred = await answer(unit.videoPath, group.questions, group.plans.preferred, undefined, c.seed);
-        const dispreferred = await answer(unit.videoPath, group.questions, group.plans.dispreferred,
+        const preferred = await answer(session, c, unit.videoPath, group.questions, group.plans.preferred, undefined, c.seed);
+        const dispreferred = await answer(session, c, unit.videoPath, group.questions, group.plans.dispreferred,
           group.corrupt ? c.seed * 1_000_003 + i : undefined, c.seed + 1);
         for (const [j, q] of group.questions.entries()) {
-          const { verdict, swapped } = await verdictOn(q, preferred.texts[j]!, dispreferred.texts[j]!);
+          const { verdict, swapped } = await settleSides(judge, q, preferred.texts[j]!, dispreferred.texts[j]!, c.manipulation === 'none');
           const [p, d] = swapped ? [dispreferred.texts[j]!, preferred.texts[j]!] : [preferred.texts[j]!, dispreferred.texts[j]!];
           const provenance = {
             kind: q.kind, type: q.type ?? null, manipulation: c.manipulation, span: q.span ?? null,
             frames: { preferred: preferred.indices, dispreferred: dispreferred.indices },
             ...(group.scenes ? { sceneOrder: group.scenes } : {}), ...(swapped ? { swapped } : {}), reference: q.answer, judge: verdict,
           };
-          const record: Written = { id: q.id, kind: q.kind, judge: verdict };
-          done.add(q.id);
-          if (verdict.keep && quotas(c, summary)[q.kind] > 0) {
-            count(summary, record, true);
-            keptRecords.push({ id: q.id, video: videoField(q), prompt: q.question, chosen: p, rejected: d, ...provenance });
+          state.markDone(q.id);
+          const base = { id: q.id, video: videoField(q), prompt: q.question };
+          if (verdict.keep && quotas(c.targetPairs, c.mix, state.summary)[q.kind] > 0) {
+            state.count({ kind: q.kind, judge: verdict }, true);
+            out.kept.push(parse(PairRecord, { ...base, chosen: p, rejected: d, ...provenance }, 'generate: a pair record'));
           } else {
             const reason = verdict.reason ?? 'target-reached';
-            count(summary, { ...record, reason }, false);
-            droppedRecords.push({ id: q.id, video: videoField(q), prompt: q.question, preferred: p, dispreferred: d, reason, ...provenance });
+            state.count({ kind: q.kind, reason, judge: verdict }, false);
+            out.dropped.push(parse(DroppedPair, { ...base, preferred: p, dispreferred: d, reason, ...provenance }, 'generate: a dropped record'));
           }
         }
       }
-      await kept.append(...keptRecords);
-      await dropped.append(...droppedRecords);
-      await kept.sync();
-      await dropped.sync();
-      await writeJsonFile(summaryFile, summary);
-      videosDone = i + 1;
-      onProgress?.({ done: videosDone, videos: work.length, summary });
     }
-    await writeJsonFile(summaryFile, summary);
-    return summary;
-  } finally {
-    model.dispose();
   }
+  await writeJsonFile(files.summary, state.summary);
+  return state.summary;
 }

@@ -1,6 +1,6 @@
 // A client for an OpenAI-compatible chat-completions endpoint (question generation and judging for real videos):
-// timeouts, retries with exponential back-off on network errors, 429 and 5xx (honouring Retry-After), a limit on
-// requests in flight, and errors that say which request failed and why.
+// timeouts, retries with exponential back-off on network errors, 429 and 5xx (honouring Retry-After up to a cap),
+// a limit on requests in flight, a cap on a reply's size, and errors that say which request failed and why.
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
@@ -11,12 +11,18 @@ export const LlmConfig = z.strictObject({
   model: z.string().min(1),
   /** The API key, or the name of an environment variable holding it (`env:OPENAI_API_KEY`). */
   apiKey: z.string().optional(),
+  /** Milliseconds for a whole request, the reply's body included (a reply that never ends is cut off). */
   timeoutMs: z.int().positive().default(60_000),
   retries: z.int().nonnegative().default(4),
   backoffMs: z.int().nonnegative().default(500),
   concurrency: z.int().positive().default(4),
   temperature: z.number().min(0).default(0),
   maxTokens: z.int().positive().default(256),
+  /** The longest wait a Retry-After header may ask for (429 with Retry-After: 86400 would sleep a day per retry);
+   * longer requests wait this long, and a notice on stderr says so. */
+  maxRetryWaitMs: z.int().nonnegative().default(60_000),
+  /** The largest reply body read; a longer one (an endpoint that streams without end) is an error. */
+  maxReplyBytes: z.int().positive().default(1 << 20),
 });
 export type LlmConfig = z.input<typeof LlmConfig>;
 
@@ -37,7 +43,14 @@ const Reply = z.object({
   choices: z.array(z.object({ message: z.object({ content: z.string().nullable() }) })).min(1),
 });
 
-/** Waits `ms`, or less if the signal aborts. */
+/** Retry-After as seconds: a number of seconds or an HTTP date (RFC 9110); undefined when absent or unreadable. */
+function retryAfterSeconds(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const seconds = /^\s*\d+(\.\d+)?\s*$/.test(header) ? Number(header) : (Date.parse(header) - Date.now()) / 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? seconds : undefined;
+}
+
+/** Waits `ms`. */
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class ChatClient {
@@ -45,8 +58,12 @@ export class ChatClient {
   #inFlight = 0;
   #waiting: (() => void)[] = [];
 
-  constructor(config: LlmConfig) {
+  readonly #notice: (message: string) => void;
+
+  /** `notice` hears what the client does that a user waits on (a capped Retry-After); default: stderr. */
+  constructor(config: LlmConfig, options: { notice?: (message: string) => void } = {}) {
     this.config = parse(LlmConfig, config, 'llm config');
+    this.#notice = options.notice ?? ((message) => process.stderr.write(`tpo: ${message}\n`));
   }
 
   #key(): string | undefined {
@@ -78,22 +95,25 @@ export class ChatClient {
     try {
       let last: LlmError | undefined;
       for (let attempt = 0; attempt <= this.config.retries; attempt++) {
-        if (attempt > 0) await sleep(this.#delay(attempt, last));
+        if (attempt > 0) await sleep(this.#delay(attempt, url, last));
         let response: Response;
+        let text: string;
+        const signal = AbortSignal.timeout(this.config.timeoutMs);
         try {
           response = await fetch(url, {
-            method: 'POST', body, signal: AbortSignal.timeout(this.config.timeoutMs),
+            method: 'POST', body, signal,
             headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
           });
+          text = await this.#body(response, url);
         } catch (error) {
-          const timedOut = (error as Error).name === 'TimeoutError';
-          last = new LlmError(`${url}: ${timedOut ? `no reply within ${this.config.timeoutMs} ms` : (error as Error).message}`);
+          if (error instanceof LlmError) throw error;
+          const timedOut = signal.aborted || (error as Error).name === 'TimeoutError';
+          last = new LlmError(`${url}: ${timedOut ? `no reply within ${this.config.timeoutMs} ms (llm.timeoutMs, the whole reply included)` : (error as Error).message}`);
           continue;
         }
-        const text = await response.text().catch(() => '');
         if (response.status === 429 || response.status >= 500) {
           last = Object.assign(new LlmError(`${url}: HTTP ${response.status} ${text.slice(0, 200)}`, response.status), {
-            retryAfter: Number(response.headers.get('retry-after')) || undefined,
+            retryAfter: retryAfterSeconds(response.headers.get('retry-after')),
           });
           continue;
         }
@@ -118,9 +138,42 @@ export class ChatClient {
     }
   }
 
-  /** Exponential back-off with jitter, or the server's Retry-After (seconds) when it gives one. */
-  #delay(attempt: number, last?: LlmError & { retryAfter?: number }): number {
-    if (last?.retryAfter) return last.retryAfter * 1000;
+  /** The reply's body as text, read up to maxReplyBytes (the request's timeout bounds the time). */
+  async #body(response: Response, url: string): Promise<string> {
+    if (!response.body) return '';
+    const limit = this.config.maxReplyBytes;
+    const declared = Number(response.headers.get('content-length'));
+    const tooLong = () => new LlmError(`${url}: the reply is longer than ${limit} bytes (llm.maxReplyBytes)`, response.status);
+    if (declared > limit) {
+      await response.body.cancel().catch(() => undefined);
+      throw tooLong();
+    }
+    const reader = response.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let bytes = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw tooLong();
+      }
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  /** Exponential back-off with jitter, or the server's Retry-After (seconds) when it gives one, up to the cap. */
+  #delay(attempt: number, url: string, last?: LlmError & { retryAfter?: number }): number {
+    if (last?.retryAfter) {
+      const asked = last.retryAfter * 1000;
+      const cap = this.config.maxRetryWaitMs;
+      if (asked <= cap) return asked;
+      this.#notice(`${url}: the server asked to wait ${last.retryAfter} s before retrying (Retry-After); ` +
+        `waiting ${cap / 1000} s instead (llm.maxRetryWaitMs)`);
+      return cap;
+    }
     const base = this.config.backoffMs * 2 ** (attempt - 1);
     return base / 2 + Math.random() * (base / 2);
   }

@@ -2,7 +2,8 @@
 // Unknown fields are errors; defaults follow TPO's published settings where the paper gives them.
 import { z } from 'zod';
 
-import { LossConfig } from './preference.js';
+import { ON_VIDEO_ERROR } from '../model/session.js';
+import { LossOverrides, ReferenceMode } from './loss.js';
 import { OptimizerConfig } from './optimizer.js';
 import { Schedule } from './schedule.js';
 
@@ -29,15 +30,9 @@ export const TrainConfig = z.strictObject({
   objective: z.enum(['tpo', 'dpo', 'sft']).default('tpo'),
   preset: z.enum(['longva', 'llava-video']).optional(),
   /** The loss (fields left out come from the preset, then the objective: tpo weighs the SFT term 1.0). */
-  loss: z.strictObject({
-    type: LossConfig.shape.type.unwrap().optional(),
-    beta: z.number().positive().optional(),
-    labelSmoothing: z.number().min(0).lt(0.5).optional(),
-    referenceFree: z.boolean().optional(),
-    sftWeight: z.number().min(0).optional(),
-  }).prefault({}),
+  loss: LossOverrides.prefault({}),
   /** Where reference log-probs come from; default lora-disabled with LoRA, else frozen-copy. */
-  reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
+  reference: ReferenceMode.optional(),
   lora: z.strictObject({
     r: z.int().min(1).default(8),
     alpha: z.number().positive().default(16),
@@ -66,6 +61,9 @@ export const TrainConfig = z.strictObject({
   /** Score a micro-batch's pairs in one padded forward per model instead of pair by pair with a shared prompt:
    * several times faster for small models (the cost is the number of operations), more compute for large ones. */
   batchPairs: z.boolean().default(false),
+  /** Activation checkpointing per decoder layer (and tower layer, when the tower trains): for long video contexts,
+   * much less memory for about one more forward pass of time (docs/performance.md measures both). */
+  gradientCheckpointing: z.boolean().default(false),
   /** Longest sequence, visual tokens included; longer records are truncated by encodePair's rule. */
   maxLength: z.int().min(16).optional(),
   checkpoint: z.strictObject({
@@ -78,6 +76,11 @@ export const TrainConfig = z.strictObject({
   export: z.strictObject({ merge: z.boolean().default(false) }).prefault({}),
   /** A non-finite loss stops the run (default) or skips the batch. */
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
+  /** A video that cannot be decoded: its records are skipped and reported (default), or the run stops. */
+  onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
+  /** The output folder may hold another run (or this one, not resumed): delete its checkpoints, metrics.jsonl,
+   * final/ and run.json and start this run. Without it such a folder is an error (a folder holds one run). */
+  overwrite: z.boolean().default(false),
 });
 export type TrainConfig = z.input<typeof TrainConfig>;
 export type ResolvedTrainConfig = z.output<typeof TrainConfig>;

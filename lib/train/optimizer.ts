@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { VideoLM } from '../model/video-lm.js';
 import { native, type NativePair, type NativeStepResult, type NativeTrainer, type Tensor } from '../native.js';
 import { parse } from '../validate.js';
-import { LossConfig } from './preference.js';
+import { ForwardSettings } from './loss.js';
 
 export const OptimizerConfig = z.strictObject({
   /** AdamW's decoupled weight decay, on weight matrices only (never norms, biases or image_newline). */
@@ -18,16 +18,11 @@ export const OptimizerConfig = z.strictObject({
 });
 export type OptimizerConfig = z.input<typeof OptimizerConfig>;
 
-const PreferenceStep = z.strictObject({
+const PreferenceStep = ForwardSettings.extend({
   microBatches: z.array(z.array(z.custom<NativePair>())).min(1),
   lr: z.number().min(0),
-  loss: LossConfig.prefault({}),
-  referenceMode: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).default('lora-disabled'),
-  sharePrefix: z.boolean().default(true),
   /** Encode each pair's video once for both answers and both models (false: once per answer and model). */
   encodeOnce: z.boolean().default(true),
-  /** Score every pair's answers in one padded forward (small models: fewer, larger operations). */
-  batchPairs: z.boolean().default(false),
 });
 export type PreferenceStep = z.input<typeof PreferenceStep>;
 

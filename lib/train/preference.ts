@@ -1,25 +1,18 @@
 // Preference objectives (TRL's DPO losses and TPO's SFT term) over a batch of pairs, through the native model:
-// the loss, TRL's metrics and, on request, gradients. The training step (coming) runs the same forward.
+// the loss, TRL's metrics and, on request, gradients. The training step runs the same forward and reports the
+// same metrics, computed by the same native function (native/train/preference.cc preference_metrics).
 import { z } from 'zod';
 
+import type { NativePair, NativePreferenceOutput, PreferenceMetrics, Tensor } from '../addon.js';
 import { VideoLM } from '../model/video-lm.js';
-import { type Tensor } from '../native.js';
-import { parse } from '../validate.js';
 import { native } from '../native.js';
+import { parse } from '../validate.js';
+import { ForwardSettings, LossConfig } from './loss.js';
 
-export const LossConfig = z.strictObject({
-  /** TRL's loss_type: sigmoid (DPO; cDPO with labelSmoothing), hinge (SLiC), ipo (length-normalised), robust. */
-  type: z.enum(['sigmoid', 'hinge', 'ipo', 'robust']).default('sigmoid'),
-  beta: z.number().positive().default(0.1),
-  labelSmoothing: z.number().min(0).lt(0.5).default(0),
-  /** No reference model: the implicit reward is beta * log p(answer). */
-  referenceFree: z.boolean().default(false),
-  /** Weight of the NLL of the chosen answers: TPO's alpha, TRL's rpo_alpha. */
-  sftWeight: z.number().min(0).default(0),
-});
-export type LossConfig = z.input<typeof LossConfig>;
+export { LossConfig };
+export type { PreferenceMetrics };
 
-export interface PreferencePairInput {
+export interface PreferencePairInput extends NativePair {
   /** 1-D ids: the prompt (the image id once when there is a video). */
   prompt: Tensor;
   chosen: Tensor;
@@ -30,59 +23,23 @@ export interface PreferencePairInput {
   reference?: [number, number];
 }
 
-const ForwardOptions = z.strictObject({
-  loss: LossConfig.prefault({}),
-  /** Where reference log-probs come from (TPO and TRL: a frozen copy of the starting weights). */
-  referenceMode: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).default('lora-disabled'),
-  /** Run each pair's prompt (video included) once; both answers attend to it. */
-  sharePrefix: z.boolean().default(true),
-  /** Every pair's answers in one padded forward per model (small models: fewer, larger operations). */
-  batchPairs: z.boolean().default(false),
+const ForwardOptions = ForwardSettings.extend({
   /** Parameter names whose gradients of the loss to return. */
   gradients: z.array(z.string()).optional(),
 });
 export type ForwardOptions = z.input<typeof ForwardOptions>;
 
-export interface PreferenceOutput {
-  loss: Tensor<'float32'>;
-  losses: Tensor<'float32'>;
-  nll: Tensor<'float32'>;
-  chosenRewards: Tensor<'float32'>;
-  rejectedRewards: Tensor<'float32'>;
-  policyChosen: Tensor<'float32'>;
-  policyRejected: Tensor<'float32'>;
-  refChosen?: Tensor<'float32'>;
-  refRejected?: Tensor<'float32'>;
-  gradients: Record<string, Tensor<'float32'>>;
-}
+export type PreferenceOutput = NativePreferenceOutput;
 
 /** The preference loss of `pairs` under `policy` (and `reference`, for the frozen-copy mode). */
 export async function preferenceForward(
   policy: VideoLM, pairs: PreferencePairInput[], options: ForwardOptions = {}, reference?: VideoLM,
 ): Promise<PreferenceOutput> {
   const o = parse(ForwardOptions, options, 'preferenceForward: options');
-  const out = await native().trainPreferenceForward({
-    policy: policy.native, reference: reference?.native, pairs, ...o,
-  });
-  return out as unknown as PreferenceOutput;
+  return native().trainPreferenceForward({ policy: policy.native, reference: reference?.native, pairs, ...o });
 }
 
-/** TRL's metric names for a batch (means over pairs), from a forward's output. */
-export function preferenceMetrics(out: PreferenceOutput): Record<string, number> {
-  const mean = (t: Tensor) => {
-    const a = t.toTypedArray() as Float32Array;
-    return a.reduce((s, x) => s + x, 0) / a.length;
-  };
-  const chosen = out.chosenRewards.toTypedArray() as Float32Array;
-  const rejected = out.rejectedRewards.toTypedArray() as Float32Array;
-  return {
-    loss: mean(out.loss),
-    'rewards/chosen': mean(out.chosenRewards),
-    'rewards/rejected': mean(out.rejectedRewards),
-    'rewards/accuracies': chosen.reduce((s, c, i) => s + (c > rejected[i]! ? 1 : 0), 0) / chosen.length,
-    'rewards/margins': chosen.reduce((s, c, i) => s + c - rejected[i]!, 0) / chosen.length,
-    'logps/chosen': mean(out.policyChosen),
-    'logps/rejected': mean(out.policyRejected),
-    nll_loss: mean(out.nll),
-  };
+/** TRL's metric names for a batch (means over pairs), as the native forward computed them. */
+export function preferenceMetrics(out: PreferenceOutput): PreferenceMetrics {
+  return out.metrics;
 }

@@ -4,30 +4,33 @@
 //   -> token ids (chat template, <image>) -> Optimizer.preferenceStep / sftStep -> metrics.jsonl, checkpoints
 //
 // A step's batch is a function of (seed, epoch, index) alone and the optimizer's state is saved with the weights,
-// so a run resumed from checkpoint-<k> computes exactly the steps an uninterrupted run would have.
+// so a run resumed from checkpoint-<k> computes exactly the steps an uninterrupted run would have. A run folder
+// holds one run (run.json records its identity): another run in it is refused unless `overwrite` says so.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 
 import { encodePair, encodeSft } from '../data/encode.js';
-import { writeJsonFile, writeJsonl } from '../data/jsonl.js';
+import { writeJsonFile } from '../data/jsonl.js';
 import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data/records.js';
 import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
 import { cacheDir } from '../libtorch.js';
+import { fileDigest, modelDigest } from '../model/digest.js';
+import { prepareOutputDir } from '../paths.js';
 import { copyModelFiles } from '../model/files.js';
-import { readSafetensorsHeader } from '../model/safetensors.js';
-import { Tokenizer } from '../model/tokenizer.js';
+import { isVideoError, ModelSession } from '../model/session.js';
 import { VideoLM } from '../model/video-lm.js';
-import { type NativePair, type Tensor } from '../native.js';
+import { type NativePair, type PreferenceMetrics, type Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
-import { decodeVideo } from '../video/decode.js';
-import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { packageVersion } from '../version.js';
 import { PRESETS, type ResolvedTrainConfig, TrainConfig } from './config.js';
+import { LossConfig } from './loss.js';
 import { Optimizer } from './optimizer.js';
-import { preferenceForward, preferenceMetrics } from './preference.js';
+import { preferenceForward } from './preference.js';
+import { type Checkpoint, RunFolder, type RunRecord } from './run-folder.js';
 import { learningRate } from './schedule.js';
 
 export interface StepEvent {
@@ -45,19 +48,52 @@ export interface FitResult {
   stopped: 'done' | 'aborted';
 }
 
+/** A run folder that holds something else than this run, or a resume that cannot be (code ERR_TPO_RUN_FOLDER). */
+export class RunFolderError extends Error {
+  readonly code = 'ERR_TPO_RUN_FOLDER';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunFolderError';
+  }
+}
+
+/** A run whose every batch was skipped (code ERR_TPO_NOTHING_TRAINED): no final/ is written. */
+export class NothingTrainedError extends Error {
+  readonly code = 'ERR_TPO_NOTHING_TRAINED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'NothingTrainedError';
+  }
+}
+
+/** The native step's code for a loss or gradient norm that is not finite (the weights were left as they were). */
+const NON_FINITE = 'ERR_TPO_NON_FINITE';
+
 const ids = (a: Int32Array | number[]) => tensor(Int32Array.from(a), [a.length]);
 
 /** Decoded videos (or their visual tokens) kept across steps, at most this many bytes. */
 const VIDEO_CACHE_BYTES = 2 * 1024 ** 3;
 
-export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]; checkpoint: [{ step: number; dir: string }] }> {
+type References = Map<string, [number, number]>;
+
+/** A batch's inputs, and the records they are (records without inputs were skipped). */
+interface Inputs<T> {
+  items: T[];
+  ids: string[];
+}
+
+const identical = (r: PreferencePair) => r.chosen.trim() === r.rejected.trim();
+
+export class Trainer extends EventEmitter<{
+  step: [StepEvent]; eval: [StepEvent]; checkpoint: [{ step: number; dir: string }]; notice: [string];
+}> {
   readonly config: ResolvedTrainConfig;
-  #tokenizer?: Tokenizer;
-  #processor?: PreprocessorConfig;
-  #policy?: VideoLM;
+  #session?: ModelSession;
   #reference?: VideoLM;
   #videos = new Map<string, Tensor>();
-  /** Records left out, and why (identical answers, non-finite losses when onNonFinite is skip). */
+  /** Videos that failed to decode (path -> why), skipped for the rest of the run. */
+  #badVideos = new Map<string, string>();
+  /** Records left out, and why (identical answers, undecodable videos, non-finite losses when onNonFinite is skip). */
   readonly skipped: { id: string; reason: string }[] = [];
 
   /** `source` names the config in errors (the file it came from). */
@@ -70,67 +106,86 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
     return this.config.objective !== 'sft';
   }
 
+  /** The loss with every field resolved: the config's, then the preset's, then the objective's, then the defaults. */
   #loss() {
     const preset = this.config.preset ? PRESETS[this.config.preset] : undefined;
     const loss = { ...(preset?.loss ?? {}), ...this.config.loss };
     if (this.config.objective === 'dpo') loss.sftWeight = this.config.loss.sftWeight ?? 0;
     else if (this.config.objective === 'tpo') loss.sftWeight = loss.sftWeight ?? 1;
-    return loss;
+    return LossConfig.parse(loss);
   }
 
   #referenceMode() {
     return this.config.reference ?? (this.config.lora ? 'lora-disabled' : 'frozen-copy');
   }
 
+  #peakLr(): number {
+    return this.config.lr ?? (this.config.preset ? PRESETS[this.config.preset].lr : 1e-5);
+  }
+
+  /** What the trainer does that a user should hear of (a resume that starts over, an overwrite): the 'notice'
+   * listeners, else stderr. */
+  #notice(message: string): void {
+    if (this.listenerCount('notice') > 0) this.emit('notice', message);
+    else process.stderr.write(`tpo train: ${message}\n`);
+  }
+
   /** The latest complete checkpoint: a folder is renamed into place only once whole. */
-  async latestCheckpoint(): Promise<{ step: number; dir: string } | undefined> {
-    if (!existsSync(this.config.output)) return undefined;
-    const steps = (await readdir(this.config.output))
-      .map((name) => /^checkpoint-(\d+)$/.exec(name)?.[1])
-      .filter((s): s is string => s !== undefined)
-      .map(Number)
-      .sort((a, b) => b - a);
-    return steps.length ? { step: steps[0]!, dir: join(this.config.output, `checkpoint-${steps[0]}`) } : undefined;
+  async latestCheckpoint(): Promise<Checkpoint | undefined> {
+    return RunFolder.at(this.config.output).latest();
   }
 
   async #loadModels(resumeFrom?: string): Promise<void> {
     const c = this.config;
-    this.#tokenizer = await Tokenizer.load(c.model);
     const fullCheckpoint = resumeFrom && !c.lora;
-    this.#policy = await VideoLM.load(fullCheckpoint ? resumeFrom : c.model);
-    if (this.#policy.info.architecture === 'LlavaQwenForCausalLM') this.#processor = await loadPreprocessorConfig(c.model);
+    this.#session = await ModelSession.open(c.model, fullCheckpoint ? { weights: resumeFrom } : {});
+    const policy = this.#session.model;
     if (c.lora) {
-      if (resumeFrom) await this.#policy.loadLora(resumeFrom);
-      else this.#policy.addLora({ ...c.lora, seed: c.seed });
+      if (resumeFrom) await policy.loadLora(resumeFrom);
+      else policy.addLora({ ...c.lora, seed: c.seed });
     }
     const parts = c.train;
-    this.#policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
+    policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
+    policy.setGradientCheckpointing(c.gradientCheckpointing);
     if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model);
   }
+
+  // ------------------------------------------------------------------------------------------------ videos
 
   /**
    * A video as the step takes it. With the tower and projector frozen its visual tokens never change: they are
    * encoded once and kept across steps and epochs. Otherwise its preprocessed frames are kept (up to
    * VIDEO_CACHE_BYTES, so an epoch decodes each video once) and the step encodes them once per micro-batch.
+   * A video that cannot be decoded is `{ skip }` (onVideoError skip) or the run's error (stop).
    */
-  async #video(path: string): Promise<Tensor | undefined> {
-    if (!this.#processor) return undefined;
+  async #video(path: string): Promise<{ video?: Tensor } | { skip: string }> {
+    const session = this.#session!;
+    if (!session.processor) return {};
+    const bad = this.#badVideos.get(path);
+    if (bad) return { skip: bad };
     const cached = this.#videos.get(path);
-    if (cached) return cached;
-    const { frames } = await decodeVideo(path, { kind: 'uniform', frames: this.config.frames }, { atLeast: decodeSizeFor(this.#processor) });
-    const pixels = await preprocessFrames(frames, this.#processor);
-    frames.dispose();
+    if (cached) return { video: cached };
+    let pixels: Tensor;
+    try {
+      ({ pixels } = await session.pixels(path, { kind: 'uniform', frames: this.config.frames }));
+    } catch (error) {
+      if (!isVideoError(error) || this.config.onVideoError === 'stop') throw error;
+      const reason = `video: ${error.message}`;
+      this.#badVideos.set(path, reason);
+      this.#notice(`skipping ${path} and its records: ${error.message}`);
+      return { skip: reason };
+    }
     const trainsTower = this.config.train.vision || this.config.train.projector;
     if (!trainsTower || this.#visualTokenCount === 0) {
-      const tokens = await this.#policy!.encodeVideo(pixels);
+      const tokens = await session.model.encodeVideo(pixels);
       this.#visualTokenCount = tokens.shape[0]!;
       if (!trainsTower) {
         pixels.dispose();
-        return this.#keep(path, tokens);
+        return { video: this.#keep(path, tokens) };
       }
       tokens.dispose();
     }
-    return this.#keep(path, pixels);
+    return { video: this.#keep(path, pixels) };
   }
 
   #cachedBytes = 0;
@@ -147,225 +202,368 @@ export class Trainer extends EventEmitter<{ step: [StepEvent]; eval: [StepEvent]
   /** How many embeddings replace the image id (for truncation budgets): measured on the first video. */
   #visualTokenCount = 0;
 
-  #visualTokens(): number {
-    return this.#visualTokenCount;
-  }
+  // ------------------------------------------------------------------------------------------------ inputs
 
-  async #pairInputs(batch: Batch<PreferencePair>, reference?: Map<string, [number, number]>): Promise<NativePair[]> {
-    const out: NativePair[] = [];
+  /**
+   * A batch's pairs as the native step takes them. `report`: a record left out (identical answers, an
+   * undecodable video) is added to `skipped` (training steps report; precomputation and validation do not).
+   */
+  async #pairInputs(batch: Batch<PreferencePair>, report: boolean, reference?: References): Promise<Inputs<NativePair>> {
+    const out: Inputs<NativePair> = { items: [], ids: [] };
     for (const group of batch.groups) {
-      const video = await this.#video(group.videoPath);
+      const v = await this.#video(group.videoPath);
       for (const record of group.records) {
         // A pair whose answers are the same teaches nothing and its loss is constant: report it and go on.
-        if (record.chosen.trim() === record.rejected.trim()) {
-          this.skipped.push({ id: record.id, reason: 'chosen and rejected are identical' });
+        const skip = 'skip' in v ? v.skip : identical(record) ? 'chosen and rejected are identical' : undefined;
+        if (skip) {
+          if (report) this.skipped.push({ id: record.id, reason: skip });
           continue;
         }
-        const inputs = encodePair(this.#tokenizer!, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokens() });
-        out.push({
+        const video = 'video' in v ? v.video : undefined;
+        const inputs = encodePair(this.#session!.tokenizer, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokenCount });
+        out.items.push({
           prompt: ids(inputs.promptIds), chosen: ids(inputs.chosenIds), rejected: ids(inputs.rejectedIds),
           ...(video ? { video } : {}), ...(reference?.has(record.id) ? { reference: reference.get(record.id)! } : {}),
         });
+        out.ids.push(record.id);
       }
     }
     return out;
   }
 
-  async #sftInputs(batch: Batch<SftRecord>) {
-    const out: { prompt: Tensor; answer: Tensor; video?: Tensor }[] = [];
+  async #sftInputs(batch: Batch<SftRecord>): Promise<Inputs<{ prompt: Tensor; answer: Tensor; video?: Tensor }>> {
+    const out: Inputs<{ prompt: Tensor; answer: Tensor; video?: Tensor }> = { items: [], ids: [] };
     for (const group of batch.groups) {
-      const video = await this.#video(group.videoPath);
+      const v = await this.#video(group.videoPath);
       for (const record of group.records) {
-        const inputs = encodeSft(this.#tokenizer!, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokens() });
-        out.push({
+        if ('skip' in v) {
+          this.skipped.push({ id: record.id, reason: v.skip });
+          continue;
+        }
+        const inputs = encodeSft(this.#session!.tokenizer, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokenCount });
+        out.items.push({
           prompt: ids(inputs.inputIds.subarray(0, inputs.promptLength)), answer: ids(inputs.inputIds.subarray(inputs.promptLength)),
-          ...(video ? { video } : {}),
+          ...(v.video ? { video: v.video } : {}),
         });
+        out.ids.push(record.id);
       }
     }
     return out;
+  }
+
+  // ------------------------------------------------------------------------------------------------ references
+
+  /**
+   * Reference log-probs of every pair of `file` under the run's starting weights, cached across runs in the tpo
+   * cache folder under a key of content: the weights' and tokenizer's bytes, the dataset's bytes, each video's
+   * path, size and modification time, and the input settings. Two models with the same shapes never share one.
+   */
+  async #precompute(file: string, records: PreferencePair[], resumed: boolean): Promise<References> {
+    const c = this.config;
+    const videos = [...new Set(records.map((r) => r.videoPath))].sort();
+    const videoIds = await Promise.all(videos.map(async (v) => {
+      const s = await stat(v).catch(() => undefined);
+      return [v, s?.size ?? null, s?.mtimeMs ?? null];
+    }));
+    const key = createHash('sha256').update(JSON.stringify({
+      version: 2, model: await modelDigest(c.model), data: await fileDigest(file), videos: videoIds,
+      frames: c.frames, maxLength: c.maxLength ?? null, batchPairs: c.batchPairs,
+    })).digest('hex').slice(0, 32);
+    const folder = join(cacheDir(), 'reference-logps');
+    prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
+    const cached = join(folder, `${key}.json`);
+    if (existsSync(cached)) return new Map(Object.entries(JSON.parse(await readFile(cached, 'utf8')) as Record<string, [number, number]>));
+
+    // The starting weights: with LoRA, the policy with its adapters off; without, the policy unless it was loaded
+    // from a checkpoint, then the model folder's own weights, loaded for this pass.
+    const policy = this.#session!.model;
+    const separate = !c.lora && resumed ? await VideoLM.load(c.model) : undefined;
+    const model = separate ?? policy;
+    if (c.lora) policy.setLoraEnabled(false);
+    const out: References = new Map();
+    try {
+      for (const batch of videoBatches(records, { batchSize: c.batchSize, shuffle: false })) {
+        const inputs = await this.#pairInputs(batch, false);
+        if (inputs.items.length === 0) continue;
+        const r = await preferenceForward(model, inputs.items, { loss: { referenceFree: true }, referenceMode: 'none', batchPairs: c.batchPairs });
+        const pc = r.policyChosen.toTypedArray() as Float32Array;
+        const pr = r.policyRejected.toTypedArray() as Float32Array;
+        inputs.ids.forEach((id, i) => out.set(id, [pc[i]!, pr[i]!]));
+      }
+    } finally {
+      if (c.lora) policy.setLoraEnabled(true);
+      separate?.dispose();
+    }
+    await writeJsonFile(cached, Object.fromEntries(out));
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------------ the run folder
+
+  /** What decides the run's trajectory: the same for a resumed run, different for any other. */
+  async #trajectory(total: number): Promise<Record<string, unknown>> {
+    const c = this.config;
+    return {
+      model: resolve(c.model), modelDigest: await modelDigest(c.model),
+      data: { train: resolve(c.data.train), digest: await fileDigest(c.data.train), videoRoot: c.data.videoRoot ? resolve(c.data.videoRoot) : null },
+      objective: c.objective, loss: this.#preference ? this.#loss() : null, reference: this.#preference ? this.#referenceMode() : null,
+      lora: c.lora ?? null, train: c.train, lr: this.#peakLr(), optimizer: c.optimizer, schedule: c.schedule,
+      batchSize: c.batchSize, gradientAccumulation: c.gradientAccumulation, epochs: c.epochs, maxSteps: c.maxSteps ?? null,
+      steps: total, seed: c.seed, frames: c.frames, batchPairs: c.batchPairs, maxLength: c.maxLength ?? null,
+      onNonFinite: c.onNonFinite, onVideoError: c.onVideoError,
+    };
   }
 
   /**
-   * Reference log-probs of every pair under the starting weights, cached across runs in the tpo cache folder under
-   * a key of the dataset's bytes, the model's config and weight headers, and the input settings.
+   * Makes the folder this run's, or says why it cannot be: a fresh folder is claimed (run.json); this run's own
+   * folder continues from its latest checkpoint with `resume`; anything else is refused unless `overwrite` clears it.
    */
-  async #precompute(records: PreferencePair[]): Promise<Map<string, [number, number]>> {
+  async #claim(folder: RunFolder, total: number, resume: boolean): Promise<Checkpoint | undefined> {
     const c = this.config;
-    const hash = createHash('sha256');
-    hash.update(await readFile(c.data.train));
-    hash.update(await readFile(join(c.model, 'config.json')));
-    for (const t of (await readSafetensorsHeader(c.model)).tensors) hash.update(`${t.name}:${t.dtype}:${t.shape}:${t.byteLength}`);
-    hash.update(JSON.stringify({ frames: c.frames, maxLength: c.maxLength, videoRoot: c.data.videoRoot }));
-    const folder = join(cacheDir(), 'reference-logps');
-    await mkdir(folder, { recursive: true });
-    const file = join(folder, `${hash.digest('hex').slice(0, 32)}.json`);
-    if (existsSync(file)) return new Map(Object.entries(JSON.parse(await readFile(file, 'utf8')) as Record<string, [number, number]>));
-    const out = new Map<string, [number, number]>();
-    const policy = this.#policy!;
-    if (this.config.lora) policy.setLoraEnabled(false);
-    try {
-      for (const batch of videoBatches(records, { batchSize: this.config.batchSize, shuffle: false })) {
-        const pairs = await this.#pairInputs(batch);
-        const r = await preferenceForward(policy, pairs, { loss: { referenceFree: true }, referenceMode: 'none', batchPairs: this.config.batchPairs });
-        const pc = r.policyChosen.toTypedArray() as Float32Array;
-        const pr = r.policyRejected.toTypedArray() as Float32Array;
-        batch.records.filter((rec) => rec.chosen.trim() !== rec.rejected.trim()).forEach((rec, i) => out.set(rec.id, [pc[i]!, pr[i]!]));
+    const trajectory = await this.#trajectory(total);
+    const identity = createHash('sha256').update(JSON.stringify(trajectory)).digest('hex');
+    const record: RunRecord = { identity, trajectory, tpo: packageVersion(), created: new Date().toISOString() };
+    // A run.json alone is a claim by a run that failed before its first step (a bad model path): not yet a run.
+    const artifacts = (await folder.artifacts()).filter((a, _, all) => all.length > 1 || a !== 'run.json');
+    if (artifacts.length === 0 || c.overwrite) {
+      if (artifacts.length) {
+        this.#notice(`overwrite: removing ${artifacts.sort().join(', ')} from ${c.output}`);
+        await folder.clear();
       }
-    } finally {
-      if (this.config.lora) policy.setLoraEnabled(true);
+      await folder.writeRecord(record);
+      return undefined;
     }
-    await writeJsonFile(file, Object.fromEntries(out));
-    return out;
+    const how = 'use another output folder, or overwrite: true (tpo train --force) to delete it and start this run';
+    const latest = await folder.latest();
+    const previous = await folder.readRecord();
+    if (!previous) {
+      throw new RunFolderError(`${c.output} holds ${artifacts.sort().join(', ')} of a run tpo cannot identify (no run.json); ${how}`);
+    }
+    if (previous.identity !== identity) {
+      const changed = changedFields(previous.trajectory, trajectory);
+      // The same run made shorter: the checkpoint would be resumed past the new end and saved under its step.
+      if (resume && latest && latest.step > total && changed.every((k) => LENGTH_FIELDS.has(k))) {
+        throw new RunFolderError(`${latest.dir} is past this run's last step (${total}): resuming from it would save later ` +
+          `weights under an earlier step. Give maxSteps >= ${latest.step}, or ${how}`);
+      }
+      throw new RunFolderError(`${c.output} holds another run (${join(c.output, 'run.json')}): ` +
+        `${describeChanges(changed, previous.trajectory, trajectory)}; ${how}`);
+    }
+    if (!resume) {
+      const where = existsSync(folder.finalDir) ? 'finished (final/)' : `up to step ${latest?.step ?? 0}`;
+      throw new RunFolderError(`${c.output} holds this run, ${where}: --resume (fit({ resume: true })) continues it; ` +
+        'overwrite: true (tpo train --force) starts it over');
+    }
+    if (!latest) {
+      const redone = await folder.trimMetrics(0);
+      this.#notice(`--resume: ${c.output} has no checkpoint yet: starting at step 0` +
+        (redone ? ` (the ${redone} metrics line(s) logged before the interruption are redone)` : ''));
+    }
+    return latest;
   }
 
-  async #checkpoint(step: number, optimizer: Optimizer, epoch: number): Promise<string> {
+  async #checkpoint(folder: RunFolder, step: number, optimizer: Optimizer, epoch: number): Promise<string> {
     const c = this.config;
-    const dir = join(c.output, `checkpoint-${step}`);
+    const dir = folder.checkpointDir(step);
     if (existsSync(dir)) return dir;  // resumed at the end of a finished run: that checkpoint is this state
-    const temp = join(c.output, `.checkpoint-${step}.tmp-${process.pid}`);
-    await rm(temp, { recursive: true, force: true });
-    await mkdir(temp, { recursive: true });
-    if (c.lora) await this.#policy!.saveLora(temp);
-    else {
-      await this.#policy!.save(temp);
-      await copyModelFiles(c.model, temp);
-    }
-    await optimizer.saveState(join(temp, 'optimizer.safetensors'));
-    await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
-    await rename(temp, dir);  // the checkpoint exists whole, or not at all
-    const old = (await readdir(c.output)).map((n) => /^checkpoint-(\d+)$/.exec(n)?.[1]).filter((s): s is string => !!s)
-      .map(Number).sort((a, b) => b - a).slice(c.checkpoint.keepLast);
-    for (const s of old) await rm(join(c.output, `checkpoint-${s}`), { recursive: true, force: true });
+    const policy = this.#session!.model;
+    await folder.writeFolder(`checkpoint-${step}`, async (temp) => {
+      await mkdir(temp, { recursive: true });
+      if (c.lora) await policy.saveLora(temp);
+      else {
+        await policy.save(temp);
+        await copyModelFiles(c.model, temp);
+      }
+      await optimizer.saveState(join(temp, 'optimizer.safetensors'));
+      await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
+    });
+    await folder.rotate(c.checkpoint.keepLast, step);
     this.emit('checkpoint', { step, dir });
     return dir;
   }
 
-  /** Drops metrics logged after `step` (a run killed after its last checkpoint logged steps it will redo). */
-  async #trimMetrics(step: number): Promise<void> {
-    const file = join(this.config.output, 'metrics.jsonl');
-    if (!existsSync(file)) return;
-    const kept: unknown[] = [];
-    for (const line of (await readFile(file, 'utf8')).split('\n')) {
-      try {
-        const record = JSON.parse(line) as { step: number };
-        if (record.step <= step) kept.push(record);
-      } catch {
-        // an empty line, or one torn by the kill
-      }
+  // ------------------------------------------------------------------------------------------------ the loop
+
+  async #readRecords(): Promise<(PreferencePair | SftRecord)[]> {
+    const c = this.config;
+    const records: (PreferencePair | SftRecord)[] = this.#preference
+      ? await readPairs(c.data.train, { videoRoot: c.data.videoRoot }).toArray()
+      : await readSft(c.data.train, { videoRoot: c.data.videoRoot }).toArray();
+    if (records.length === 0) throw new NothingTrainedError(`${c.data.train}: no records: nothing to train`);
+    if (this.#preference && (records as PreferencePair[]).every(identical)) {
+      throw new NothingTrainedError(`${c.data.train}: every pair's chosen and rejected answers are the same ` +
+        `(${records.length} pair${records.length === 1 ? '' : 's'}): a preference loss has nothing to learn from them`);
     }
-    await writeJsonl(file, kept);
+    return records;
+  }
+
+  /** Why nothing was trained, from what was skipped. */
+  #nothingTrained(): NothingTrainedError {
+    const reasons = new Map<string, number>();
+    for (const s of this.skipped) {
+      const reason = s.reason.replace(/^step \d+: /, '');
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    }
+    const why = [...reasons].map(([r, n]) => `${n} x ${r}`).slice(0, 5).join('; ');
+    return new NothingTrainedError(`${this.config.data.train}: every batch was skipped, nothing was trained ` +
+      `(${why || 'no batch had a record to train on'}); final/ is not written`);
   }
 
   async fit(options: { signal?: AbortSignal; resume?: boolean } = {}): Promise<FitResult> {
     const c = this.config;
-    await mkdir(c.output, { recursive: true });
-    for (const name of await readdir(c.output)) if (name.startsWith('.checkpoint-')) await rm(join(c.output, name), { recursive: true, force: true });
-    const resume = options.resume ? await this.latestCheckpoint() : undefined;
+    const folder = await RunFolder.open(c.output);
+    const records = await this.#readRecords();
+    const perEpoch = Math.ceil(records.length / c.batchSize);
+    const total = c.maxSteps ?? c.epochs * perEpoch;
+    const resume = await this.#claim(folder, total, options.resume ?? false);
     await this.#loadModels(resume?.dir);
-    const policy = this.#policy!;
+    const policy = this.#session!.model;
     try {
-      const records: (PreferencePair | SftRecord)[] = this.#preference
-        ? await readPairs(c.data.train, { videoRoot: c.data.videoRoot }).toArray()
-        : await readSft(c.data.train, { videoRoot: c.data.videoRoot }).toArray();
-      if (records.length === 0) throw new Error(`${c.data.train}: no records`);
-      if (this.#processor) await assertVideosExist(records);
-      const perEpoch = Math.ceil(records.length / c.batchSize);
-      const total = c.maxSteps ?? c.epochs * perEpoch;
-      const peak = c.lr ?? (c.preset ? PRESETS[c.preset].lr : 1e-5);
+      if (this.#session!.processor) await assertVideosExist(records);
+      const peak = this.#peakLr();
       const optimizer = new Optimizer(policy, c.optimizer, this.#reference);
       let step = 0;
       if (resume) {
         await optimizer.loadState(join(resume.dir, 'optimizer.safetensors'));
         step = resume.step;
-        await this.#trimMetrics(step);
-      } else {
-        await rm(join(c.output, 'metrics.jsonl'), { force: true });
+        await folder.trimMetrics(step);
       }
-      const reference = this.#preference && this.#referenceMode() === 'precomputed'
-        ? await this.#precompute(records as PreferencePair[]) : undefined;
+      const precomputed = this.#preference && this.#referenceMode() === 'precomputed';
+      const reference = precomputed ? await this.#precompute(c.data.train, records as PreferencePair[], !!resume) : undefined;
+      const validation = precomputed && c.data.validation
+        ? await this.#precompute(c.data.validation, await this.#validationRecords(), !!resume) : undefined;
       const epochs = new Map<number, Batch<PreferencePair | SftRecord>[]>();
       for (; step < total; step++) {
         if (options.signal?.aborted) {
-          await this.#checkpoint(step, optimizer, Math.floor(step / perEpoch));
+          await this.#checkpoint(folder, step, optimizer, Math.floor(step / perEpoch));
           return { steps: step, stopped: 'aborted' };
         }
         const epoch = Math.floor(step / perEpoch);
         if (!epochs.has(epoch)) epochs.set(epoch, videoBatches(records, { batchSize: c.batchSize, seed: c.seed, epoch }));
         const batch = epochs.get(epoch)![step % perEpoch]!;
-        const lr = learningRate(peak, step, total, c.schedule);
-        const started = performance.now();
-        let result;
-        try {
-          if (this.#preference) {
-            const pairs = await this.#pairInputs(batch as Batch<PreferencePair>, reference);
-            if (pairs.length === 0) continue;
-            result = await optimizer.preferenceStep({
-              microBatches: split(pairs, c.gradientAccumulation), lr, loss: this.#loss(), referenceMode: this.#referenceMode(),
-              batchPairs: c.batchPairs,
-            });
-          } else {
-            result = await optimizer.sftStep({ microBatches: split(await this.#sftInputs(batch as Batch<SftRecord>), c.gradientAccumulation), lr });
-          }
-        } catch (error) {
-          if (!/is not finite/.test((error as Error).message)) throw error;
-          const which = batch.records.map((r) => r.id).join(', ');
-          if (c.onNonFinite === 'stop') throw new Error(`${(error as Error).message} (records: ${which})`);
-          for (const r of batch.records) this.skipped.push({ id: r.id, reason: `step ${step + 1}: non-finite loss` });
-          continue;
-        }
-        const seconds = (performance.now() - started) / 1000;
-        const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: batch.records.length / seconds, 'tokens/s': result.tokens / seconds };
-        const line = { step: step + 1, epoch, ...metrics };
-        await writeFile(join(c.output, 'metrics.jsonl'), JSON.stringify(line) + '\n', { flag: 'a' });
+        const result = await this.#step(batch, step, total, peak, optimizer, reference);
+        if (!result) continue;
+        const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: result.records / result.seconds, 'tokens/s': result.tokens / result.seconds };
+        await folder.appendMetrics({ step: step + 1, epoch, ...metrics });
         this.emit('step', { step: step + 1, total, epoch, metrics });
-        if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(step + 1, optimizer, epoch);
-        if (c.evalEvery > 0 && (step + 1) % c.evalEvery === 0) await this.evaluate(step + 1);
+        if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(folder, step + 1, optimizer, epoch);
+        if (c.evalEvery > 0 && (step + 1) % c.evalEvery === 0) await this.#evaluate(folder, step + 1, epoch, validation);
       }
-      await this.#checkpoint(total, optimizer, Math.floor(total / perEpoch));
-      if (c.data.validation) await this.evaluate(total);
-      const final = join(c.output, 'final');
-      // Written beside it and renamed, so final/ is whole or absent; full weights get the model folder's tokenizer
-      // and preprocessor files too, so final/ loads as a model on its own.
-      const temp = join(c.output, `.final.tmp-${process.pid}`);
-      await rm(temp, { recursive: true, force: true });
-      if (c.lora && !c.export.merge) {
-        await policy.saveLora(temp);
-      } else {
-        if (c.lora) policy.mergeLora();
-        await policy.save(temp);
-        await copyModelFiles(c.model, temp);
-      }
-      await rm(final, { recursive: true, force: true });
-      await rename(temp, final);
+      if (optimizer.steps === 0) throw this.#nothingTrained();
+      await this.#checkpoint(folder, total, optimizer, Math.floor(total / perEpoch));
+      if (c.data.validation) await this.#evaluate(folder, total, Math.floor(total / perEpoch), validation);
+      // Full weights get the model folder's tokenizer and preprocessor files too, so final/ loads on its own.
+      const final = await folder.writeFolder('final', async (temp) => {
+        if (c.lora && !c.export.merge) {
+          await policy.saveLora(temp);
+        } else {
+          if (c.lora) policy.mergeLora();
+          await policy.save(temp);
+          await copyModelFiles(c.model, temp);
+        }
+      });
       return { steps: total, final, stopped: 'done' };
     } finally {
-      policy.dispose();
+      this.#session!.dispose();
+      this.#session = undefined;
       this.#reference?.dispose();
       for (const t of this.#videos.values()) t.dispose();
       this.#videos.clear();
     }
   }
 
-  /** Preference accuracy and loss on the validation file. */
-  async evaluate(step: number): Promise<Record<string, number>> {
+  /** One optimizer step on `batch`, or undefined when it was skipped (no record to train on, a non-finite loss). */
+  async #step(
+    batch: Batch<PreferencePair | SftRecord>, step: number, total: number, peak: number, optimizer: Optimizer, reference?: References,
+  ): Promise<{ metrics: Record<string, number>; tokens: number; records: number; seconds: number } | undefined> {
+    const c = this.config;
+    const lr = learningRate(peak, step, total, c.schedule);
+    const started = performance.now();
+    try {
+      if (this.#preference) {
+        const pairs = await this.#pairInputs(batch as Batch<PreferencePair>, true, reference);
+        if (pairs.items.length === 0) return undefined;
+        const result = await optimizer.preferenceStep({
+          microBatches: split(pairs.items, c.gradientAccumulation), lr, loss: this.#loss(), referenceMode: this.#referenceMode(),
+          batchPairs: c.batchPairs,
+        });
+        return { ...result, metrics: { ...result.metrics }, records: pairs.items.length, seconds: (performance.now() - started) / 1000 };
+      }
+      const records = await this.#sftInputs(batch as Batch<SftRecord>);
+      if (records.items.length === 0) return undefined;
+      const result = await optimizer.sftStep({ microBatches: split(records.items, c.gradientAccumulation), lr });
+      return { ...result, metrics: { ...result.metrics }, records: records.items.length, seconds: (performance.now() - started) / 1000 };
+    } catch (error) {
+      if ((error as { code?: string }).code !== NON_FINITE) throw error;
+      const which = batch.records.map((r) => r.id).join(', ');
+      if (c.onNonFinite === 'stop') throw Object.assign(new Error(`${(error as Error).message} (records: ${which})`), { code: NON_FINITE });
+      for (const r of batch.records) this.skipped.push({ id: r.id, reason: `step ${step + 1}: non-finite loss` });
+      return undefined;
+    }
+  }
+
+  async #validationRecords(): Promise<PreferencePair[]> {
+    const c = this.config;
+    return readPairs(c.data.validation!, { videoRoot: c.data.videoRoot }).toArray();
+  }
+
+  /**
+   * Validation on data.validation, logged with TRL's evaluation names: eval_loss (the mean over pairs, as
+   * transformers' evaluation loop computes it) and eval_rewards/..., eval_logps/..., eval_nll_loss (the mean of the
+   * batches' means, as TRL's DPOTrainer logs its stored metrics), eval_runtime and eval_samples_per_second.
+   */
+  async #evaluate(folder: RunFolder, step: number, epoch: number, precomputed?: References): Promise<Record<string, number>> {
     const c = this.config;
     if (!c.data.validation || !this.#preference) return {};
-    const records = await readPairs(c.data.validation, { videoRoot: c.data.videoRoot }).toArray();
-    let correct = 0, loss = 0, n = 0;
+    const started = performance.now();
+    const records = await this.#validationRecords();
+    const mode = this.#referenceMode();
+    const batches: PreferenceMetrics[] = [];
+    let loss = 0, n = 0;
     for (const batch of videoBatches(records, { batchSize: c.batchSize, shuffle: false })) {
-      const pairs = await this.#pairInputs(batch);
-      const out = await preferenceForward(this.#policy!, pairs, { loss: this.#loss(), referenceMode: this.#referenceMode() === 'precomputed' ? 'lora-disabled' : this.#referenceMode() }, this.#reference);
-      const m = preferenceMetrics(out);
-      correct += m['rewards/accuracies']! * pairs.length;
-      loss += m.loss! * pairs.length;
-      n += pairs.length;
+      const inputs = await this.#pairInputs(batch, false, precomputed);
+      if (inputs.items.length === 0) continue;
+      const out = await preferenceForward(this.#session!.model, inputs.items, { loss: this.#loss(), referenceMode: mode, batchPairs: c.batchPairs }, this.#reference);
+      batches.push(out.metrics);
+      loss += out.metrics.loss * inputs.items.length;
+      n += inputs.items.length;
     }
-    const metrics = { 'eval/rewards/accuracies': correct / Math.max(1, n), 'eval/loss': loss / Math.max(1, n) };
-    await writeFile(join(c.output, 'metrics.jsonl'), JSON.stringify({ step, ...metrics }) + '\n', { flag: 'a' });
-    this.emit('eval', { step, epoch: -1, metrics });
+    if (n === 0) throw new Error(`${c.data.validation}: no pair to validate on (every one skipped)`);
+    const mean = (key: keyof PreferenceMetrics) => batches.reduce((s, m) => s + m[key], 0) / batches.length;
+    const seconds = (performance.now() - started) / 1000;
+    const metrics: Record<string, number> = { eval_loss: loss / n };
+    for (const key of ['rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'nll_loss'] as const) {
+      metrics[`eval_${key}`] = mean(key);
+    }
+    Object.assign(metrics, { eval_runtime: seconds, eval_samples_per_second: n / seconds });
+    await folder.appendMetrics({ step, epoch, ...metrics });
+    this.emit('eval', { step, epoch, metrics });
     return metrics;
   }
+
+  /** Preference accuracy and loss on the validation file (TRL's eval_* names), with the model as it is now. */
+  async evaluate(step: number): Promise<Record<string, number>> {
+    if (!this.#session) throw new Error('Trainer.evaluate: runs during fit() (the models are loaded there)');
+    return this.#evaluate(await RunFolder.open(this.config.output), step, -1);
+  }
+}
+
+/** The trajectory fields that only say how long a run is. */
+const LENGTH_FIELDS = new Set(['maxSteps', 'epochs', 'steps']);
+
+/** The fields whose values differ between two trajectories. */
+function changedFields(before: Record<string, unknown> | undefined, after: Record<string, unknown>): string[] {
+  const keys = [...new Set([...Object.keys(before ?? {}), ...Object.keys(after)])];
+  return keys.filter((k) => JSON.stringify(before?.[k]) !== JSON.stringify(after[k]));
+}
+
+/** "lr 0.001 -> 0.002, seed 0 -> 1". */
+function describeChanges(changed: string[], before: Record<string, unknown> | undefined, after: Record<string, unknown>): string {
+  const show = (v: unknown) => {
+    const text = JSON.stringify(v) ?? 'none';
+    return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+  };
+  return changed.length ? changed.map((k) => `${k} ${show(before?.[k])} -> ${show(after[k])}`).join(', ') : 'its identity differs';
 }
 
 /** A batch cut into `parts` micro-batches (as even as possible, none empty). */

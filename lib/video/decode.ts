@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 import { native, type Tensor, type VideoInfo } from '../native.js';
+import { checkFolderFiles, checkInputFileOrDir } from '../paths.js';
 import { parse } from '../validate.js';
 
 export type { VideoInfo };
@@ -65,6 +66,11 @@ export interface DecodedVideo {
   info: VideoInfo;
 }
 
+/** A video is a regular file, or a folder of frames that are (a FIFO would block the decoder forever). */
+function checkVideoPath(path: string): void {
+  if (checkInputFileOrDir(path, 'a video') === 'dir') checkFolderFiles(path, /./, 'a folder of frames');
+}
+
 /** A video's metadata. `countFrames` counts packets when the container does not record the frame count. */
 export async function probeVideo(
   path: string, options: Pick<DecodeOptions, 'folderFps' | 'timeout'> & { countFrames?: boolean } = {},
@@ -73,13 +79,15 @@ export async function probeVideo(
     DecodeOptions.pick({ folderFps: true, timeout: true }).extend({ countFrames: z.boolean().optional() }),
     options, 'probeVideo: options',
   );
-  return native().videoProbe(parse(z.string().min(1), path, 'probeVideo: path'), checked);
+  checkVideoPath(parse(z.string().min(1), path, 'probeVideo: path'));
+  return native().videoProbe(path, checked);
 }
 
 /** The frames `plan` chooses, decoded and scaled, as one tensor. */
 export async function decodeVideo(path: string, plan: SamplePlan, options: DecodeOptions = {}): Promise<DecodedVideo> {
+  checkVideoPath(parse(z.string().min(1), path, 'decodeVideo: path'));
   return native().videoDecode(
-    parse(z.string().min(1), path, 'decodeVideo: path'),
+    path,
     parse(SamplePlan, plan, 'decodeVideo: plan'),
     parse(DecodeOptions, options, 'decodeVideo: options'),
   );

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 import { native, type NativeEncodeOptions, type Tensor } from '../native.js';
+import { prepareOutputFile } from '../paths.js';
 import { parse } from '../validate.js';
 
 export const VideoEncodeOptions = z.strictObject({
@@ -32,5 +33,6 @@ export interface EncodeResult {
  */
 export function encodeVideo(frames: Tensor, path: string, options: VideoEncodeOptions): Promise<EncodeResult> {
   const o: NativeEncodeOptions = parse(VideoEncodeOptions, options, 'encodeVideo: options');
-  return native().videoEncode(frames, parse(z.string().min(1), path, 'encodeVideo: path'), o);
+  prepareOutputFile(parse(z.string().min(1), path, 'encodeVideo: path'), 'a video file');
+  return native().videoEncode(frames, path, o);
 }

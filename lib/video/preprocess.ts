@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 
 import { native, type NativePreprocessConfig, type Tensor } from '../native.js';
+import { checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
 
 const Size = z.union([
@@ -58,9 +59,10 @@ export async function loadPreprocessorConfig(path: string): Promise<z.output<typ
   const file = path.endsWith('.json') ? path : join(path, 'preprocessor_config.json');
   let json: unknown;
   try {
+    checkInputFile(file, 'a preprocessor config');
     json = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new Error(`${file}: ${(error as Error).message}`);
+    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }
   return parse(PreprocessorConfig, json, file);
 }

@@ -1,7 +1,8 @@
 // C++ exceptions become JS Errors here, and only here. A libtorch error keeps its message without the C++
 // backtrace (what_without_backtrace), prefixed by what was being done ("safetensors read model.safetensors: ...").
 // Every error carries a `code`: ERR_TPO_TORCH (libtorch), ERR_TPO_NATIVE (other C++), ERR_TPO_ARGUMENT, ERR_TPO_BUSY
-// (a model mutated while calls on it are in flight), ERR_TPO_NON_FINITE (NaN or infinite numbers).
+// (a model mutated while calls on it are in flight), ERR_TPO_NON_FINITE (NaN or infinite numbers: a training step's
+// loss or gradient norm, the weights then not updated, or a model's scores).
 #pragma once
 
 #include <napi.h>

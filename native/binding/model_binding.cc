@@ -52,6 +52,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::video_token_count>("videoTokenCount"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
+        InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
         InstanceMethod<&ModelHandle::save>("save"),
         InstanceMethod<&ModelHandle::add_lora>("addLora"),
         InstanceMethod<&ModelHandle::set_lora_enabled>("setLoraEnabled"),
@@ -59,6 +60,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::save_lora>("saveLora"),
         InstanceMethod<&ModelHandle::load_lora>("loadLora"),
         InstanceMethod<&ModelHandle::set_trainable>("setTrainable"),
+        InstanceMethod<&ModelHandle::set_gradient_checkpointing>("setGradientCheckpointing"),
         InstanceMethod<&ModelHandle::dispose>("dispose"),
     });
     addon_data(env).model_constructor = Napi::Persistent(ctor);
@@ -219,7 +221,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
-  //           useCache}) -> {tokens: number[][], finishReasons: string[]}
+  //           useCache, sharePrefix}) -> {tokens: number[][], finishReasons: string[]}
   Napi::Value generate(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
     auto shared = live(env);
@@ -233,6 +235,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     o.top_p = args.number("topP", 1.0);
     o.seed = seed_arg(env, args, "seed");
     o.use_cache = args.boolean("useCache", true);
+    o.share_prefix = args.boolean("sharePrefix", true);
     if (o.temperature < 0) throw_argument_error(env, "Model.generate: temperature must be >= 0");
     if (!(o.top_p > 0 && o.top_p <= 1)) throw_argument_error(env, "Model.generate: topP must be in (0, 1]");
     if (args.has("stopIds"))
@@ -294,6 +297,52 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           auto per = Napi::Array::New(env, r.token_logprobs.size());
           for (size_t i = 0; i < r.token_logprobs.size(); ++i) per.Set(static_cast<uint32_t>(i), TensorHandle::wrap(env, r.token_logprobs[i]));
           out.Set("tokenLogprobs", per);
+          return out;
+        });
+  }
+
+  // logprobsBatch({items: {prompt: Tensor, answers: Tensor[]}[], pixelValues? | videoTokens?, sharePrefix?})
+  //   -> {sums, tokenLogprobs}[]: every prompt about one video, their common prefix computed once.
+  Napi::Value logprobs_batch(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    if (!shared->model->lm) throw_argument_error(env, "Model.logprobsBatch: a vision tower alone has no language model");
+    const Args args(env, cb[0], "Model.logprobsBatch");
+    if (!args.get("items").IsArray()) throw_argument_error(env, "Model.logprobsBatch: items must be an array");
+    auto list = args.get("items").As<Napi::Array>();
+    std::vector<model::PromptAnswers> items;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string what = "Model.logprobsBatch: items[" + std::to_string(i) + "]";
+      const Args item(env, list.Get(i), what);
+      const torch::Tensor prompt = TensorHandle::unwrap(env, item.get("prompt"), what + ".prompt");
+      check_ids(env, prompt, what + ".prompt");
+      items.push_back({prompt, tensor_list(env, item.get("answers"), what + ".answers")});
+    }
+    const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
+    const bool share = args.boolean("sharePrefix", true);
+    return run_async(
+        env, "Model.logprobsBatch",
+        [call = ModelCall(shared), items, video, share] {
+          const Reading reading(call);
+          torch::NoGradGuard no_grad;
+          auto results = model::prompts_logprobs(*call.model().lm, items, video_tokens(call.model(), video), share);
+          // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
+          for (size_t i = 0; i < results.size(); ++i)
+            if (!torch::isfinite(results[i].sums).all().item<bool>())
+              throw NonFiniteError("the model at " + call.model().source + " gives non-finite log-probs (NaN or infinity) for items[" +
+                                   std::to_string(i) + "]: its weights or config make numbers that cannot be trusted");
+          return results;
+        },
+        [](Napi::Env env, std::vector<model::AnswerLogprobs> results) -> Napi::Value {
+          auto out = Napi::Array::New(env, results.size());
+          for (size_t i = 0; i < results.size(); ++i) {
+            auto r = Napi::Object::New(env);
+            r.Set("sums", TensorHandle::wrap(env, results[i].sums));
+            auto per = Napi::Array::New(env, results[i].token_logprobs.size());
+            for (size_t j = 0; j < results[i].token_logprobs.size(); ++j) per.Set(static_cast<uint32_t>(j), TensorHandle::wrap(env, results[i].token_logprobs[j]));
+            r.Set("tokenLogprobs", per);
+            out.Set(static_cast<uint32_t>(i), r);
+          }
           return out;
         });
   }
@@ -434,6 +483,23 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     }
     shared->structure_changed();
     return Napi::Number::New(env, static_cast<double>(count));
+  }
+
+  // setGradientCheckpointing(on): every decoder layer (and tower layer, when the tower trains) recomputes its
+  // activations in the backward pass instead of keeping them. A mutation: refused while calls are in flight.
+  Napi::Value set_gradient_checkpointing(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setGradientCheckpointing: expected true or false");
+    const bool on = cb[0].As<Napi::Boolean>().Value();
+    const auto lock = lock_idle(env, *shared, "Model.setGradientCheckpointing");
+    LoadedModel& m = *shared->model;
+    if (m.lm) {
+      m.lm->model->gradient_checkpointing = on;
+      if (m.lm->has_vision()) m.lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
+    }
+    if (m.vision) m.vision->vision_model->gradient_checkpointing = on;
+    return env.Undefined();
   }
 
   // Calls in flight keep their own reference: the model's memory goes when the last of them settles.

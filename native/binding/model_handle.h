@@ -1,13 +1,15 @@
 // The native model behind a JS `Model` (model_binding.cc), for other bindings that take a model argument, and the
 // concurrency contract of a model handle:
 //
-// - Calls that only read the weights (forward, encodeVideo, generate, logprobs, save, saveLora) run at the same
-//   time as each other: each holds the model's lock shared, taken on its worker thread.
+// - Calls that only read the weights (forward, encodeVideo, generate, logprobs, logprobsBatch, save, saveLora)
+//   may run together: each holds the model's lock shared, taken on the thread the call runs on (today the one
+//   engine thread, in call order: async.h).
 // - Calls that change them run alone: Trainer steps and loadState, trainPreferenceForward (it writes gradients)
-//   and loadLora hold the lock exclusively, taken on the worker thread, where they wait for the calls in flight.
+//   and loadLora hold the lock exclusively, taken on that thread, where they wait for the calls in flight.
 //   The event loop never waits for a lock.
-// - The synchronous mutations (addLora, mergeLora, setTrainable, new Trainer) run on the JS thread, so they cannot
-//   wait: while any call on the model is in flight they throw ERR_TPO_BUSY ("await the calls first").
+// - The synchronous mutations (addLora, mergeLora, setTrainable, setGradientCheckpointing, new Trainer) run on the
+//   JS thread, so they cannot wait: while any call on the model is in flight they throw ERR_TPO_BUSY ("await the
+//   calls first").
 // - setLoraEnabled never waits and is never refused: a call runs with the adapter setting of the moment it was
 //   made (a per-call flag, model::LoraScope), so every result is wholly adapter-on or wholly adapter-off.
 // - dispose() while calls run: they keep the model alive until they settle; its memory goes with the last one.

@@ -87,7 +87,7 @@ Napi::Value read(const Napi::CallbackInfo& info) {
         out.Set("tensors", tensors);
         out.Set("metadata", metadata_to_js(env, result.metadata));
         return out;
-      });
+      }, Runs::OnPool);
 }
 
 struct HeaderEntry {
@@ -129,7 +129,7 @@ Napi::Value header(const Napi::CallbackInfo& info) {
         out.Set("tensors", entries);
         out.Set("metadata", metadata_to_js(env, result.metadata));
         return out;
-      });
+      }, Runs::OnPool);
 }
 
 // safetensorsWrite(path, tensors, metadata?): one file, atomically.
@@ -143,7 +143,7 @@ Napi::Value write(const Napi::CallbackInfo& info) {
       [path, tensors = std::move(tensors), metadata = std::move(metadata)] {
         io::write_safetensors(path, tensors, metadata);
       },
-      [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, Runs::OnPool);
 }
 
 // safetensorsWriteSharded(dir, tensors, maxShardBytes, metadata?, prefix?): transformers' sharded layout.
@@ -166,7 +166,7 @@ Napi::Value write_sharded(const Napi::CallbackInfo& info) {
         auto out = Napi::Array::New(env, files.size());
         for (size_t i = 0; i < files.size(); ++i) out.Set(static_cast<uint32_t>(i), files[i]);
         return out;
-      });
+      }, Runs::OnPool);
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ Napi::Value render(const Napi::CallbackInfo& info) {
   VideoSpec spec = spec_arg(env, info[0]);
   return run_async(
       env, "synthRender", [spec = std::move(spec)] { return synthetic::render(spec); },
-      [](Napi::Env env, torch::Tensor frames) -> Napi::Value { return TensorHandle::wrap(env, std::move(frames)); });
+      [](Napi::Env env, torch::Tensor frames) -> Napi::Value { return TensorHandle::wrap(env, std::move(frames)); }, Runs::OnPool);
 }
 
 Napi::Value encode(const Napi::CallbackInfo& info) {
@@ -111,7 +111,7 @@ Napi::Value encode(const Napi::CallbackInfo& info) {
         out.Set("frames", static_cast<double>(r.frames));
         out.Set("bytes", static_cast<double>(r.bytes));
         return out;
-      });
+      }, Runs::OnPool);
 }
 
 }  // namespace

@@ -114,6 +114,7 @@ class TrainingLocks {
 struct ForwardResult {
   train::PreferenceForward forward;
   std::vector<std::pair<std::string, torch::Tensor>> grads;
+  std::map<std::string, double> metrics;  // TRL's, as the training step reports them
 };
 
 // trainPreferenceForward({policy, reference?, pairs, loss, referenceMode, sharePrefix, gradients?: string[]})
@@ -156,6 +157,9 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
             (!finite(r.forward.logps.ref_chosen) || !finite(r.forward.logps.ref_rejected)))
           throw NonFiniteError("the reference model at " + (reference_call ? reference_call->model().source : policy.source) +
                                " gives non-finite log-probs (NaN or infinity)");
+        const auto& f = r.forward;
+        r.metrics = train::preference_metrics(f.out.chosen_rewards, f.out.rejected_rewards, f.logps.policy_chosen,
+                                              f.logps.policy_rejected, f.out.nll.reshape({1}), f.out.loss.item<double>());
         if (backward) {
           r.forward.out.loss.backward();
           for (const auto& name : wanted) {
@@ -186,6 +190,9 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
         auto grads = Napi::Object::New(env);
         for (auto& [name, g] : r.grads) grads.Set(name, TensorHandle::wrap(env, std::move(g)));
         out.Set("gradients", grads);
+        auto metrics = Napi::Object::New(env);
+        for (const auto& [k, v] : r.metrics) metrics.Set(k, v);
+        out.Set("metrics", metrics);
         return out;
       });
 }

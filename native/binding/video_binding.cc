@@ -125,7 +125,7 @@ Napi::Value probe(const Napi::CallbackInfo& info) {
   const ReadOptions options = read_options(env, info[1]);
   return run_async(
       env, "videoProbe", [path, options] { return video::probe(path, options); },
-      [](Napi::Env env, VideoInfo result) -> Napi::Value { return info_to_js(env, result); });
+      [](Napi::Env env, VideoInfo result) -> Napi::Value { return info_to_js(env, result); }, Runs::OnPool);
 }
 
 Napi::Value decode(const Napi::CallbackInfo& info) {
@@ -146,7 +146,7 @@ Napi::Value decode(const Napi::CallbackInfo& info) {
         out.Set("indices", indices);
         out.Set("info", info_to_js(env, result.info));
         return out;
-      });
+      }, Runs::OnPool);
 }
 
 Napi::Value preprocess(const Napi::CallbackInfo& info) {

@@ -21,6 +21,7 @@ struct GenerateOptions {
   uint64_t seed = 0;
   std::vector<int64_t> stop_ids;  // generation of a row ends after it emits one of these
   bool use_cache = true;          // false: a full forward per token (slow; the reference for the cache)
+  bool share_prefix = true;       // the positions every prompt starts with run once (false: per prompt)
 };
 
 struct GenerateResult {
@@ -37,9 +38,21 @@ struct AnswerLogprobs {
   torch::Tensor sums;                         // [answers], the sum over each answer's tokens
 };
 
-// log p(answer | prompt, video) for each answer. With `share_prefix` the prompt (video included) runs once and
-// every answer attends to its keys and values; without, each answer runs with its own copy of the prompt. Both
+// One prompt (1-D ids, the image id once when there is a video) and the answers to score after it.
+struct PromptAnswers {
+  torch::Tensor prompt;
+  std::vector<torch::Tensor> answers;
+};
+
+// log p(answer | prompt, video) for every answer of every prompt, all prompts about one video. With `share_prefix`
+// the positions every prompt starts with (the text before the video, the video, and what follows it alike; for
+// one prompt, all of it but its last token) run once with batch 1, and every (rest of the prompt, answer) row runs
+// in one batch that reads their keys and values once; without, each row is its prompt and answer in full. Both
 // give the same numbers; only answer positions go through lm_head.
+std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<PromptAnswers>& items,
+                                             const torch::Tensor& video_tokens, bool share_prefix = true);
+
+// prompts_logprobs for one prompt.
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
                                const torch::Tensor& video_tokens, bool share_prefix = true);
 

@@ -10,6 +10,7 @@
 #include "io/json.h"
 #include "io/paths.h"
 #include "io/safetensors.h"
+#include "model/linear.h"
 #include "model/parameters.h"
 
 namespace tpo::model {
@@ -38,7 +39,7 @@ LoraLinearImpl::LoraLinearImpl(int64_t in, int64_t out, bool with_bias) {
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
-  auto y = torch::nn::functional::linear(x, weight, bias);
+  auto y = linear(x, weight, bias);
   if (lora_A && enabled_ && adapters_on) {
     auto h = dropout_ > 0 && is_training() ? torch::dropout(x, dropout_, true) : x;
     y = y + lora_B(lora_A(h.to(lora_A->weight.scalar_type()))).to(y.scalar_type()) * scaling_;

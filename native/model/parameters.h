@@ -45,14 +45,17 @@ inline bool is_placeholder(const torch::Tensor& t) {
   return true;
 }
 
-// torch::nn::Linear's parameters (weight [out, in], bias [out]) and forward, allocated by new_parameter.
+// torch::nn::Linear's parameters (weight [out, in], bias [out]), allocated by new_parameter; its forward through
+// ATen's linear (the bias folded into the matmul, as model/linear.h says why).
 class DenseImpl : public torch::nn::Module {
  public:
   DenseImpl(int64_t in, int64_t out, bool with_bias = true) {
     weight = register_parameter("weight", new_parameter({out, in}));
     if (with_bias) bias = register_parameter("bias", new_parameter({out}));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return torch::nn::functional::linear(x, weight, bias); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return at::linear(x, weight, bias.defined() ? std::optional<torch::Tensor>(bias) : std::nullopt);
+  }
   torch::Tensor weight, bias;
 };
 TORCH_MODULE(Dense);

@@ -35,22 +35,70 @@ class Qwen2RotaryEmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Qwen2RotaryEmbedding);
 
-// Keys and values of every layer for the positions seen so far: [B, kv_heads, T, head_dim] each.
-struct KVCache {
-  std::vector<torch::Tensor> keys;
-  std::vector<torch::Tensor> values;
-  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+// Keys and values of every layer for the positions seen so far: keys[l], values[l] are [B, kv_heads, length, d].
+// By default an append concatenates (autograd flows through it: the answers of a training step attend to their
+// prompt's keys this way). reserve() preallocates room instead, and appends then write in place: generation
+// appends one position a step, and concatenating would copy the whole cache every step.
+class KVCache {
+ public:
+  std::vector<torch::Tensor> keys, values;
+
+  int64_t length() const { return length_; }
+  // Room for `capacity` positions of `batch` rows in every layer (no-grad use only).
+  void reserve(int64_t layers, int64_t batch, int64_t kv_heads, int64_t capacity, int64_t head_dim,
+               const torch::TensorOptions& options);
+  // Every row of this (reserved) cache starts with the `prefix` cache's positions: a prefix computed once with
+  // batch 1 and shared by every row (the video and the text before the questions).
+  void start_with(const KVCache& prefix);
+  // Layer `layer`'s keys and values after appending `k`, `v` ([B, kv_heads, L, d]) at position length().
+  std::pair<torch::Tensor, torch::Tensor> append(size_t layer, const torch::Tensor& k, const torch::Tensor& v);
+  // Called once every layer has appended its L positions.
+  void advance(int64_t positions) { length_ += positions; }
+
+ private:
+  std::vector<torch::Tensor> key_storage_, value_storage_;  // [B, kv_heads, capacity, d] when reserved
+  int64_t length_ = 0;
+};
+
+// What attention may see, as libtorch's scaled_dot_product_attention takes it: no mask at all where none is needed
+// (then its fused kernel skips the blocks a causal mask would hide), else an additive float mask built once per
+// forward and shared by every layer.
+struct AttentionMask {
+  torch::Tensor mask;  // [B or 1, 1, L, T] in the compute dtype: 0 where a query may attend, -inf where not
+  bool is_causal = false;
+};
+
+// What the outputs at padding positions must be. AsTransformers: what transformers computes (a padding query
+// attends to the row's real tokens), for forward() and the parity fixtures. Unused: nobody reads them (scoring
+// reads answer positions only), so a right-padded batch runs with no mask at all: causal attention never reaches
+// padding that follows every real token of its row.
+enum class PaddingOutputs { AsTransformers, Unused };
+
+// The mask for L new positions after `past` cached ones. attention_mask: [B, past + L] (1 = token), or undefined.
+AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,
+                                 torch::ScalarType dtype, torch::Device device, PaddingOutputs padding);
+
+// What a decoder layer needs besides its input: the same for every layer of one forward (queries aside).
+struct LayerInputs {
+  std::pair<torch::Tensor, torch::Tensor> rope;  // cos, sin [B, L, d]
+  AttentionMask mask;                            // over this forward's keys (and the cache's)
+  KVCache* cache = nullptr;                      // this forward's keys and values are appended here
+  // A prefix every row continues, computed once with batch 1 (the video and the text before the questions): its
+  // keys and values are read once for all rows, never copied per row. Read only.
+  const KVCache* shared = nullptr;
+  int64_t queries = -1;  // >= 0: the output at the last `queries` positions only (keys and values at all)
 };
 
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, int64_t layer_index);
-  // mask: bool [B, 1, L, T] (true = may attend), T = cached + L.
-  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const torch::Tensor& mask, KVCache* cache);
+  torch::Tensor forward(const torch::Tensor& hidden, const LayerInputs& in);
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
+  // Attention over [shared prefix | own keys] as one softmax; the prefix's keys stay batch 1.
+  torch::Tensor attend_with_shared_prefix(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                          const LayerInputs& in) const;
   int64_t layer_index_, heads_, kv_heads_, head_dim_;
 };
 TORCH_MODULE(Qwen2Attention);
@@ -66,8 +114,7 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_index);
-  torch::Tensor forward(const torch::Tensor& hidden, const std::pair<torch::Tensor, torch::Tensor>& rope,
-                        const torch::Tensor& mask, KVCache* cache);
+  torch::Tensor forward(const torch::Tensor& hidden, const LayerInputs& in);
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -85,11 +132,31 @@ struct Qwen2Output {
 class Qwen2ModelImpl : public torch::nn::Module {
  public:
   explicit Qwen2ModelImpl(const Qwen2Config& config);
-  // attention_mask: [B, L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or undefined
-  // (0, 1, ... after the cache).
+  struct Options {
+    KVCache* cache = nullptr;                // earlier positions' keys and values; this forward's are appended
+    const KVCache* shared_prefix = nullptr;  // a batch-1 prefix every row continues (see LayerInputs::shared)
+    bool output_hidden_states = false;
+    PaddingOutputs padding = PaddingOutputs::AsTransformers;
+    // >= 0: only the last that many positions' outputs are wanted (a prompt pass whose later positions read its
+    // keys and values): the last layer runs its queries, attention and MLP for those alone, and
+    // last_hidden_state is [B, outputs_for_last, D].
+    int64_t outputs_for_last = -1;
+    // A mask the caller built (generation builds one for all its steps); else one is made from attention_mask.
+    const AttentionMask* attention = nullptr;
+  };
+  // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
+  // undefined (0, 1, ... after the cache and the shared prefix).
   Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
-                      const torch::Tensor& position_ids, KVCache* cache = nullptr, bool output_hidden_states = false);
+                      const torch::Tensor& position_ids, const Options& options);
+  Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask = {},
+                      const torch::Tensor& position_ids = {}) {
+    return forward(inputs_embeds, attention_mask, position_ids, Options{});
+  }
   const Qwen2Config& config() const { return config_; }
+
+  // Recompute each decoder layer's activations in the backward pass instead of keeping them (transformers'
+  // gradient_checkpointing_enable): for long video contexts, at the cost of one more forward per layer.
+  bool gradient_checkpointing = false;
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};

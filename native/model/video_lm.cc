@@ -4,6 +4,9 @@
 #include <climits>
 #include <cmath>
 
+#include "model/checkpoint.h"
+#include "model/linear.h"
+
 namespace tpo::model {
 namespace {
 
@@ -141,7 +144,23 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
   auto hidden = tower->forward(pixel_values.to(device), layers).hidden_states;
   out.features = hidden[static_cast<size_t>(layers)];
   if (vision.kind == VisionKind::Clip && mm.select_feature == "patch") out.features = out.features.narrow(1, 1, out.features.size(1) - 1);
-  out.projected = llava->mm_projector->forward(out.features.to(llava->embed_tokens->weight.scalar_type()));
+  const auto features = out.features.to(llava->embed_tokens->weight.scalar_type());
+  // Under activation checkpointing the projector keeps only its input: its two [F, N, D] activations are the
+  // largest a long video leaves behind.
+  const auto project = [this](const torch::Tensor& x) {
+    // mm_projector: Linear (, GELU, Linear), each Linear through ATen's linear (the bias folded into the matmul).
+    torch::Tensor h = x;
+    for (const auto& layer : llava->mm_projector->children()) {
+      if (auto lin = std::dynamic_pointer_cast<DenseImpl>(layer)) h = linear(h, lin->weight, lin->bias);
+      else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(layer)) h = torch::gelu(h);  // nn.GELU(): the erf form
+      else throw std::logic_error("mm_projector: a layer that is neither Dense nor GELU");
+    }
+    return h;
+  };
+  out.projected = model->gradient_checkpointing
+                      ? checkpointed([project](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{project(in[0])}; },
+                                     {features})[0]
+                      : project(features);
   out.pooled = pool_2d(out.projected, vision.grid(), mm);
   if (uses_newline(mm) && !llava->image_newline.defined())
     throw std::invalid_argument("mm_newline_position " + mm.newline_position + " needs image_newline, which merge type " +
@@ -200,7 +219,9 @@ LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tenso
     throw std::invalid_argument("the sequence (" + std::to_string(out.inputs_embeds.size(1)) +
                                 " positions with the video) is longer than max_position_embeddings (" +
                                 std::to_string(config_.text->max_position_embeddings) + ")");
-  out.lm = model->forward(out.inputs_embeds, out.attention_mask, torch::Tensor(), nullptr, output_hidden_states);
+  Qwen2ModelImpl::Options o;
+  o.output_hidden_states = output_hidden_states;
+  out.lm = model->forward(out.inputs_embeds, out.attention_mask, {}, o);
   out.logits = torch::nn::functional::linear(out.lm.last_hidden_state, lm_head_weight());
   return out;
 }

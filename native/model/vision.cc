@@ -1,5 +1,8 @@
 #include "model/vision.h"
 
+#include "model/checkpoint.h"
+#include "model/linear.h"
+
 namespace tpo::model {
 namespace {
 
@@ -41,8 +44,8 @@ VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& c)
 torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
   const int64_t b = x.size(0), n = x.size(1);
   auto split = [&](const torch::Tensor& t) { return t.view({b, n, heads_, head_dim_}).transpose(1, 2); };
-  auto out = at::scaled_dot_product_attention(split(q_proj(x)), split(k_proj(x)), split(v_proj(x)));
-  return out_proj(out.transpose(1, 2).reshape({b, n, heads_ * head_dim_}));
+  auto out = at::scaled_dot_product_attention(split(linear(q_proj, x)), split(linear(k_proj, x)), split(linear(v_proj, x)));
+  return linear(out_proj, out.transpose(1, 2).reshape({b, n, heads_ * head_dim_}));
 }
 
 VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) : act_(c.hidden_act) {
@@ -51,13 +54,13 @@ VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) : act_(c.hidden_act) {
 }
 
 torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) {
-  auto h = fc1(x);
+  auto h = linear(fc1, x);
   switch (act_) {
     case Activation::GeluTanh: h = torch::gelu(h, "tanh"); break;
     case Activation::GeluErf: h = torch::gelu(h); break;
     case Activation::QuickGelu: h = h * torch::sigmoid(1.702 * h); break;
   }
-  return fc2(h);
+  return linear(fc2, h);
 }
 
 VisionEncoderLayerImpl::VisionEncoderLayerImpl(const VisionConfig& c) {
@@ -90,8 +93,16 @@ VisionOutput VisionTransformerImpl::forward(const torch::Tensor& pixel_values, i
   auto h = embeddings(pixel_values);
   if (pre_layrnorm) h = pre_layrnorm(h);
   out.hidden_states.push_back(h);
+  // Checkpointing pays only where a backward pass will run through the tower.
+  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  if (checkpoint) {
+    const auto params = parameters();
+    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+  }
   for (int64_t i = 0; i < n; ++i) {
-    h = encoder->layers[i]->as<VisionEncoderLayerImpl>()->forward(h);
+    auto layer = encoder->layers[i]->as<VisionEncoderLayerImpl>();
+    h = checkpoint ? checkpointed([layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; }, {h})[0]
+                   : layer->forward(h);
     out.hidden_states.push_back(h);
   }
   // CLIP applies its post-layernorm only to the pooled class token; SigLIP to every token.

@@ -79,6 +79,9 @@ class VisionTransformerImpl : public torch::nn::Module {
   const VisionConfig& config() const { return config_; }
   int64_t layer_count() const { return static_cast<int64_t>(encoder->layers->size()); }
 
+  // Recompute each encoder layer's activations in the backward pass (when the tower trains).
+  bool gradient_checkpointing = false;
+
   VisionEmbeddings embeddings{nullptr};
   torch::nn::LayerNorm pre_layrnorm{nullptr};  // CLIP only (transformers spells it so)
   VisionEncoder encoder{nullptr};

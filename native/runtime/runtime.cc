@@ -8,11 +8,14 @@
 #include <ATen/Version.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -167,6 +170,30 @@ void check_allocation(uint64_t bytes, const std::string& what) {
   if (available != 0 && bytes > available)
     throw std::runtime_error(what + " needs " + gigabytes(bytes) + ", but only " + gigabytes(available) +
                              " of memory are available");
+}
+
+// ------------------------------------------------------------------------------------------------ profiling
+namespace {
+
+class RecordingScope final : public ProfileScope {
+ public:
+  explicit RecordingScope(const std::string& file) : record_(file) {}
+
+ private:
+  torch::autograd::profiler::RecordProfile record_;
+};
+
+}  // namespace
+
+std::unique_ptr<ProfileScope> profile_scope(const std::string& what) {
+  const char* dir = std::getenv("TPO_PROFILE_DIR");
+  if (!dir || !*dir) return nullptr;
+  static std::atomic<int> calls{0};
+  std::string name;
+  for (char c : what.substr(0, what.find(' '))) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  std::filesystem::create_directories(dir);
+  const auto file = std::filesystem::path(dir) / (name + "-" + std::to_string(calls++) + ".json");
+  return std::make_unique<RecordingScope>(file.string());
 }
 
 }  // namespace tpo::runtime

@@ -2,6 +2,7 @@
 // Plain C++: native/binding/runtime_binding.cc turns these into JS objects.
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace tpo::runtime {
@@ -51,5 +52,14 @@ struct MatmulResult {
 
 // Square float32 matmuls for about `seconds`: the figure `tpo doctor` prints (2*n^3 FLOP per matmul).
 MatmulResult bench_matmul(int size, double seconds);
+
+// libtorch's autograd profiler around one native call, when TPO_PROFILE_DIR names a folder: the call's ops are
+// written there as a Chrome trace (`<what>-<n>.json`; scripts/bench/profile-summary.mjs tables them). Without the
+// variable this is a null pointer and costs one getenv.
+class ProfileScope {
+ public:
+  virtual ~ProfileScope() = default;
+};
+std::unique_ptr<ProfileScope> profile_scope(const std::string& what);
 
 }  // namespace tpo::runtime

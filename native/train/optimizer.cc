@@ -15,8 +15,6 @@ bool decays(const std::string& name, const torch::Tensor& p) {
   return name.find("norm") == std::string::npos;
 }
 
-double mean_of(const torch::Tensor& t) { return t.to(torch::kFloat64).mean().item<double>(); }
-
 // bf16 autocast for a step on a CUDA model (the weights stay float32, the matmuls run in bf16), as TRL's bf16=True.
 // Autocast is per thread, and each step runs on a pool thread: set and cleared around the step.
 struct CudaAutocast {
@@ -46,18 +44,45 @@ Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<mod
                  const OptimizerConfig& config)
     : policy_(std::move(policy)), reference_(std::move(reference)), config_(config) {
   if (!policy_ || !policy_->lm) throw std::invalid_argument("training needs a language model");
-  std::vector<torch::Tensor> decay, no_decay;
   for (auto& item : policy_->lm->named_parameters(true)) {
     if (!item.value().requires_grad()) continue;
     params_.emplace_back(item.key(), item.value());
-    (decays(item.key(), item.value()) ? decay : no_decay).push_back(item.value());
+    decays_.push_back(decays(item.key(), item.value()));
   }
   if (params_.empty()) throw std::invalid_argument("nothing to train: every parameter is frozen (setTrainable)");
-  auto options = torch::optim::AdamWOptions(0).betas({config.beta1, config.beta2}).eps(config.eps);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(config.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options.weight_decay(0)));
-  optimizer_ = std::make_unique<torch::optim::AdamW>(groups, options);
+  moments_.resize(params_.size());
+}
+
+void Trainer::zero_grad() {
+  for (auto& [_, p] : params_) p.mutable_grad() = torch::Tensor();
+}
+
+// torch.optim.AdamW's update (decoupled weight decay, bias-corrected moments) through libtorch's fused kernel, one
+// call per weight-decay group. Parameters without a gradient this step are left alone, as torch.optim does.
+void Trainer::adamw_step(double lr) {
+  for (const bool decay : {true, false}) {
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      const auto& p = params_[i].second;
+      if (decays_[i] != decay || !p.grad().defined()) continue;
+      auto& m = moments_[i];
+      if (!m.exp_avg.defined()) {
+        m.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        m.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        m.step = torch::zeros({}, p.options().dtype(torch::kFloat32));
+      }
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(m.exp_avg);
+      exp_avg_sqs.push_back(m.exp_avg_sq);
+      steps.push_back(m.step);
+    }
+    if (params.empty()) continue;
+    torch::NoGradGuard no_grad;
+    at::_foreach_add_(steps, 1);  // the kernel reads the step count for bias correction; callers advance it first
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1, config_.beta2,
+                      decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
 }
 
 int64_t Trainer::trainable() const {
@@ -74,13 +99,12 @@ StepMetrics Trainer::finish_step(double loss, double lr, StepMetrics metrics) {
   metrics.values["grad_norm"] = grad_norm;
   metrics.values["lr"] = lr;
   if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
-    optimizer_->zero_grad(true);
+    zero_grad();
     throw NonFiniteLoss("step " + std::to_string(steps_ + 1) + ": the loss (" + std::to_string(loss) +
                         ") or the gradient norm (" + std::to_string(grad_norm) + ") is not finite; the weights were not updated");
   }
-  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-  optimizer_->step();
-  optimizer_->zero_grad(true);
+  adamw_step(lr);
+  zero_grad();
   ++steps_;
   return metrics;
 }
@@ -91,7 +115,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
-  optimizer_->zero_grad(true);
+  zero_grad();
   const double parts = static_cast<double>(micro_batches.size());
   double loss = 0;
   std::vector<torch::Tensor> cr, rr, pc, pr, nll;
@@ -107,16 +131,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
     nll.push_back(f.out.nll.detach().reshape({1}));
     metrics.tokens += static_cast<int64_t>((f.logps.chosen_tokens.sum() + f.logps.rejected_tokens.sum()).item<double>());
   }
-  const auto chosen = torch::cat(cr), rejected = torch::cat(rr);
-  auto& v = metrics.values;
-  v["loss"] = loss;
-  v["rewards/chosen"] = mean_of(chosen);
-  v["rewards/rejected"] = mean_of(rejected);
-  v["rewards/accuracies"] = mean_of((chosen > rejected).to(torch::kFloat64));
-  v["rewards/margins"] = mean_of(chosen - rejected);
-  v["logps/chosen"] = mean_of(torch::cat(pc));
-  v["logps/rejected"] = mean_of(torch::cat(pr));
-  v["nll_loss"] = mean_of(torch::cat(nll));
+  metrics.values = preference_metrics(torch::cat(cr), torch::cat(rr), torch::cat(pc), torch::cat(pr), torch::cat(nll), loss);
   return finish_step(loss, lr, std::move(metrics));
 }
 
@@ -125,7 +140,7 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
-  optimizer_->zero_grad(true);
+  zero_grad();
   // Token-mean cross entropy over every answer token of the step (not a mean of per-record means).
   int64_t total = 0;
   for (const auto& batch : micro_batches)
@@ -152,14 +167,13 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
 
 io::NamedTensors Trainer::optimizer_state() const {
   io::NamedTensors out;
-  auto& state = optimizer_->state();
-  for (const auto& [name, p] : params_) {
-    const auto it = state.find(p.unsafeGetTensorImpl());
-    if (it == state.end()) continue;
-    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
-    out.emplace_back(name + ".exp_avg", s.exp_avg());
-    out.emplace_back(name + ".exp_avg_sq", s.exp_avg_sq());
-    out.emplace_back(name + ".step", torch::tensor(s.step(), torch::kInt64).reshape({1}));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& m = moments_[i];
+    if (!m.exp_avg.defined()) continue;  // a parameter that had no step yet
+    const std::string& name = params_[i].first;
+    out.emplace_back(name + ".exp_avg", m.exp_avg);
+    out.emplace_back(name + ".exp_avg_sq", m.exp_avg_sq);
+    out.emplace_back(name + ".step", m.step.to(torch::kInt64).reshape({1}));
   }
   out.emplace_back("trainer.steps", torch::tensor(steps_, torch::kInt64).reshape({1}));
   return out;
@@ -172,6 +186,11 @@ void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
     if (t.numel() != 1) throw std::invalid_argument(saved.path() + ": " + key + " must hold one number, not " + c10::str(t.sizes()));
     return t.to(torch::kFloat64).item<double>();
   };
+  const auto step_count = [&](const std::string& key) {
+    const double step = scalar(key);
+    if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + key + " is not a step count");
+    return step;
+  };
   const auto moment = [&](const std::string& key, const torch::Tensor& p) {
     auto t = saved.tensor(key);
     if (t.sizes() != p.sizes() || !t.is_floating_point())
@@ -179,23 +198,18 @@ void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
                                   "; this model's parameter is " + c10::str(p.sizes()));
     return t.to(p.device(), p.scalar_type()).clone();
   };
-  std::vector<std::pair<c10::TensorImpl*, std::unique_ptr<torch::optim::AdamWParamState>>> loaded;
-  for (const auto& [name, p] : params_) {
+  std::vector<Moments> loaded(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& [name, p] = params_[i];
     if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
-    auto s = std::make_unique<torch::optim::AdamWParamState>();
-    const double step = scalar(name + ".step");
-    if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + name + ".step is not a step count");
-    s->step(static_cast<int64_t>(step));
-    s->exp_avg(moment(name + ".exp_avg", p));
-    s->exp_avg_sq(moment(name + ".exp_avg_sq", p));
-    loaded.emplace_back(p.unsafeGetTensorImpl(), std::move(s));
+    auto& m = loaded[i];
+    m.step = torch::full({}, step_count(name + ".step"), p.options().dtype(torch::kFloat32));
+    m.exp_avg = moment(name + ".exp_avg", p);
+    m.exp_avg_sq = moment(name + ".exp_avg_sq", p);
   }
   if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
-  const double steps = scalar("trainer.steps");
-  if (!(steps >= 0) || steps != std::floor(steps)) throw std::invalid_argument(saved.path() + ": trainer.steps is not a step count");
-  auto& state = optimizer_->state();
-  state.clear();
-  for (auto& [impl, s] : loaded) state[impl] = std::move(s);
+  const double steps = step_count("trainer.steps");
+  moments_ = std::move(loaded);
   steps_ = static_cast<int64_t>(steps);
 }
 

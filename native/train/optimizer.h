@@ -1,4 +1,6 @@
-// The training step: forward over micro-batches, backward, global-norm clipping, AdamW. One native call per step.
+// The training step: forward over micro-batches, backward, global-norm clipping, AdamW (libtorch's fused kernel,
+// what torch.optim.AdamW(fused=True) runs: one pass over each parameter, its gradient and moments instead of
+// seven). One native call per step.
 // The learning rate comes in with each step (the schedule lives in lib/train, where it is readable); the
 // optimizer's moments save and load by parameter name, so a resumed run continues bit for bit.
 #pragma once
@@ -54,10 +56,19 @@ class Trainer {
  private:
   StepMetrics finish_step(double loss, double lr, StepMetrics metrics);
 
+  // AdamW's state of one parameter, created at its first step (as torch.optim.AdamW does).
+  struct Moments {
+    torch::Tensor exp_avg, exp_avg_sq;
+    torch::Tensor step;  // float scalar: the steps this parameter took (the fused kernel counts it)
+  };
+  void adamw_step(double lr);
+  void zero_grad();
+
   std::shared_ptr<model::LoadedModel> policy_, reference_;
   OptimizerConfig config_;
   std::vector<std::pair<std::string, torch::Tensor>> params_;  // trainable, by name
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::vector<bool> decays_;                                    // per parameter: weight decay applies
+  std::vector<Moments> moments_;                                // per parameter
   int64_t steps_ = 0;
 };
 

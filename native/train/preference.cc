@@ -1,6 +1,7 @@
 #include "train/preference.h"
 
 #include <tuple>
+#include <unordered_map>
 
 #include "model/inference.h"
 #include "model/lora.h"
@@ -141,48 +142,88 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
         throw std::invalid_argument("pair " + std::to_string(i) + ": an answer has no tokens");
     return batched_preference_forward(policy, reference, pairs, config);
   }
-  std::vector<torch::Tensor> pc, pr, rc, rr, nc, nr;
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    const Pair& pair = pairs[i];
-    const std::string which = "pair " + std::to_string(i);
-    if (pair.chosen.numel() == 0 || pair.rejected.numel() == 0) throw std::invalid_argument(which + ": an answer has no tokens");
-    // Each answer scored by one model; with encode_once off, the video is encoded again for every answer (the
-    // baseline `tpo bench dpo` measures against).
-    auto score = [&](model::VideoLMImpl& lm, const torch::Tensor& video) -> std::pair<torch::Tensor, torch::Tensor> {
-      if (config.encode_once) {
-        auto r = model::answer_logprobs(lm, pair.prompt, {pair.chosen, pair.rejected}, video, config.share_prefix);
-        return {r.sums[0], r.sums[1]};
+  const size_t n = pairs.size();
+  std::vector<torch::Tensor> pc(n), pr(n), rc, rr, nc, nr;
+  for (size_t i = 0; i < n; ++i) {
+    if (pairs[i].chosen.numel() == 0 || pairs[i].rejected.numel() == 0)
+      throw std::invalid_argument("pair " + std::to_string(i) + ": an answer has no tokens");
+    nc.push_back(torch::tensor(static_cast<double>(pairs[i].chosen.numel()), torch::kFloat32));
+    nr.push_back(torch::tensor(static_cast<double>(pairs[i].rejected.numel()), torch::kFloat32));
+  }
+  const bool with_reference = !config.loss.reference_free && config.reference != ReferenceMode::None;
+  if (with_reference && config.reference == ReferenceMode::Precomputed) {
+    for (size_t i = 0; i < n; ++i) {
+      if (!pairs[i].reference) throw std::invalid_argument("pair " + std::to_string(i) + ": reference log-probs were to be precomputed but are missing");
+      rc.push_back(torch::tensor(pairs[i].reference->first, torch::kFloat32));
+      rr.push_back(torch::tensor(pairs[i].reference->second, torch::kFloat32));
+    }
+  }
+  const bool online_reference = with_reference && config.reference != ReferenceMode::Precomputed;
+  if (config.reference == ReferenceMode::FrozenCopy && online_reference && !reference)
+    throw std::invalid_argument("a frozen-copy reference needs the reference model");
+  std::vector<torch::Tensor> ref_c(n), ref_r(n);
+
+  if (config.encode_once) {
+    // The pairs about one video (the same frames tensor, as the trainer passes them) are scored together: the
+    // video is encoded once for them, and with share_prefix everything their prompts start with (the system
+    // text and the video) runs once, each pair's question and answers after it (model::prompts_logprobs).
+    std::vector<std::vector<size_t>> groups;
+    std::unordered_map<const void*, size_t> group_of;
+    for (size_t i = 0; i < n; ++i) {
+      const void* key = pairs[i].video.defined() ? pairs[i].video.unsafeGetTensorImpl() : nullptr;
+      const auto [it, fresh] = group_of.emplace(key, groups.size());
+      if (fresh) groups.emplace_back();
+      groups[it->second].push_back(i);
+    }
+    auto score = [&](model::VideoLMImpl& lm, const std::vector<size_t>& group, const torch::Tensor& video,
+                     std::vector<torch::Tensor>& chosen, std::vector<torch::Tensor>& rejected) {
+      std::vector<model::PromptAnswers> items;
+      for (size_t i : group) items.push_back({pairs[i].prompt, {pairs[i].chosen, pairs[i].rejected}});
+      const auto scored = model::prompts_logprobs(lm, items, video, config.share_prefix);
+      for (size_t k = 0; k < group.size(); ++k) {
+        chosen[group[k]] = scored[k].sums[0];
+        rejected[group[k]] = scored[k].sums[1];
       }
+    };
+    for (const auto& group : groups) {
+      const torch::Tensor video = tokens_of(policy, pairs[group[0]].video);
+      score(policy, group, video, pc, pr);
+      if (!online_reference) continue;
+      torch::NoGradGuard no_grad;
+      if (config.reference == ReferenceMode::LoraDisabled) {
+        // The base model is the reference: the same weights with every adapter switched off, and the same visual
+        // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
+        const AdaptersOff off(policy);
+        score(policy, group, video.defined() ? video.detach() : video, ref_c, ref_r);
+      } else {
+        score(*reference, group, tokens_of(*reference, pairs[group[0]].video), ref_c, ref_r);
+      }
+    }
+  } else {
+    // As TRL runs it: each answer with its own copy of the prompt, the video encoded again for every answer and
+    // model (the baseline `tpo bench pytorch` measures the savings against).
+    auto score = [&](model::VideoLMImpl& lm, const Pair& pair) -> std::pair<torch::Tensor, torch::Tensor> {
       auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, tokens_of(lm, pair.video), config.share_prefix);
       auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, tokens_of(lm, pair.video), config.share_prefix);
       return {c.sums[0], r.sums[0]};
     };
-    const torch::Tensor video = config.encode_once ? tokens_of(policy, pair.video) : torch::Tensor();
-    auto [policy_c, policy_r] = score(policy, video);
-    pc.push_back(policy_c);
-    pr.push_back(policy_r);
-    nc.push_back(torch::tensor(static_cast<double>(pair.chosen.numel()), torch::kFloat32));
-    nr.push_back(torch::tensor(static_cast<double>(pair.rejected.numel()), torch::kFloat32));
-    if (config.loss.reference_free || config.reference == ReferenceMode::None) continue;
-    if (config.reference == ReferenceMode::Precomputed) {
-      if (!pair.reference) throw std::invalid_argument(which + ": reference log-probs were to be precomputed but are missing");
-      rc.push_back(torch::tensor(pair.reference->first, torch::kFloat32));
-      rr.push_back(torch::tensor(pair.reference->second, torch::kFloat32));
-      continue;
+    for (size_t i = 0; i < n; ++i) {
+      std::tie(pc[i], pr[i]) = score(policy, pairs[i]);
+      if (!online_reference) continue;
+      torch::NoGradGuard no_grad;
+      if (config.reference == ReferenceMode::LoraDisabled) {
+        const AdaptersOff off(policy);
+        std::tie(ref_c[i], ref_r[i]) = score(policy, pairs[i]);
+      } else {
+        std::tie(ref_c[i], ref_r[i]) = score(*reference, pairs[i]);
+      }
     }
-    torch::NoGradGuard no_grad;
-    std::pair<torch::Tensor, torch::Tensor> ref;
-    if (config.reference == ReferenceMode::LoraDisabled) {
-      // The base model is the reference: the same weights with every adapter switched off, and the same visual
-      // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
-      const AdaptersOff off(policy);
-      ref = score(policy, video.defined() ? video.detach() : video);
-    } else {
-      if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
-      ref = score(*reference, config.encode_once ? tokens_of(*reference, pair.video) : torch::Tensor());
+  }
+  if (online_reference) {
+    for (size_t i = 0; i < n; ++i) {
+      rc.push_back(ref_c[i].detach());
+      rr.push_back(ref_r[i].detach());
     }
-    rc.push_back(ref.first.detach());
-    rr.push_back(ref.second.detach());
   }
   PreferenceForward result;
   result.logps.policy_chosen = torch::stack(pc);
@@ -195,6 +236,23 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   }
   result.out = preference_loss(result.logps, config.loss);
   return result;
+}
+
+std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
+                                                 const torch::Tensor& policy_chosen, const torch::Tensor& policy_rejected,
+                                                 const torch::Tensor& nll, double loss) {
+  const auto mean = [](const torch::Tensor& t) { return t.detach().to(torch::kFloat64).mean().item<double>(); };
+  const auto chosen = chosen_rewards.detach(), rejected = rejected_rewards.detach();
+  return {
+      {"loss", loss},
+      {"rewards/chosen", mean(chosen)},
+      {"rewards/rejected", mean(rejected)},
+      {"rewards/accuracies", mean((chosen > rejected).to(torch::kFloat64))},
+      {"rewards/margins", mean(chosen - rejected)},
+      {"logps/chosen", mean(policy_chosen)},
+      {"logps/rejected", mean(policy_rejected)},
+      {"nll_loss", mean(nll)},
+  };
 }
 
 }  // namespace tpo::train

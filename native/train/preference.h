@@ -4,6 +4,7 @@
 
 #include <torch/torch.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,14 @@ struct LossOutput {
 };
 
 LossOutput preference_loss(const PairLogps& logps, const LossConfig& config);
+
+// TRL's logged metrics of a batch (get_batch_loss_metrics: means over its pairs; nll_loss the mean of the given
+// NLL terms, one per micro-batch): the one definition the training step and trainPreferenceForward both report.
+// Keys: loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected,
+// nll_loss.
+std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
+                                                 const torch::Tensor& policy_chosen, const torch::Tensor& policy_rejected,
+                                                 const torch::Tensor& nll, double loss);
 
 // One pair as the model sees it: a prompt (1-D ids, the image id once if there is a video) and two answers.
 struct Pair {

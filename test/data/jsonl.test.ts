@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { JsonlAppender, readJsonValues, writeJsonl } from '../../lib/data/jsonl.js';
+import { JsonlAppender, LineSplitter, readJsonValues, writeJsonl } from '../../lib/data/jsonl.js';
 import { removeDir, tempDir } from '../helpers.js';
 
 async function values(file: string): Promise<unknown[]> {
@@ -96,5 +96,51 @@ describe('JSONL writing', () => {
     const b = await JsonlAppender.open(only);
     await b.close();
     assert.equal(readFileSync(only, 'utf8'), '');
+  });
+});
+
+describe('JSONL reading is linear in the file size', function () {
+  this.timeout(120_000);
+  let dir: string;
+  before(() => {
+    dir = tempDir();
+  });
+  after(() => removeDir(dir));
+
+  it('LineSplitter: a 10 MB and a 40 MB line cost at most twice their length in work, fed in 64 KiB chunks', () => {
+    const chunk = 'x'.repeat(64 * 1024);
+    for (const mb of [10, 40]) {
+      const splitter = new LineSplitter();
+      const chunks = (mb * 1024 * 1024) / chunk.length;
+      for (let i = 0; i < chunks; i++) assert.deepEqual(splitter.push(chunk), []);
+      const [line] = splitter.push('\n');
+      assert.equal(line!.length, chunks * chunk.length);
+      assert.ok(splitter.work <= 2 * (line!.length + 1), `${mb} MB: ${splitter.work} characters of work`);
+    }
+    const s = new LineSplitter();
+    assert.deepEqual([...s.push('a\nb'), ...s.push('c\n\nd'), s.end()], ['a', 'bc', '', 'd']);
+  });
+
+  it('readJsonValues: a 40 MB line takes about four times the CPU of a 10 MB one, not sixteen', async () => {
+    const write = (mb: number) => {
+      const file = join(dir, `line-${mb}.jsonl`);
+      writeFileSync(file, `{"id": 1, "text": "${'y'.repeat(mb * 1024 * 1024)}"}\n{"id": 2}\n`);
+      return file;
+    };
+    const cpu = async (file: string) => {
+      let best = Infinity;
+      for (let round = 0; round < 2; round++) {
+        const started = process.cpuUsage();
+        const got = await values(file);
+        const used = process.cpuUsage(started);
+        assert.equal(got.length, 2);
+        best = Math.min(best, used.user + used.system);
+      }
+      return best;
+    };
+    const small = await cpu(write(10));
+    const large = await cpu(write(40));
+    // Linear reading gives a ratio near 4; re-splitting the carry on every chunk gave 16 (10 s for 50 MB).
+    assert.ok(large / small < 10, `40 MB took ${(large / small).toFixed(1)}x the CPU of 10 MB`);
   });
 });

@@ -239,6 +239,38 @@ describe('dataset records', () => {
       assert.deepEqual([items[5]!.options, items[5]!.meta], [['yes', 'no'], { category: 'order' }]);
     });
 
+    it('matches an answer written as the text of an option up to case, punctuation and spacing, never as a letter', async () => {
+      const shapes = { id: 'q', video: 'v.mp4', question: 'Which shape?', options: ['blue square', 'Red circle', 'green  triangle'] };
+      const file = write('loose.jsonl', jsonl(
+        { ...shapes, answer: 'red circle.' }, { ...shapes, answer: 'A red circle' }, { ...shapes, answer: ' Green triangle ' },
+        { ...shapes, answer: 'B. red circle' },
+      ));
+      const items = await readBenchmark(file).toArray();
+      // "A red circle" is option B's text with an article, not option A.
+      assert.deepEqual(items.map((i) => i.answerLetter), ['B', 'B', 'C', 'B']);
+    });
+
+    it('names file:line when an answer matches no option, matches several, or contradicts its letter', async () => {
+      const shapes = { id: 'q', video: 'v.mp4', question: 'Which shape?', options: ['blue square', 'red circle'] };
+      const cases: [unknown, RegExp][] = [
+        [{ ...shapes, answer: 'purple hexagon' }, /none\.jsonl:2: answer: 'purple hexagon' is not one of the 2 options .*A\. blue square \| B\. red circle/],
+        [{ ...shapes, options: ['Red circle', 'red circle!'], answer: 'RED CIRCLE' }, /none\.jsonl:2: answer: .* matches options A, B alike/],
+        [{ ...shapes, answer: 'A. red circle' }, /none\.jsonl:2: answer: 'A\. red circle' names option A but its text is option B's/],
+      ];
+      for (const [record, expected] of cases) {
+        const e = await dataError(readBenchmark(write('none.jsonl', jsonl({ ...shapes, answer: 0 }, record))).toArray());
+        assert.equal(e.field, 'answer');
+        assert.match(e.message, expected);
+      }
+    });
+
+    it('rejects more than 26 options (they cannot be lettered), naming file:line', async () => {
+      const options = Array.from({ length: 27 }, (_, i) => `option ${i}`);
+      const e = await dataError(readBenchmark(write('many.jsonl', jsonl({ ...item, options, answer: 0 }))).toArray());
+      assert.equal(e.field, 'options');
+      assert.match(e.message, /many\.jsonl:1: options: has 27 options; more than 26 cannot be lettered A to Z/);
+    });
+
     it('names an answer that is not an option, and badly keyed options', async () => {
       const e1 = await dataError(readBenchmark(write('a.jsonl', jsonl({ ...item, answer: 'E' }))).toArray());
       assert.equal(e1.field, 'answer');

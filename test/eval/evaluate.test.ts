@@ -2,7 +2,7 @@
 // samples, the samples from the model, missing videos and bad flags are reported before anything runs.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { MissingVideosError } from '../../lib/data/errors.js';
@@ -10,6 +10,7 @@ import { encodeSft } from '../../lib/data/encode.js';
 import { evaluate, type EvalResults, type EvalSample, formatResults } from '../../lib/eval/evaluate.js';
 import { readEvalBenchmark } from '../../lib/eval/formats.js';
 import { parseChoice } from '../../lib/eval/score.js';
+import { readSafetensors, writeSafetensors } from '../../lib/model/safetensors.js';
 import { Tokenizer } from '../../lib/model/tokenizer.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { tensor } from '../../lib/tensor.js';
@@ -180,5 +181,58 @@ describe('evaluation', function () {
     const unknown = run(...base, '--bogus');
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /Unknown option '--bogus'/);
+  });
+});
+
+describe('evaluation under bad input', function () {
+  this.timeout(300_000);
+  let dir: string;
+  let world: { model: string; benchmark: string };
+  before(async () => {
+    dir = tempDir('tpo-eval-bad-');
+    world = await makeWorld(join(dir, 'world'), 3);
+  });
+  after(() => removeDir(dir));
+
+  it('non-finite scores (NaN weights) are an error naming the model, for both methods', async () => {
+    const nan = join(dir, 'nan-model');
+    mkdirSync(nan);
+    const { tensors } = await readSafetensors(join(world.model, 'model.safetensors'));
+    const name = Object.keys(tensors).find((k) => k.endsWith('norm.weight') && !k.includes('vision'))!;
+    const t = tensors[name]!;
+    const poisoned = { ...tensors, [name]: tensor(new Float32Array(t.numel).fill(Number.NaN), t.shape) };
+    await writeSafetensors(join(nan, 'model.safetensors'), poisoned);
+    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']) copyFileSync(join(world.model, f), join(nan, f));
+    for (const method of ['loglik', 'generate'] as const) {
+      await assert.rejects(evaluate({ model: nan, benchmark: world.benchmark, frames: 4, limit: 3, method }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, 'ERR_TPO_NON_FINITE');
+        assert.ok(e.message.startsWith(`${nan}: `), e.message);
+        assert.match(e.message, /is not finite: the model's weights or config/);
+        return true;
+      });
+    }
+  });
+
+  it('a video that cannot be decoded skips its questions, listed with the reason; onVideoError stop fails', async () => {
+    const items = readFileSync(world.benchmark, 'utf8').trim().split('\n').slice(0, 6).map((l) => JSON.parse(l));
+    writeFileSync(join(dir, 'world', 'videos', 'broken.mp4'), Buffer.alloc(2048, 1));
+    const file = join(dir, 'world', 'with-broken.jsonl');
+    writeFileSync(file, items.map((r, i) => JSON.stringify(i < 2 ? { ...r, video: 'videos/broken.mp4' } : r)).join('\n') + '\n');
+    const r = await evaluate({ model: world.model, benchmark: file, frames: 4 });
+    assert.equal(r.results.n, 4);
+    assert.equal(r.results.skipped, 2);
+    assert.deepEqual(r.skipped.map((s) => s.id), items.slice(0, 2).map((i) => String(i.id)));
+    for (const s of r.skipped) assert.match(s.reason, /broken\.mp4: .*cannot open as a video/);
+    assert.match(formatResults(r), /4 questions, .*2 skipped \(their videos could not be decoded/);
+    await assert.rejects(evaluate({ model: world.model, benchmark: file, frames: 4, onVideoError: 'stop' }), { code: 'ERR_TPO_VIDEO' } as never);
+  });
+
+  it('an --out that is a folder (or under /proc) fails before the model loads', async () => {
+    // The model folder does not exist: the output is checked first.
+    await assert.rejects(evaluate({ model: join(dir, 'no-model'), benchmark: world.benchmark, out: dir }), /is a folder, not a file \(the results file \(--out\)\)/);
+    await assert.rejects(evaluate({ model: join(dir, 'no-model'), benchmark: world.benchmark, out: '/proc/self/results.json' }), /is on procfs/);
+    const cli = spawnSync(process.execPath, [TPO, 'eval', '--model', world.model, '--benchmark', world.benchmark, '--out', dir], { encoding: 'utf8' });
+    assert.equal(cli.status, 1);
+    assert.match(cli.stderr, /is a folder, not a file/);
   });
 });

@@ -127,6 +127,9 @@ describe('benchmark formats', function () {
       ['vm-prefix.json', [{ ...VIDEOMME('a', 'q1'), options: ['A. x', 'C. y'] }], /vm-prefix\.json\[0\]: options\.1: starts with 'C\.' but is option B/],
       ['mlvu.json', [MLVU('v.mp4'), MLVU('v.mp4'), MLVU('v.mp4', 'flies')], /mlvu\.json\[2\]: answer: 'flies' is not the text of any/],
       ['lvb.jsonl', jsonl(LVB('a_0', 'v.mp4'), LVB('a_1', 'v.mp4', 7)), /lvb\.jsonl:2: correct_choice: 7 is past the 5 candidates/],
+      ['mlvu-loose.json', [MLVU('v.mp4'), { ...MLVU('v.mp4'), answer: 'Moves  Left.' }, MLVU('v.mp4', 'moves up')], /mlvu-loose\.json\[2\]: answer: 'moves up' is not the text of any of the 4 options/],
+      ['lvb-many.jsonl', jsonl({ ...LVB('a_0', 'v.mp4'), candidates: Array.from({ length: 27 }, (_, i) => `c${i}`) }), /lvb-many\.jsonl:1: candidates: has 27 options; more than 26 cannot be lettered/],
+
       ['lvb-q.jsonl', jsonl({ ...LVB('a_0', 'v.mp4'), question: '' }), /lvb-q\.jsonl:1: question: must not be empty/],
       ['dup.json', [VIDEOMME('a', 'q1'), VIDEOMME('b', 'q1')], /dup\.json\[1\]: id: 'q1' is also the id at index 0/],
     ];

@@ -89,6 +89,21 @@ describe('VideoLM inference', function () {
     }
   });
 
+  it('scores several prompts about one video in one call, as one call per prompt does', async () => {
+    const prompts = [prompt, [...prompt, 9, 10], [...prompt.slice(0, -1), 11]];
+    const answers = [[ids([3, 4]), ids([5])], [ids([6, 7, 8])], [ids([12]), ids([13, 14]), ids([15])]];
+    const items = prompts.map((p, i) => ({ prompt: ids(p), answers: answers[i]! }));
+    for (const sharePrefix of [true, false]) {
+      const batch = await model.logprobsBatch({ items, pixelValues: pixels, sharePrefix });
+      assert.equal(batch.length, items.length);
+      for (let i = 0; i < items.length; i++) {
+        const alone = await model.logprobs({ prompt: items[i]!.prompt, answers: items[i]!.answers, pixelValues: pixels, sharePrefix: false });
+        assertNear(floats(batch[i]!.sums), floats(alone.sums), 2e-5, `sharePrefix ${sharePrefix}: prompt ${i} sums`);
+        batch[i]!.tokenLogprobs.forEach((t, j) => assertNear(floats(t), floats(alone.tokenLogprobs[j]!), 2e-5, `prompt ${i} answer ${j} tokens`));
+      }
+    }
+  });
+
   it('reuses visual tokens from encodeVideo', async () => {
     const tokens = await model.encodeVideo(pixels);
     const a = await model.logprobs({ prompt: ids(prompt), answers: [ids([3, 4])], videoTokens: tokens });

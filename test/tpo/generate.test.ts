@@ -123,6 +123,40 @@ describe('TPO pair generation', function () {
     assert.equal(summary.dropped['duplicate-question'], 1);
   });
 
+  it('an undecodable video drops its questions as counted skips; onVideoError stop stops', async () => {
+    const records = lines(base.questions);
+    const video = records[0].video;
+    const file = join(dir, 'broken-benchmark.jsonl');
+    writeFileSync(join(dir, 'videos', 'broken.mp4'), Buffer.alloc(4096, 3));
+    const picked = records.filter((r) => r.video === video).slice(0, 2).concat(records.filter((r) => r.video !== video).slice(0, 2));
+    writeFileSync(file, picked.map((r, i) => JSON.stringify(i < 2 ? { ...r, video: 'videos/broken.mp4' } : r)).join('\n') + '\n');
+    const out = join(dir, 'broken', 'pairs.jsonl');
+    const summary = await generatePairs({ ...base, questions: file, out, judge: 'none', temperature: 1, seed: 2, mix: [1, 1], targetPairs: 4 });
+    const skipped = lines(`${out}.dropped.jsonl`).filter((r) => r.reason === 'undecodable-video');
+    assert.equal(skipped.length, 2);
+    for (const r of skipped) assert.match(r.detail, /broken\.mp4: .*cannot open as a video/);
+    assert.equal(summary.dropped['undecodable-video'], 2);
+    assert.equal(lines(out).length + lines(`${out}.dropped.jsonl`).length, 4, 'the other video was answered');
+    const onlyBroken = join(dir, 'only-broken-benchmark.jsonl');
+    writeFileSync(onlyBroken, picked.slice(0, 2).map((r) => JSON.stringify({ ...r, video: 'videos/broken.mp4' })).join('\n') + '\n');
+    await assert.rejects(generatePairs({ ...base, questions: onlyBroken, out: join(dir, 'broken-stop', 'pairs.jsonl'), judge: 'none', temperature: 1, mix: [1, 1], targetPairs: 4, onVideoError: 'stop' }),
+      { code: 'ERR_TPO_VIDEO' } as never);
+  });
+
+  it('an empty questions file, an output that is a folder: errors before the model loads; nothing kept: exit 1', async () => {
+    const empty = join(dir, 'empty.jsonl');
+    writeFileSync(empty, '');
+    await assert.rejects(generatePairs({ ...base, model: join(dir, 'no-model'), questions: empty, out: join(dir, 'e', 'pairs.jsonl') }),
+      /empty\.jsonl: has no questions: nothing to generate pairs from/);
+    await assert.rejects(generatePairs({ ...base, model: join(dir, 'no-model'), out: dir }), /is a folder, not a file \(the pairs file\)/);
+    // The random model's answers are never right: the synthetic judge keeps nothing, and `tpo generate` says so.
+    const config = join(dir, 'gen-none.json');
+    writeFileSync(config, JSON.stringify({ ...base, out: join(dir, 'none-kept', 'pairs.jsonl'), targetPairs: 1, mix: [1, 0] }));
+    const run = spawnSync(process.execPath, [TPO, 'generate', '--config', config], { encoding: 'utf8' });
+    assert.equal(run.status, 1, run.stderr);
+    assert.match(run.stderr, /tpo generate: no pair was kept \(\d+ [a-z-]+/);
+  });
+
   describe('real videos: questions and judgements from an LLM over captions', () => {
     let server: Server;
     let url: string;

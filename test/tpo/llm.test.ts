@@ -87,6 +87,39 @@ describe('ChatClient', function () {
     await assert.rejects(client({ timeoutMs: 200, retries: 1 }).complete([{ role: 'user', content: 'x' }]), /no reply within 200 ms/);
   });
 
+  it('caps a Retry-After of a day at maxRetryWaitMs, and says so', async () => {
+    const script: ((res: ServerResponse) => void)[] = [
+      (res) => res.writeHead(429, { 'retry-after': '86400' }).end('come back tomorrow'),
+      (res) => reply(res, 'ok'),
+    ];
+    handler = (_req, _body, res) => script.shift()!(res);
+    const notices: string[] = [];
+    const c = new ChatClient({ baseUrl, model: 'judge', retries: 1, maxRetryWaitMs: 20 }, { notice: (m) => notices.push(m) });
+    assert.equal(await c.complete([{ role: 'user', content: 'x' }]), 'ok');
+    assert.equal(requests, 2);
+    assert.equal(notices.length, 1);
+    assert.match(notices[0]!, /asked to wait 86400 s .*waiting 0\.02 s instead \(llm\.maxRetryWaitMs\)/);
+  });
+
+  it('cuts off a reply that never ends: by size (maxReplyBytes) and by time (timeoutMs)', async () => {
+    const endless = (res: ServerResponse) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"choices": [{"message": {"content": "');
+      const timer = setInterval(() => res.write('x'.repeat(64 * 1024)), 1);
+      res.on('close', () => clearInterval(timer));
+    };
+    handler = (_req, _body, res) => endless(res);
+    await assert.rejects(client({ maxReplyBytes: 1 << 20, retries: 0 }).complete([{ role: 'user', content: 'x' }]),
+      { code: 'ERR_TPO_LLM', message: /the reply is longer than 1048576 bytes \(llm\.maxReplyBytes\)/ });
+    // A reply that trickles forever, a byte at a time: the request's time limit covers the body.
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const timer = setInterval(() => res.write(' '), 5);
+      res.on('close', () => clearInterval(timer));
+    };
+    await assert.rejects(client({ timeoutMs: 300, retries: 0 }).complete([{ role: 'user', content: 'x' }]), /no reply within 300 ms/);
+  });
+
   it('keeps at most `concurrency` requests in flight', async () => {
     handler = (_req, _body, res) => setTimeout(() => reply(res, 'ok'), 50);
     const c = client({ concurrency: 2 });

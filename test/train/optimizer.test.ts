@@ -7,7 +7,7 @@ import { VideoLM } from '../../lib/model/video-lm.js';
 import { Optimizer } from '../../lib/train/optimizer.js';
 import type { PreferencePairInput } from '../../lib/train/preference.js';
 import { learningRate } from '../../lib/train/schedule.js';
-import { removeDir, tempDir } from '../helpers.js';
+import { FIXTURES, removeDir, tempDir } from '../helpers.js';
 import { DPO, dpoPairs } from './dpo-fixture.js';
 
 const pairs = dpoPairs;
@@ -80,15 +80,17 @@ describe('the training step', function () {
     const batch = await pairs();
     const run = async (microBatches: PreferencePairInput[][], sub: string) => {
       using policy = await loraPolicy(3);
-      const optimizer = new Optimizer(policy, { maxGradNorm: 0 });
+      // eps 1e-3: Adam divides by sqrt(v) + eps, so with the default 1e-8 a gradient element that is float32 noise
+      // (~1e-8, different for a different summation order) would move its weight by up to lr either way.
+      const optimizer = new Optimizer(policy, { maxGradNorm: 0, eps: 1e-3 });
       await optimizer.preferenceStep({ microBatches, lr: 1e-2 });
       await optimizer.preferenceStep({ microBatches, lr: 1e-2 });
       return adapter(policy, join(dir, sub));
     };
     const whole = await run([batch], 'whole');
     const split = await run(batch.map((p) => [p]), 'split');
-    // Summation order differs, and Adam divides by sqrt(v): float32 noise in tiny gradients moves a weight by up
-    // to a small fraction of lr (1e-2) per step. A wrong accumulation (no 1/n, or n steps) moves it by ~lr.
+    // Summation order differs (one batch scores the three pairs together, each micro-batch one): float32 noise.
+    // A wrong accumulation (no 1/n, or n steps) moves a weight by a sizeable fraction of lr (1e-2).
     for (const key of Object.keys(whole)) {
       whole[key]!.forEach((v, i) => assert.ok(Math.abs(v - split[key]![i]!) < 5e-5, `${key}[${i}]: ${v} vs ${split[key]![i]}`));
     }
@@ -143,5 +145,55 @@ describe('the training step', function () {
     using frozen = await VideoLM.load(join(DPO, 'policy'));
     frozen.setTrainable({});
     assert.throws(() => new Optimizer(frozen), /nothing to train/);
+  });
+});
+
+describe('the training step against torch.optim.AdamW', function () {
+  this.timeout(120_000);
+
+  // test/fixtures/train/adamw: three TPO steps of the full model by transformers + torch (scripts/fixtures/adamw_reference.py).
+  // Weight decay moves a weight by lr x 0.01 x |w| a step (~5e-6 here): the tolerance is below that, and a run
+  // without weight decay must miss it (so the comparison can fail).
+  const TOLERANCE = 4e-6;
+
+  /** The largest difference from torch's weights after three steps, over the compared parameters. */
+  async function worstDifference(weightDecay: number): Promise<{ worst: number; name: string }> {
+    const expected = (await readSafetensors(join(FIXTURES, 'train', 'adamw', 'expected.safetensors'))).tensors;
+    using policy = await VideoLM.load(join(DPO, 'policy'));
+    policy.setTrainable({ language: true });
+    const optimizer = new Optimizer(policy, { weightDecay, maxGradNorm: 1 });
+    const ref = expected.ref_logps!.toTypedArray() as Float32Array;
+    const batch = (await pairs()).map((p, i) => ({ ...p, reference: [ref[2 * i]!, ref[2 * i + 1]!] as [number, number] }));
+    const losses = expected.loss!.toTypedArray() as Float32Array;
+    const norms = expected.grad_norm!.toTypedArray() as Float32Array;
+    for (let step = 0; step < losses.length; step++) {
+      const { metrics } = await optimizer.preferenceStep({
+        microBatches: [batch], lr: 1e-3, loss: { beta: 0.1, sftWeight: 0.5 }, referenceMode: 'precomputed',
+      });
+      if (weightDecay === 0) continue;
+      assert.ok(Math.abs(metrics.loss! - losses[step]!) < 1e-5, `step ${step + 1} loss ${metrics.loss} vs ${losses[step]}`);
+      assert.ok(Math.abs(metrics.grad_norm! - norms[step]!) < 1e-4, `step ${step + 1} grad_norm ${metrics.grad_norm} vs ${norms[step]}`);
+    }
+    const saved = tempDir();
+    try {
+      await policy.save(saved);
+      const { tensors } = await readSafetensors(join(saved, 'model.safetensors'));
+      let worst = { worst: 0, name: '' };
+      for (const [key, want] of Object.entries(expected).filter(([k]) => k.startsWith('weight.'))) {
+        const name = key.slice('weight.'.length);
+        const got = tensors[name]!.toTypedArray() as Float32Array;
+        const w = want.toTypedArray() as Float32Array;
+        got.forEach((x, i) => { if (Math.abs(x - w[i]!) > worst.worst) worst = { worst: Math.abs(x - w[i]!), name }; });
+      }
+      return worst;
+    } finally {
+      removeDir(saved);
+    }
+  }
+
+  it('gives the losses, gradient norms and weights of three TPO steps with weight decay and clipping', async () => {
+    const { worst, name } = await worstDifference(0.01);
+    assert.ok(worst < TOLERANCE, `${name}: max difference ${worst}`);
+    assert.ok((await worstDifference(0)).worst > TOLERANCE, 'without weight decay the weights differ by more than the tolerance');
   });
 });

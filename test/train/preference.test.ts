@@ -6,8 +6,9 @@ import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
-import type { Tensor } from '../../lib/tensor.js';
-import { type LossConfig, preferenceForward, preferenceMetrics, type PreferencePairInput } from '../../lib/train/preference.js';
+import { tensor, type Tensor } from '../../lib/tensor.js';
+import { FIXTURES } from '../helpers.js';
+import { type LossConfig, preferenceForward, preferenceMetrics, type PreferenceOutput, type PreferencePairInput } from '../../lib/train/preference.js';
 import { DPO, dpoPairs } from './dpo-fixture.js';
 
 const GRADIENTS = [
@@ -90,6 +91,22 @@ describe('preference losses against TRL', function () {
     for (const name of GRADIENTS) assertClose(shared.gradients[name], unshared.gradients[name]!, name, 1e-7, 1e-4);
   });
 
+  it('activation checkpointing gives the plain loss and gradients (prefix shared, unshared, batched pairs)', async () => {
+    for (const variant of [{ sharePrefix: true }, { sharePrefix: false }, { batchPairs: true }]) {
+      const options = { loss: { beta: 0.1, sftWeight: 0.5 }, referenceMode: 'frozen-copy', gradients: GRADIENTS, ...variant } as const;
+      const plain = await preferenceForward(policy, pairs, options, reference);
+      policy.setGradientCheckpointing(true);
+      try {
+        const recomputed = await preferenceForward(policy, pairs, options, reference);
+        const what = JSON.stringify(variant);
+        assertClose(recomputed.loss, plain.loss, `${what} loss`, 1e-6, 1e-6);
+        for (const name of GRADIENTS) assertClose(recomputed.gradients[name], plain.gradients[name]!, `${what} ${name}`, 1e-7, 1e-5);
+      } finally {
+        policy.setGradientCheckpointing(false);
+      }
+    }
+  });
+
   it('batched pairs (one padded forward per model) give TRL\'s log-probs, loss and gradients', async () => {
     for (const referenceMode of ['frozen-copy', 'lora-disabled'] as const) {
       const out = await preferenceForward(policy, pairs, {
@@ -117,5 +134,45 @@ describe('preference losses against TRL', function () {
     const losses = free.losses.toTypedArray() as Float32Array;
     losses.forEach((l, i) => assert.ok(Math.abs(l - Math.log1p(Math.exp(-0.1 * (pc[i]! - pr[i]!)))) < 1e-5));
     await assert.rejects(preferenceForward(policy, pairs, { referenceMode: 'precomputed' }), /pair 0: reference log-probs were to be precomputed but are missing/);
+  });
+});
+
+describe('activation checkpointing through the video path', function () {
+  this.timeout(120_000);
+
+  it('gives the plain gradients of the tower, the projector and the language model', async () => {
+    const llava = join(FIXTURES, 'hf', 'llava_video');
+    using model = await VideoLM.load(llava);
+    model.setTrainable({ vision: true, projector: true, language: true });
+    const inputs = (await readSafetensors(join(llava, 'inputs.safetensors'))).tensors;
+    const prompt = inputs.input_ids!.reshape([inputs.input_ids!.numel]);
+    const answer = (values: number[]) => tensor(BigInt64Array.from(values.map(BigInt)), [values.length]);
+    const videoPairs = [
+      { prompt, chosen: answer([5, 6, 7]), rejected: answer([8, 9]), video: inputs.pixel_values! },
+      { prompt, chosen: answer([10, 11]), rejected: answer([12, 13, 14, 15]), video: inputs.pixel_values! },
+    ];
+    const names = [
+      'model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight', 'model.mm_projector.0.weight',
+      'model.layers.0.mlp.up_proj.weight', 'model.layers.1.self_attn.v_proj.bias',
+    ];
+    const plainOf: Record<string, PreferenceOutput> = {};
+    for (const sharePrefix of [true, false]) {
+      const options = { loss: { beta: 0.1, sftWeight: 1, referenceFree: true }, referenceMode: 'none', gradients: names, sharePrefix } as const;
+      const plain = await preferenceForward(model, videoPairs, options);
+      plainOf[String(sharePrefix)] = plain;
+      model.setGradientCheckpointing(true);
+      try {
+        const recomputed = await preferenceForward(model, videoPairs, options);
+        assertClose(recomputed.loss, plain.loss, `sharePrefix ${sharePrefix}: loss`, 1e-6, 1e-6);
+        for (const name of names) assertClose(recomputed.gradients[name], plain.gradients[name]!, `sharePrefix ${sharePrefix}: ${name}`, 1e-7, 1e-5);
+      } finally {
+        model.setGradientCheckpointing(false);
+      }
+    }
+    // Both pairs are about one video: shared, the video runs once for both pairs' prompts and answers.
+    const [shared, unshared] = [plainOf.true!, plainOf.false!];
+    assertClose(shared.policyChosen, unshared.policyChosen, 'shared vs unshared chosen log-probs', 1e-5, 1e-5);
+    assertClose(shared.policyRejected, unshared.policyRejected, 'shared vs unshared rejected log-probs', 1e-5, 1e-5);
+    for (const name of names) assertClose(shared.gradients[name], unshared.gradients[name]!, `shared vs unshared ${name}`, 1e-6, 1e-4);
   });
 });

@@ -56,7 +56,7 @@ describe('Trainer', function () {
     for (const key of ['loss', 'rewards/chosen', 'rewards/rejected', 'rewards/accuracies', 'rewards/margins', 'logps/chosen', 'logps/rejected', 'nll_loss', 'grad_norm', 'lr', 'pairs/s', 'tokens/s']) {
       assert.ok(Number.isFinite(last[key]), `${key} logged`);
     }
-    assert.ok(lines.some((l) => l['eval/rewards/accuracies'] !== undefined), 'validation ran');
+    assert.ok(lines.some((l) => l['eval_rewards/accuracies'] !== undefined), 'validation ran (TRL: eval_rewards/accuracies)');
     assert.deepEqual(readdirSync(join(dir, 'run-api')).filter((n) => n.startsWith('checkpoint-')).sort(), ['checkpoint-10', 'checkpoint-8']);
     assert.ok(existsSync(join(dir, 'run-api', 'final', 'adapter_config.json')));
   });

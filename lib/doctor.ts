@@ -1,10 +1,10 @@
-// `tpo doctor`: what tpo runs on, and whether everything it needs is there.
+// What tpo runs on, and whether everything it needs is there (`tpo doctor` prints it).
 import { spawnSync } from 'node:child_process';
 import { dirname } from 'node:path';
 
-import { LIBTORCH_VERSION } from '../libtorch.js';
-import { type LoadedAddon, loadNative, type MatmulResult, type RuntimeInfo } from '../native.js';
-import { packageVersion } from '../version.js';
+import { LIBTORCH_VERSION } from './libtorch.js';
+import { type LoadedAddon, loadNative, type MatmulResult, type RuntimeInfo } from './native.js';
+import { packageVersion } from './version.js';
 
 export interface DoctorCheck {
   name: string;

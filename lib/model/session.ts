@@ -1,0 +1,114 @@
+// A model and what turns data into its inputs: the tokenizer, the vision tower's preprocessing and the stop ids.
+// One helper for decode -> (corrupt) -> preprocess -> encode, shared by generation, evaluation and training, so a
+// video that cannot be decoded fails the same way everywhere (a VideoError naming it, which skip modes count).
+import { encodePrompt } from '../data/encode.js';
+import type { Tensor } from '../native.js';
+import { tensor } from '../tensor.js';
+import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
+import { decodeVideo, type SamplePlan } from '../video/decode.js';
+import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { Tokenizer } from './tokenizer.js';
+import { type LoadOptions, VideoLM } from './video-lm.js';
+
+/** A video that could not be decoded or preprocessed (code ERR_TPO_VIDEO): a skip mode counts it and goes on. */
+export class VideoError extends Error {
+  readonly code = 'ERR_TPO_VIDEO';
+  constructor(readonly path: string, override readonly cause: Error) {
+    super(cause.message.includes(path) ? cause.message : `${path}: ${cause.message}`);
+    this.name = 'VideoError';
+  }
+}
+
+/** What to do with a video that cannot be decoded: count it and go on (the default), or stop the run. */
+export const ON_VIDEO_ERROR = ['skip', 'stop'] as const;
+export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
+
+export interface SessionOptions {
+  /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
+  weights?: string;
+  /** A LoRA adapter folder (PEFT layout) to load onto the model. */
+  adapter?: string;
+  load?: LoadOptions;
+}
+
+export class ModelSession implements Disposable {
+  private constructor(
+    readonly dir: string,
+    readonly model: VideoLM,
+    readonly tokenizer: Tokenizer,
+    /** The tower's preprocessing; undefined for a text-only model. */
+    readonly processor: PreprocessorConfig | undefined,
+  ) {}
+
+  /** The model folder's tokenizer, preprocessor config (video models) and weights (or `weights`'), and `adapter`. */
+  static async open(dir: string, options: SessionOptions = {}): Promise<ModelSession> {
+    const tokenizer = await Tokenizer.load(dir);
+    const model = await VideoLM.load(options.weights ?? dir, options.load);
+    try {
+      const processor = model.info.architecture === 'LlavaQwenForCausalLM' ? await loadPreprocessorConfig(dir) : undefined;
+      if (options.adapter) await model.loadLora(options.adapter);
+      return new ModelSession(dir, model, tokenizer, processor);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
+
+  /** The ids generation stops at: the tokenizer's eos and the chat template's end of turn. */
+  get stopIds(): number[] {
+    return [this.tokenizer.eos?.id, this.tokenizer.tokenToId('<|im_end|>')].filter((x): x is number => x !== undefined);
+  }
+
+  /** A user turn's prompt ids (the chat template, the generation prompt), as a 1-D tensor. */
+  prompt(text: string): Tensor {
+    const ids = encodePrompt(this.tokenizer, text).ids;
+    return tensor(Int32Array.from(ids), [ids.length]);
+  }
+
+  /**
+   * The frames `plan` picks, decoded, corrupted if asked, preprocessed for the tower: float32 [F, 3, S, S]. Frames
+   * are decoded scaled down to the tower's box (decodeSizeFor), so a high-resolution video costs no more memory than
+   * the tower needs.
+   */
+  async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[] }> {
+    if (!this.processor) throw new TypeError(`${this.dir}: a ${this.model.info.architecture} model takes no video`);
+    let frames: Tensor<'uint8'> | undefined;
+    try {
+      const decoded = await decodeVideo(path, plan, { atLeast: decodeSizeFor(this.processor) });
+      frames = decoded.frames;
+      if (corrupt) {
+        const corrupted = await corruptFrames(frames, corrupt);
+        frames.dispose();
+        frames = corrupted;
+      }
+      return { pixels: await preprocessFrames(frames, this.processor), indices: decoded.indices };
+    } catch (error) {
+      throw error instanceof VideoError ? error : new VideoError(path, error as Error);
+    } finally {
+      frames?.dispose();
+    }
+  }
+
+  /** The video's visual tokens [V, D]: decoded, preprocessed and encoded once, for every prompt that shares them. */
+  async videoTokens(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ tokens: Tensor<'float32'>; indices: number[] }> {
+    const { pixels, indices } = await this.pixels(path, plan, corrupt);
+    try {
+      return { tokens: await this.model.encodeVideo(pixels), indices };
+    } finally {
+      pixels.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+}
+
+/** Whether `error` is a video a skip mode may count and go past. */
+export function isVideoError(error: unknown): error is VideoError {
+  return error instanceof VideoError;
+}
