@@ -176,7 +176,8 @@ export interface NativePair {
 
 /** The loss as the native step and forward take it: every field given (lib/train/loss.ts fills the defaults). */
 export interface NativeLoss {
-  type: LossType; beta: number; labelSmoothing: number; referenceFree: boolean; sftWeight: number;
+  type: LossType | LossType[]; weights?: number[] | undefined; beta: number; labelSmoothing: number; referenceFree: boolean;
+  sftWeight: number; ldAlpha?: number | undefined; useWeighting: boolean; discopopTau: number; simpoGamma: number;
 }
 
 /** How a preference forward runs, every field given (lib/train/loss.ts ForwardSettings). */
@@ -211,6 +212,10 @@ export interface NativePreferenceOutput {
   nll: Tensor<'float32'>;
   chosenRewards: Tensor<'float32'>;
   rejectedRewards: Tensor<'float32'>;
+  /** The log-probs TRL logs as logps/chosen and logps/rejected: ld-weighted with ldAlpha; simpo, orpo: per-token means. */
+  chosenLogps: Tensor<'float32'>;
+  rejectedLogps: Tensor<'float32'>;
+  /** Summed log-probs of each answer under the policy. */
   policyChosen: Tensor<'float32'>;
   policyRejected: Tensor<'float32'>;
   /** Absent when the reference is precomputed or there is none. */

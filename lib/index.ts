@@ -53,6 +53,14 @@ export {
 export { formatDuration, ProgressBar, type ProgressOptions, type ProgressStream } from './progress.js';
 export { writeTextFile } from './data/jsonl.js';
 export {
+  CONVERT_FORMATS, convertDataset, convertRow, ConvertOptions, readRows, type ConvertFormat, type ConvertSummary,
+} from './data/convert.js';
+export { readParquetValues } from './data/parquet.js';
+export { JSON_SCHEMAS, PairRecord as PairRecordSchema, SftRecord as SftRecordSchema } from './data/schema.js';
+export { isLmmsEvalOut, LMMS_EVAL_TASKS, writeLmmsEval, type LmmsEvalFiles } from './eval/lmms-eval.js';
+export { lossTypes, needsReference, type ResolvedLossConfig } from './train/loss.js';
+export { TensorBoardWriter, tensorboardTag } from './train/tensorboard.js';
+export {
   barChart, lineChart, niceAxis,
   type Axis, type BarChartOptions, type BarSeries, type LineChartOptions, type LineSeries,
 } from './report/svg.js';

@@ -20,6 +20,8 @@ export interface ProgressOptions {
   intervalMs?: number;
   /** The clock, in milliseconds (tests pass their own). */
   now?: () => number;
+  /** Already done when the bar starts (a resumed run): counted in done/total, not in the rate or the ETA. */
+  initial?: number;
 }
 
 /** 75 -> "1m15s", 5.2 -> "5s". */
@@ -40,6 +42,7 @@ export class ProgressBar {
   readonly #interval: number;
   readonly #now: () => number;
   readonly #started: number;
+  readonly #initial: number;
   #done = 0;
   #drawn = -Infinity;
   #finished = false;
@@ -53,6 +56,8 @@ export class ProgressBar {
     this.#interval = options.intervalMs ?? 100;
     this.#now = options.now ?? (() => performance.now());
     this.#started = this.#now();
+    this.#initial = Math.min(Math.max(0, options.initial ?? 0), total);
+    this.#done = this.#initial;
   }
 
   get done(): number {
@@ -82,7 +87,7 @@ export class ProgressBar {
     if (this.#finished) return;
     this.#finished = true;
     const seconds = this.#seconds();
-    const rate = seconds > 0 ? ` (${this.#rate(this.#done / seconds)})` : '';
+    const rate = seconds > 0 ? ` (${this.#rate((this.#done - this.#initial) / seconds)})` : '';
     const text = `${this.#prefix()}${this.#done}/${this.#total}${this.#unit ? ` ${this.#unit}` : ''} in ${formatDuration(seconds)}${rate}` +
       (this.#detail ? `, ${this.#detail}` : '');
     this.#stream.write(this.#stream.isTTY ? `\r${text}\x1b[K\n` : `${text}\n`);
@@ -93,7 +98,7 @@ export class ProgressBar {
     const fraction = this.#total ? this.#done / this.#total : 1;
     const filled = Math.round(fraction * BAR_WIDTH);
     const seconds = this.#seconds();
-    const rate = seconds > 0 ? this.#done / seconds : 0;
+    const rate = seconds > 0 ? (this.#done - this.#initial) / seconds : 0;
     const eta = rate > 0 ? formatDuration((this.#total - this.#done) / rate) : '?';
     return (
       `${this.#prefix()}[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ` +

@@ -8,7 +8,7 @@ describe('the public API', () => {
     for (const name of [
       'decodeVideo', 'corruptFrames', 'VideoLM', 'Tokenizer', 'readPairs', 'encodePair', 'writeSynthDataset', 'generatePairs',
       'shuffledScenePlans', 'judgeSynthetic', 'ChatClient', 'Trainer', 'preferenceForward', 'evaluate', 'runDemo', 'trainBase',
-      'writeReport', 'ProgressBar',
+      'writeReport', 'ProgressBar', 'convertDataset', 'readParquetValues', 'writeLmmsEval', 'TensorBoardWriter', 'needsReference',
     ] as const) {
       assert.equal(typeof (tpo as Record<string, unknown>)[name], 'function', name);
     }

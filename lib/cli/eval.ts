@@ -2,20 +2,22 @@
 // on stderr, a table (or JSON) on stdout, every sample in the --out file.
 import { EVAL_FORMATS } from '../eval/formats.js';
 import { EvalConfig, evaluate, formatResults, type ResolvedEvalConfig } from '../eval/evaluate.js';
-import { parseFlagConfig, parseFlags } from './flags.js';
+import { parseFlagConfig, parseFlags, UsageError } from './flags.js';
 import { ProgressBar } from './progress.js';
 
 export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
                                         multiple-choice accuracy on a benchmark, overall and per category
       --format F          auto | ${EVAL_FORMATS.join(' | ')} (default auto: told by the fields)
       --video-root DIR    where relative video paths start (default: the benchmark file's folder)
-      --frames N          frames sampled uniformly from each video (default 16)
+      --frames N          frames sampled uniformly from each video (default 16; np.linspace over the frames)
+      --max-frames-num N  the same, by lmms-eval's name for it
       --method M          loglik: rank the options by log-likelihood (default); generate: greedy answer, letter parsed
       --adapter DIR       a LoRA adapter (PEFT layout) to load onto the model
       --limit N           only the first N questions
       --max-new-tokens N  generation length for --method generate (default 16)
       --on-video-error E  skip: a video that cannot be decoded skips its questions, counted (default); stop: fail
-      --out FILE          the results JSON, every sample included (written atomically; checked before the run)
+      --out PATH          FILE.json: the results JSON, every sample included (written atomically; checked before the
+                          run); a folder: lmms-eval's layout (<model>/<date>_results.json, <date>_samples_<task>.jsonl)
       --json              print the results as JSON (without the samples) instead of a table`;
 
 /** Each EvalConfig field's flag, so an error names what the user typed. */
@@ -28,12 +30,16 @@ const FLAGS: Record<string, string> = {
 /** Flags -> EvalConfig, validated by zod so a bad value names its flag. */
 export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig; json: boolean } {
   const { values } = parseFlags(argv, {
-    model: 'string', benchmark: 'string', format: 'string', 'video-root': 'string', frames: 'number', method: 'string',
-    adapter: 'string', limit: 'number', 'max-new-tokens': 'number', out: 'string', 'on-video-error': 'string', json: 'boolean',
+    model: 'string', benchmark: 'string', format: 'string', 'video-root': 'string', frames: 'number', 'max-frames-num': 'number',
+    method: 'string', adapter: 'string', limit: 'number', 'max-new-tokens': 'number', out: 'string', 'on-video-error': 'string',
+    json: 'boolean',
   });
+  if (values.frames !== undefined && values['max-frames-num'] !== undefined && values.frames !== values['max-frames-num']) {
+    throw new UsageError(`tpo eval: --max-frames-num is --frames by lmms-eval's name, and they disagree (${values['max-frames-num']}, ${values.frames})`);
+  }
   const raw = {
     model: values.model, benchmark: values.benchmark, format: values.format, videoRoot: values['video-root'],
-    frames: values.frames, method: values.method, adapter: values.adapter, limit: values.limit,
+    frames: values.frames ?? values['max-frames-num'], method: values.method, adapter: values.adapter, limit: values.limit,
     maxNewTokens: values['max-new-tokens'], out: values.out, onVideoError: values['on-video-error'],
   };
   return { config: parseFlagConfig(EvalConfig, raw, 'tpo eval', FLAGS), json: values.json };

@@ -11,6 +11,7 @@ import { runSynth, SYNTH_USAGE } from './synth.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
 import { GENERATE_USAGE, runGenerate } from './generate.js';
 import { DEMO_USAGE, runDemoCommand } from './demo.js';
+import { CONVERT_USAGE, runConvert } from './convert.js';
 
 const USAGE = `usage: tpo <command> [options]
 
@@ -25,6 +26,7 @@ ${SYNTH_USAGE}
 ${TRAIN_USAGE}
 ${GENERATE_USAGE}
 ${EVAL_USAGE}
+${CONVERT_USAGE}
   help                                  this text
 
 options:
@@ -68,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
       return runDemoCommand(rest);
     case 'eval':
       return runEval(rest);
+    case 'convert':
+      return runConvert(rest);
     case '--version':
       console.log(packageVersion());
       return 0;
@@ -87,7 +91,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (error instanceof UsageError || (error as { usage?: boolean }).usage || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`tpo: ${(error as Error).message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else {

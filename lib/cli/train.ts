@@ -3,7 +3,7 @@ import type { TrainConfig } from '../train/config.js';
 import { Trainer } from '../train/trainer.js';
 import { parseFlags, requireConfig } from './flags.js';
 import { readConfigFile } from './overrides.js';
-import { formatDuration } from './progress.js';
+import { ProgressBar } from './progress.js';
 
 export const TRAIN_USAGE = `  train --config FILE [--resume] [--force] [--set FIELD=VALUE ...]
                                         train (tpo, dpo or sft) as the config says; --set overrides a field
@@ -19,20 +19,22 @@ export async function runTrain(argv: string[]): Promise<number> {
   const trainer = new Trainer(config as unknown as TrainConfig, file);
   const abort = new AbortController();
   process.once('SIGINT', () => abort.abort());  // finish the step, save a checkpoint, stop
-  const started = performance.now();
-  let first: number | undefined;
   trainer.on('notice', (message) => process.stderr.write(`tpo train: ${message}\n`));
+  // The shared progress bar: steps done of the run's total, rate and ETA (from this process's steps only, so a
+  // resumed run's estimate is its own), the latest loss and reward accuracy.
+  let bar: ProgressBar | undefined;
   trainer.on('step', ({ step, total, metrics }) => {
-    const elapsed = (performance.now() - started) / 1000;
-    first ??= step - 1;  // a resumed run starts past 0
-    const eta = total && step > first ? (elapsed / (step - first)) * (total - step) : undefined;
+    bar ??= new ProgressBar(total ?? step, { label: 'train', unit: 'steps', initial: step - 1 });
     const acc = metrics['rewards/accuracies'];
-    process.stderr.write(`\rstep ${step}/${total}  loss ${metrics.loss?.toFixed(4)}${acc === undefined ? '' : `  acc ${acc.toFixed(2)}`}` +
-      `  ${formatDuration(elapsed)}${eta === undefined ? '' : `  ETA ${formatDuration(eta)}`}   `);
+    bar.update(step, `loss ${metrics.loss?.toFixed(4)}${acc === undefined ? '' : `  acc ${acc.toFixed(2)}`}`);
   });
-  trainer.on('checkpoint', ({ dir }) => process.stderr.write(`\ncheckpoint ${dir}\n`));
+  trainer.on('checkpoint', ({ dir }) => {
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    process.stderr.write(`checkpoint ${dir}\n`);
+  });
   const result = await trainer.fit({ signal: abort.signal, resume: values.resume });
-  process.stderr.write(`\n${result.stopped === 'done' ? `done: ${result.steps} steps, final weights in ${result.final}` : `stopped at step ${result.steps}`}\n`);
+  bar?.finish();
+  process.stderr.write(`${result.stopped === 'done' ? `done: ${result.steps} steps, final weights in ${result.final}` : `stopped at step ${result.steps}`}\n`);
   if (trainer.skipped.length) process.stderr.write(`skipped ${trainer.skipped.length} record(s): ${trainer.skipped.slice(0, 5).map((s) => `${s.id} (${s.reason})`).join(', ')}\n`);
   return 0;
 }

@@ -227,6 +227,11 @@ function reader<S extends z.ZodType<{ video: string }>, T>(schema: S, what: stri
   return new RecordReader(file, recordParser(schema, file, videoRoot) as (v: unknown, s: RecordSource) => T, readOptions);
 }
 
+/** One pair (TPO, LLaVA-Hound or TimeWarp field names) from a JSON value, e.g. a Parquet row (`tpo convert`). */
+export function parsePairRecord(value: unknown, source: RecordSource): Omit<PreferencePair, 'videoPath' | 'source'> {
+  return checkRecord(PairSchema, value, source);
+}
+
 /** Preference pairs (TPO, LLaVA-Hound or TimeWarp field names) from a JSONL or JSON array file. */
 export function readPairs(file: string, options: DatasetOptions = {}): RecordReader<PreferencePair> {
   return reader<typeof PairSchema, PreferencePair>(PairSchema, 'readPairs', file, options);

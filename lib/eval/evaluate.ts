@@ -20,11 +20,12 @@ import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
-import { prepareOutputFile } from '../paths.js';
+import { prepareOutputFile, prepareWritableDir } from '../paths.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { EVAL_FORMATS, type EvalFormat, type EvalItem, readEvalBenchmark } from './formats.js';
+import { isLmmsEvalOut, writeLmmsEval } from './lmms-eval.js';
 import { aggregate, argmax, type CategoryScore, formatOptions, OPTION_LETTERS, parseChoice } from './score.js';
 
 /** A path the run cannot do without: "required" when absent rather than zod's type message. */
@@ -47,7 +48,8 @@ export const EvalConfig = z.strictObject({
   limit: z.int().min(1).optional(),
   /** Generation length (method generate). */
   maxNewTokens: z.int().min(1).max(4096).default(16),
-  /** Where the results JSON goes (written atomically; checked before the evaluation runs); none: not written. */
+  /** Where the results go (checked before the evaluation runs): a .json file (tpo's results, written atomically), or
+   * a folder in lmms-eval's layout (lmms-eval.ts); none: not written. */
   out: z.string().min(1).optional(),
   /** A video that cannot be decoded: skip its questions and list them in `skipped` (default), or stop. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
@@ -99,7 +101,7 @@ export interface EvalResults {
   date: string;
 }
 
-/** Called with 0 once the model is loaded, then as questions are scored (each one for loglik, each video's for generate). */
+/** Called with 0 once the model is loaded, then as each video's questions are scored. */
 export type EvalProgress = (done: number, total: number) => void;
 
 interface Runner {
@@ -122,31 +124,41 @@ export class NonFiniteScoreError extends Error {
 // A copy, not a view: a tensor may keep the memory it was made from.
 const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
 
-/** Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. */
-async function scoreLoglik(runner: Runner, item: EvalItem, videoTokens: Tensor): Promise<EvalSample> {
-  const question = `${IMAGE_PLACEHOLDER}\n${item.question}`;
+/**
+ * Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. Every question
+ * of the video in one native call: what the prompts share (the system text and the video) runs once.
+ */
+async function scoreLoglik(runner: Runner, items: EvalItem[], videoTokens: Tensor): Promise<EvalSample[]> {
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
   // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
-  const encoded = item.options.map((answer) => encodeSft(runner.session.tokenizer, { prompt: question, answer, source: item.source }));
-  const prompt = ids(encoded[0]!.inputIds.subarray(0, encoded[0]!.promptLength));
-  const answers = encoded.map((e) => ids(e.inputIds.subarray(e.promptLength)));
+  const encoded = items.map((item) => item.options.map((answer) =>
+    encodeSft(runner.session.tokenizer, { prompt: `${IMAGE_PLACEHOLDER}\n${item.question}`, answer, source: item.source })));
+  const batch = encoded.map((options) => ({
+    prompt: ids(options[0]!.inputIds.subarray(0, options[0]!.promptLength)),
+    answers: options.map((e) => ids(e.inputIds.subarray(e.promptLength))),
+  }));
   try {
-    const { sums, tokenLogprobs } = await runner.session.model.logprobs({ prompt, answers, videoTokens });
-    const scores = Array.from(sums.toTypedArray());
-    sums.dispose();
-    for (const t of tokenLogprobs) t.dispose();
-    const bad = scores.findIndex((s) => !Number.isFinite(s));
-    if (bad >= 0) throw new NonFiniteScoreError(runner.config.model, `the log-likelihood of ${item.id}'s option ${OPTION_LETTERS[bad]} (${scores[bad]})`);
-    const answerTokens = encoded.map((e) => e.inputIds.length - e.promptLength);
-    const predicted = argmax(scores);
-    const predictedNorm = argmax(scores.map((s, i) => s / answerTokens[i]!));
-    return {
-      ...sampleBase(item), prediction: OPTION_LETTERS[predicted]!, correct: predicted === item.answer, scores, answerTokens,
-      predictionNorm: OPTION_LETTERS[predictedNorm]!, correctNorm: predictedNorm === item.answer,
-    };
+    const results = await runner.session.model.logprobsBatch({ items: batch, videoTokens });
+    return items.map((item, q) => {
+      const { sums, tokenLogprobs } = results[q]!;
+      const scores = Array.from(sums.toTypedArray());
+      sums.dispose();
+      for (const t of tokenLogprobs) t.dispose();
+      const bad = scores.findIndex((s) => !Number.isFinite(s));
+      if (bad >= 0) throw new NonFiniteScoreError(runner.config.model, `the log-likelihood of ${item.id}'s option ${OPTION_LETTERS[bad]} (${scores[bad]})`);
+      const answerTokens = encoded[q]!.map((e) => e.inputIds.length - e.promptLength);
+      const predicted = argmax(scores);
+      const predictedNorm = argmax(scores.map((s, i) => s / answerTokens[i]!));
+      return {
+        ...sampleBase(item), prediction: OPTION_LETTERS[predicted]!, correct: predicted === item.answer, scores, answerTokens,
+        predictionNorm: OPTION_LETTERS[predictedNorm]!, correctNorm: predictedNorm === item.answer,
+      };
+    });
   } finally {
-    prompt.dispose();
-    for (const a of answers) a.dispose();
+    for (const b of batch) {
+      b.prompt.dispose();
+      for (const a of b.answers) a.dispose();
+    }
   }
 }
 
@@ -156,7 +168,7 @@ async function scoreGenerate(runner: Runner, items: EvalItem[], videoTokens: Ten
   const prompts = items.map((item) => session.prompt(`${IMAGE_PLACEHOLDER}\n${formatOptions(item.question, item.options)}`));
   try {
     // Greedy decoding over NaN logits still picks tokens: one log-likelihood tells whether the model computes numbers.
-    if (!runner.finite) await scoreLoglik(runner, { ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }, videoTokens);
+    if (!runner.finite) await scoreLoglik(runner, [{ ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }], videoTokens);
     runner.finite = true;
     const { tokens } = await session.model.generate({
       prompts, videoTokens, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: session.stopIds,
@@ -186,7 +198,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
   const started = performance.now();
   const c = parse(EvalConfig, config, 'eval config');
   // The output is checked before hours of work: not a folder, a FIFO or under /proc, and its folder takes files.
-  if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
+  if (c.out && isLmmsEvalOut(c.out)) prepareWritableDir(c.out, 'the results folder (--out)');
+  else if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
   const { format, items: all } = await readEvalBenchmark(c.benchmark, { format: c.format, ...(c.videoRoot ? { videoRoot: c.videoRoot } : {}) });
   const items = c.limit === undefined ? all : all.slice(0, c.limit);
   if (!items.length) throw new DataError('has no questions to evaluate', { file: c.benchmark });
@@ -215,10 +228,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
         for (const sample of await scoreGenerate(runner, records, videoTokens)) byId.set(sample.id, sample);
         onProgress?.(done(), items.length);
       } else {
-        for (const item of records) {
-          byId.set(item.id, await scoreLoglik(runner, item, videoTokens));
-          onProgress?.(done(), items.length);
-        }
+        for (const sample of await scoreLoglik(runner, records, videoTokens)) byId.set(sample.id, sample);
+        onProgress?.(done(), items.length);
       }
     } finally {
       videoTokens.dispose();
@@ -247,7 +258,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
     tpoVersion: packageVersion(),
     date: new Date().toISOString(),
   };
-  if (c.out) await writeJsonFile(c.out, results);
+  if (c.out && isLmmsEvalOut(c.out)) await writeLmmsEval(results, c.out);  // a folder: lmms-eval's layout
+  else if (c.out) await writeJsonFile(c.out, results);
   return results;
 }
 

@@ -2,12 +2,14 @@
 // - `tpo`: our JSONL `{id, video, question, options, answer}` (lib/data/records.ts), categories from the synthetic
 //   world's kind / type / length;
 // - `videomme`: Video-MME (lmms-eval's videomme task) `{video_id, duration, domain, sub_category, videoID,
-//   question_id, task_type, question, options: ["A. ...", ...], answer: "C"}`, video `<videoID>.mp4`;
+//   question_id, task_type, question, options: ["A. ...", ...], answer: "C"}`, video `<videoID>.mp4` (else .MP4,
+//   else .mkv, as lmms-eval looks);
 // - `mlvu`: MLVU's per-task JSON `{video, duration, question, candidates: [...], answer: <option text>,
 //   question_type}`;
 // - `longvideobench`: LongVideoBench's lvb_val.json `{id, video_id, video_path, question, candidates,
 //   correct_choice, duration_group, question_category}` (or the Hugging Face rows' option0..option4, "N/A" unused).
 // Every file may be a JSON array or JSONL. Errors name the file, the line (JSONL) or index (array) and the field.
+import { existsSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 
 import { z } from 'zod';
@@ -178,6 +180,17 @@ function recordParser(schema: z.ZodType<Parsed>, file: string, videoRoot: string
 
 const SCHEMAS: Record<Exclude<EvalFormat, 'tpo'>, z.ZodType<Parsed>> = { videomme: VideoMme, mlvu: Mlvu, longvideobench: LongVideoBench };
 
+/** Video-MME's files as lmms-eval finds them (videomme_doc_to_visual): <videoID>.mp4, else .MP4, else .mkv. */
+const VIDEOMME_EXTENSIONS = ['.MP4', '.mkv'];
+
+function withVideoMmeExtension(item: EvalItem): EvalItem {
+  if (existsSync(item.videoPath)) return item;
+  const stem = (path: string) => path.slice(0, -'.mp4'.length);
+  const ext = VIDEOMME_EXTENSIONS.find((e) => existsSync(stem(item.videoPath) + e));
+  // None there: the .mp4 name stays, and the missing-videos check names it.
+  return ext ? { ...item, video: stem(item.video) + ext, videoPath: stem(item.videoPath) + ext } : item;
+}
+
 /** Ids must be unique: samples and reruns are keyed by them. */
 function assertUniqueIds(items: readonly EvalItem[]): void {
   const seen = new Map<string, RecordSource>();
@@ -205,5 +218,5 @@ export async function readEvalBenchmark(
     ? (await readBenchmark(file, videoRoot ? { videoRoot } : {}).toArray()).map(fromTpo)
     : await new RecordReader(file, recordParser(SCHEMAS[format], file, videoRoot)).toArray();
   assertUniqueIds(items);
-  return { format, items };
+  return { format, items: format === 'videomme' ? items.map(withVideoMmeExtension) : items };
 }

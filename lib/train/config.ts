@@ -29,7 +29,8 @@ export const TrainConfig = z.strictObject({
   /** tpo = sigmoid DPO + alpha x SFT on the chosen answer; dpo = the preference loss alone; sft = cross entropy. */
   objective: z.enum(['tpo', 'dpo', 'sft']).default('tpo'),
   preset: z.enum(['longva', 'llava-video']).optional(),
-  /** The loss (fields left out come from the preset, then the objective: tpo weighs the SFT term 1.0). */
+  /** The loss in TRL 1.x's shape (lib/train/loss.ts); fields left out come from the preset, then the objective
+   * (tpo adds an sft term of weight 1 unless type lists one). */
   loss: LossOverrides.prefault({}),
   /** Where reference log-probs come from; default lora-disabled with LoRA, else frozen-copy. */
   reference: ReferenceMode.optional(),
@@ -74,6 +75,8 @@ export const TrainConfig = z.strictObject({
   evalEvery: z.int().nonnegative().default(0),
   /** final/: the LoRA adapter in PEFT layout, or with `merge` the full weights with the adapter folded in. */
   export: z.strictObject({ merge: z.boolean().default(false) }).prefault({}),
+  /** TensorBoard event files beside metrics.jsonl (train/loss, train/rewards/accuracies, ...: TRL's names). */
+  tensorboard: z.boolean().default(true),
   /** A non-finite loss stops the run (default) or skips the batch. */
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
   /** A video that cannot be decoded: its records are skipped and reported (default), or the run stops. */

@@ -1,6 +1,7 @@
 // Preference objectives (TRL's DPO losses and TPO's SFT term) over a batch of pairs, through the native model:
-// the loss, TRL's metrics and, on request, gradients. The training step runs the same forward and reports the
-// same metrics, computed by the same native function (native/train/preference.cc preference_metrics).
+// the loss, TRL's metrics and, on request, gradients (the loss schema is loss.ts). The training step runs the same
+// forward and reports the same metrics, computed by the same native function (native/train/preference.cc
+// preference_metrics).
 import { z } from 'zod';
 
 import type { NativePair, NativePreferenceOutput, PreferenceMetrics, Tensor } from '../addon.js';

@@ -27,11 +27,12 @@ import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { PRESETS, type ResolvedTrainConfig, TrainConfig } from './config.js';
-import { LossConfig } from './loss.js';
+import { LossConfig, lossTypes, needsReference } from './loss.js';
 import { Optimizer } from './optimizer.js';
 import { preferenceForward } from './preference.js';
 import { type Checkpoint, RunFolder, type RunRecord } from './run-folder.js';
 import { learningRate } from './schedule.js';
+import { TensorBoardWriter } from './tensorboard.js';
 
 export interface StepEvent {
   step: number;
@@ -91,6 +92,8 @@ export class Trainer extends EventEmitter<{
   #session?: ModelSession;
   #reference?: VideoLM;
   #videos = new Map<string, Tensor>();
+  /** Event files beside metrics.jsonl while fit runs (config.tensorboard). */
+  #tensorboard?: TensorBoardWriter;
   /** Videos that failed to decode (path -> why), skipped for the rest of the run. */
   #badVideos = new Map<string, string>();
   /** Records left out, and why (identical answers, undecodable videos, non-finite losses when onNonFinite is skip). */
@@ -100,6 +103,8 @@ export class Trainer extends EventEmitter<{
   constructor(config: TrainConfig, source = 'train config') {
     super();
     this.config = parse(TrainConfig, config, source);
+    // The loss as the preset and objective complete it, checked once here so the error names the config.
+    if (this.#preference) parse(LossConfig, this.#lossFields(), `${source}: loss (with the preset's and objective's defaults)`);
   }
 
   get #preference(): boolean {
@@ -108,15 +113,23 @@ export class Trainer extends EventEmitter<{
 
   /** The loss with every field resolved: the config's, then the preset's, then the objective's, then the defaults. */
   #loss() {
+    return LossConfig.parse(this.#lossFields());
+  }
+
+  #lossFields() {
     const preset = this.config.preset ? PRESETS[this.config.preset] : undefined;
     const loss = { ...(preset?.loss ?? {}), ...this.config.loss };
-    if (this.config.objective === 'dpo') loss.sftWeight = this.config.loss.sftWeight ?? 0;
+    // tpo's SFT term is an sft entry of weight sftWeight, unless the type list has its own sft entry.
+    const listsSft = lossTypes(loss.type).includes('sft');
+    if (this.config.objective === 'dpo' || listsSft) loss.sftWeight = this.config.loss.sftWeight ?? 0;
     else if (this.config.objective === 'tpo') loss.sftWeight = loss.sftWeight ?? 1;
-    return LossConfig.parse(loss);
+    return loss;
   }
 
   #referenceMode() {
-    return this.config.reference ?? (this.config.lora ? 'lora-disabled' : 'frozen-copy');
+    if (this.config.reference) return this.config.reference;
+    if (!needsReference(this.#loss())) return 'none';  // sft, simpo, orpo or reference-free: no reference model
+    return this.config.lora ? 'lora-disabled' : 'frozen-copy';
   }
 
   #peakLr(): number {
@@ -260,6 +273,7 @@ export class Trainer extends EventEmitter<{
    */
   async #precompute(file: string, records: PreferencePair[], resumed: boolean): Promise<References> {
     const c = this.config;
+    const ldAlpha = this.#loss().ldAlpha;  // LD-DPO weighs the reference's log-probs too (TRL's compute_ref_log_probs)
     const videos = [...new Set(records.map((r) => r.videoPath))].sort();
     const videoIds = await Promise.all(videos.map(async (v) => {
       const s = await stat(v).catch(() => undefined);
@@ -267,7 +281,7 @@ export class Trainer extends EventEmitter<{
     }));
     const key = createHash('sha256').update(JSON.stringify({
       version: 2, model: await modelDigest(c.model), data: await fileDigest(file), videos: videoIds,
-      frames: c.frames, maxLength: c.maxLength ?? null, batchPairs: c.batchPairs,
+      frames: c.frames, maxLength: c.maxLength ?? null, batchPairs: c.batchPairs, ...(ldAlpha !== undefined ? { ldAlpha } : {}),
     })).digest('hex').slice(0, 32);
     const folder = join(cacheDir(), 'reference-logps');
     prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
@@ -285,9 +299,10 @@ export class Trainer extends EventEmitter<{
       for (const batch of videoBatches(records, { batchSize: c.batchSize, shuffle: false })) {
         const inputs = await this.#pairInputs(batch, false);
         if (inputs.items.length === 0) continue;
-        const r = await preferenceForward(model, inputs.items, { loss: { referenceFree: true }, referenceMode: 'none', batchPairs: c.batchPairs });
-        const pc = r.policyChosen.toTypedArray() as Float32Array;
-        const pr = r.policyRejected.toTypedArray() as Float32Array;
+        const loss = { referenceFree: true, ...(ldAlpha !== undefined ? { ldAlpha } : {}) };
+        const r = await preferenceForward(model, inputs.items, { loss, referenceMode: 'none', batchPairs: c.batchPairs });
+        const pc = r.chosenLogps.toTypedArray() as Float32Array;
+        const pr = r.rejectedLogps.toTypedArray() as Float32Array;
         inputs.ids.forEach((id, i) => out.set(id, [pc[i]!, pr[i]!]));
       }
     } finally {
@@ -428,6 +443,7 @@ export class Trainer extends EventEmitter<{
         step = resume.step;
         await folder.trimMetrics(step);
       }
+      if (c.tensorboard) this.#tensorboard = await TensorBoardWriter.open(c.output, resume ? { resumeStep: step } : {});
       const precomputed = this.#preference && this.#referenceMode() === 'precomputed';
       const reference = precomputed ? await this.#precompute(c.data.train, records as PreferencePair[], !!resume) : undefined;
       const validation = precomputed && c.data.validation
@@ -445,6 +461,7 @@ export class Trainer extends EventEmitter<{
         if (!result) continue;
         const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: result.records / result.seconds, 'tokens/s': result.tokens / result.seconds };
         await folder.appendMetrics({ step: step + 1, epoch, ...metrics });
+        await this.#tensorboard?.scalars(step + 1, { ...metrics, epoch: (step + 1) / perEpoch });
         this.emit('step', { step: step + 1, total, epoch, metrics });
         if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(folder, step + 1, optimizer, epoch);
         if (c.evalEvery > 0 && (step + 1) % c.evalEvery === 0) await this.#evaluate(folder, step + 1, epoch, validation);
@@ -464,6 +481,8 @@ export class Trainer extends EventEmitter<{
       });
       return { steps: total, final, stopped: 'done' };
     } finally {
+      await this.#tensorboard?.close();
+      this.#tensorboard = undefined;
       this.#session!.dispose();
       this.#session = undefined;
       this.#reference?.dispose();
@@ -537,6 +556,7 @@ export class Trainer extends EventEmitter<{
     }
     Object.assign(metrics, { eval_runtime: seconds, eval_samples_per_second: n / seconds });
     await folder.appendMetrics({ step, epoch, ...metrics });
+    await this.#tensorboard?.scalars(step, metrics);
     this.emit('eval', { step, epoch, metrics });
     return metrics;
   }

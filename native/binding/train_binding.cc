@@ -22,17 +22,54 @@
 namespace tpo::binding {
 namespace {
 
+// The loss in TRL 1.x's shape: `type` a name or a list of names, `weights` the list's weights (default 1 each);
+// `sftWeight` (TPO's alpha, TRL 0.x's rpo_alpha) adds an sft term of that weight.
 train::LossConfig loss_config(Napi::Env env, const Napi::Value& value) {
   train::LossConfig c;
   if (value.IsUndefined()) return c;
   const Args args(env, value, "loss");
-  if (args.has("type")) c.type = guarded(env, "loss: type", [&] { return train::parse_loss_type(args.string("type")); });
+  if (args.has("type")) {
+    std::vector<std::string> names;
+    const auto type = args.get("type");
+    if (type.IsArray()) {
+      const auto list = type.As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); ++i) names.push_back(string_arg(env, list.Get(i), "loss: type[" + std::to_string(i) + "]"));
+    } else {
+      names.push_back(string_arg(env, type, "loss: type"));
+    }
+    c.terms.clear();
+    for (const auto& name : names) {
+      try {
+        c.terms.push_back({train::parse_loss_type(name), 1.0});
+      } catch (const std::invalid_argument& e) {
+        throw_argument_error(env, std::string("loss: type: ") + e.what());
+      }
+    }
+  }
+  if (args.has("weights")) {
+    const auto weights = number_array(env, args.get("weights"), "loss: weights");
+    if (weights.size() != c.terms.size())
+      throw_argument_error(env, "loss: weights has " + std::to_string(weights.size()) + " entries for " + std::to_string(c.terms.size()) + " loss types");
+    for (size_t i = 0; i < weights.size(); ++i) c.terms[i].weight = weights[i];
+  }
+  const double sft_weight = args.number("sftWeight", 0);
+  if (sft_weight < 0) throw_argument_error(env, "loss: sftWeight must be >= 0");
+  if (sft_weight > 0) {
+    if (c.has(train::LossType::Sft)) throw_argument_error(env, "loss: sftWeight and an 'sft' entry in type both set the SFT term; keep one");
+    c.terms.push_back({train::LossType::Sft, sft_weight});
+  }
   c.beta = args.number("beta", c.beta);
   c.label_smoothing = args.number("labelSmoothing", 0);
   c.reference_free = args.boolean("referenceFree", false);
-  c.sft_weight = args.number("sftWeight", 0);
-  if (!(c.beta > 0)) throw_argument_error(env, "loss: beta must be positive");
-  if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw_argument_error(env, "loss: labelSmoothing must be in [0, 0.5)");
+  if (args.has("ldAlpha")) c.ld_alpha = args.number("ldAlpha", 1);
+  c.use_weighting = args.boolean("useWeighting", false);
+  c.discopop_tau = args.number("discopopTau", c.discopop_tau);
+  c.simpo_gamma = args.number("simpoGamma", c.simpo_gamma);
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    throw_argument_error(env, e.what());  // each message starts with "loss: "
+  }
   return c;
 }
 
@@ -158,8 +195,8 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
           throw NonFiniteError("the reference model at " + (reference_call ? reference_call->model().source : policy.source) +
                                " gives non-finite log-probs (NaN or infinity)");
         const auto& f = r.forward;
-        r.metrics = train::preference_metrics(f.out.chosen_rewards, f.out.rejected_rewards, f.logps.policy_chosen,
-                                              f.logps.policy_rejected, f.out.nll.reshape({1}), f.out.loss.item<double>());
+        r.metrics = train::preference_metrics(f.out.chosen_rewards, f.out.rejected_rewards, f.out.chosen_logps,
+                                              f.out.rejected_logps, f.out.nll.reshape({1}), f.out.loss.item<double>());
         if (backward) {
           r.forward.out.loss.backward();
           for (const auto& name : wanted) {
@@ -183,6 +220,8 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
         put("nll", o.nll.reshape({1}));
         put("chosenRewards", o.chosen_rewards);
         put("rejectedRewards", o.rejected_rewards);
+        put("chosenLogps", o.chosen_logps);
+        put("rejectedLogps", o.rejected_logps);
         put("policyChosen", l.policy_chosen);
         put("policyRejected", l.policy_rejected);
         put("refChosen", l.ref_chosen);

@@ -239,8 +239,10 @@ struct Row {
 
 // log p of each row's answer, every row continuing `prefix` ([1, s, D], undefined for none): the prefix runs once,
 // the rows in one right-padded batch that reads the prefix's keys and values (LayerInputs::shared). Returns the
-// per-token log-probs [R, A_max], zero past each answer. lm_head runs at answer positions only.
-torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std::vector<Row>& rows) {
+// per-token log-probs [R, A_max], zero past each answer. lm_head runs at answer positions only. With `log_sq_mass`,
+// also each row's Σ over its answer positions of log Σ_v p(v)² [R], without gradient.
+torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std::vector<Row>& rows,
+                         torch::Tensor* log_sq_mass = nullptr) {
   const auto& text = *lm.config().text;
   const int64_t s = prefix.defined() ? prefix.size(1) : 0;
   const auto r = static_cast<int64_t>(rows.size());
@@ -288,13 +290,18 @@ torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std
   }
   const auto predictors = hidden.gather(1, index.unsqueeze(-1).expand({r, longest_answer, d}));
   const auto logits = F::linear(predictors, lm.lm_head_weight()).to(torch::kFloat32);
+  if (log_sq_mass) {
+    torch::NoGradGuard no_grad;
+    const auto z = logits.detach();
+    *log_sq_mass = ((z * 2).logsumexp(-1) - 2 * z.logsumexp(-1)).mul(answer_mask).sum(1);
+  }
   return logits.log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * answer_mask;
 }
 
 }  // namespace
 
 std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<PromptAnswers>& items,
-                                             const torch::Tensor& video_tokens, bool share_prefix) {
+                                             const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass) {
   if (items.empty()) throw std::invalid_argument("logprobs: no prompts");
   const auto& text = *lm.config().text;
   const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
@@ -321,7 +328,9 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
       rows.push_back({torch::cat({own, lm.model->embed_tokens(on_device)}, 0), on_device});
     }
   }
-  const auto logp = score_rows(lm, s > 0 ? embeds[0].narrow(0, 0, s).unsqueeze(0) : torch::Tensor(), rows);
+  torch::Tensor sq_mass;
+  const auto logp = score_rows(lm, s > 0 ? embeds[0].narrow(0, 0, s).unsqueeze(0) : torch::Tensor(), rows,
+                               log_sq_mass ? &sq_mass : nullptr);
   const auto sums = logp.sum(1);
   std::vector<AnswerLogprobs> out;
   int64_t row = 0;
@@ -329,6 +338,7 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
     AnswerLogprobs a;
     const auto n = static_cast<int64_t>(item.answers.size());
     a.sums = sums.narrow(0, row, n).cpu();
+    if (log_sq_mass) a.log_sq_mass = sq_mass.narrow(0, row, n).cpu();
     for (int64_t j = 0; j < n; ++j) a.token_logprobs.push_back(logp[row + j].narrow(0, 0, item.answers[static_cast<size_t>(j)].numel()).cpu());
     row += n;
     out.push_back(std::move(a));
@@ -337,9 +347,9 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
 }
 
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
-                               const torch::Tensor& video_tokens, bool share_prefix) {
+                               const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass) {
   if (answers.empty()) throw std::invalid_argument("logprobs: no answers");
-  return prompts_logprobs(lm, {{prompt, answers}}, video_tokens, share_prefix).front();
+  return prompts_logprobs(lm, {{prompt, answers}}, video_tokens, share_prefix, log_sq_mass).front();
 }
 
 torch::Tensor VisualTokenCache::operator()(const torch::Tensor& video) {
@@ -350,6 +360,10 @@ torch::Tensor VisualTokenCache::operator()(const torch::Tensor& video) {
 }
 
 torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences) {
+  return batch_answer_scores(lm, sequences).token_logprobs.sum(1);
+}
+
+BatchScores batch_answer_scores(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences, bool log_sq_mass) {
   if (sequences.empty()) throw std::invalid_argument("logprobs: no sequences");
   const auto& text = *lm.config().text;
   const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
@@ -367,7 +381,9 @@ torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSeq
     const auto on_device = answer.to(device);
     rows.push_back({torch::cat({prompt, lm.model->embed_tokens(on_device)}, 0), on_device});
   }
-  return score_rows(lm, torch::Tensor(), rows).sum(1);
+  BatchScores out;
+  out.token_logprobs = score_rows(lm, torch::Tensor(), rows, log_sq_mass ? &out.log_sq_mass : nullptr);
+  return out;
 }
 
 }  // namespace tpo::model

@@ -36,6 +36,8 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
 struct AnswerLogprobs {
   std::vector<torch::Tensor> token_logprobs;  // per answer, [A_i] float32
   torch::Tensor sums;                         // [answers], the sum over each answer's tokens
+  torch::Tensor log_sq_mass;                  // [answers] when asked: Σ over the answer's positions of log Σ_v p(v)²,
+                                              // no gradient (WPO's weights, train/losses.h)
 };
 
 // One prompt (1-D ids, the image id once when there is a video) and the answers to score after it.
@@ -50,11 +52,12 @@ struct PromptAnswers {
 // in one batch that reads their keys and values once; without, each row is its prompt and answer in full. Both
 // give the same numbers; only answer positions go through lm_head.
 std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<PromptAnswers>& items,
-                                             const torch::Tensor& video_tokens, bool share_prefix = true);
+                                             const torch::Tensor& video_tokens, bool share_prefix = true,
+                                             bool log_sq_mass = false);
 
 // prompts_logprobs for one prompt.
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
-                               const torch::Tensor& video_tokens, bool share_prefix = true);
+                               const torch::Tensor& video_tokens, bool share_prefix = true, bool log_sq_mass = false);
 
 // Visual tokens of the videos of one step, each encoded once: records about one video share its frames tensor, so
 // the tower runs (and back-propagates) once for all of them. Visual tokens [V, D] pass through as they are.
@@ -77,5 +80,12 @@ struct ScoredSequence {
 // shared prefix, from one forward over the right-padded batch. For small models, where the cost is the number of
 // operations rather than their size, one batched forward is several times faster than N single ones.
 torch::Tensor batch_answer_logprobs(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences);
+
+// batch_answer_logprobs per token: [N, A_max] log-probs (zero past each answer) and, when asked, [N] Σ log Σ_v p(v)².
+struct BatchScores {
+  torch::Tensor token_logprobs;
+  torch::Tensor log_sq_mass;
+};
+BatchScores batch_answer_scores(VideoLMImpl& lm, const std::vector<ScoredSequence>& sequences, bool log_sq_mass = false);
 
 }  // namespace tpo::model

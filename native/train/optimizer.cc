@@ -126,8 +126,8 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
     loss += f.out.loss.item<double>() / parts;
     cr.push_back(f.out.chosen_rewards);
     rr.push_back(f.out.rejected_rewards);
-    pc.push_back(f.logps.policy_chosen.detach());
-    pr.push_back(f.logps.policy_rejected.detach());
+    pc.push_back(f.out.chosen_logps);  // as TRL logs them (ld-weighted; simpo, orpo: per-token means)
+    pr.push_back(f.out.rejected_logps);
     nll.push_back(f.out.nll.detach().reshape({1}));
     metrics.tokens += static_cast<int64_t>((f.logps.chosen_tokens.sum() + f.logps.rejected_tokens.sum()).item<double>());
   }

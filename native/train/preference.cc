@@ -18,8 +18,6 @@ struct AdaptersOff {
   model::LoraScope off;
 };
 
-torch::Tensor logsigmoid_of(const torch::Tensor& x) { return F::logsigmoid(x); }
-
 // Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if
 // its weights differ; we encode with each model that scores, sharing when they are the same model).
 torch::Tensor tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
@@ -29,58 +27,16 @@ torch::Tensor tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
 
 }  // namespace
 
-LossType parse_loss_type(const std::string& name) {
-  if (name == "sigmoid") return LossType::Sigmoid;
-  if (name == "hinge") return LossType::Hinge;
-  if (name == "ipo") return LossType::Ipo;
-  if (name == "robust") return LossType::Robust;
-  throw std::invalid_argument("loss type '" + name + "' is not one of sigmoid, hinge, ipo, robust");
-}
-
-LossOutput preference_loss(const PairLogps& in, const LossConfig& c) {
-  torch::Tensor pc = in.policy_chosen, pr = in.policy_rejected;
-  torch::Tensor rc = in.ref_chosen, rr = in.ref_rejected;
-  const bool free = c.reference_free || !rc.defined();
-  LossOutput out;
-  // The NLL uses the summed log-probs before any length normalisation: mean over all chosen tokens of the batch.
-  out.nll = -pc.sum() / in.chosen_tokens.sum();
-  if (c.type == LossType::Ipo) {
-    // TRL normalises policy and reference log-probs by answer length for IPO (and reports rewards from them).
-    pc = pc / in.chosen_tokens;
-    pr = pr / in.rejected_tokens;
-    if (!free) {
-      rc = rc / in.chosen_tokens;
-      rr = rr / in.rejected_tokens;
-    }
-  }
-  const auto logratios = pc - pr;
-  const auto ref_logratios = free ? torch::zeros_like(logratios) : (rc - rr);
-  const auto logits = logratios - ref_logratios;
-  const double b = c.beta, ls = c.label_smoothing;
-  switch (c.type) {
-    case LossType::Sigmoid:
-      out.losses = -logsigmoid_of(b * logits) * (1 - ls) - logsigmoid_of(-b * logits) * ls;
-      break;
-    case LossType::Robust:
-      out.losses = (-logsigmoid_of(b * logits) * (1 - ls) + logsigmoid_of(-b * logits) * ls) / (1 - 2 * ls);
-      break;
-    case LossType::Hinge:
-      out.losses = torch::relu(1 - b * logits);
-      break;
-    case LossType::Ipo:
-      out.losses = (logits - 1 / (2 * b)).pow(2);
-      break;
-  }
-  out.chosen_rewards = (b * (free ? pc : pc - rc)).detach();
-  out.rejected_rewards = (b * (free ? pr : pr - rr)).detach();
-  out.loss = out.losses.mean() + c.sft_weight * out.nll;
-  return out;
-}
-
 namespace {
 
-// ForwardConfig::batch_pairs: [chosen, rejected] summed log-probs of every pair under `lm`, from one forward.
-std::pair<torch::Tensor, torch::Tensor> score_batched(model::VideoLMImpl& lm, const std::vector<Pair>& pairs, bool detach_video) {
+// One model's scores of the pairs' answers as the loss reads them: sums [B], per-token log-probs [B, A_max] (ld_alpha)
+// and, when asked, Σ log Σ_v p(v)² [B] (use_weighting).
+struct Scores {
+  torch::Tensor chosen, rejected, chosen_tokens, rejected_tokens, chosen_sq_mass, rejected_sq_mass;
+};
+
+// ForwardConfig::batch_pairs: the scores of every pair under `lm`, from one forward.
+Scores score_batched(model::VideoLMImpl& lm, const std::vector<Pair>& pairs, bool detach_video, bool sq_mass = false) {
   model::VisualTokenCache visual(lm);  // each distinct video encoded once
   std::vector<model::ScoredSequence> sequences;
   for (const auto& pair : pairs) {
@@ -89,14 +45,28 @@ std::pair<torch::Tensor, torch::Tensor> score_batched(model::VideoLMImpl& lm, co
     sequences.push_back({pair.prompt, pair.chosen, video});
     sequences.push_back({pair.prompt, pair.rejected, video});
   }
-  const auto sums = model::batch_answer_logprobs(lm, sequences).view({-1, 2});
-  return {sums.select(1, 0), sums.select(1, 1)};
+  const auto scores = model::batch_answer_scores(lm, sequences, sq_mass);
+  const auto per_token = scores.token_logprobs.view({static_cast<int64_t>(pairs.size()), 2, -1});
+  const auto sums = per_token.sum(2);
+  Scores out{sums.select(1, 0), sums.select(1, 1), per_token.select(1, 0), per_token.select(1, 1), {}, {}};
+  if (sq_mass) {
+    const auto sq = scores.log_sq_mass.view({-1, 2});
+    out.chosen_sq_mass = sq.select(1, 0);
+    out.rejected_sq_mass = sq.select(1, 1);
+  }
+  return out;
 }
 
 PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::VideoLMImpl* reference,
                                              const std::vector<Pair>& pairs, const ForwardConfig& config) {
   PreferenceForward result;
-  std::tie(result.logps.policy_chosen, result.logps.policy_rejected) = score_batched(policy, pairs, false);
+  const auto scores = score_batched(policy, pairs, false, config.loss.use_weighting);
+  result.logps.policy_chosen = scores.chosen;
+  result.logps.policy_rejected = scores.rejected;
+  result.logps.policy_chosen_token_logps = scores.chosen_tokens;
+  result.logps.policy_rejected_token_logps = scores.rejected_tokens;
+  result.logps.policy_chosen_log_sq_mass = scores.chosen_sq_mass;
+  result.logps.policy_rejected_log_sq_mass = scores.rejected_sq_mass;
   std::vector<torch::Tensor> nc, nr, rc, rr;
   for (const auto& pair : pairs) {
     nc.push_back(torch::tensor(static_cast<double>(pair.chosen.numel()), torch::kFloat32));
@@ -104,7 +74,7 @@ PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::
   }
   result.logps.chosen_tokens = torch::stack(nc);
   result.logps.rejected_tokens = torch::stack(nr);
-  if (!config.loss.reference_free && config.reference != ReferenceMode::None) {
+  if (config.loss.needs_reference() && config.reference != ReferenceMode::None) {
     if (config.reference == ReferenceMode::Precomputed) {
       for (size_t i = 0; i < pairs.size(); ++i) {
         if (!pairs[i].reference) throw std::invalid_argument("pair " + std::to_string(i) + ": reference log-probs were to be precomputed but are missing");
@@ -115,7 +85,7 @@ PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::
       result.logps.ref_rejected = torch::stack(rr);
     } else {
       torch::NoGradGuard no_grad;
-      std::pair<torch::Tensor, torch::Tensor> ref;
+      Scores ref;
       if (config.reference == ReferenceMode::LoraDisabled) {
         const AdaptersOff off(policy);
         ref = score_batched(policy, pairs, true);
@@ -123,8 +93,10 @@ PreferenceForward batched_preference_forward(model::VideoLMImpl& policy, model::
         if (!reference) throw std::invalid_argument("a frozen-copy reference needs the reference model");
         ref = score_batched(*reference, pairs, true);
       }
-      result.logps.ref_chosen = ref.first.detach();
-      result.logps.ref_rejected = ref.second.detach();
+      result.logps.ref_chosen = ref.chosen.detach();
+      result.logps.ref_rejected = ref.rejected.detach();
+      result.logps.ref_chosen_token_logps = ref.chosen_tokens.detach();
+      result.logps.ref_rejected_token_logps = ref.rejected_tokens.detach();
     }
   }
   result.out = preference_loss(result.logps, config.loss);
@@ -144,13 +116,15 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   }
   const size_t n = pairs.size();
   std::vector<torch::Tensor> pc(n), pr(n), rc, rr, nc, nr;
+  std::vector<torch::Tensor> pc_tokens(n), pr_tokens(n), ref_c_tokens(n), ref_r_tokens(n), pc_sq(n), pr_sq(n);
+  const bool sq_mass = config.loss.use_weighting;
   for (size_t i = 0; i < n; ++i) {
     if (pairs[i].chosen.numel() == 0 || pairs[i].rejected.numel() == 0)
       throw std::invalid_argument("pair " + std::to_string(i) + ": an answer has no tokens");
     nc.push_back(torch::tensor(static_cast<double>(pairs[i].chosen.numel()), torch::kFloat32));
     nr.push_back(torch::tensor(static_cast<double>(pairs[i].rejected.numel()), torch::kFloat32));
   }
-  const bool with_reference = !config.loss.reference_free && config.reference != ReferenceMode::None;
+  const bool with_reference = config.loss.needs_reference() && config.reference != ReferenceMode::None;
   if (with_reference && config.reference == ReferenceMode::Precomputed) {
     for (size_t i = 0; i < n; ++i) {
       if (!pairs[i].reference) throw std::invalid_argument("pair " + std::to_string(i) + ": reference log-probs were to be precomputed but are missing");
@@ -176,53 +150,69 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       groups[it->second].push_back(i);
     }
     auto score = [&](model::VideoLMImpl& lm, const std::vector<size_t>& group, const torch::Tensor& video,
-                     std::vector<torch::Tensor>& chosen, std::vector<torch::Tensor>& rejected) {
+                     std::vector<torch::Tensor>& chosen, std::vector<torch::Tensor>& rejected,
+                     std::vector<torch::Tensor>& chosen_tokens, std::vector<torch::Tensor>& rejected_tokens,
+                     std::vector<torch::Tensor>* chosen_sq, std::vector<torch::Tensor>* rejected_sq) {
       std::vector<model::PromptAnswers> items;
       for (size_t i : group) items.push_back({pairs[i].prompt, {pairs[i].chosen, pairs[i].rejected}});
-      const auto scored = model::prompts_logprobs(lm, items, video, config.share_prefix);
+      const auto scored = model::prompts_logprobs(lm, items, video, config.share_prefix, chosen_sq != nullptr);
       for (size_t k = 0; k < group.size(); ++k) {
         chosen[group[k]] = scored[k].sums[0];
         rejected[group[k]] = scored[k].sums[1];
+        chosen_tokens[group[k]] = scored[k].token_logprobs[0];
+        rejected_tokens[group[k]] = scored[k].token_logprobs[1];
+        if (chosen_sq) {
+          (*chosen_sq)[group[k]] = scored[k].log_sq_mass[0];
+          (*rejected_sq)[group[k]] = scored[k].log_sq_mass[1];
+        }
       }
     };
     for (const auto& group : groups) {
       const torch::Tensor video = tokens_of(policy, pairs[group[0]].video);
-      score(policy, group, video, pc, pr);
+      score(policy, group, video, pc, pr, pc_tokens, pr_tokens, sq_mass ? &pc_sq : nullptr, sq_mass ? &pr_sq : nullptr);
       if (!online_reference) continue;
       torch::NoGradGuard no_grad;
       if (config.reference == ReferenceMode::LoraDisabled) {
         // The base model is the reference: the same weights with every adapter switched off, and the same visual
         // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
         const AdaptersOff off(policy);
-        score(policy, group, video.defined() ? video.detach() : video, ref_c, ref_r);
+        score(policy, group, video.defined() ? video.detach() : video, ref_c, ref_r, ref_c_tokens, ref_r_tokens, nullptr, nullptr);
       } else {
-        score(*reference, group, tokens_of(*reference, pairs[group[0]].video), ref_c, ref_r);
+        score(*reference, group, tokens_of(*reference, pairs[group[0]].video), ref_c, ref_r, ref_c_tokens, ref_r_tokens,
+              nullptr, nullptr);
       }
     }
   } else {
     // As TRL runs it: each answer with its own copy of the prompt, the video encoded again for every answer and
     // model (the baseline `tpo bench pytorch` measures the savings against).
-    auto score = [&](model::VideoLMImpl& lm, const Pair& pair) -> std::pair<torch::Tensor, torch::Tensor> {
-      auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, tokens_of(lm, pair.video), config.share_prefix);
-      auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, tokens_of(lm, pair.video), config.share_prefix);
-      return {c.sums[0], r.sums[0]};
+    auto score = [&](model::VideoLMImpl& lm, const Pair& pair, bool with_sq) {
+      auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, tokens_of(lm, pair.video), config.share_prefix, with_sq);
+      auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, tokens_of(lm, pair.video), config.share_prefix, with_sq);
+      return std::make_pair(c, r);
     };
     for (size_t i = 0; i < n; ++i) {
-      std::tie(pc[i], pr[i]) = score(policy, pairs[i]);
+      const auto [c, r] = score(policy, pairs[i], sq_mass);
+      pc[i] = c.sums[0], pr[i] = r.sums[0], pc_tokens[i] = c.token_logprobs[0], pr_tokens[i] = r.token_logprobs[0];
+      if (sq_mass) pc_sq[i] = c.log_sq_mass[0], pr_sq[i] = r.log_sq_mass[0];
       if (!online_reference) continue;
       torch::NoGradGuard no_grad;
+      std::pair<model::AnswerLogprobs, model::AnswerLogprobs> ref;
       if (config.reference == ReferenceMode::LoraDisabled) {
         const AdaptersOff off(policy);
-        std::tie(ref_c[i], ref_r[i]) = score(policy, pairs[i]);
+        ref = score(policy, pairs[i], false);
       } else {
-        std::tie(ref_c[i], ref_r[i]) = score(*reference, pairs[i]);
+        ref = score(*reference, pairs[i], false);
       }
+      ref_c[i] = ref.first.sums[0], ref_r[i] = ref.second.sums[0];
+      ref_c_tokens[i] = ref.first.token_logprobs[0], ref_r_tokens[i] = ref.second.token_logprobs[0];
     }
   }
   if (online_reference) {
     for (size_t i = 0; i < n; ++i) {
       rc.push_back(ref_c[i].detach());
       rr.push_back(ref_r[i].detach());
+      ref_c_tokens[i] = ref_c_tokens[i].detach();
+      ref_r_tokens[i] = ref_r_tokens[i].detach();
     }
   }
   PreferenceForward result;
@@ -230,9 +220,19 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   result.logps.policy_rejected = torch::stack(pr);
   result.logps.chosen_tokens = torch::stack(nc);
   result.logps.rejected_tokens = torch::stack(nr);
+  result.logps.policy_chosen_token_logps = pad_token_logps(pc_tokens);
+  result.logps.policy_rejected_token_logps = pad_token_logps(pr_tokens);
+  if (sq_mass) {
+    result.logps.policy_chosen_log_sq_mass = torch::stack(pc_sq);
+    result.logps.policy_rejected_log_sq_mass = torch::stack(pr_sq);
+  }
   if (!rc.empty()) {
     result.logps.ref_chosen = torch::stack(rc);
     result.logps.ref_rejected = torch::stack(rr);
+  }
+  if (online_reference) {
+    result.logps.ref_chosen_token_logps = pad_token_logps(ref_c_tokens);
+    result.logps.ref_rejected_token_logps = pad_token_logps(ref_r_tokens);
   }
   result.out = preference_loss(result.logps, config.loss);
   return result;

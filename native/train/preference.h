@@ -1,5 +1,4 @@
-// Preference objectives as TRL's DPOTrainer computes them (trl/trainer/dpo_trainer.py dpo_loss, v0.19.1), plus
-// TPO's SFT term, over summed answer log-probs; and the forward/backward of a batch of pairs through the video LMM.
+// The forward/backward of a batch of preference pairs through the video LMM; the losses are in train/losses.h.
 #pragma once
 
 #include <torch/torch.h>
@@ -10,42 +9,16 @@
 #include <vector>
 
 #include "model/video_lm.h"
+#include "train/losses.h"
 
 namespace tpo::train {
-
-enum class LossType { Sigmoid, Hinge, Ipo, Robust };
-LossType parse_loss_type(const std::string& name);
-
-struct LossConfig {
-  LossType type = LossType::Sigmoid;
-  double beta = 0.1;
-  double label_smoothing = 0;  // cDPO (sigmoid) and robust DPO
-  bool reference_free = false;
-  double sft_weight = 0;       // TPO's alpha, TRL's rpo_alpha: weight of the NLL of the chosen answers
-};
-
-// Summed log-probs of each pair's answers [B] and their token counts [B] (float).
-struct PairLogps {
-  torch::Tensor policy_chosen, policy_rejected;  // with gradients when training
-  torch::Tensor ref_chosen, ref_rejected;        // undefined when reference-free
-  torch::Tensor chosen_tokens, rejected_tokens;
-};
-
-struct LossOutput {
-  torch::Tensor loss;          // scalar: mean(losses) + sft_weight * nll
-  torch::Tensor losses;        // [B] the preference term of each pair
-  torch::Tensor nll;           // scalar: cross-entropy over every chosen answer token in the batch
-  torch::Tensor chosen_rewards, rejected_rewards;  // [B] beta * (policy - reference), detached
-};
-
-LossOutput preference_loss(const PairLogps& logps, const LossConfig& config);
 
 // TRL's logged metrics of a batch (get_batch_loss_metrics: means over its pairs; nll_loss the mean of the given
 // NLL terms, one per micro-batch): the one definition the training step and trainPreferenceForward both report.
 // Keys: loss, rewards/chosen, rewards/rejected, rewards/accuracies, rewards/margins, logps/chosen, logps/rejected,
-// nll_loss.
+// nll_loss. `chosen_logps`, `rejected_logps`: LossOutput's (the log-probs TRL logs: ld-weighted; simpo, orpo: means).
 std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rewards, const torch::Tensor& rejected_rewards,
-                                                 const torch::Tensor& policy_chosen, const torch::Tensor& policy_rejected,
+                                                 const torch::Tensor& chosen_logps, const torch::Tensor& rejected_logps,
                                                  const torch::Tensor& nll, double loss);
 
 // One pair as the model sees it: a prompt (1-D ids, the image id once if there is a video) and two answers.

@@ -35,6 +35,17 @@ describe('progress bar', () => {
     assert.deepEqual(t.writes.slice(2), ['\reval 10/10 questions in 4s (2.5 questions/s)\x1b[K\n']);
   });
 
+  it('a resumed run starts at its step: the rate and ETA count only the steps this bar saw', () => {
+    const t = fake(true);
+    const bar = new ProgressBar(20, { label: 'train', unit: 'steps', stream: t.stream, now: t.now, initial: 10 });
+    assert.equal(bar.done, 10);
+    t.advance(4000);
+    bar.update(12, 'loss 0.6931  acc 0.50');
+    assert.deepEqual(t.writes, ['\rtrain [##############----------] 12/20 60%  2.0 s/step  ETA 16s  loss 0.6931  acc 0.50\x1b[K']);
+    bar.finish();
+    assert.equal(t.writes.at(-1), '\rtrain 12/20 steps in 4s (2.0 s/step), loss 0.6931  acc 0.50\x1b[K\n');
+  });
+
   it('writes nothing but the final line when the stream is not a terminal', () => {
     const t = fake(false);
     const bar = new ProgressBar(3, { label: 'eval', unit: 'questions', stream: t.stream, now: t.now });

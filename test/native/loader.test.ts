@@ -117,6 +117,34 @@ describe('native loader', () => {
     assert.equal(ok.kind, 'override');
   });
 
+  it('builds against the libtorch tpo is tested with, not a newer CUDA one beside it, unless asked', () => {
+    const fake = (name: string, version: string, cuda: boolean) => {
+      const d = join(emptyCache, name);
+      mkdirSync(join(d, 'lib'), { recursive: true });
+      writeFileSync(join(d, 'lib', 'libtorch_cpu.so'), '');
+      if (cuda) writeFileSync(join(d, 'lib', 'libtorch_cuda.so'), '');
+      writeFileSync(join(d, 'build-version'), `${version}\n`);
+      return d;
+    };
+    const cpu = fake(`libtorch-${LIBTORCH_VERSION}-cpu`, LIBTORCH_VERSION, false);
+    const cuda = fake('libtorch-9.0.0-cuda', '9.0.0+cu130', true);
+    const saved = { cache: process.env.TPO_CACHE_DIR, libtorch: process.env.LIBTORCH };
+    try {
+      process.env.TPO_CACHE_DIR = emptyCache;
+      delete process.env.LIBTORCH;
+      assert.equal(findLibtorch()?.dir, cpu);
+      assert.equal(findLibtorch('9.0.0')?.dir, cuda);
+      assert.equal(findLibtorch('9.0.0')?.variant, 'cuda');
+      process.env.LIBTORCH = cuda;
+      assert.equal(findLibtorch()?.dir, cuda);
+    } finally {
+      for (const [key, value] of [['TPO_CACHE_DIR', saved.cache], ['LIBTORCH', saved.libtorch]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
+  });
+
   it('reports a bad TPO_NUM_THREADS as a load error that names it', () => {
     const r = loadIn(ROOT, { TPO_NUM_THREADS: 'many' });
     assert.match(r.error!, /TPO_NUM_THREADS='many' is not a thread count/);

@@ -1,6 +1,7 @@
 // native/train/preference.cc and lib/train/preference.ts against TRL: test/fixtures/hf/dpo holds a batch of pairs
 // on a tiny Qwen2 policy and reference with the losses, metrics and gradients TRL v0.19.1's own dpo_loss,
-// concatenated_forward and get_batch_loss_metrics computed (real autograd).
+// concatenated_forward and get_batch_loss_metrics computed (real autograd). TRL 1.13's whole loss family, on the
+// same models and pairs, is test/train/losses.test.ts.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
@@ -69,10 +70,13 @@ describe('preference losses against TRL', function () {
     const margins = expected.reward_margins!.toTypedArray() as Float32Array;
     assert.ok(Math.abs(metrics['rewards/margins']! - margins.reduce((s, x) => s + x, 0) / 3) < 1e-5);
     assert.equal(metrics['rewards/accuracies'], 2 / 3);
-    // IPO reports rewards from length-normalised log-probs.
+    // IPO: TRL 0.19.1 (this fixture) reported rewards from length-normalised log-probs; TRL 1.x normalises only
+    // inside the loss and reports beta * (policy - reference) as for every loss. tpo follows 1.13 (test/fixtures/trl).
+    const trl113 = (await readSafetensors(join(FIXTURES, 'trl', 'losses', 'expected.safetensors'))).tensors;
     const ipo = await preferenceForward(policy, pairs, { loss: { type: 'ipo', beta: 0.1 }, referenceMode: 'frozen-copy' }, reference);
-    assertClose(ipo.chosenRewards, expected['ipo.chosen_rewards']!, 'ipo.chosen_rewards');
-    assertClose(ipo.rejectedRewards, expected['ipo.rejected_rewards']!, 'ipo.rejected_rewards');
+    assertClose(ipo.chosenRewards, trl113['ipo.chosen_rewards']!, 'ipo.chosen_rewards (TRL 1.13)');
+    assertClose(ipo.rejectedRewards, trl113['ipo.rejected_rewards']!, 'ipo.rejected_rewards (TRL 1.13)');
+    assertClose(ipo.losses, expected['losses.ipo']!, 'ipo losses: the same in 0.19.1 and 1.13');
   });
 
   it("TPO's objective: sigmoid + 1.0 x NLL of the chosen answers, and its gradients", async () => {

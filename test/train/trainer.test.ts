@@ -12,6 +12,7 @@ import { VideoLM } from '../../lib/model/video-lm.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { removeDir, ROOT, tempDir } from '../helpers.js';
 import { makeWorld } from '../world-fixture.js';
+import { readScalars, tensorboardUnavailable } from './tensorboard-reader.js';
 
 const TPO = join(ROOT, 'dist', 'lib', 'cli', 'main.js');
 
@@ -57,6 +58,16 @@ describe('Trainer', function () {
       assert.ok(Number.isFinite(last[key]), `${key} logged`);
     }
     assert.ok(lines.some((l) => l['eval_rewards/accuracies'] !== undefined), 'validation ran (TRL: eval_rewards/accuracies)');
+    // The same curves in TensorBoard's event files beside metrics.jsonl, as TensorBoard's own reader sees them.
+    assert.ok(readdirSync(join(dir, 'run-api')).some((n) => n.startsWith('events.out.tfevents.')), 'TensorBoard event file');
+    if (!tensorboardUnavailable()) {
+      const scalars = readScalars(join(dir, 'run-api'));
+      const logged = lines.filter((l) => l.loss !== undefined);
+      assert.deepEqual(scalars['train/loss'], logged.map((l) => [l.step, Math.fround(l.loss)]));
+      assert.deepEqual(scalars['train/rewards/accuracies']!.map(([s]) => s), logged.map((l) => l.step));
+      assert.deepEqual(scalars['train/learning_rate'], logged.map((l) => [l.step, Math.fround(l.lr)]));
+      assert.ok(scalars['eval/rewards/accuracies']?.length, 'validation curve');
+    }
     assert.deepEqual(readdirSync(join(dir, 'run-api')).filter((n) => n.startsWith('checkpoint-')).sort(), ['checkpoint-10', 'checkpoint-8']);
     assert.ok(existsSync(join(dir, 'run-api', 'final', 'adapter_config.json')));
   });
@@ -123,5 +134,8 @@ describe('Trainer', function () {
     assert.deepEqual(await adapterBytes(join(output, 'final')), await adapterBytes(join(dir, 'straight', 'final')));
     const steps = readFileSync(join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
     assert.deepEqual(steps, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 'each step logged once');
+    // TensorBoard too: the resumed run's event file replaces what the killed one logged after its checkpoint.
+    if (!tensorboardUnavailable()) assert.deepEqual(readScalars(output)['train/loss']!.map(([s]) => s), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.match(resumed.stderr, /train 10\/10 steps in \S+.*loss \d/, 'the progress bar\'s final line');
   });
 });
