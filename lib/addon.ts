@@ -89,8 +89,8 @@ export interface NativeSamplePlan {
 }
 
 export interface NativeReadOptions {
-  width?: number; height?: number; threads?: number; folderFps?: number; countFrames?: boolean;
-  seekThreshold?: number; timeout?: number;
+  width?: number; height?: number; atLeast?: { width?: number; height?: number }; threads?: number;
+  folderFps?: number; countFrames?: boolean; seekThreshold?: number; timeout?: number;
 }
 
 export interface NativePreprocessConfig {
@@ -107,7 +107,14 @@ export interface NativeModelInfo {
   layout: 'llava-next' | 'hf' | 'hf-legacy';
   /** config.json as loaded (with overrides applied). */
   config: string;
+  /** The folder it was loaded from (named by errors about its numbers). */
+  source: string;
+  /** Every weight's dtype after loading (a checkpoint of mixed dtypes is converted to one). */
+  dtype: DType;
+  /** Loaded with `mmap: true`: the weights are views of the files' mappings. */
+  memoryMapped: boolean;
   parameters: number;
+  /** Tensors used straight from a file mapping (mmap: true). */
   zeroCopyTensors: number;
   convertedTensors: number;
   ignoredKeys: string[];
@@ -119,6 +126,8 @@ export interface NativeModel {
     inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
   }): Promise<Record<string, Tensor>>;
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
+  /** The visual tokens `frames` frames become (from the config; no work on the weights). */
+  videoTokenCount(frames: number): number;
   generate(options: {
     prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
     topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;
@@ -241,7 +250,7 @@ export interface NativeAddon {
   setNumThreads(n: number): void;
   benchMatmul(size: number, seconds: number): Promise<MatmulResult>;
   safetensorsRead(
-    path: string, dtype?: DType, keys?: readonly string[],
+    path: string, dtype?: DType, keys?: readonly string[], mmap?: boolean,
   ): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }>;
   safetensorsHeader(path: string): Promise<{ tensors: SafetensorsHeaderEntry[]; metadata: Record<string, string> }>;
   safetensorsWrite(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void>;
@@ -251,7 +260,7 @@ export interface NativeAddon {
   }>;
   videoPreprocess(frames: Tensor, config: NativePreprocessConfig): Promise<Tensor<'float32'>>;
   videoCorrupt(frames: Tensor, options: { scale: number; brightness: number; contrast: number; saturation: number; seed: number }): Promise<Tensor<'uint8'>>;
-  modelLoad(dir: string, options?: { dtype?: DType; overrides?: string; device?: string }): Promise<NativeModel>;
+  modelLoad(dir: string, options?: { dtype?: DType; overrides?: string; device?: string; mmap?: boolean }): Promise<NativeModel>;
   modelCreate(config: string, options?: { seed?: number; dtype?: DType; device?: string }): Promise<NativeModel>;
   synthRender(spec: NativeRenderSpec): Promise<Tensor<'uint8'>>;
   videoEncode(frames: Tensor, path: string, options: NativeEncodeOptions): Promise<{ codec: string; frames: number; bytes: number }>;

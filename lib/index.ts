@@ -12,7 +12,7 @@ export {
 } from './model/safetensors.js';
 export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
-  CLIP_336, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
+  CLIP_336, decodeSizeFor, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
   SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo,
 } from './video/index.js';
 export {

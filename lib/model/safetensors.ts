@@ -1,6 +1,8 @@
 // Checkpoint weights in safetensors: a single file, or the sharded layout transformers writes
-// (model.safetensors.index.json + model-0000i-of-0000n.safetensors). Reading memory-maps the files (no copy until a
-// tensor is converted or written to); writing is atomic per file, and the index is written last.
+// (model.safetensors.index.json + model-0000i-of-0000n.safetensors). Reading copies each tensor into memory of its
+// own (a file truncated or rewritten later changes nothing), or with `mmap` maps the files (no copy until a tensor
+// is converted or written to; the files must then stay as they are); writing is atomic per file, and the index is
+// written last.
 import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -22,6 +24,11 @@ const ReadOptions = z.strictObject({
   dtype: z.enum(DTYPES).optional(),
   /** Only these tensors (each must exist). */
   keys: z.array(z.string()).optional(),
+  /**
+   * Tensors as copy-on-write views of the files' memory mappings: no copy, nothing read until touched. The files
+   * must not be truncated or rewritten in place while the tensors live (touching a truncated page raises SIGBUS).
+   */
+  mmap: z.boolean().optional(),
 });
 export type ReadOptions = z.input<typeof ReadOptions>;
 
@@ -52,7 +59,7 @@ const WriteOptions = z.strictObject({
 });
 export type WriteOptions = z.input<typeof WriteOptions>;
 
-/** A checkpoint path before the native reader maps it: a regular file, or a folder whose shards are. */
+/** A checkpoint path before the native reader opens it: a regular file, or a folder whose shards are. */
 function checkCheckpoint(path: string): void {
   if (!existsSync(path)) return;  // the native reader names what is missing
   const kind = checkInputFileOrDir(path, 'a safetensors checkpoint');
@@ -62,9 +69,9 @@ function checkCheckpoint(path: string): void {
 
 /** Every tensor of a .safetensors file, a sharded index, or a folder holding either. */
 export async function readSafetensors(path: string, options: ReadOptions = {}): Promise<Safetensors> {
-  const { dtype, keys } = parse(ReadOptions, options, 'readSafetensors: options');
+  const { dtype, keys, mmap } = parse(ReadOptions, options, 'readSafetensors: options');
   checkCheckpoint(parse(Path, path, 'readSafetensors: path'));
-  return native().safetensorsRead(path, dtype as DType | undefined, keys);
+  return native().safetensorsRead(path, dtype as DType | undefined, keys, mmap);
 }
 
 /** Names, dtypes, shapes and files of a checkpoint's tensors, reading only headers. */

@@ -6,7 +6,7 @@ import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, type SamplePlan } from '../video/decode.js';
-import { loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { Tokenizer } from './tokenizer.js';
 import { type LoadOptions, VideoLM } from './video-lm.js';
 
@@ -65,12 +65,16 @@ export class ModelSession implements Disposable {
     return tensor(Int32Array.from(ids), [ids.length]);
   }
 
-  /** The frames `plan` picks, decoded, corrupted if asked, preprocessed for the tower: float32 [F, 3, S, S]. */
+  /**
+   * The frames `plan` picks, decoded, corrupted if asked, preprocessed for the tower: float32 [F, 3, S, S]. Frames
+   * are decoded scaled down to the tower's box (decodeSizeFor), so a high-resolution video costs no more memory than
+   * the tower needs.
+   */
   async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[] }> {
     if (!this.processor) throw new TypeError(`${this.dir}: a ${this.model.info.architecture} model takes no video`);
     let frames: Tensor<'uint8'> | undefined;
     try {
-      const decoded = await decodeVideo(path, plan);
+      const decoded = await decodeVideo(path, plan, { atLeast: decodeSizeFor(this.processor) });
       frames = decoded.frames;
       if (corrupt) {
         const corrupted = await corruptFrames(frames, corrupt);

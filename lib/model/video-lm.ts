@@ -18,6 +18,13 @@ const LoadOptions = z.strictObject({
   overrides: z.record(z.string(), z.unknown()).optional(),
   /** "cpu" (default), "cuda" or "cuda:N": CUDA needs an addon built against a CUDA libtorch. */
   device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').optional(),
+  /**
+   * Use the weights straight from the files' memory mappings (no copy; pages shared with other processes that map
+   * the same files) instead of reading them into private memory (the default). The files must then not be
+   * truncated or rewritten in place while the model lives: a change seen between calls is an error, one during a
+   * call raises SIGBUS. Replacing a file by rename is safe.
+   */
+  mmap: z.boolean().optional(),
 });
 export type LoadOptions = z.input<typeof LoadOptions>;
 
@@ -96,6 +103,16 @@ function checkExisting(dir: string, names: RegExp, what: string): void {
 /** The files of a model folder the native loader opens. */
 const MODEL_FILES = /^(config\.json|.*\.safetensors|.*\.safetensors\.index\.json)$/;
 
+/**
+ * A loaded model. Calls on one model may be made without awaiting the last (they run off the event loop, in call
+ * order on the engine thread):
+ * - forward, encodeVideo, generate, logprobs, logprobsBatch, save and saveLora only read the weights;
+ * - training steps and loadLora run alone, waiting (off the event loop) for the calls in flight;
+ * - addLora, mergeLora, setTrainable and setGradientCheckpointing are synchronous: while any call is in flight they
+ *   throw an error with code ERR_TPO_BUSY instead of waiting; await the calls first;
+ * - setLoraEnabled applies to the calls made after it; each call runs wholly with the setting it was made with;
+ * - dispose() while calls run is safe: they finish, and the memory goes with the last.
+ */
 export class VideoLM {
   readonly #model: NativeModel;
 
@@ -105,12 +122,13 @@ export class VideoLM {
 
   /** Loads config.json and the safetensors weights (single or sharded; LLaVA-NeXT or HF key layout). */
   static async load(dir: string, options: LoadOptions = {}): Promise<VideoLM> {
-    const { dtype, overrides, device } = parse(LoadOptions, options, 'VideoLM.load: options');
+    const { dtype, overrides, device, mmap } = parse(LoadOptions, options, 'VideoLM.load: options');
     checkExisting(parse(z.string().min(1), dir, 'VideoLM.load: dir'), MODEL_FILES, 'a model folder');
     const model = await native().modelLoad(dir, {
       dtype: dtype as DType | undefined,
       overrides: overrides ? JSON.stringify(overrides) : undefined,
       device,
+      mmap,
     });
     return new VideoLM(model);
   }
@@ -152,6 +170,34 @@ export class VideoLM {
   /** Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. */
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>> {
     return this.#model.encodeVideo(pixels);
+  }
+
+  /**
+   * How many visual tokens `frames` frames become (the rows encodeVideo returns), from the config alone: with the
+   * prompt's and answer's tokens it must fit `maxPositions`, checked before a video is decoded.
+   */
+  videoTokenCount(frames: number): number {
+    return this.#model.videoTokenCount(parse(z.int().nonnegative(), frames, 'VideoLM.videoTokenCount: frames'));
+  }
+
+  /** The longest sequence the language model takes (config.json's max_position_embeddings). */
+  get maxPositions(): number {
+    const value = this.config.max_position_embeddings;
+    return typeof value === 'number' ? value : 32768;
+  }
+
+  /**
+   * Throws (ERR_TPO_ARGUMENT) unless `frames` frames and `textTokens` more fit max_position_embeddings: the check
+   * to make before decoding a video, so that too many frames are an error naming the numbers, not an allocation.
+   */
+  assertVideoFits(frames: number, textTokens = 0, what = 'video'): void {
+    const visual = this.videoTokenCount(frames);
+    if (visual + textTokens > this.maxPositions) {
+      throw Object.assign(new RangeError(
+        `${what}: ${frames} frames make ${visual} visual tokens` + (textTokens ? ` (+ ${textTokens} text tokens)` : '') +
+        `, more than max_position_embeddings (${this.maxPositions}) of ${this.info.source}`,
+      ), { code: 'ERR_TPO_ARGUMENT' });
+    }
   }
 
   /** Generates for several prompts about one video in one native call (KV cache, greedy or sampled). */

@@ -36,6 +36,15 @@ export const DecodeOptions = z.strictObject({
   /** Output width and height; give one to keep the aspect ratio, none for the video's own size. */
   width: z.number().int().positive().optional(),
   height: z.number().int().positive().optional(),
+  /**
+   * Without width and height: frames larger than this box are scaled down while they are decoded (uint8, aspect
+   * ratio kept, never up) until one side meets it, so a high-resolution video never exists at full size in memory.
+   * `decodeSizeFor(preprocessorConfig)` gives the box a vision tower needs.
+   */
+  atLeast: z.strictObject({
+    width: z.number().int().nonnegative().max(16384).optional(),
+    height: z.number().int().nonnegative().max(16384).optional(),
+  }).optional(),
   /** Decoder threads (0: FFmpeg picks one per core). */
   threads: z.number().int().nonnegative().optional(),
   /** The frame rate a folder of frames stands for (default 1). */

@@ -73,6 +73,18 @@ export async function preprocessFrames(frames: Tensor<'uint8'>, config: Preproce
   return native().videoPreprocess(frames, toNative(parse(PreprocessorConfig, config, what), what));
 }
 
+/**
+ * The `atLeast` box for decodeVideo that feeds this processor: twice its resize target, so decoding scales a
+ * high-resolution video down in uint8 (bounded memory) and the processor's own antialiased resize still works from
+ * more pixels than it keeps (numbers within a grey level of resizing from full size). None without a resize.
+ */
+export function decodeSizeFor(config: PreprocessorConfig): { width: number; height: number } | undefined {
+  const c = parse(PreprocessorConfig, config, 'decodeSizeFor: config');
+  if (!c.do_resize || !c.size) return undefined;
+  if ('shortest_edge' in c.size) return { width: 2 * c.size.shortest_edge, height: 2 * c.size.shortest_edge };
+  return { width: 2 * c.size.width, height: 2 * c.size.height };
+}
+
 /** SigLIP-so400m-patch14-384's processor (LLaVA-Video's tower). */
 export const SIGLIP_384: PreprocessorConfig = {
   image_processor_type: 'SiglipImageProcessor', size: { height: 384, width: 384 }, resample: 3,

@@ -4,7 +4,7 @@
 
 #include <exception>
 
-#include "train/optimizer.h"
+#include "runtime/errors.h"
 
 namespace tpo::binding {
 namespace {
@@ -21,7 +21,7 @@ ErrorInfo describe_current_exception() {
     throw;
   } catch (const c10::Error& e) {
     return {trimmed(e.what_without_backtrace()), "ERR_TPO_TORCH"};
-  } catch (const train::NonFiniteLoss& e) {
+  } catch (const NonFiniteError& e) {
     return {trimmed(e.what()), "ERR_TPO_NON_FINITE"};
   } catch (const std::bad_alloc&) {
     return {"out of memory", "ERR_TPO_NATIVE"};
@@ -36,6 +36,12 @@ Napi::Error make_error(Napi::Env env, const std::string& context, const ErrorInf
   Napi::Error error = Napi::Error::New(env, context.empty() ? info.message : context + ": " + info.message);
   error.Set("code", Napi::String::New(env, info.code));
   return error;
+}
+
+void throw_busy_error(Napi::Env env, const std::string& message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, "ERR_TPO_BUSY"));
+  throw error;
 }
 
 void throw_argument_error(Napi::Env env, const std::string& message) {

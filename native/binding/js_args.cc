@@ -58,6 +58,13 @@ int Args::integer(const char* key, int fallback) const {
   return static_cast<int>(d);
 }
 
+uint64_t Args::seed(const char* key) const {
+  const double d = number(key, 0);
+  if (d < 0 || d != std::floor(d) || d > 9007199254740991.0)
+    throw_argument_error(env_, field(key) + " must be an integer in [0, 2^53)");
+  return static_cast<uint64_t>(d);
+}
+
 bool Args::boolean(const char* key, bool fallback) const {
   if (!has(key)) return fallback;
   Napi::Value v = get(key);

@@ -1,5 +1,6 @@
 // modelLoad(dir, options) -> Promise<Model>; Model.forward / encodeVideo / save / dispose. A Model owns one
 // native/model module; every call on it runs on the thread pool and keeps the module alive until it settles.
+// Which calls may run together, and which wait or are refused: model_handle.h.
 #include <napi.h>
 
 #include "binding/addon_data.h"
@@ -12,11 +13,14 @@
 #include "model/inference.h"
 #include "model/loader.h"
 #include "model/lora.h"
+#include "model/video_lm.h"
+#include "runtime/errors.h"
 
 namespace tpo::binding {
 namespace {
 
 using model::LoadedModel;
+using Shared = std::shared_ptr<SharedModel>;
 using NamedOutputs = std::vector<std::pair<std::string, torch::Tensor>>;
 
 Napi::Object outputs_to_js(Napi::Env env, NamedOutputs outputs) {
@@ -45,6 +49,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceAccessor<&ModelHandle::info>("info"),
         InstanceMethod<&ModelHandle::forward>("forward"),
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
+        InstanceMethod<&ModelHandle::video_token_count>("videoTokenCount"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
         InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
@@ -63,10 +68,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   static Napi::Object wrap(Napi::Env env, std::shared_ptr<LoadedModel> model) {
-    return addon_data(env).model_constructor.New({Napi::External<std::shared_ptr<LoadedModel>>::New(env, &model)});
+    Shared shared = std::make_shared<SharedModel>(std::move(model));
+    return addon_data(env).model_constructor.New({Napi::External<Shared>::New(env, &shared)});
   }
 
-  static std::shared_ptr<LoadedModel> unwrap_live(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  static Shared unwrap_live(Napi::Env env, const Napi::Value& value, const std::string& what) {
     if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(addon_data(env).model_constructor.Value()))
       throw_argument_error(env, what + " must be a Model");
     return Unwrap(value.As<Napi::Object>())->live(env);
@@ -75,26 +81,29 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   explicit ModelHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelHandle>(info) {
     if (info.Length() != 1 || !info[0].IsExternal())
       throw_argument_error(info.Env(), "Model cannot be constructed directly: use loadModel()");
-    model_ = *info[0].As<Napi::External<std::shared_ptr<LoadedModel>>>().Data();
+    model_ = *info[0].As<Napi::External<Shared>>().Data();
   }
 
  private:
-  std::shared_ptr<LoadedModel> live(Napi::Env env) const {
+  Shared live(Napi::Env env) const {
     if (!model_) throw_argument_error(env, "Model was disposed");
     return model_;
   }
 
+  // Only what stays fixed after loading, and counts kept up to date: read while calls run, without the lock.
   Napi::Value info(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
+    const LoadedModel* m = shared->model.get();
     auto out = Napi::Object::New(env);
     out.Set("architecture", architecture_name(m->config.architecture));
     out.Set("modelType", m->config.model_type);
     out.Set("layout", model::layout_name(m->report.layout));
     out.Set("config", m->config.json);
-    int64_t count = 0;
-    for (const auto& p : m->module().parameters()) count += p.numel();
-    out.Set("parameters", static_cast<double>(count));
+    out.Set("source", m->source);
+    out.Set("dtype", dtype_spec(m->report.dtype).name);
+    out.Set("memoryMapped", !m->mapped_files.empty());
+    out.Set("parameters", static_cast<double>(shared->parameters.load()));
     out.Set("zeroCopyTensors", static_cast<double>(m->report.zero_copy));
     out.Set("convertedTensors", static_cast<double>(m->report.converted));
     auto ignored = Napi::Array::New(env, m->report.ignored.size());
@@ -106,36 +115,40 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   // forward({inputIds?, attentionMask?, pixelValues?, outputHiddenStates?}): every intermediate a parity test needs.
   Napi::Value forward(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
+    const LoadedModel& model = *shared->model;
     const Args args(env, cb[0], "Model.forward");
     torch::Tensor ids, mask, pixels;
     if (args.has("inputIds")) ids = TensorHandle::unwrap(env, args.get("inputIds"), "Model.forward: inputIds");
     if (args.has("attentionMask")) mask = TensorHandle::unwrap(env, args.get("attentionMask"), "Model.forward: attentionMask");
     if (args.has("pixelValues")) pixels = TensorHandle::unwrap(env, args.get("pixelValues"), "Model.forward: pixelValues");
     const bool hidden = args.boolean("outputHiddenStates", false);
-    if (m->lm && !ids.defined()) throw_argument_error(env, "Model.forward: inputIds is required");
-    if (!m->lm && !pixels.defined()) throw_argument_error(env, "Model.forward: pixelValues is required");
+    if (model.lm && !ids.defined()) throw_argument_error(env, "Model.forward: inputIds is required");
+    if (!model.lm && !pixels.defined()) throw_argument_error(env, "Model.forward: pixelValues is required");
+    if (ids.defined()) check_ids(env, ids, "Model.forward: inputIds");
     return run_async(
         env, "Model.forward",
-        [m, ids, mask, pixels, hidden] {
+        [call = ModelCall(shared), ids, mask, pixels, hidden] {
+          const Reading reading(call);
+          LoadedModel& m = call.model();
           torch::NoGradGuard no_grad;
           NamedOutputs out;
-          if (m->vision) {
-            auto v = m->vision->vision_model->forward(pixels);
+          if (m.vision) {
+            auto v = m.vision->vision_model->forward(pixels);
             out.emplace_back("last_hidden_state", v.last_hidden_state);
             if (hidden) add_states(out, "hidden_states.", v.hidden_states);
             return out;
           }
           torch::Tensor video;
           if (pixels.defined()) {
-            auto tokens = m->lm->encode_video(pixels);
+            auto tokens = m.lm->encode_video(pixels);
             out.emplace_back("vision_features", tokens.features);
             out.emplace_back("projected", tokens.projected);
             out.emplace_back("pooled", tokens.pooled);
             out.emplace_back("video_tokens", tokens.tokens);
             video = tokens.tokens;
           }
-          auto r = m->lm->forward(ids.to(torch::kInt64), mask, video, hidden);
+          auto r = m.lm->forward(ids.to(torch::kInt64), mask, video, hidden);
           out.emplace_back("logits", r.logits);
           out.emplace_back("inputs_embeds", r.inputs_embeds);
           out.emplace_back("attention_mask", r.attention_mask);
@@ -149,16 +162,31 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   Napi::Value encode_video(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
     torch::Tensor pixels = TensorHandle::unwrap(env, cb[0], "Model.encodeVideo: pixels");
-    if (!m->lm || !m->lm->has_vision()) throw_argument_error(env, "Model.encodeVideo: this model has no vision tower");
+    if (!shared->model->lm || !shared->model->lm->has_vision())
+      throw_argument_error(env, "Model.encodeVideo: this model has no vision tower");
     return run_async(
         env, "Model.encodeVideo",
-        [m, pixels] {
+        [call = ModelCall(shared), pixels] {
+          const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return m->lm->encode_video(pixels).tokens;
+          return call.model().lm->encode_video(pixels).tokens;
         },
         [](Napi::Env env, torch::Tensor tokens) -> Napi::Value { return TensorHandle::wrap(env, std::move(tokens)); });
+  }
+
+  // videoTokenCount(frames): the visual tokens that many frames become, from the config (no call on the weights):
+  // checked against max_position_embeddings before a video is decoded.
+  Napi::Value video_token_count(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    const double frames = cb[0].IsNumber() ? cb[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(frames >= 0) || frames != std::floor(frames) || frames > 9007199254740991.0)
+      throw_argument_error(env, "Model.videoTokenCount: frames must be an integer >= 0");
+    return Napi::Number::New(env, static_cast<double>(guarded(env, "Model.videoTokenCount", [&] {
+      return model::video_token_count(shared->model->config, static_cast<int64_t>(frames));
+    })));
   }
 
   // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
@@ -168,12 +196,21 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return torch::Tensor();
   }
 
+  // Token ids must be integers: a float tensor would be truncated to ids nobody meant.
+  static void check_ids(Napi::Env env, const torch::Tensor& ids, const std::string& what) {
+    if (c10::isFloatingType(ids.scalar_type()) || ids.scalar_type() == torch::kBool)
+      throw_argument_error(env, what + " must hold integer token ids, got " + dtype_spec(ids.scalar_type()).name);
+  }
+
   static std::vector<torch::Tensor> tensor_list(Napi::Env env, const Napi::Value& value, const std::string& what) {
     if (!value.IsArray()) throw_argument_error(env, what + " must be an array of Tensors");
     auto array = value.As<Napi::Array>();
     std::vector<torch::Tensor> out;
-    for (uint32_t i = 0; i < array.Length(); ++i)
-      out.push_back(TensorHandle::unwrap(env, array.Get(i), what + "[" + std::to_string(i) + "]"));
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      const std::string name = what + "[" + std::to_string(i) + "]";
+      out.push_back(TensorHandle::unwrap(env, array.Get(i), name));
+      check_ids(env, out.back(), name);
+    }
     return out;
   }
 
@@ -187,8 +224,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   //           useCache, sharePrefix}) -> {tokens: number[][], finishReasons: string[]}
   Napi::Value generate(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
-    if (!m->lm) throw_argument_error(env, "Model.generate: a vision tower alone does not generate");
+    auto shared = live(env);
+    if (!shared->model->lm) throw_argument_error(env, "Model.generate: a vision tower alone does not generate");
     const Args args(env, cb[0], "Model.generate");
     auto prompts = tensor_list(env, args.get("prompts"), "Model.generate: prompts");
     const torch::Tensor video = video_arg(env, args, "Model.generate");
@@ -196,16 +233,22 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     o.max_new_tokens = args.integer("maxNewTokens", 64);
     o.temperature = args.number("temperature", 0);
     o.top_p = args.number("topP", 1.0);
-    o.seed = static_cast<uint64_t>(args.number("seed", 0));
+    o.seed = seed_arg(env, args, "seed");
     o.use_cache = args.boolean("useCache", true);
     o.share_prefix = args.boolean("sharePrefix", true);
+    if (o.temperature < 0) throw_argument_error(env, "Model.generate: temperature must be >= 0");
+    if (!(o.top_p > 0 && o.top_p <= 1)) throw_argument_error(env, "Model.generate: topP must be in (0, 1]");
     if (args.has("stopIds"))
-      for (double id : number_array(env, args.get("stopIds"), "Model.generate: stopIds")) o.stop_ids.push_back(static_cast<int64_t>(id));
+      for (double id : number_array(env, args.get("stopIds"), "Model.generate: stopIds")) {
+        if (id != std::floor(id) || std::abs(id) > 9007199254740991.0) throw_argument_error(env, "Model.generate: stopIds must be integers");
+        o.stop_ids.push_back(static_cast<int64_t>(id));
+      }
     return run_async(
         env, "Model.generate",
-        [m, prompts, video, o] {
+        [call = ModelCall(shared), prompts, video, o] {
+          const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return model::generate(*m->lm, prompts, video_tokens(*m, video), o);
+          return model::generate(*call.model().lm, prompts, video_tokens(call.model(), video), o);
         },
         [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
           auto tokens = Napi::Array::New(env, r.tokens.size());
@@ -227,18 +270,26 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   //   -> {sums: Tensor float32 [answers], tokenLogprobs: Tensor[]}
   Napi::Value logprobs(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
-    if (!m->lm) throw_argument_error(env, "Model.logprobs: a vision tower alone has no language model");
+    auto shared = live(env);
+    if (!shared->model->lm) throw_argument_error(env, "Model.logprobs: a vision tower alone has no language model");
     const Args args(env, cb[0], "Model.logprobs");
     const torch::Tensor prompt = TensorHandle::unwrap(env, args.get("prompt"), "Model.logprobs: prompt");
+    check_ids(env, prompt, "Model.logprobs: prompt");
     auto answers = tensor_list(env, args.get("answers"), "Model.logprobs: answers");
     const torch::Tensor video = video_arg(env, args, "Model.logprobs");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobs",
-        [m, prompt, answers, video, share] {
+        [call = ModelCall(shared), prompt, answers, video, share] {
+          const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return model::answer_logprobs(*m->lm, prompt, answers, video_tokens(*m, video), share);
+          auto r = model::answer_logprobs(*call.model().lm, prompt, answers, video_tokens(call.model(), video), share);
+          // Scores leave native code here: a NaN would compare as neither better nor worse than any other answer
+          // and turn an evaluation into the share of questions answered A. Cheap: one value per answer.
+          if (!torch::isfinite(r.sums).all().item<bool>())
+            throw NonFiniteError("the model at " + call.model().source + " gives non-finite log-probs (NaN or infinity): its weights "
+                                 "or config make numbers that cannot be trusted");
+          return r;
         },
         [](Napi::Env env, model::AnswerLogprobs r) -> Napi::Value {
           auto out = Napi::Object::New(env);
@@ -254,8 +305,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   //   -> {sums, tokenLogprobs}[]: every prompt about one video, their common prefix computed once.
   Napi::Value logprobs_batch(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
-    if (!m->lm) throw_argument_error(env, "Model.logprobsBatch: a vision tower alone has no language model");
+    auto shared = live(env);
+    if (!shared->model->lm) throw_argument_error(env, "Model.logprobsBatch: a vision tower alone has no language model");
     const Args args(env, cb[0], "Model.logprobsBatch");
     if (!args.get("items").IsArray()) throw_argument_error(env, "Model.logprobsBatch: items must be an array");
     auto list = args.get("items").As<Napi::Array>();
@@ -263,15 +314,24 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     for (uint32_t i = 0; i < list.Length(); ++i) {
       const std::string what = "Model.logprobsBatch: items[" + std::to_string(i) + "]";
       const Args item(env, list.Get(i), what);
-      items.push_back({TensorHandle::unwrap(env, item.get("prompt"), what + ".prompt"), tensor_list(env, item.get("answers"), what + ".answers")});
+      const torch::Tensor prompt = TensorHandle::unwrap(env, item.get("prompt"), what + ".prompt");
+      check_ids(env, prompt, what + ".prompt");
+      items.push_back({prompt, tensor_list(env, item.get("answers"), what + ".answers")});
     }
     const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobsBatch",
-        [m, items, video, share] {
+        [call = ModelCall(shared), items, video, share] {
+          const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return model::prompts_logprobs(*m->lm, items, video_tokens(*m, video), share);
+          auto results = model::prompts_logprobs(*call.model().lm, items, video_tokens(call.model(), video), share);
+          // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
+          for (size_t i = 0; i < results.size(); ++i)
+            if (!torch::isfinite(results[i].sums).all().item<bool>())
+              throw NonFiniteError("the model at " + call.model().source + " gives non-finite log-probs (NaN or infinity) for items[" +
+                                   std::to_string(i) + "]: its weights or config make numbers that cannot be trusted");
+          return results;
         },
         [](Napi::Env env, std::vector<model::AnswerLogprobs> results) -> Napi::Value {
           auto out = Napi::Array::New(env, results.size());
@@ -290,9 +350,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   // save(dir, {layout?: 'llava-next'|'hf'|'hf-legacy', maxShardBytes?}): defaults to the layout it was loaded from.
   Napi::Value save(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
     const std::string dir = string_arg(env, cb[0], "Model.save: dir");
-    model::KeyLayout layout = m->report.layout;
+    model::KeyLayout layout = shared->model->report.layout;
     double max_bytes = 5e9;
     if (cb.Length() > 1 && cb[1].IsObject()) {
       const Args args(env, cb[1], "Model.save: options");
@@ -304,10 +364,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         else throw_argument_error(env, "Model.save: layout must be llava-next, hf or hf-legacy");
       }
       max_bytes = args.number("maxShardBytes", max_bytes);
+      if (!(max_bytes >= 1)) throw_argument_error(env, "Model.save: maxShardBytes must be >= 1");
     }
     return run_async(
         env, "Model.save " + dir,
-        [m, dir, layout, max_bytes] { return model::save_model(*m, dir, layout, static_cast<uint64_t>(max_bytes)); },
+        [call = ModelCall(shared), dir, layout, max_bytes] {
+          const Reading reading(call);
+          return model::save_model(call.model(), dir, layout, static_cast<uint64_t>(max_bytes));
+        },
         [](Napi::Env env, std::vector<std::string> files) -> Napi::Value {
           auto out = Napi::Array::New(env, files.size());
           for (size_t i = 0; i < files.size(); ++i) out.Set(static_cast<uint32_t>(i), files[i]);
@@ -315,76 +379,99 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         });
   }
 
-  std::shared_ptr<LoadedModel> lm_only(Napi::Env env, const char* what) const {
-    auto m = live(env);
-    if (!m->lm) throw_argument_error(env, std::string(what) + ": LoRA adapts the language model; this is a vision tower");
-    return m;
+  Shared lm_only(Napi::Env env, const char* what) const {
+    auto shared = live(env);
+    if (!shared->model->lm) throw_argument_error(env, std::string(what) + ": LoRA adapts the language model; this is a vision tower");
+    return shared;
   }
 
   // addLora({r, alpha, dropout, targetModules, seed}) -> number of adapted layers
   Napi::Value add_lora(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = lm_only(env, "Model.addLora");
+    auto shared = lm_only(env, "Model.addLora");
     const Args args(env, cb[0], "Model.addLora");
     model::LoraConfig c;
     c.r = args.integer("r", static_cast<int>(c.r));
     c.alpha = args.number("alpha", c.alpha);
     c.dropout = args.number("dropout", c.dropout);
+    if (c.r < 1) throw_argument_error(env, "Model.addLora: r must be >= 1");
+    if (!(c.dropout >= 0 && c.dropout < 1)) throw_argument_error(env, "Model.addLora: dropout must be in [0, 1)");
     if (args.has("targetModules")) {
+      if (!args.get("targetModules").IsArray()) throw_argument_error(env, "Model.addLora: targetModules must be an array of names");
       c.target_modules.clear();
       auto list = args.get("targetModules").As<Napi::Array>();
       for (uint32_t i = 0; i < list.Length(); ++i) c.target_modules.push_back(string_arg(env, list.Get(i), "Model.addLora: targetModules"));
     }
-    const auto seed = static_cast<uint64_t>(args.number("seed", 0));
-    const int64_t n = guarded(env, "Model.addLora", [&] { return model::add_lora(*m->lm, c, seed); });
-    m->lora = c;
+    const auto seed = seed_arg(env, args, "seed");
+    const auto lock = lock_idle(env, *shared, "Model.addLora");
+    LoadedModel& m = *shared->model;
+    const int64_t n = guarded(env, "Model.addLora", [&] { return model::add_lora(*m.lm, c, seed); });
+    m.lora = c;
+    shared->structure_changed();
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
+  // Never waits, never refused: calls made from now on run with this setting; calls made before keep theirs.
   Napi::Value set_lora_enabled(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = lm_only(env, "Model.setLoraEnabled");
+    auto shared = lm_only(env, "Model.setLoraEnabled");
     if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setLoraEnabled: expected true or false");
-    model::set_lora_enabled(*m->lm, cb[0].As<Napi::Boolean>().Value());
+    shared->lora_enabled = cb[0].As<Napi::Boolean>().Value();
     return env.Undefined();
   }
 
   Napi::Value merge_lora(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = lm_only(env, "Model.mergeLora");
-    const int64_t n = guarded(env, "Model.mergeLora", [&] { return model::merge_lora(*m->lm); });
-    m->lora.reset();
+    auto shared = lm_only(env, "Model.mergeLora");
+    const auto lock = lock_idle(env, *shared, "Model.mergeLora");
+    LoadedModel& m = *shared->model;
+    const int64_t n = guarded(env, "Model.mergeLora", [&] { return model::merge_lora(*m.lm); });
+    m.lora.reset();
+    shared->structure_changed();
     return Napi::Number::New(env, static_cast<double>(n));
   }
 
   Napi::Value save_lora(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = lm_only(env, "Model.saveLora");
+    auto shared = lm_only(env, "Model.saveLora");
     const std::string dir = string_arg(env, cb[0], "Model.saveLora: dir");
-    if (!m->lora) throw_argument_error(env, "Model.saveLora: the model has no LoRA adapter");
+    if (!shared->model->lora) throw_argument_error(env, "Model.saveLora: the model has no LoRA adapter");
     return run_async(
-        env, "Model.saveLora " + dir, [m, dir] { model::save_lora(*m->lm, *m->lora, dir); },
+        env, "Model.saveLora " + dir,
+        [call = ModelCall(shared), dir] {
+          const Reading reading(call);
+          LoadedModel& m = call.model();
+          if (!m.lora) throw std::invalid_argument("the model has no LoRA adapter (merged meanwhile?)");
+          model::save_lora(*m.lm, *m.lora, dir);
+        },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
 
   Napi::Value load_lora(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = lm_only(env, "Model.loadLora");
+    auto shared = lm_only(env, "Model.loadLora");
     const std::string dir = string_arg(env, cb[0], "Model.loadLora: dir");
     return run_async(
-        env, "Model.loadLora " + dir, [m, dir] { m->lora = model::load_lora(*m->lm, dir); },
+        env, "Model.loadLora " + dir,
+        [call = ModelCall(shared), dir] {
+          const Writing writing(call);
+          LoadedModel& m = call.model();
+          m.lora = model::load_lora(*m.lm, dir);
+          call.shared().structure_changed();
+        },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
 
   // setTrainable({vision, projector, language, lora}) -> number of trainable parameters (elements)
   Napi::Value set_trainable(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
     const Args args(env, cb[0], "Model.setTrainable");
     const bool vision = args.boolean("vision", false), projector = args.boolean("projector", false);
     const bool language = args.boolean("language", false), lora = args.boolean("lora", true);
+    const auto lock = lock_idle(env, *shared, "Model.setTrainable");
     int64_t count = 0;
-    for (auto& item : m->module().named_parameters(true)) {
+    for (auto& item : shared->model->module().named_parameters(true)) {
       const std::string& name = item.key();
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
@@ -394,33 +481,38 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       item.value().set_requires_grad(train);
       if (train) count += item.value().numel();
     }
+    shared->structure_changed();
     return Napi::Number::New(env, static_cast<double>(count));
   }
 
   // setGradientCheckpointing(on): every decoder layer (and tower layer, when the tower trains) recomputes its
-  // activations in the backward pass instead of keeping them.
+  // activations in the backward pass instead of keeping them. A mutation: refused while calls are in flight.
   Napi::Value set_gradient_checkpointing(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
-    auto m = live(env);
+    auto shared = live(env);
     if (!cb[0].IsBoolean()) throw_argument_error(env, "Model.setGradientCheckpointing: expected true or false");
     const bool on = cb[0].As<Napi::Boolean>().Value();
-    if (m->lm) {
-      m->lm->model->gradient_checkpointing = on;
-      if (m->lm->has_vision()) m->lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
+    const auto lock = lock_idle(env, *shared, "Model.setGradientCheckpointing");
+    LoadedModel& m = *shared->model;
+    if (m.lm) {
+      m.lm->model->gradient_checkpointing = on;
+      if (m.lm->has_vision()) m.lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
     }
-    if (m->vision) m->vision->vision_model->gradient_checkpointing = on;
+    if (m.vision) m.vision->vision_model->gradient_checkpointing = on;
     return env.Undefined();
   }
 
+  // Calls in flight keep their own reference: the model's memory goes when the last of them settles.
   Napi::Value dispose(const Napi::CallbackInfo& cb) {
     model_.reset();
     return cb.Env().Undefined();
   }
 
-  std::shared_ptr<LoadedModel> model_;
+  Shared model_;
 };
 
-// modelLoad(dir, {dtype?, overrides?}): config.json + safetensors, memory-mapped.
+// modelLoad(dir, {dtype?, overrides?, device?, mmap?}): config.json + safetensors, read into private memory (or
+// memory-mapped with mmap: true; model/loader.h).
 Napi::Value model_load(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string dir = string_arg(env, info[0], "modelLoad: dir");
@@ -430,6 +522,7 @@ Napi::Value model_load(const Napi::CallbackInfo& info) {
     if (args.has("dtype")) options.dtype = parse_dtype(env, args.get("dtype"), "modelLoad: dtype");
     if (args.has("overrides")) options.overrides_json = args.string("overrides");
     if (args.has("device")) options.device = args.string("device");
+    options.mmap = args.boolean("mmap", false);
   }
   return run_async(
       env, "modelLoad " + dir,
@@ -446,7 +539,7 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
   std::string device = "cpu";
   if (info.Length() > 1 && info[1].IsObject()) {
     const Args args(env, info[1], "modelCreate: options");
-    seed = static_cast<uint64_t>(args.number("seed", 0));
+    seed = seed_arg(env, args, "seed");
     if (args.has("dtype")) dtype = parse_dtype(env, args.get("dtype"), "modelCreate: dtype");
     if (args.has("device")) device = args.string("device");
   }
@@ -458,8 +551,18 @@ Napi::Value model_create(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-std::shared_ptr<model::LoadedModel> unwrap_model(Napi::Env env, const Napi::Value& value, const std::string& what) {
+std::shared_ptr<SharedModel> unwrap_model(Napi::Env env, const Napi::Value& value, const std::string& what) {
   return ModelHandle::unwrap_live(env, value, what);
+}
+
+std::unique_lock<std::shared_mutex> lock_idle(Napi::Env env, SharedModel& model, const std::string& what) {
+  const int calls = model.calls.load();
+  if (calls > 0)
+    throw_busy_error(env, what + ": " + std::to_string(calls) + " call(s) on this model are still running; await them first "
+                                 "(a model is changed only while nothing else uses it)");
+  std::unique_lock<std::shared_mutex> lock(model.mutex, std::try_to_lock);
+  if (!lock.owns_lock()) throw_busy_error(env, what + ": the model is in use; await its calls first");
+  return lock;
 }
 
 void register_model(Napi::Env env, Napi::Object exports) {

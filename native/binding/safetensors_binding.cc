@@ -51,8 +51,9 @@ struct ReadResult {
   io::Metadata metadata;
 };
 
-// safetensorsRead(path, dtype?, keys?): every tensor (or the named ones) of a file, folder or sharded index.
-// With a dtype, floating-point tensors are converted to it (as transformers' torch_dtype); others are left as is.
+// safetensorsRead(path, dtype?, keys?, mmap?): every tensor (or the named ones) of a file, folder or sharded index,
+// read into memory of their own (mmap: views of the mapping; io/safetensors.h LoadMode). With a dtype,
+// floating-point tensors are converted to it (as transformers' torch_dtype); others are left as is.
 Napi::Value read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string path = string_arg(env, info[0], "safetensorsRead: path");
@@ -65,10 +66,11 @@ Napi::Value read(const Napi::CallbackInfo& info) {
     keys.emplace();
     for (uint32_t i = 0; i < array.Length(); ++i) keys->push_back(string_arg(env, array.Get(i), "safetensorsRead: key"));
   }
+  const bool mmap = info.Length() > 3 && info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
   return run_async(
       env, "safetensorsRead",
-      [path, dtype, keys] {
-        io::SafetensorsCheckpoint checkpoint(path);
+      [path, dtype, keys, mmap] {
+        io::SafetensorsCheckpoint checkpoint(path, mmap ? io::LoadMode::Map : io::LoadMode::Read);
         ReadResult result;
         result.metadata = checkpoint.metadata();
         for (const std::string& key : keys ? *keys : checkpoint.keys()) {

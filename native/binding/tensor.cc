@@ -77,7 +77,7 @@ Napi::Value tensor_from_typed_array(const Napi::CallbackInfo& info) {
   }
 
   int64_t numel = 1;
-  for (int64_t d : shape) numel *= d;
+  for (int64_t d : shape) numel *= d;  // parse_shape checked that this does not overflow
   if (numel != static_cast<int64_t>(data.ElementLength()))
     throw_argument_error(env, "tensorFromTypedArray: shape " + c10::str(c10::IntArrayRef(shape)) + " holds " + std::to_string(numel) +
                                   " elements but the array has " + std::to_string(data.ElementLength()));
@@ -122,6 +122,12 @@ std::vector<int64_t> parse_shape(Napi::Env env, const Napi::Value& value, const 
       throw_argument_error(env, what + "[" + std::to_string(i) + "] must be a non-negative integer");
     shape.push_back(static_cast<int64_t>(d));
   }
+  // A product that wraps around could pass for a shape that fits the data (reshape of an empty tensor to
+  // [2^32, 2^32] has "0" elements): the element count must fit int64.
+  int64_t numel = 1;
+  for (const int64_t d : shape)
+    if (__builtin_mul_overflow(numel, d, &numel))
+      throw_argument_error(env, what + ": " + c10::str(c10::IntArrayRef(shape)) + " has more elements than int64 can count");
   return shape;
 }
 

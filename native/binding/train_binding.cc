@@ -2,6 +2,12 @@
 // native/train/preference.h as a Promise. The training step builds on the same forward.
 #include <napi.h>
 
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+
 #include "binding/async.h"
 #include "binding/bindings.h"
 #include "binding/errors.h"
@@ -9,6 +15,7 @@
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
 #include "io/safetensors.h"
+#include "runtime/errors.h"
 #include "train/optimizer.h"
 #include "train/preference.h"
 
@@ -74,6 +81,15 @@ train::ReferenceMode reference_mode(Napi::Env env, const std::string& name) {
   throw_argument_error(env, "referenceMode must be precomputed, lora-disabled, frozen-copy or none");
 }
 
+// Token ids: integer tensors of one dimension (a float tensor would be truncated to ids nobody meant).
+torch::Tensor ids_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
+  torch::Tensor t = TensorHandle::unwrap(env, value, what);
+  if (c10::isFloatingType(t.scalar_type()) || t.scalar_type() == torch::kBool || t.dim() != 1)
+    throw_argument_error(env, what + " must be a 1-D tensor of integer token ids, got " + dtype_spec(t.scalar_type()).name + " " +
+                                  c10::str(t.sizes()));
+  return t;
+}
+
 std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
   if (!value.IsArray()) throw_argument_error(env, "pairs must be an array");
   auto list = value.As<Napi::Array>();
@@ -82,9 +98,9 @@ std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
     const std::string what = "pairs[" + std::to_string(i) + "]";
     const Args a(env, list.Get(i), what);
     train::Pair p;
-    p.prompt = TensorHandle::unwrap(env, a.get("prompt"), what + ".prompt");
-    p.chosen = TensorHandle::unwrap(env, a.get("chosen"), what + ".chosen");
-    p.rejected = TensorHandle::unwrap(env, a.get("rejected"), what + ".rejected");
+    p.prompt = ids_arg(env, a.get("prompt"), what + ".prompt");
+    p.chosen = ids_arg(env, a.get("chosen"), what + ".chosen");
+    p.rejected = ids_arg(env, a.get("rejected"), what + ".rejected");
     if (a.has("video")) p.video = TensorHandle::unwrap(env, a.get("video"), what + ".video");
     if (a.has("reference")) {
       const auto ref = number_array(env, a.get("reference"), what + ".reference");
@@ -107,6 +123,31 @@ train::ForwardConfig forward_config(Napi::Env env, const Args& args) {
   return config;
 }
 
+// The locks of a training call, on its worker thread: the policy exclusively (its weights or gradients change), a
+// frozen reference shared; taken in address order, so two calls on the same two models never wait in a cycle.
+class TrainingLocks {
+ public:
+  TrainingLocks(const ModelCall& policy, const ModelCall* reference) : lora_(policy.lora_enabled()) {
+    SharedModel* p = &policy.shared();
+    SharedModel* r = reference ? &reference->shared() : nullptr;
+    if (r == p) r = nullptr;  // the same model twice: the exclusive lock covers both roles
+    if (r && std::less<SharedModel*>()(r, p)) {
+      reference_ = std::shared_lock<std::shared_mutex>(r->mutex);
+      policy_ = std::unique_lock<std::shared_mutex>(p->mutex);
+    } else {
+      policy_ = std::unique_lock<std::shared_mutex>(p->mutex);
+      if (r) reference_ = std::shared_lock<std::shared_mutex>(r->mutex);
+    }
+    policy.model().check_mapped_files();
+    if (reference) reference->model().check_mapped_files();
+  }
+
+ private:
+  std::unique_lock<std::shared_mutex> policy_;
+  std::shared_lock<std::shared_mutex> reference_;
+  model::LoraScope lora_;
+};
+
 struct ForwardResult {
   train::PreferenceForward forward;
   std::vector<std::pair<std::string, torch::Tensor>> grads;
@@ -118,25 +159,41 @@ Napi::Value preference_forward(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Args args(env, info[0], "trainPreferenceForward");
   auto policy = unwrap_model(env, args.get("policy"), "trainPreferenceForward: policy");
-  std::shared_ptr<model::LoadedModel> reference;
+  std::shared_ptr<SharedModel> reference;
   if (args.has("reference")) reference = unwrap_model(env, args.get("reference"), "trainPreferenceForward: reference");
-  if (!policy->lm || (reference && !reference->lm)) throw_argument_error(env, "trainPreferenceForward: models must be language models");
+  if (!policy->model->lm || (reference && !reference->model->lm))
+    throw_argument_error(env, "trainPreferenceForward: models must be language models");
   const train::ForwardConfig config = forward_config(env, args);
   auto pairs = pairs_arg(env, args.get("pairs"));
   std::vector<std::string> wanted;
   if (args.has("gradients")) {
+    if (!args.get("gradients").IsArray()) throw_argument_error(env, "trainPreferenceForward: gradients must be an array of names");
     auto list = args.get("gradients").As<Napi::Array>();
     for (uint32_t i = 0; i < list.Length(); ++i) wanted.push_back(string_arg(env, list.Get(i), "gradients"));
   }
+  std::optional<ModelCall> reference_call;
+  if (reference) reference_call.emplace(reference);
   return run_async(
       env, "trainPreferenceForward",
-      [policy, reference, pairs, config, wanted] {
+      [policy_call = ModelCall(policy), reference_call = std::move(reference_call), pairs, config, wanted] {
+        // Exclusive: it clears and writes the policy's gradients.
+        const TrainingLocks locks(policy_call, reference_call ? &*reference_call : nullptr);
+        model::LoadedModel& policy = policy_call.model();
         ForwardResult r;
         const bool backward = !wanted.empty();
         torch::AutoGradMode grad_mode(backward);
-        auto params = policy->lm->named_parameters(true);
+        auto params = policy.lm->named_parameters(true);
         for (auto& p : params) p.value().mutable_grad() = torch::Tensor();
-        r.forward = train::preference_forward(*policy->lm, reference ? reference->lm.get() : nullptr, pairs, config);
+        r.forward = train::preference_forward(*policy.lm, reference_call ? reference_call->model().lm.get() : nullptr, pairs, config);
+        // The models' scores leave native code here (a precomputed reference is computed from them): NaN must be
+        // an error naming the model, not numbers. (Given reference values are the caller's; the loss shows them.)
+        const auto finite = [](const torch::Tensor& t) { return !t.defined() || torch::isfinite(t.detach()).all().item<bool>(); };
+        if (!finite(r.forward.logps.policy_chosen) || !finite(r.forward.logps.policy_rejected))
+          throw NonFiniteError("the model at " + policy.source + " gives non-finite log-probs (NaN or infinity)");
+        if (config.reference != train::ReferenceMode::Precomputed &&
+            (!finite(r.forward.logps.ref_chosen) || !finite(r.forward.logps.ref_rejected)))
+          throw NonFiniteError("the reference model at " + (reference_call ? reference_call->model().source : policy.source) +
+                               " gives non-finite log-probs (NaN or infinity)");
         const auto& f = r.forward;
         r.metrics = train::preference_metrics(f.out.chosen_rewards, f.out.rejected_rewards, f.out.chosen_logps,
                                               f.out.rejected_logps, f.out.nll.reshape({1}), f.out.loss.item<double>());
@@ -207,20 +264,46 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
   explicit TrainerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerHandle>(info) {
     Napi::Env env = info.Env();
     const Args args(env, info[0], "Trainer");
-    auto policy = unwrap_model(env, args.get("policy"), "Trainer: policy");
-    std::shared_ptr<model::LoadedModel> reference;
-    if (args.has("reference")) reference = unwrap_model(env, args.get("reference"), "Trainer: reference");
+    policy_ = unwrap_model(env, args.get("policy"), "Trainer: policy");
+    if (args.has("reference")) reference_ = unwrap_model(env, args.get("reference"), "Trainer: reference");
     train::OptimizerConfig c;
     c.weight_decay = args.number("weightDecay", c.weight_decay);
     c.beta1 = args.number("beta1", c.beta1);
     c.beta2 = args.number("beta2", c.beta2);
     c.eps = args.number("eps", c.eps);
     c.max_grad_norm = args.number("maxGradNorm", c.max_grad_norm);
-    trainer_ = guarded(env, "Trainer", [&] { return std::make_shared<train::Trainer>(policy, reference, c); });
+    if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) throw_argument_error(env, "Trainer: beta1 and beta2 must be in [0, 1)");
+    if (!(c.eps > 0) || c.weight_decay < 0 || c.max_grad_norm < 0)
+      throw_argument_error(env, "Trainer: eps must be positive, weightDecay and maxGradNorm >= 0");
+    // It reads which parameters train, on this thread: never while a call changes the model (never waiting).
+    std::shared_lock<std::shared_mutex> policy_lock(policy_->mutex, std::try_to_lock);
+    if (!policy_lock.owns_lock()) throw_busy_error(env, "Trainer: the policy model is being changed by a call in flight; await it first");
+    structure_ = policy_->structure.load();
+    trainer_ = guarded(env, "Trainer", [&] {
+      return std::make_shared<train::Trainer>(policy_->model, reference_ ? reference_->model : nullptr, c);
+    });
   }
 
  private:
-  Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(trainer_->steps())); }
+  // Each step: counted on both models from the call, locked on the worker, refused if the policy's parameters
+  // changed since this Trainer took their list.
+  struct StepCall {
+    ModelCall policy;
+    std::optional<ModelCall> reference;
+    uint64_t structure;
+  };
+  StepCall step_call() const {
+    StepCall call{ModelCall(policy_), std::nullopt, structure_};
+    if (reference_) call.reference.emplace(reference_);
+    return call;
+  }
+  static void check_structure(const StepCall& call) {
+    if (call.policy.shared().structure.load() != call.structure)
+      throw std::invalid_argument("the policy's adapters or trainable parameters changed since this Trainer was made "
+                                  "(addLora, mergeLora, loadLora or setTrainable): make a new Trainer");
+  }
+
+  Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(steps_.load())); }
   Napi::Value trainable(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(trainer_->trainable())); }
 
   static double lr_arg(Napi::Env env, const Args& args) {
@@ -241,7 +324,14 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     const double lr = lr_arg(env, args);
     auto trainer = trainer_;
     return run_async(
-        env, "Trainer.preferenceStep", [trainer, batches, config, lr] { return trainer->preference_step(batches, config, lr); },
+        env, "Trainer.preferenceStep",
+        [trainer, call = step_call(), batches, config, lr, steps = steps_ptr()] {
+          const TrainingLocks locks(call.policy, call.reference ? &*call.reference : nullptr);
+          check_structure(call);
+          auto metrics = trainer->preference_step(batches, config, lr);
+          *steps = trainer->steps();
+          return metrics;
+        },
         [](Napi::Env env, train::StepMetrics m) -> Napi::Value { return metrics_to_js(env, m); });
   }
 
@@ -253,14 +343,15 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     auto list = args.get("microBatches").As<Napi::Array>();
     std::vector<std::vector<train::SftExample>> batches;
     for (uint32_t i = 0; i < list.Length(); ++i) {
+      if (!list.Get(i).IsArray()) throw_argument_error(env, "Trainer.sftStep: microBatches[" + std::to_string(i) + "] must be an array");
       auto records = list.Get(i).As<Napi::Array>();
       std::vector<train::SftExample> batch;
       for (uint32_t j = 0; j < records.Length(); ++j) {
         const std::string what = "microBatches[" + std::to_string(i) + "][" + std::to_string(j) + "]";
         const Args r(env, records.Get(j), what);
         train::SftExample e;
-        e.prompt = TensorHandle::unwrap(env, r.get("prompt"), what + ".prompt");
-        e.answer = TensorHandle::unwrap(env, r.get("answer"), what + ".answer");
+        e.prompt = ids_arg(env, r.get("prompt"), what + ".prompt");
+        e.answer = ids_arg(env, r.get("answer"), what + ".answer");
         if (r.has("video")) e.video = TensorHandle::unwrap(env, r.get("video"), what + ".video");
         batch.push_back(std::move(e));
       }
@@ -269,7 +360,14 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     const double lr = lr_arg(env, args);
     auto trainer = trainer_;
     return run_async(
-        env, "Trainer.sftStep", [trainer, batches, lr] { return trainer->sft_step(batches, lr); },
+        env, "Trainer.sftStep",
+        [trainer, call = step_call(), batches, lr, steps = steps_ptr()] {
+          const TrainingLocks locks(call.policy, call.reference ? &*call.reference : nullptr);
+          check_structure(call);
+          auto metrics = trainer->sft_step(batches, lr);
+          *steps = trainer->steps();
+          return metrics;
+        },
         [](Napi::Env env, train::StepMetrics m) -> Napi::Value { return metrics_to_js(env, m); });
   }
 
@@ -279,7 +377,11 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     const std::string path = string_arg(env, info[0], "Trainer.saveState: path");
     auto trainer = trainer_;
     return run_async(
-        env, "Trainer.saveState " + path, [trainer, path] { io::write_safetensors(path, trainer->optimizer_state()); },
+        env, "Trainer.saveState " + path,
+        [trainer, call = ModelCall(policy_), path] {
+          const Reading reading(call);  // a step (exclusive) is not half-way through the moments
+          io::write_safetensors(path, trainer->optimizer_state());
+        },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
 
@@ -288,11 +390,23 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     const std::string path = string_arg(env, info[0], "Trainer.loadState: path");
     auto trainer = trainer_;
     return run_async(
-        env, "Trainer.loadState " + path, [trainer, path] { trainer->load_optimizer_state(io::SafetensorsCheckpoint(path)); },
+        env, "Trainer.loadState " + path,
+        [trainer, call = ModelCall(policy_), path, steps = steps_ptr()] {
+          const Writing writing(call);
+          trainer->load_optimizer_state(io::SafetensorsCheckpoint(path));
+          *steps = trainer->steps();
+        },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
 
+  std::shared_ptr<std::atomic<int64_t>> steps_ptr() const { return steps_shared_; }
+
+  std::shared_ptr<SharedModel> policy_, reference_;
+  uint64_t structure_ = 0;
   std::shared_ptr<train::Trainer> trainer_;
+  // The step count `steps` reads on the JS thread while a step may run: kept beside the trainer, written by workers.
+  std::shared_ptr<std::atomic<int64_t>> steps_shared_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<int64_t>& steps_ = *steps_shared_;
 };
 
 }  // namespace

@@ -1,6 +1,8 @@
 // videoProbe / videoDecode / videoPreprocess: native/video as Promises, one call per video.
 #include <napi.h>
 
+#include <cmath>
+
 #include "binding/async.h"
 #include "binding/bindings.h"
 #include "binding/errors.h"
@@ -40,7 +42,13 @@ ReadOptions read_options(Napi::Env env, const Napi::Value& value) {
   const Args args(env, value, "video options");
   o.width = args.integer("width", 0);
   o.height = args.integer("height", 0);
+  if (args.has("atLeast")) {
+    const Args box(env, args.get("atLeast"), "video options: atLeast");
+    o.at_least_width = box.integer("width", 0);
+    o.at_least_height = box.integer("height", 0);
+  }
   o.threads = args.integer("threads", 0);
+  if (o.threads < 0 || o.threads > 256) throw_argument_error(env, "video options: threads must be in [0, 256]");
   o.folder_fps = args.number("folderFps", o.folder_fps);
   o.count_frames = args.boolean("countFrames", false);
   o.seek_threshold = args.number("seekThreshold", o.seek_threshold);
@@ -70,7 +78,11 @@ SamplePlan sample_plan(Napi::Env env, const Napi::Value& value) {
     plan.timestamps = number_array(env, args.get("timestamps"), "sampling plan: timestamps");
   } else if (kind == "indices") {
     plan.kind = SamplePlan::Kind::Indices;
-    for (double i : number_array(env, args.get("indices"), "sampling plan: indices")) plan.indices.push_back(static_cast<int64_t>(i));
+    for (double i : number_array(env, args.get("indices"), "sampling plan: indices")) {
+      if (i != std::floor(i) || i < 0 || i > 9007199254740991.0)
+        throw_argument_error(env, "sampling plan: indices must be integers >= 0");
+      plan.indices.push_back(static_cast<int64_t>(i));
+    }
   } else {
     throw_argument_error(env, "sampling plan: kind must be uniform, fps, timestamps or indices, got '" + kind + "'");
   }
@@ -155,7 +167,7 @@ Napi::Value corrupt(const Napi::CallbackInfo& info) {
   c.brightness = args.number("brightness", c.brightness);
   c.contrast = args.number("contrast", c.contrast);
   c.saturation = args.number("saturation", c.saturation);
-  c.seed = static_cast<uint64_t>(args.number("seed", 0));
+  c.seed = args.seed("seed");
   return run_async(
       env, "videoCorrupt", [frames, c] { return video::corrupt_frames(frames, c); },
       [](Napi::Env env, torch::Tensor out) -> Napi::Value { return TensorHandle::wrap(env, std::move(out)); });

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "io/paths.h"
+
 namespace tpo::io {
 namespace {
 
@@ -21,6 +23,12 @@ std::atomic<uint64_t> temp_counter{0};
 }  // namespace
 
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  // rename(2) would replace a FIFO or device with our file and fail on a folder only after all the writing:
+  // what the target is gets checked before any work.
+  const PathKind kind = path_kind(path_);
+  if (kind == PathKind::Directory) throw std::runtime_error(path_ + ": is a folder; a file was to be written there");
+  if (kind == PathKind::Other)
+    throw std::runtime_error(path_ + ": is " + describe_path(path_) + ", not a regular file; it was not written");
   temp_path_ = path_ + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(temp_counter++);
   fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) fail_errno(path_, "cannot create temporary file " + temp_path_);

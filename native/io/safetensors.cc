@@ -7,15 +7,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/json.h"
+#include "io/paths.h"
 
 namespace tpo::io {
 namespace {
@@ -63,12 +65,8 @@ uint64_t checked_mul(uint64_t a, uint64_t b, const std::string& path, const std:
 // make us read out of bounds is checked here, before any tensor exists.
 void parse_header(const std::string& path, const char* text, size_t size, uint64_t data_size,
                   std::vector<TensorEntry>& entries, Metadata& metadata) {
-  json header;
-  try {
-    header = json::parse(text, text + size);
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("header is not valid JSON (") + e.what() + ")");
-  }
+  // (No depth limit: the header is parsed and freed, never printed or compared, which is what recursion limits.)
+  const json header = parse_json(std::string_view(text, size), path, INT32_MAX, "header");
   if (!header.is_object()) fail(path, "header is not a JSON object");
 
   for (auto it = header.begin(); it != header.end(); ++it) {
@@ -149,56 +147,51 @@ std::string safetensors_dtype_name(torch::ScalarType dtype) {
   throw std::runtime_error(std::string("safetensors cannot hold dtype ") + c10::toString(dtype));
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, LoadMode mode) {
   std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
   file->self_ = file;
   file->path_ = path;
-
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "cannot open: " + errno_text());
+  file->mode_ = mode;
+  file->fd_ = open_regular_file(path);  // a FIFO or a device is an error here, not an open that never returns
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const std::string why = errno_text();
-    ::close(fd);
-    fail(path, "cannot stat: " + why);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail(path, "not a regular file");
-  }
-  const uint64_t file_size = static_cast<uint64_t>(st.st_size);
-  if (file_size < 8) {
-    ::close(fd);
+  if (::fstat(file->fd_, &st) != 0) fail(path, "cannot stat: " + errno_text());
+  file->file_size_ = static_cast<uint64_t>(st.st_size);
+  file->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  file->inode_ = st.st_ino;
+  file->device_ = st.st_dev;
+  const uint64_t file_size = file->file_size_;
+  if (file_size < 8)
     fail(path, "too short for a safetensors file (" + std::to_string(file_size) + " bytes; the header length alone is 8)");
-  }
-  // MAP_PRIVATE + PROT_WRITE: copy-on-write. Tensors are views of this memory; an in-place op on one must neither
-  // fault (as a read-only mapping would) nor reach the file.
-  void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  const std::string map_error = map == MAP_FAILED ? errno_text() : "";
-  ::close(fd);
-  if (map == MAP_FAILED) fail(path, "cannot map: " + map_error);
-  file->map_ = map;
-  file->map_size_ = file_size;
 
-  const auto* bytes = static_cast<const uint8_t*>(map);
   uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes, 8);
+  file->read_bytes(&header_size, 8, 0);
   if (header_size > kMaxHeaderBytes)
     fail(path, "header length " + std::to_string(header_size) + " exceeds the 100 MB limit: not a safetensors file?");
   if (header_size > file_size - 8)
     fail(path, "header length " + std::to_string(header_size) + " runs past the end of the file (" +
                    std::to_string(file_size) + " bytes): truncated or not a safetensors file");
-  if (header_size == 0 || bytes[8] != '{') fail(path, "header does not start with '{': not a safetensors file");
-
-  parse_header(path, reinterpret_cast<const char*>(bytes + 8), header_size, file_size - 8 - header_size,
-               file->entries_, file->metadata_);
-  file->data_ = bytes + 8 + header_size;
+  std::string header(header_size, '\0');
+  if (header_size > 0) file->read_bytes(header.data(), header_size, 8);
+  if (header_size == 0 || header[0] != '{') fail(path, "header does not start with '{': not a safetensors file");
+  parse_header(path, header.data(), header_size, file_size - 8 - header_size, file->entries_, file->metadata_);
+  file->data_offset_ = 8 + header_size;
   for (size_t i = 0; i < file->entries_.size(); ++i) file->index_[file->entries_[i].name] = i;
+
+  if (mode == LoadMode::Map) {
+    // MAP_PRIVATE + PROT_WRITE: copy-on-write. Tensors are views of this memory; an in-place op on one must
+    // neither fault (as a read-only mapping would) nor reach the file.
+    void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, file->fd_, 0);
+    if (map == MAP_FAILED) fail(path, "cannot map: " + errno_text());
+    file->map_ = map;
+    file->map_size_ = file_size;
+    file->data_ = static_cast<const uint8_t*>(map) + file->data_offset_;
+  }
   return file;
 }
 
 SafetensorsFile::~SafetensorsFile() {
   if (map_) ::munmap(map_, map_size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 const TensorEntry* SafetensorsFile::find(const std::string& name) const {
@@ -206,10 +199,44 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
   return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
+void SafetensorsFile::read_bytes(void* dst, uint64_t size, uint64_t offset) const {
+  auto* out = static_cast<uint8_t*>(dst);
+  while (size > 0) {
+    const ssize_t n = ::pread(fd_, out, std::min<uint64_t>(size, 1u << 30), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail(path_, "read failed at byte " + std::to_string(offset) + ": " + errno_text());
+    }
+    if (n == 0) fail(path_, "ends at byte " + std::to_string(offset) + ", before its header says: truncated while reading?");
+    out += n;
+    offset += static_cast<uint64_t>(n);
+    size -= static_cast<uint64_t>(n);
+  }
+}
+
+void SafetensorsFile::read_into(const std::string& name, const torch::Tensor& dst) const {
+  const TensorEntry* e = find(name);
+  if (!e) fail(path_, "has no tensor '" + name + "'");
+  if (!dst.is_cpu() || !dst.is_contiguous() || dst.scalar_type() != e->dtype || dst.nbytes() != e->end - e->begin)
+    throw std::invalid_argument(path_ + ": tensor '" + name + "' (" + e->dtype_name + " " +
+                                c10::str(c10::IntArrayRef(e->shape)) + ") cannot be read into a " +
+                                c10::toString(dst.scalar_type()) + " " + c10::str(dst.sizes()) + " tensor");
+  if (mode_ == LoadMode::Map) {
+    std::memcpy(dst.data_ptr(), data_ + e->begin, e->end - e->begin);
+    return;
+  }
+  if (e->end > e->begin) read_bytes(dst.data_ptr(), e->end - e->begin, data_offset_ + e->begin);
+}
+
 torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorEntry* e = find(name);
   if (!e) fail(path_, "has no tensor '" + name + "'");
   auto options = torch::TensorOptions().dtype(e->dtype);
+  if (mode_ == LoadMode::Read) {
+    auto out = torch::empty(e->shape, options);
+    read_into(name, out);
+    return out;
+  }
   void* ptr = const_cast<uint8_t*>(data_ + e->begin);
   const size_t align = c10::elementSize(e->dtype);
   if (reinterpret_cast<uintptr_t>(ptr) % align != 0) {
@@ -222,6 +249,17 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   return torch::from_blob(ptr, e->shape, [keep_alive](void*) {}, options);
 }
 
+void SafetensorsFile::check_unchanged() const {
+  if (mode_ != LoadMode::Map) return;
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) fail(path_, "cannot stat: " + errno_text());
+  const int64_t mtime = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  if (static_cast<uint64_t>(st.st_size) != file_size_ || mtime != mtime_ns_)
+    fail(path_, "changed on disk while memory-mapped (" + std::to_string(file_size_) + " bytes when loaded, " +
+                    std::to_string(st.st_size) + " now" + (mtime != mtime_ns_ ? ", modified since" : "") +
+                    "): its weights can no longer be trusted; load the model again (or without mmap)");
+}
+
 // ------------------------------------------------------------------------------------------------- checkpoints
 
 namespace {
@@ -229,19 +267,11 @@ namespace {
 const char* kIndexName = "model.safetensors.index.json";
 const char* kSingleName = "model.safetensors";
 
-json read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open: " + errno_text());
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("not valid JSON (") + e.what() + ")");
-  }
-}
+json read_json_file(const std::string& path) { return parse_json(read_text_file(path), path, 16); }
 
 }  // namespace
 
-SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(path) {
+SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path, LoadMode mode) : path_(path), mode_(mode) {
   std::string index_path;
   std::string single_path;
   std::error_code ec;
@@ -261,7 +291,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(pa
 
   path_ = single_path.empty() ? index_path : single_path;  // errors name the file read, not the folder
   if (!single_path.empty()) {
-    files_.push_back(SafetensorsFile::open(single_path));
+    files_.push_back(SafetensorsFile::open(single_path, mode));
     for (const auto& e : files_[0]->entries()) where_[e.name] = 0;
     metadata_ = files_[0]->metadata();
   } else {
@@ -280,7 +310,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const std::string& path) : path_(pa
         const std::string shard = (dir / name).string();
         if (!fs::exists(shard, ec))
           fail(index_path, "weight_map['" + it.key() + "'] names '" + name + "', which does not exist");
-        files_.push_back(SafetensorsFile::open(shard));
+        files_.push_back(SafetensorsFile::open(shard, mode));
         found = file_ids.emplace(name, files_.size() - 1).first;
       }
       if (!files_[found->second]->find(it.key()))
@@ -311,6 +341,12 @@ torch::Tensor SafetensorsCheckpoint::tensor(const std::string& key) const {
   const auto it = where_.find(key);
   if (it == where_.end()) fail(path_, "has no tensor '" + key + "'");
   return files_[it->second]->tensor(key);
+}
+
+void SafetensorsCheckpoint::read_into(const std::string& key, const torch::Tensor& dst) const {
+  const auto it = where_.find(key);
+  if (it == where_.end()) fail(path_, "has no tensor '" + key + "'");
+  files_[it->second]->read_into(key, dst);
 }
 
 // ------------------------------------------------------------------------------------------------- writing

@@ -1,11 +1,13 @@
 #include "model/config.h"
 
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <cmath>
 #include <stdexcept>
 
+#include <c10/util/StringUtil.h>
 #include <nlohmann/json.hpp>
+
+#include "io/json.h"
+#include "io/paths.h"
 
 namespace tpo::model {
 namespace {
@@ -58,8 +60,10 @@ class Fields {
     if (!has(key) || !object_.at(key).is_object()) fail(key, "must be an object");
     return Fields(object_.at(key), source_, prefix_ + key + ".");
   }
-  [[noreturn]] void fail(const char* key, const std::string& why) const {
-    throw std::invalid_argument(source_ + ": " + prefix_ + key + " " + why);
+  // c10::str builds the message: GCC 12 warns (-Wstringop-overflow, a false positive) on "literal" + std::string.
+  template <typename... Parts>
+  [[noreturn]] void fail(const char* key, const Parts&... why) const {
+    throw std::invalid_argument(c10::str(source_, ": ", prefix_, key, " ", why...));
   }
   const std::string& source() const { return source_; }
 
@@ -69,8 +73,19 @@ class Fields {
   std::string prefix_;
 };
 
-void require_positive(const Fields& f, const char* key, int64_t value) {
-  if (value < 1) f.fail(key, "must be positive");
+// Sizes past these are no real model's, and products of them would overflow the int64 shapes they become.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+constexpr int64_t kMaxLayers = 4096;
+
+void require_positive(const Fields& f, const char* key, int64_t value, int64_t max = kMaxDim) {
+  if (value < 1) f.fail(key, "must be positive, got ", value);
+  if (value > max) f.fail(key, "is implausibly large (", value, " > ", max, ")");
+}
+
+// eps, theta: a negative eps makes RMSNorm/LayerNorm take the root of a negative number (NaN), theta <= 0 makes
+// every rotary frequency NaN or infinite: both would give numbers, silently wrong.
+void require_positive_number(const Fields& f, const char* key, double value) {
+  if (!std::isfinite(value) || !(value > 0)) f.fail(key, "must be a positive finite number, got ", value);
 }
 
 Qwen2Config parse_qwen2(const Fields& f) {
@@ -82,19 +97,31 @@ Qwen2Config parse_qwen2(const Fields& f) {
   c.num_attention_heads = f.integer("num_attention_heads");
   c.num_key_value_heads = f.integer("num_key_value_heads", c.num_attention_heads);
   for (auto [key, v] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
-                        {"intermediate_size", c.intermediate_size}, {"num_hidden_layers", c.num_hidden_layers},
-                        {"num_attention_heads", c.num_attention_heads}, {"num_key_value_heads", c.num_key_value_heads}})
+                        {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_attention_heads},
+                        {"num_key_value_heads", c.num_key_value_heads}})
     require_positive(f, key, v);
-  c.head_dim = f.integer("head_dim", c.hidden_size / c.num_attention_heads);
+  require_positive(f, "num_hidden_layers", c.num_hidden_layers, kMaxLayers);
   if (!f.has("head_dim") && c.hidden_size % c.num_attention_heads != 0)
-    f.fail("hidden_size", "must be divisible by num_attention_heads");
-  if (c.num_attention_heads % c.num_key_value_heads != 0)
-    f.fail("num_attention_heads", "must be a multiple of num_key_value_heads");
+    f.fail("hidden_size", "(", c.hidden_size, ") must be divisible by num_attention_heads (", c.num_attention_heads, ")");
+  c.head_dim = f.integer("head_dim", c.hidden_size / c.num_attention_heads);
+  require_positive(f, "head_dim", c.head_dim);
+  if (c.head_dim % 2 != 0) f.fail("head_dim", "must be even (rotary embeddings rotate its two halves), got ", c.head_dim);
+  if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0)
+    f.fail("num_key_value_heads", "(", c.num_key_value_heads, ") must divide num_attention_heads (", c.num_attention_heads, ")");
   c.max_position_embeddings = f.integer("max_position_embeddings", c.max_position_embeddings);
+  require_positive(f, "max_position_embeddings", c.max_position_embeddings, int64_t{1} << 30);
   c.rope_theta = f.number("rope_theta", c.rope_theta);
+  require_positive_number(f, "rope_theta", c.rope_theta);
   c.rms_norm_eps = f.number("rms_norm_eps", c.rms_norm_eps);
+  require_positive_number(f, "rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   if (f.has("rope_scaling")) f.fail("rope_scaling", "is not supported yet (only plain RoPE)");
+  // What tpo's Qwen2 computes: a config that asks for something else must not run as if it had not.
+  if (const std::string act = f.string("hidden_act", "silu"); act != "silu")
+    f.fail("hidden_act", "'", act, "' is not supported (Qwen2's MLP is SwiGLU: silu)");
+  if (f.boolean("use_sliding_window", false) && f.integer("sliding_window", 0) > 0 &&
+      f.integer("sliding_window", 0) < c.max_position_embeddings)
+    f.fail("use_sliding_window", "is not supported (tpo attends over the whole sequence)");
   c.bos_token_id = f.token_id("bos_token_id");
   c.eos_token_id = f.token_id("eos_token_id");
   c.pad_token_id = f.token_id("pad_token_id");
@@ -105,7 +132,7 @@ Activation parse_activation(const Fields& f, const std::string& name) {
   if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluTanh;
   if (name == "gelu") return Activation::GeluErf;
   if (name == "quick_gelu") return Activation::QuickGelu;
-  f.fail("hidden_act", "'" + name + "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
+  f.fail("hidden_act", "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
 }
 
 VisionConfig parse_vision(const Fields& f) {
@@ -113,7 +140,7 @@ VisionConfig parse_vision(const Fields& f) {
   const std::string type = f.string("model_type", "");
   if (type == "siglip_vision_model") c.kind = VisionKind::Siglip;
   else if (type == "clip_vision_model") c.kind = VisionKind::Clip;
-  else f.fail("model_type", "'" + type + "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model)");
+  else f.fail("model_type", "'", type, "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model)");
   c.image_size = f.integer("image_size");
   c.patch_size = f.integer("patch_size");
   c.hidden_size = f.integer("hidden_size");
@@ -122,13 +149,22 @@ VisionConfig parse_vision(const Fields& f) {
   c.num_attention_heads = f.integer("num_attention_heads");
   for (auto [key, v] : {std::pair{"image_size", c.image_size}, {"patch_size", c.patch_size},
                         {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
-                        {"num_hidden_layers", c.num_hidden_layers}, {"num_attention_heads", c.num_attention_heads}})
+                        {"num_attention_heads", c.num_attention_heads}})
     require_positive(f, key, v);
-  if (c.hidden_size % c.num_attention_heads != 0) f.fail("hidden_size", "must be divisible by num_attention_heads");
+  require_positive(f, "num_hidden_layers", c.num_hidden_layers, kMaxLayers);
+  if (c.patch_size > c.image_size)
+    f.fail("patch_size", "(", c.patch_size, ") is larger than image_size (", c.image_size, ")");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    f.fail("hidden_size", "(", c.hidden_size, ") must be divisible by num_attention_heads (", c.num_attention_heads, ")");
   c.num_channels = f.integer("num_channels", 3);
+  require_positive(f, "num_channels", c.num_channels, 64);
   c.layer_norm_eps = f.number("layer_norm_eps", c.kind == VisionKind::Clip ? 1e-5 : 1e-6);
+  require_positive_number(f, "layer_norm_eps", c.layer_norm_eps);
   c.hidden_act = parse_activation(f, f.string("hidden_act", c.kind == VisionKind::Clip ? "quick_gelu" : "gelu_pytorch_tanh"));
   c.layers_in_checkpoint = f.integer("num_hidden_layers_in_checkpoint", c.num_hidden_layers);
+  if (c.layers_in_checkpoint < 1 || c.layers_in_checkpoint > c.num_hidden_layers)
+    f.fail("num_hidden_layers_in_checkpoint", "must lie in [1, num_hidden_layers = ", c.num_hidden_layers, "], got ",
+           c.layers_in_checkpoint);
   return c;
 }
 
@@ -151,7 +187,7 @@ MultimodalConfig parse_mm(const Fields& f) {
   MultimodalConfig m;
   m.projector_type = f.string("mm_projector_type", m.projector_type);
   if (m.projector_type != "mlp2x_gelu" && m.projector_type != "linear")
-    f.fail("mm_projector_type", "'" + m.projector_type + "' is not supported (mlp2x_gelu, linear)");
+    f.fail("mm_projector_type", "'", m.projector_type, "' is not supported (mlp2x_gelu, linear)");
   m.mm_hidden_size = f.integer("mm_hidden_size", 0);
   m.select_layer = f.integer("mm_vision_select_layer", m.select_layer);
   m.select_feature = f.string("mm_vision_select_feature", m.select_feature);
@@ -171,6 +207,32 @@ MultimodalConfig parse_mm(const Fields& f) {
   return m;
 }
 
+// The multimodal settings against the towers and the language model they join.
+void check_mm(const Fields& f, const MultimodalConfig& m, const VisionConfig& v, const Qwen2Config& text) {
+  if (m.mm_hidden_size != 0 && m.mm_hidden_size != v.hidden_size)
+    f.fail("mm_hidden_size", "(", m.mm_hidden_size, ") differs from the vision tower's hidden_size (", v.hidden_size, ")");
+  if (m.image_token_index >= 0 && m.image_token_index < text.vocab_size)
+    f.fail("image_token_index", "(", m.image_token_index, ") is a token of the vocabulary [0, ", text.vocab_size,
+           "): text holding that token would be taken for the video (LLaVA-NeXT uses -200)");
+  const int64_t total = v.num_hidden_layers;
+  const int64_t index = m.select_layer < 0 ? total + 1 + m.select_layer : m.select_layer;
+  if (index < 0 || index > total)
+    f.fail("mm_vision_select_layer", "(", m.select_layer, ") is outside the tower's ", total, " layers");
+  if (index > v.layers_in_checkpoint)
+    f.fail("mm_vision_select_layer", "(", m.select_layer, ") needs ", index, " vision layers; the checkpoint holds ",
+           v.layers_in_checkpoint);
+  if (m.pool_stride > v.grid())
+    f.fail("mm_spatial_pool_stride", "(", m.pool_stride, ") is larger than the tower's ", v.grid(), "x", v.grid(), " patch grid");
+  if (v.kind == VisionKind::Clip && m.select_feature == "cls_patch")
+    f.fail("mm_vision_select_feature", "cls_patch keeps CLIP's class token, which the 2D pooling of video frames has no "
+                                       "place for (use patch)");
+  const bool spatial = m.patch_merge_type.rfind("spatial", 0) == 0;
+  if (spatial && (m.newline_position == "grid" || m.newline_position == "frame") &&
+      m.patch_merge_type.find("unpad") == std::string::npos)
+    f.fail("mm_newline_position", m.newline_position, " needs image_newline, which mm_patch_merge_type ",
+           m.patch_merge_type, " does not create (use spatial_unpad)");
+}
+
 }  // namespace
 
 const char* activation_name(Activation a) {
@@ -183,12 +245,7 @@ const char* activation_name(Activation a) {
 }
 
 ModelConfig parse_config(const std::string& text, const std::string& source) {
-  json root;
-  try {
-    root = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw std::invalid_argument(source + ": not valid JSON (" + e.what() + ")");
-  }
+  const json root = io::parse_json(text, source);
   if (!root.is_object()) throw std::invalid_argument(source + ": not a JSON object");
   const Fields f(root, source);
   ModelConfig config;
@@ -212,23 +269,16 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
       if (!config.vision)
         f.fail("vision_config", "is missing, and mm_vision_tower names no tower tpo knows the shape of");
     }
-    if (config.mm->mm_hidden_size != 0 && config.mm->mm_hidden_size != config.vision->hidden_size)
-      f.fail("mm_hidden_size", "(" + std::to_string(config.mm->mm_hidden_size) + ") differs from the vision tower's hidden_size (" +
-                                   std::to_string(config.vision->hidden_size) + ")");
+    check_mm(f, *config.mm, *config.vision, *config.text);
   } else {
-    f.fail("model_type", "'" + type + "' is not an architecture tpo knows (qwen2, llava_qwen, siglip_vision_model, clip_vision_model)");
+    f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llava_qwen, siglip_vision_model, clip_vision_model)");
   }
   return config;
 }
 
 ModelConfig load_config(const std::string& path) {
-  namespace fs = std::filesystem;
-  const std::string file = fs::is_directory(path) ? (fs::path(path) / "config.json").string() : path;
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::invalid_argument(file + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file);
+  const std::string file = io::path_kind(path) == io::PathKind::Directory ? path + "/config.json" : path;
+  return parse_config(io::read_text_file(file), file);
 }
 
 }  // namespace tpo::model

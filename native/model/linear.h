@@ -5,13 +5,15 @@
 
 #include <torch/torch.h>
 
+#include "model/parameters.h"
+
 namespace tpo::model {
 
 inline torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   return at::linear(x, weight, bias.defined() ? std::optional<torch::Tensor>(bias) : std::nullopt);
 }
 
-inline torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+inline torch::Tensor linear(const Dense& layer, const torch::Tensor& x) {
   return linear(x, layer->weight, layer->bias);
 }
 

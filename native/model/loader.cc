@@ -1,36 +1,40 @@
 #include "model/loader.h"
 
+#include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/json.h"
+#include "io/paths.h"
 #include "io/safetensors.h"
+#include "model/parameters.h"
+#include "runtime/memory.h"
 
 namespace tpo::model {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string read_text(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw std::invalid_argument(file + ": cannot open");
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 std::string merged_config(const std::string& text, const std::string& overrides, const std::string& source) {
   if (overrides.empty()) return text;
-  auto base = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  auto patch = nlohmann::json::parse(overrides, nullptr, false);
-  if (base.is_discarded() || !base.is_object()) return text;  // parse_config reports the problem with the file's name
-  if (patch.is_discarded() || !patch.is_object()) throw std::invalid_argument(source + ": config overrides must be a JSON object");
+  auto base = io::parse_json(text, source);
+  auto patch = io::parse_json(overrides, source + ": config overrides");
+  if (!base.is_object()) return text;  // parse_config reports the problem with the file's name
+  if (!patch.is_object()) throw std::invalid_argument(source + ": config overrides must be a JSON object");
   for (auto it = patch.begin(); it != patch.end(); ++it) base[it.key()] = it.value();
   return base.dump(2);
+}
+
+// The modules of a config, parameters allocated as model/parameters.h says (placeholders inside a ShapeOnlyScope).
+void construct(LoadedModel& out) {
+  if (out.config.architecture == Architecture::VisionModel) {
+    out.vision = std::make_shared<VisionModelImpl>(*out.config.vision, out.config.vision->layers_in_checkpoint);
+  } else {
+    out.lm = std::make_shared<VideoLMImpl>(out.config);
+  }
 }
 
 }  // namespace
@@ -57,19 +61,24 @@ torch::Device resolve_device(const std::string& name) {
 LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options) {
   const torch::Device device = resolve_device(options.device);
   const std::string config_file = (fs::path(dir) / "config.json").string();
-  if (!fs::is_directory(dir)) throw std::invalid_argument(dir + ": not a model folder");
+  if (io::path_kind(dir) != io::PathKind::Directory)
+    throw std::invalid_argument(dir + ": not a model folder (" + io::describe_path(dir) + ")");
   LoadedModel out;
-  out.config = parse_config(merged_config(read_text(config_file), options.overrides_json, config_file), config_file);
-  if (out.config.architecture == Architecture::VisionModel) {
-    out.vision = std::make_shared<VisionModelImpl>(*out.config.vision, out.config.vision->layers_in_checkpoint);
-  } else {
-    out.lm = std::make_shared<VideoLMImpl>(out.config);
+  out.source = dir;
+  out.config = parse_config(merged_config(io::read_text_file(config_file), options.overrides_json, config_file), config_file);
+  // Shapes first: the modules hold placeholders until load_weights has compared every one with the checkpoint's
+  // header and read its tensor, so a config that does not fit the checkpoint fails before any weight is allocated,
+  // and loading peaks at the weights' own size (not a randomly initialised float32 model beside them).
+  {
+    const ShapeOnlyScope shape_only;
+    construct(out);
   }
-  io::SafetensorsCheckpoint checkpoint(dir);
+  io::SafetensorsCheckpoint checkpoint(dir, options.mmap ? io::LoadMode::Map : io::LoadMode::Read);
   LoadOptions load;
   load.dtype = options.dtype;
   load.tied_embeddings = out.config.text && out.config.text->tie_word_embeddings;
   out.report = load_weights(out.module(), checkpoint, load);
+  if (checkpoint.mode() == io::LoadMode::Map) out.mapped_files = checkpoint.files();
   if (!device.is_cpu()) out.module().to(device);
   out.module().eval();
   return out;
@@ -79,18 +88,31 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
                          const std::string& device_name) {
   const torch::Device device = resolve_device(device_name);
   LoadedModel out;
+  out.source = "a model made from a config (modelCreate)";
   out.config = parse_config(config_json, "config");
-  if (out.config.architecture == Architecture::VisionModel) {
-    out.vision = std::make_shared<VisionModelImpl>(*out.config.vision, out.config.vision->layers_in_checkpoint);
-  } else {
-    out.lm = std::make_shared<VideoLMImpl>(out.config);
+  const auto root = io::parse_json(config_json, "config");
+  double std_dev = 0.02;
+  if (root.contains("initializer_range") && !root["initializer_range"].is_null()) {
+    if (!root["initializer_range"].is_number() || !(root["initializer_range"].get<double>() >= 0) ||
+        !std::isfinite(root["initializer_range"].get<double>()))
+      throw std::invalid_argument("config: initializer_range must be a finite number >= 0");
+    std_dev = root["initializer_range"].get<double>();
   }
-  const double std_dev = nlohmann::json::parse(config_json).value("initializer_range", 0.02);
+  {
+    const ShapeOnlyScope shape_only;  // sized first: a config too large for this machine is an error, not an OOM kill
+    construct(out);
+  }
+  uint64_t elements = 0;
+  for (const auto& p : out.module().parameters()) elements += static_cast<uint64_t>(p.numel());
+  const uint64_t extra = dtype && *dtype != torch::kFloat32 ? elements * c10::elementSize(*dtype) : 0;
+  runtime::check_allocation(elements * 4 + extra, "config: the model's " + std::to_string(elements) + " parameters");
+  out.report.dtype = dtype.value_or(torch::kFloat32);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::NoGradGuard no_grad;
   for (auto& item : out.module().named_parameters(true)) {
     const std::string& name = item.key();
     auto& p = item.value();
+    if (is_placeholder(p)) p.set_data(torch::empty(p.sizes()));
     const bool norm = name.find("norm") != std::string::npos;  // RMSNorm / LayerNorm (input_layernorm, layer_norm1, ...)
     if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) p.zero_();
     else if (norm) p.fill_(1.0);

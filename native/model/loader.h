@@ -16,18 +16,28 @@
 namespace tpo::model {
 
 struct LoadedModel {
+  std::string source;  // the folder it was loaded from (named by errors about its numbers)
   ModelConfig config;
   std::shared_ptr<VideoLMImpl> lm;         // Qwen2ForCausalLM or LlavaQwenForCausalLM
   std::shared_ptr<VisionModelImpl> vision;  // SiglipVisionModel / CLIPVisionModel alone
   LoadReport report;
   std::optional<LoraConfig> lora;  // the attached adapter's settings, if any
+  // With ModelLoadOptions::mmap, the files its weights are views of: check_mapped_files() before each use.
+  std::vector<std::shared_ptr<io::SafetensorsFile>> mapped_files;
   torch::nn::Module& module() { return lm ? static_cast<torch::nn::Module&>(*lm) : *vision; }
+  // Throws when a memory-mapped weight file changed on disk since loading (io::SafetensorsFile::check_unchanged).
+  void check_mapped_files() const {
+    for (const auto& f : mapped_files) f->check_unchanged();
+  }
 };
 
 struct ModelLoadOptions {
   std::optional<torch::ScalarType> dtype;
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"; CUDA needs an addon built against CUDA libtorch
   std::string overrides_json;  // a JSON object merged over config.json's top level (as lmms-eval overrides mm_*)
+  // Weights as views of the files' mappings (io::LoadMode::Map) instead of read into private memory: shared page
+  // cache (several processes on one machine), but the files must not be truncated or rewritten while loaded.
+  bool mmap = false;
 };
 
 LoadedModel load_model(const std::string& dir, const ModelLoadOptions& options);

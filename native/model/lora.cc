@@ -2,21 +2,24 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
 #include "io/atomic_file.h"
+#include "io/json.h"
+#include "io/paths.h"
 #include "io/safetensors.h"
 #include "model/linear.h"
+#include "model/parameters.h"
 
 namespace tpo::model {
 namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kPeftPrefix = "base_model.model.";
+
+thread_local bool adapters_on = true;
 
 std::string last_component(const std::string& path) {
   const auto dot = path.rfind('.');
@@ -25,19 +28,19 @@ std::string last_component(const std::string& path) {
 
 }  // namespace
 
+LoraScope::LoraScope(bool enabled) : previous_(adapters_on) { adapters_on = enabled; }
+LoraScope::~LoraScope() { adapters_on = previous_; }
+bool lora_enabled_on_this_thread() { return adapters_on; }
+
 LoraLinearImpl::LoraLinearImpl(int64_t in, int64_t out, bool with_bias) {
-  // torch::nn::Linear's initialisation; loading a checkpoint replaces it.
-  weight = register_parameter("weight", torch::empty({out, in}));
-  torch::nn::init::kaiming_uniform_(weight, std::sqrt(5.0));
-  if (with_bias) {
-    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
-    bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));
-  }
+  // Values come from create_model or the checkpoint (model/parameters.h).
+  weight = register_parameter("weight", new_parameter({out, in}));
+  if (with_bias) bias = register_parameter("bias", new_parameter({out}));
 }
 
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   auto y = linear(x, weight, bias);
-  if (lora_A && enabled_) {
+  if (lora_A && enabled_ && adapters_on) {
     auto h = dropout_ > 0 && is_training() ? torch::dropout(x, dropout_, true) : x;
     y = y + lora_B(lora_A(h.to(lora_A->weight.scalar_type()))).to(y.scalar_type()) * scaling_;
   }
@@ -131,47 +134,72 @@ void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::s
 
 LoraConfig load_lora(torch::nn::Module& module, const std::string& dir) {
   const std::string config_file = (fs::path(dir) / "adapter_config.json").string();
-  std::ifstream in(config_file);
-  if (!in) throw std::invalid_argument(config_file + ": cannot open");
-  nlohmann::json cfg = nlohmann::json::parse(in, nullptr, false);
-  if (cfg.is_discarded() || !cfg.is_object()) throw std::invalid_argument(config_file + ": not a JSON object");
+  const nlohmann::json cfg = io::parse_json(io::read_text_file(config_file), config_file);
+  if (!cfg.is_object()) throw std::invalid_argument(config_file + ": not a JSON object");
+  const auto bad = [&](const char* key, const std::string& why) { return std::invalid_argument(config_file + ": " + key + " " + why); };
   auto field = [&](const char* key) -> const nlohmann::json& {
-    if (!cfg.contains(key)) throw std::invalid_argument(config_file + ": " + key + " is missing");
+    if (!cfg.contains(key) || cfg.at(key).is_null()) throw bad(key, "is missing");
     return cfg.at(key);
   };
-  if (cfg.value("peft_type", "LORA") != "LORA") throw std::invalid_argument(config_file + ": peft_type is not LORA");
+  if (cfg.contains("peft_type") && (!cfg["peft_type"].is_string() || cfg["peft_type"].get<std::string>() != "LORA"))
+    throw bad("peft_type", "is not LORA");
   LoraConfig config;
-  if (!field("r").is_number_integer()) throw std::invalid_argument(config_file + ": r must be an integer");
+  if (!field("r").is_number_integer() || field("r").get<int64_t>() < 1 || field("r").get<int64_t>() > (1 << 16))
+    throw bad("r", "must be an integer in [1, 65536]");
   config.r = field("r").get<int64_t>();
+  if (!field("lora_alpha").is_number() || !std::isfinite(field("lora_alpha").get<double>()))
+    throw bad("lora_alpha", "must be a finite number");
   config.alpha = field("lora_alpha").get<double>();
-  config.dropout = cfg.value("lora_dropout", 0.0);
-  const auto& targets = field("target_modules");
-  if (targets.is_string()) throw std::invalid_argument(config_file + ": target_modules as a regex is not supported; list the module names");
-  config.target_modules = targets.get<std::vector<std::string>>();
-  add_lora(module, config, 0);
-  io::SafetensorsCheckpoint weights((fs::path(dir) / "adapter_model.safetensors").string());
-  torch::NoGradGuard no_grad;
-  std::vector<std::string> missing;
-  for (auto& item : module.named_parameters(true)) {
-    if (item.key().find(".lora_") == std::string::npos) continue;
-    std::string key = kPeftPrefix + item.key();
-    if (!weights.contains(key)) {
-      // PEFT also writes the adapter name into keys ("...lora_A.default.weight") in some versions.
-      const std::string alt = key.substr(0, key.rfind('.')) + ".default.weight";
-      if (!weights.contains(alt)) {
-        missing.push_back(key);
-        continue;
-      }
-      key = alt;
-    }
-    auto t = weights.tensor(key);
-    if (t.sizes() != item.value().sizes())
-      throw std::invalid_argument(weights.path() + ": " + key + " has shape " + c10::str(t.sizes()) + ", the adapter needs " +
-                                  c10::str(item.value().sizes()));
-    item.value().copy_(t);
+  if (cfg.contains("lora_dropout") && !cfg["lora_dropout"].is_null()) {
+    if (!cfg["lora_dropout"].is_number() || !(cfg["lora_dropout"].get<double>() >= 0 && cfg["lora_dropout"].get<double>() < 1))
+      throw bad("lora_dropout", "must be a number in [0, 1)");
+    config.dropout = cfg["lora_dropout"].get<double>();
   }
-  if (!missing.empty())
-    throw std::invalid_argument(weights.path() + ": " + std::to_string(missing.size()) + " adapter tensor(s) missing, first " + missing[0]);
+  const auto& names = field("target_modules");
+  if (names.is_string()) throw bad("target_modules", "as a regex is not supported; list the module names");
+  if (!names.is_array() || names.empty()) throw bad("target_modules", "must be a list of module names");
+  config.target_modules.clear();
+  for (const auto& t : names) {
+    if (!t.is_string()) throw bad("target_modules", "must hold module names (strings)");
+    config.target_modules.push_back(t.get<std::string>());
+  }
+  // Every tensor is found and checked in the header before the adapter is attached: a bad folder leaves the model
+  // as it was.
+  io::SafetensorsCheckpoint weights((fs::path(dir) / "adapter_model.safetensors").string());
+  const auto targets = lora_targets(module, config.target_modules);
+  if (targets.empty()) throw bad("target_modules", "match no layer of this model");
+  std::vector<std::pair<std::string, std::string>> sources;  // parameter name -> key in the file
+  for (const auto& [name, linear] : targets) {
+    if (linear->has_adapter()) throw std::invalid_argument(dir + ": the model already has a LoRA adapter");
+    const int64_t in = linear->weight.size(1), out = linear->weight.size(0);
+    const std::pair<const char*, std::vector<int64_t>> parts[] = {{"lora_A", {config.r, in}}, {"lora_B", {out, config.r}}};
+    for (const auto& [part, shape] : parts) {
+      const std::string param = name + "." + part + ".weight";
+      // PEFT also writes the adapter name into keys ("...lora_A.default.weight") in some versions.
+      std::string key = kPeftPrefix + param;
+      if (!weights.contains(key)) key = std::string(kPeftPrefix) + name + "." + part + ".default.weight";
+      if (!weights.contains(key))
+        throw std::invalid_argument(weights.path() + ": adapter tensor " + kPeftPrefix + param + " is missing");
+      const auto& entry = weights.entry(key);
+      if (c10::IntArrayRef(entry.shape) != c10::IntArrayRef(shape))
+        throw std::invalid_argument(weights.path() + ": " + key + " has shape " + c10::str(c10::IntArrayRef(entry.shape)) +
+                                    ", the adapter (r = " + std::to_string(config.r) + ") needs " + c10::str(c10::IntArrayRef(shape)));
+      if (!c10::isFloatingType(entry.dtype))
+        throw std::invalid_argument(weights.path() + ": " + key + " is " + entry.dtype_name + ", not floating point");
+      sources.emplace_back(param, key);
+    }
+  }
+  std::vector<torch::Tensor> values;  // adapters are small: all read before any is attached
+  for (const auto& [param, key] : sources) {
+    values.push_back(weights.tensor(key));
+    const auto [lo, hi] = torch::aminmax(values.back().reshape({-1}));
+    if (values.back().numel() > 0 && !(std::isfinite(lo.item<double>()) && std::isfinite(hi.item<double>())))
+      throw std::invalid_argument(weights.path() + ": " + key + " holds NaN or infinite values");
+  }
+  add_lora(module, config, 0);
+  torch::NoGradGuard no_grad;
+  auto params = module.named_parameters(true);
+  for (size_t i = 0; i < sources.size(); ++i) params[sources[i].first].copy_(values[i]);
   return config;
 }
 

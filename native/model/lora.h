@@ -18,6 +18,21 @@ struct LoraConfig {
   std::vector<std::string> target_modules{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 };
 
+// Whether adapters run on this thread. A per-call setting rather than state on the module: calls running at once
+// on one model (a user's setLoraEnabled, the LoRA-disabled reference pass of a training step) each see one
+// setting from start to end, never a mix of layers switched on and off by another thread.
+class LoraScope {
+ public:
+  explicit LoraScope(bool enabled);
+  ~LoraScope();
+  LoraScope(const LoraScope&) = delete;
+  LoraScope& operator=(const LoraScope&) = delete;
+
+ private:
+  bool previous_;
+};
+bool lora_enabled_on_this_thread();
+
 // A linear layer (the same parameters as torch::nn::Linear: weight, bias) that can carry a LoRA adapter.
 class LoraLinearImpl : public torch::nn::Module {
  public:
@@ -26,6 +41,7 @@ class LoraLinearImpl : public torch::nn::Module {
 
   void add_adapter(const LoraConfig& config, uint64_t seed);
   bool has_adapter() const { return static_cast<bool>(lora_A); }
+  // Per layer, for code that owns the module alone; concurrent callers use a LoraScope.
   void set_adapter_enabled(bool enabled) { enabled_ = enabled; }
   void merge_adapter();  // W += scaling * B A, then the adapter is gone
 

@@ -6,6 +6,8 @@
 #include <limits>
 #include <tuple>
 
+#include "model/parameters.h"
+
 namespace tpo::model {
 namespace {
 
@@ -25,7 +27,7 @@ torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, con
 }  // namespace
 
 Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden_size, double eps) : eps_(eps) {
-  weight = register_parameter("weight", torch::ones({hidden_size}));
+  weight = register_parameter("weight", new_parameter({hidden_size}));
 }
 
 torch::Tensor Qwen2RMSNormImpl::forward(const torch::Tensor& x) {
@@ -160,7 +162,7 @@ torch::Tensor Qwen2DecoderLayerImpl::forward(const torch::Tensor& hidden, const 
 }
 
 Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c) : config_(c) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  embed_tokens = register_module("embed_tokens", make_embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i));
   norm = register_module("norm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));

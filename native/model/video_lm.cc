@@ -1,9 +1,11 @@
 #include "model/video_lm.h"
 
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
 #include "model/checkpoint.h"
 #include "model/linear.h"
-
-#include <cmath>
 
 namespace tpo::model {
 namespace {
@@ -54,6 +56,24 @@ bool uses_newline(const MultimodalConfig& mm) {
 
 }  // namespace
 
+int64_t video_token_count(const ModelConfig& config, int64_t frames) {
+  if (!config.vision || !config.mm) throw std::invalid_argument("this model has no vision tower");
+  if (frames < 0) throw std::invalid_argument("a video cannot have " + std::to_string(frames) + " frames");
+  if (frames == 0) return 0;
+  const MultimodalConfig& mm = *config.mm;
+  const int64_t grid = config.vision->grid(), s = mm.pool_stride;
+  // get_2dPool: average and max pooling round the grid down, bilinear rounds it up (pool_2d).
+  const int64_t side = mm.pool_mode == "bilinear" ? (grid + s - 1) / s : grid / s;
+  // Every frame gives at least side * side >= 1 tokens: past max_position_embeddings frames, counting could
+  // only overflow.
+  const int64_t limit = config.text ? config.text->max_position_embeddings : INT64_MAX / 4;
+  const int64_t f = std::min(frames, limit + 1);
+  if (!uses_newline(mm) || mm.newline_position == "no_token") return f * side * side;
+  if (mm.newline_position == "grid") return f * side * (side + 1);
+  if (mm.newline_position == "frame") return f * (side * side + 1);
+  return f * side * side + 1;  // one_token
+}
+
 int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm) {
   const int64_t total = vision.num_hidden_layers;
   const int64_t index = mm.select_layer < 0 ? total + 1 + mm.select_layer : mm.select_layer;
@@ -76,15 +96,15 @@ LlavaQwenModelImpl::LlavaQwenModelImpl(const Qwen2Config& text, const VisionConf
                                 std::to_string(vision.layers_in_checkpoint));
   vision_tower = register_module("vision_tower", LlavaVisionTower(vision, vision.layers_in_checkpoint));
   mm_projector = torch::nn::Sequential();
-  mm_projector->push_back(torch::nn::Linear(vision.hidden_size, text.hidden_size));
+  mm_projector->push_back(Dense(vision.hidden_size, text.hidden_size));
   if (mm.projector_type == "mlp2x_gelu") {
     mm_projector->push_back(torch::nn::GELU());  // exact (erf) GELU: LLaVA's builder uses nn.GELU()
-    mm_projector->push_back(torch::nn::Linear(text.hidden_size, text.hidden_size));
+    mm_projector->push_back(Dense(text.hidden_size, text.hidden_size));
   }
   register_module("mm_projector", mm_projector);
   // LLaVA-NeXT's LlavaMetaModel creates the newline embedding whenever the merge type says "unpad".
   if (mm.patch_merge_type.find("unpad") != std::string::npos)
-    image_newline = register_parameter("image_newline", torch::zeros({text.hidden_size}));
+    image_newline = register_parameter("image_newline", new_parameter({text.hidden_size}));
 }
 
 VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
@@ -96,8 +116,7 @@ VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
     model = register_module("model", std::make_shared<Qwen2ModelImpl>(*config.text));
   }
   if (!config.text->tie_word_embeddings)
-    lm_head = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(config.text->hidden_size,
-                                                                                     config.text->vocab_size).bias(false)));
+    lm_head = register_module("lm_head", Dense(config.text->hidden_size, config.text->vocab_size, /*bias=*/false));
 }
 
 torch::Tensor VideoLMImpl::lm_head_weight() const {
@@ -111,6 +130,13 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
   if (pixel_values.dim() != 4 || pixel_values.size(0) == 0)
     throw std::invalid_argument("a video must be [frames >= 1, 3, " + std::to_string(vision.image_size) + ", " +
                                 std::to_string(vision.image_size) + "]");
+  // Before the tower runs (its activations are the big allocation): visual tokens the language model could
+  // never place are an error now, not after minutes of encoding.
+  const int64_t tokens = video_token_count(config_, pixel_values.size(0));
+  if (tokens > config_.text->max_position_embeddings)
+    throw std::invalid_argument(std::to_string(pixel_values.size(0)) + " frames make " + std::to_string(tokens) +
+                                " visual tokens, more than max_position_embeddings (" +
+                                std::to_string(config_.text->max_position_embeddings) + ")");
   const int64_t layers = vision_layers_to_run(vision, mm);
   const auto device = llava->embed_tokens->weight.device();
   VideoTokens out;
@@ -125,8 +151,9 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
     // mm_projector: Linear (, GELU, Linear), each Linear through ATen's linear (the bias folded into the matmul).
     torch::Tensor h = x;
     for (const auto& layer : llava->mm_projector->children()) {
-      if (auto lin = std::dynamic_pointer_cast<torch::nn::LinearImpl>(layer)) h = linear(h, lin->weight, lin->bias);
-      else h = torch::gelu(h);  // mlp2x_gelu's nn.GELU(): the exact (erf) form
+      if (auto lin = std::dynamic_pointer_cast<DenseImpl>(layer)) h = linear(h, lin->weight, lin->bias);
+      else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(layer)) h = torch::gelu(h);  // nn.GELU(): the erf form
+      else throw std::logic_error("mm_projector: a layer that is neither Dense nor GELU");
     }
     return h;
   };

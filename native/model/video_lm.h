@@ -14,6 +14,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "model/parameters.h"
 #include "model/qwen2.h"
 #include "model/vision.h"
 
@@ -67,13 +68,17 @@ class VideoLMImpl : public torch::nn::Module {
   torch::Tensor lm_head_weight() const;
 
   std::shared_ptr<Qwen2ModelImpl> model;        // "model": Qwen2Model or LlavaQwenModel
-  torch::nn::Linear lm_head{nullptr};           // absent when tie_word_embeddings
+  Dense lm_head{nullptr};                       // absent when tie_word_embeddings
   std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, when it has vision
 
  private:
   ModelConfig config_;
 };
 TORCH_MODULE(VideoLM);
+
+// How many visual tokens `frames` frames become (the rows of encode_video's `tokens`), from the config alone: a
+// caller checks that a video fits max_position_embeddings before decoding it. Throws for a model without vision.
+int64_t video_token_count(const ModelConfig& config, int64_t frames);
 
 // Which hidden state LLaVA's feature_select takes (mm_vision_select_layer counts from the full tower) and how
 // many layers must run for it.

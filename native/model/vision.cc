@@ -18,8 +18,8 @@ VisionEmbeddingsImpl::VisionEmbeddingsImpl(const VisionConfig& c) : config_(c) {
       "patch_embedding",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size).stride(c.patch_size).bias(!clip)));
   const int64_t positions = c.grid() * c.grid() + (clip ? 1 : 0);
-  position_embedding = register_module("position_embedding", torch::nn::Embedding(positions, c.hidden_size));
-  if (clip) class_embedding = register_parameter("class_embedding", torch::randn({c.hidden_size}));
+  position_embedding = register_module("position_embedding", make_embedding(positions, c.hidden_size));
+  if (clip) class_embedding = register_parameter("class_embedding", new_parameter({c.hidden_size}));
 }
 
 torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixel_values) {
@@ -35,10 +35,10 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixel_values) {
 
 VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& c)
     : heads_(c.num_attention_heads), head_dim_(c.hidden_size / c.num_attention_heads) {
-  q_proj = register_module("q_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  k_proj = register_module("k_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  v_proj = register_module("v_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
-  out_proj = register_module("out_proj", torch::nn::Linear(c.hidden_size, c.hidden_size));
+  q_proj = register_module("q_proj", Dense(c.hidden_size, c.hidden_size));
+  k_proj = register_module("k_proj", Dense(c.hidden_size, c.hidden_size));
+  v_proj = register_module("v_proj", Dense(c.hidden_size, c.hidden_size));
+  out_proj = register_module("out_proj", Dense(c.hidden_size, c.hidden_size));
 }
 
 torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
@@ -49,8 +49,8 @@ torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
 }
 
 VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) : act_(c.hidden_act) {
-  fc1 = register_module("fc1", torch::nn::Linear(c.hidden_size, c.intermediate_size));
-  fc2 = register_module("fc2", torch::nn::Linear(c.intermediate_size, c.hidden_size));
+  fc1 = register_module("fc1", Dense(c.hidden_size, c.intermediate_size));
+  fc2 = register_module("fc2", Dense(c.intermediate_size, c.hidden_size));
 }
 
 torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/parameters.h"
 
 namespace tpo::model {
 
@@ -28,7 +29,7 @@ class VisionAttentionImpl : public torch::nn::Module {
  public:
   explicit VisionAttentionImpl(const VisionConfig& config);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
+  Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
   int64_t heads_, head_dim_;
@@ -39,7 +40,7 @@ class VisionMLPImpl : public torch::nn::Module {
  public:
   explicit VisionMLPImpl(const VisionConfig& config);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Dense fc1{nullptr}, fc2{nullptr};
 
  private:
   Activation act_;

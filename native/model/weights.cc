@@ -1,9 +1,14 @@
 #include "model/weights.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <stdexcept>
+#include <tuple>
+
+#include "model/parameters.h"
+#include "runtime/memory.h"
 
 namespace tpo::model {
 namespace {
@@ -86,11 +91,53 @@ std::string layout_key(const std::string& native_name, KeyLayout layout) {
   return native_name;
 }
 
+namespace {
+
+std::string shape_text(c10::IntArrayRef shape) { return c10::str(shape); }
+
+// What the module's parameters become: the dtype asked for, else the checkpoint's, else (mixed) the one holding
+// most elements; a model in two dtypes would fail at its first matmul, naming no tensor.
+torch::ScalarType choose_dtype(const std::vector<const io::TensorEntry*>& entries, const LoadOptions& options) {
+  if (options.dtype) return *options.dtype;
+  std::map<torch::ScalarType, int64_t> elements;
+  for (const auto* e : entries) {
+    int64_t n = 1;
+    for (const int64_t d : e->shape) n *= d;
+    elements[e->dtype] += n;
+  }
+  torch::ScalarType best = torch::kFloat32;
+  int64_t most = -1;
+  for (const auto& [dtype, n] : elements)
+    if (n > most) std::tie(best, most) = std::pair{dtype, n};
+  return best;
+}
+
+// Whether every element is finite, in one pass with no temporary of the tensor's size (isfinite would make one of
+// bools, a float64 sum one of doubles): min and max propagate NaN, and an infinity is one of them.
+bool all_finite(const torch::Tensor& t) {
+  if (t.numel() == 0) return true;
+  const auto [lo, hi] = torch::aminmax(t.reshape({-1}));
+  return std::isfinite(lo.item<double>()) && std::isfinite(hi.item<double>());
+}
+
+// The flat index of the first non-finite element, for the message (only called when there is one).
+int64_t first_non_finite(const torch::Tensor& t) {
+  const auto flat = t.reshape({-1});
+  constexpr int64_t kChunk = int64_t{1} << 22;
+  for (int64_t begin = 0; begin < flat.numel(); begin += kChunk) {
+    const auto bad = torch::isfinite(flat.narrow(0, begin, std::min(kChunk, flat.numel() - begin))).logical_not().nonzero();
+    if (bad.numel() > 0) return begin + bad[0][0].item<int64_t>();
+  }
+  return -1;
+}
+
+}  // namespace
+
 LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoint& checkpoint, const LoadOptions& options) {
   LoadReport report;
   report.layout = detect_layout(checkpoint.keys());
   std::map<std::string, std::string> stored_for;  // native name -> checkpoint key
-  std::vector<std::string> unexpected, missing, mismatched;
+  std::vector<std::string> unexpected, missing, mismatched, not_float;
   // LoRA adapters are not part of a base checkpoint (they load from a PEFT folder).
   torch::OrderedDict<std::string, torch::Tensor> params;
   for (const auto& item : module.named_parameters(/*recurse=*/true))
@@ -106,35 +153,91 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
       unexpected.push_back(key);
     }
   }
+  // Every check against the header, before any tensor is read: names, shapes, dtypes.
+  std::vector<const io::TensorEntry*> entries;
   for (const auto& item : params) {
     const auto found = stored_for.find(item.key());
     if (found == stored_for.end()) {
-      missing.push_back(layout_key(item.key(), report.layout) + " " + c10::str(item.value().sizes()));
+      std::string line = layout_key(item.key(), report.layout);
+      line += ' ';
+      line += shape_text(item.value().sizes());
+      missing.push_back(std::move(line));
       continue;
     }
-    const auto& entry = checkpoint.entry(found->second);
-    if (c10::IntArrayRef(entry.shape) != item.value().sizes())
-      mismatched.push_back(found->second + ": checkpoint " + c10::str(c10::IntArrayRef(entry.shape)) + ", model " + c10::str(item.value().sizes()));
+    const io::TensorEntry& entry = checkpoint.entry(found->second);
+    entries.push_back(&entry);
+    if (c10::IntArrayRef(entry.shape) != item.value().sizes()) {
+      std::string line = found->second;
+      line += ": checkpoint ";
+      line += shape_text(entry.shape);
+      line += ", model ";
+      line += shape_text(item.value().sizes());
+      mismatched.push_back(std::move(line));
+    }
+    if (!c10::isFloatingType(entry.dtype)) {
+      std::string line = found->second;
+      line += " is ";
+      line += entry.dtype_name;
+      not_float.push_back(std::move(line));
+    }
   }
-  if (!missing.empty() || !unexpected.empty() || !mismatched.empty()) {
-    std::string message = checkpoint.path() + " does not fit this model (" + layout_name(report.layout) + " layout):";
-    if (!missing.empty()) message += "\n" + std::to_string(missing.size()) + " missing key(s):" + listing(missing);
-    if (!unexpected.empty()) message += "\n" + std::to_string(unexpected.size()) + " unexpected key(s):" + listing(unexpected);
-    if (!mismatched.empty()) message += "\n" + std::to_string(mismatched.size()) + " shape mismatch(es):" + listing(mismatched);
+  if (!missing.empty() || !unexpected.empty() || !mismatched.empty() || !not_float.empty()) {
+    std::string message = checkpoint.path();
+    message += " does not fit this model (";
+    message += layout_name(report.layout);
+    message += " layout):";
+    const auto section = [&](const std::vector<std::string>& items, const char* what) {
+      if (items.empty()) return;
+      message += '\n';
+      message += std::to_string(items.size());
+      message += what;
+      message += listing(items);
+    };
+    section(missing, " missing key(s):");
+    section(unexpected, " unexpected key(s):");
+    section(mismatched, " shape mismatch(es):");
+    section(not_float, " weight(s) not floating point:");
     throw std::invalid_argument(message);
   }
+  const torch::ScalarType dtype = choose_dtype(entries, options);
+  if (!c10::isFloatingType(dtype))
+    throw std::invalid_argument(std::string("load: dtype ") + c10::toString(dtype) + " is not a floating-point type");
+  report.dtype = dtype;
+  uint64_t bytes = 0;
+  for (const auto* e : entries) {
+    uint64_t n = 1;
+    for (const int64_t d : e->shape) n *= static_cast<uint64_t>(d);
+    // (memory-mapped tensors kept in their dtype take no memory of their own)
+    if (checkpoint.mode() == io::LoadMode::Read || e->dtype != dtype) bytes += n * c10::elementSize(dtype);
+  }
+  runtime::check_allocation(bytes, checkpoint.path() + ": the weights as " + c10::toString(dtype));
+
   torch::NoGradGuard no_grad;
   for (auto& item : params) {
-    torch::Tensor stored = checkpoint.tensor(stored_for.at(item.key()));
-    const auto dtype = options.dtype && stored.is_floating_point() ? *options.dtype : stored.scalar_type();
-    if (stored.scalar_type() == dtype) {
-      ++report.zero_copy;  // a copy-on-write view of the file mapping: no second copy of the weights
+    const std::string& key = stored_for.at(item.key());
+    const io::TensorEntry& entry = checkpoint.entry(key);
+    torch::Tensor stored;
+    if (checkpoint.mode() == io::LoadMode::Map) {
+      stored = checkpoint.tensor(key);  // a copy-on-write view of the file mapping: no second copy
     } else {
+      stored = torch::empty(entry.shape, torch::TensorOptions().dtype(entry.dtype));
+      checkpoint.read_into(key, stored);
+    }
+    if (stored.scalar_type() != dtype) {
       stored = stored.to(dtype);
       ++report.converted;
+    } else if (checkpoint.mode() == io::LoadMode::Map) {
+      ++report.zero_copy;
     }
+    // NaN or infinite weights would give NaN scores that compare as neither better nor worse: fail here, by name.
+    if (!all_finite(stored))
+      throw std::invalid_argument(checkpoint.file_of(key) + ": tensor '" + key + "' holds NaN or infinite values (the first at flat index " +
+                                  std::to_string(first_non_finite(stored)) + ")");
     item.value().set_data(stored);
   }
+  for (const auto& item : module.named_parameters(/*recurse=*/true))
+    if (is_placeholder(item.value()))
+      throw std::logic_error("load: parameter " + item.key() + " was never given a value");
   return report;
 }
 

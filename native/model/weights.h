@@ -1,5 +1,6 @@
-// Checkpoint weights in and out of a module: the key layouts the field uses, memory-mapped loading without a
-// second copy, and errors that name every missing, unexpected or mis-shaped key.
+// Checkpoint weights in and out of a module: the key layouts the field uses, loading straight into the parameters
+// (read, or memory-mapped without a copy), and errors that name every missing, unexpected, mis-shaped or
+// non-floating key before any weight is read, and any weight holding NaN or infinity.
 #pragma once
 
 #include <torch/torch.h>
@@ -29,8 +30,9 @@ struct LoadOptions {
 struct LoadReport {
   KeyLayout layout = KeyLayout::Native;
   std::vector<std::string> ignored;  // keys the model does not use (SigLIP's pooling head, old buffers)
-  int64_t zero_copy = 0;             // tensors used straight from the file mapping
-  int64_t converted = 0;             // tensors copied to another dtype
+  int64_t zero_copy = 0;             // tensors used straight from the file mapping (LoadMode::Map)
+  int64_t converted = 0;             // tensors converted to `dtype`
+  torch::ScalarType dtype = torch::kFloat32;  // every weight's, after loading
 };
 
 LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoint& checkpoint, const LoadOptions& options);

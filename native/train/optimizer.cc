@@ -180,20 +180,37 @@ io::NamedTensors Trainer::optimizer_state() const {
 }
 
 void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
+  // Everything is read and checked before the optimizer's state changes: a bad file leaves it as it was.
+  const auto scalar = [&](const std::string& key) {
+    const auto t = saved.tensor(key);
+    if (t.numel() != 1) throw std::invalid_argument(saved.path() + ": " + key + " must hold one number, not " + c10::str(t.sizes()));
+    return t.to(torch::kFloat64).item<double>();
+  };
+  const auto step_count = [&](const std::string& key) {
+    const double step = scalar(key);
+    if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + key + " is not a step count");
+    return step;
+  };
+  const auto moment = [&](const std::string& key, const torch::Tensor& p) {
+    auto t = saved.tensor(key);
+    if (t.sizes() != p.sizes() || !t.is_floating_point())
+      throw std::invalid_argument(saved.path() + ": " + key + " is " + c10::toString(t.scalar_type()) + " " + c10::str(t.sizes()) +
+                                  "; this model's parameter is " + c10::str(p.sizes()));
+    return t.to(p.device(), p.scalar_type()).clone();
+  };
   std::vector<Moments> loaded(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
     auto& m = loaded[i];
-    m.exp_avg = saved.tensor(name + ".exp_avg").to(p.device(), p.scalar_type()).clone();
-    m.exp_avg_sq = saved.tensor(name + ".exp_avg_sq").to(p.device(), p.scalar_type()).clone();
-    m.step = saved.tensor(name + ".step").to(p.device(), torch::kFloat32).reshape({}).clone();
-    if (m.exp_avg.sizes() != p.sizes() || m.exp_avg_sq.sizes() != p.sizes())
-      throw std::invalid_argument(saved.path() + ": " + name + ".exp_avg has the wrong shape for this model");
+    m.step = torch::full({}, step_count(name + ".step"), p.options().dtype(torch::kFloat32));
+    m.exp_avg = moment(name + ".exp_avg", p);
+    m.exp_avg_sq = moment(name + ".exp_avg_sq", p);
   }
   if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
+  const double steps = step_count("trainer.steps");
   moments_ = std::move(loaded);
-  steps_ = saved.tensor("trainer.steps").item<int64_t>();
+  steps_ = static_cast<int64_t>(steps);
 }
 
 }  // namespace tpo::train

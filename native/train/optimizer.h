@@ -14,6 +14,7 @@
 
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "runtime/errors.h"
 #include "train/preference.h"
 
 namespace tpo::train {
@@ -71,8 +72,8 @@ class Trainer {
   int64_t steps_ = 0;
 };
 
-struct NonFiniteLoss : std::runtime_error {
-  using std::runtime_error::runtime_error;
+struct NonFiniteLoss : NonFiniteError {
+  using NonFiniteError::NonFiniteError;
 };
 
 }  // namespace tpo::train

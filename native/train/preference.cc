@@ -11,13 +11,11 @@ namespace {
 
 namespace F = torch::nn::functional;
 
-// The base model as the reference: every LoRA adapter off for the scope, back on when it ends (also on a throw).
+// The base model as the reference: every LoRA adapter off for the scope, on this thread only (model::LoraScope),
+// so calls on the same model from other threads keep their own setting; restored when it ends (also on a throw).
 struct AdaptersOff {
-  explicit AdaptersOff(model::VideoLMImpl& lm) : lm(lm) { model::set_lora_enabled(lm, false); }
-  ~AdaptersOff() { model::set_lora_enabled(lm, true); }
-  AdaptersOff(const AdaptersOff&) = delete;
-  AdaptersOff& operator=(const AdaptersOff&) = delete;
-  model::VideoLMImpl& lm;
+  explicit AdaptersOff(model::VideoLMImpl&) : off(false) {}
+  model::LoraScope off;
 };
 
 // Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if

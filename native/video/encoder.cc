@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -103,7 +104,12 @@ class Encoder {
     frame_->height = height_;
     frame_->color_range = ctx_->color_range;
     frame_->colorspace = ctx_->colorspace;
-    check(av_frame_get_buffer(frame_.get(), 0), path, "cannot allocate a frame");
+    check(av_frame_get_buffer(frame_.get(), 64), path, "cannot allocate a frame");
+    rgb_ = make_frame();
+    rgb_->format = AV_PIX_FMT_RGB24;
+    rgb_->width = width_;
+    rgb_->height = height_;
+    check(av_frame_get_buffer(rgb_.get(), 64), path, "cannot allocate a frame");
     // Full chroma input: chroma is computed from every pixel of a row, not every other one (small shapes).
     sws_.reset(sws_getContext(width_, height_, AV_PIX_FMT_RGB24, width_, height_, AV_PIX_FMT_YUV420P,
                               SWS_BICUBIC | SWS_ACCURATE_RND | SWS_FULL_CHR_H_INP, nullptr, nullptr, nullptr));
@@ -115,9 +121,12 @@ class Encoder {
 
   void add(const uint8_t* rgb, int64_t pts) {
     check(av_frame_make_writable(frame_.get()), path_, "frame not writable");  // the encoder may still hold it
-    const uint8_t* src[4] = {rgb, nullptr, nullptr, nullptr};
-    const int strides[4] = {width_ * 3, 0, 0, 0};
-    sws_scale(sws_.get(), src, strides, 0, height_, frame_->data, frame_->linesize);
+    // swscale's SIMD input readers read whole vectors past a row's end (and past the last row at small sizes):
+    // the tight [H, W, 3] rows are copied into a padded frame first, as FFmpeg allocates its own.
+    const size_t row_bytes = static_cast<size_t>(width_) * 3;
+    for (int y = 0; y < height_; ++y)
+      std::memcpy(rgb_->data[0] + static_cast<ptrdiff_t>(y) * rgb_->linesize[0], rgb + static_cast<size_t>(y) * row_bytes, row_bytes);
+    sws_scale(sws_.get(), rgb_->data, rgb_->linesize, 0, height_, frame_->data, frame_->linesize);
     frame_->pts = pts;
     send(frame_.get());
   }
@@ -149,6 +158,7 @@ class Encoder {
   CodecContextPtr ctx_;
   AVStream* stream_ = nullptr;
   FramePtr frame_;
+  FramePtr rgb_;  // the input, padded for swscale
   PacketPtr packet_;
   SwsContextPtr sws_;
   std::string codec_name_;

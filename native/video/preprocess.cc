@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "runtime/memory.h"
+
 namespace tpo::video {
 namespace {
 
@@ -27,24 +29,12 @@ torch::Tensor resize_pass(const torch::Tensor& x, int64_t out_h, int64_t out_w, 
 
 }  // namespace
 
-torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& config) {
-  if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != torch::kUInt8)
-    throw std::invalid_argument("preprocess: frames must be uint8 [T, H, W, 3], got " +
-                                std::string(c10::toString(frames.scalar_type())) + " " + c10::str(frames.sizes()));
-  if (config.mean.size() != 3 || config.std.size() != 3)
-    throw std::invalid_argument("preprocess: image_mean and image_std need 3 values each");
-  torch::NoGradGuard no_grad;
-  const int64_t h = frames.size(1), w = frames.size(2);
-  torch::Tensor x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32);  // [T, 3, H, W]
+namespace {
 
-  int64_t out_h = h, out_w = w;
-  if (config.resize == PreprocessConfig::Resize::Exact) {
-    out_h = config.height;
-    out_w = config.width;
-  } else if (config.resize == PreprocessConfig::Resize::ShortestEdge) {
-    std::tie(out_h, out_w) = shortest_edge_size(h, w, config.shortest_edge);
-  }
-  if (out_h < 1 || out_w < 1) throw std::invalid_argument("preprocess: resize target must be positive");
+// The whole pipeline on a few frames: uint8 [t, H, W, 3] -> float32 [t, 3, S_h, S_w].
+torch::Tensor preprocess_chunk(const torch::Tensor& frames, const PreprocessConfig& config, int64_t out_h, int64_t out_w) {
+  const int64_t h = frames.size(1), w = frames.size(2);
+  torch::Tensor x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32);  // [t, 3, H, W]
   // PIL (which transformers' processors resize with) filters the width first, then the height, and stores each
   // pass as uint8: values the filter's negative lobes push past 0 or 255 are clipped between the passes. We do the
   // same two passes with libtorch's antialiased filters (PIL's kernels), rounding and clamping after each.
@@ -52,9 +42,6 @@ torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& co
   if (out_h != h) x = resize_pass(x, out_h, x.size(3), config.bicubic);
   if (config.center_crop) {
     const int64_t ch = config.crop_height, cw = config.crop_width;
-    if (ch < 1 || cw < 1 || ch > out_h || cw > out_w)
-      throw std::invalid_argument("preprocess: crop " + std::to_string(ch) + "x" + std::to_string(cw) +
-                                  " does not fit in the resized " + std::to_string(out_h) + "x" + std::to_string(out_w));
     const int64_t top = (out_h - ch) / 2, left = (out_w - cw) / 2;  // transformers: int((h - ch) / 2)
     x = x.narrow(2, top, ch).narrow(3, left, cw);
   }
@@ -65,7 +52,62 @@ torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& co
     auto std = torch::tensor(config.std, torch::kFloat64).to(torch::kFloat32).view({1, 3, 1, 1});
     x = (x - mean) / std;
   }
-  return x.contiguous();
+  return x;
+}
+
+}  // namespace
+
+torch::Tensor preprocess(const torch::Tensor& frames, const PreprocessConfig& config) {
+  if (frames.dim() != 4 || frames.size(3) != 3 || frames.scalar_type() != torch::kUInt8)
+    throw std::invalid_argument("preprocess: frames must be uint8 [T, H, W, 3], got " +
+                                std::string(c10::toString(frames.scalar_type())) + " " + c10::str(frames.sizes()));
+  if (config.mean.size() != 3 || config.std.size() != 3)
+    throw std::invalid_argument("preprocess: image_mean and image_std need 3 values each");
+  for (const double v : config.std)
+    if (!(v != 0) || !std::isfinite(v)) throw std::invalid_argument("preprocess: image_std values must be finite and non-zero");
+  for (const double v : config.mean)
+    if (!std::isfinite(v)) throw std::invalid_argument("preprocess: image_mean values must be finite");
+  if (config.rescale && !std::isfinite(config.rescale_factor)) throw std::invalid_argument("preprocess: rescale_factor must be finite");
+  if (frames.size(1) < 1 || frames.size(2) < 1) throw std::invalid_argument("preprocess: frames are empty (" + c10::str(frames.sizes()) + ")");
+  torch::NoGradGuard no_grad;
+  const int64_t t = frames.size(0), h = frames.size(1), w = frames.size(2);
+
+  int64_t out_h = h, out_w = w;
+  if (config.resize == PreprocessConfig::Resize::Exact) {
+    out_h = config.height;
+    out_w = config.width;
+  } else if (config.resize == PreprocessConfig::Resize::ShortestEdge) {
+    if (config.shortest_edge < 1) throw std::invalid_argument("preprocess: shortest_edge must be positive");
+    std::tie(out_h, out_w) = shortest_edge_size(h, w, config.shortest_edge);
+  }
+  constexpr int64_t kMaxSide = 16384;
+  if (out_h < 1 || out_w < 1) throw std::invalid_argument("preprocess: resize target must be positive");
+  if (out_h > kMaxSide || out_w > kMaxSide)
+    throw std::invalid_argument("preprocess: resize target " + std::to_string(out_h) + "x" + std::to_string(out_w) +
+                                " is larger than " + std::to_string(kMaxSide));
+  int64_t final_h = out_h, final_w = out_w;
+  if (config.center_crop) {
+    const int64_t ch = config.crop_height, cw = config.crop_width;
+    if (ch < 1 || cw < 1 || ch > out_h || cw > out_w)
+      throw std::invalid_argument("preprocess: crop " + std::to_string(ch) + "x" + std::to_string(cw) +
+                                  " does not fit in the resized " + std::to_string(out_h) + "x" + std::to_string(out_w));
+    final_h = ch;
+    final_w = cw;
+  }
+  // A few frames at a time, so float32 copies exist for a chunk only (~64 MB of input), never for the whole video
+  // at its own size (an 8K video of 16 frames was 6 GB of them); each frame's numbers are the same either way.
+  runtime::check_allocation(static_cast<uint64_t>(t) * 3 * final_h * final_w * 4,
+                            "preprocess: " + std::to_string(t) + " frames of float32 3x" + std::to_string(final_h) + "x" + std::to_string(final_w));
+  constexpr int64_t kChunkBytes = int64_t{64} << 20;
+  const int64_t per_frame = std::max({h * w, out_h * w, out_h * out_w}) * 3 * 4;
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / per_frame);
+  if (chunk >= t) return preprocess_chunk(frames, config, out_h, out_w).contiguous();
+  auto out = torch::empty({t, 3, final_h, final_w}, torch::kFloat32);
+  for (int64_t begin = 0; begin < t; begin += chunk) {
+    const int64_t n = std::min(chunk, t - begin);
+    out.narrow(0, begin, n).copy_(preprocess_chunk(frames.narrow(0, begin, n), config, out_h, out_w));
+  }
+  return out;
 }
 
 torch::Tensor corrupt_frames(const torch::Tensor& frames, const CorruptConfig& config) {
@@ -76,22 +118,34 @@ torch::Tensor corrupt_frames(const torch::Tensor& frames, const CorruptConfig& c
     if (!(j >= 0 && j < 1)) throw std::invalid_argument("corrupt_frames: jitter amounts must lie in [0, 1)");
   namespace F = torch::nn::functional;
   const int64_t t = frames.size(0), h = frames.size(1), w = frames.size(2);
-  auto x = frames.permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;  // [T, 3, H, W]
+  if (t == 0 || h == 0 || w == 0) return frames.clone();
+  torch::NoGradGuard no_grad;
   const int64_t sh = std::max<int64_t>(1, std::lround(h * config.scale)), sw = std::max<int64_t>(1, std::lround(w * config.scale));
-  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{sh, sw}).mode(torch::kArea));
-  x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
-  // One generator seeded here: the same frames and seed give the same corruption on every machine.
+  // One generator seeded here: the same frames and seed give the same corruption on every machine. Every factor
+  // is drawn first, so the frames can then go through a chunk at a time (bounded float32 memory) with the same bits.
   auto gen = at::make_generator<at::CPUGeneratorImpl>(config.seed);
   const auto factor = [&](double j) {
     return (torch::rand({t, 1, 1, 1}, gen, torch::TensorOptions().dtype(torch::kFloat64)) * 2 - 1).mul(j).add(1).to(torch::kFloat32);
   };
-  const auto b = factor(config.brightness), c = factor(config.contrast), s = factor(config.saturation);
-  x = x * b;
-  const auto gray = (x * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1})).sum(1, true);
-  x = (x - gray.mean({2, 3}, true)) * c + gray.mean({2, 3}, true);  // contrast about the frame's mean grey
-  const auto gray2 = (x * torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1})).sum(1, true);
-  x = (x - gray2) * s + gray2;  // saturation about each pixel's grey
-  return (x.clamp(0, 1) * 255.0).round().to(torch::kUInt8).permute({0, 2, 3, 1}).contiguous();
+  const auto b_all = factor(config.brightness), c_all = factor(config.contrast), s_all = factor(config.saturation);
+  const auto weights = torch::tensor({0.299f, 0.587f, 0.114f}).view({1, 3, 1, 1});
+  constexpr int64_t kChunkBytes = int64_t{64} << 20;
+  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / (h * w * 3 * 4));
+  auto out = torch::empty_like(frames, torch::MemoryFormat::Contiguous);
+  for (int64_t begin = 0; begin < t; begin += chunk) {
+    const int64_t n = std::min(chunk, t - begin);
+    const auto b = b_all.narrow(0, begin, n), c = c_all.narrow(0, begin, n), s = s_all.narrow(0, begin, n);
+    auto x = frames.narrow(0, begin, n).permute({0, 3, 1, 2}).to(torch::kFloat32) / 255.0;  // [n, 3, H, W]
+    x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{sh, sw}).mode(torch::kArea));
+    x = F::interpolate(x, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kBilinear).align_corners(false));
+    x = x * b;
+    const auto gray = (x * weights).sum(1, true);
+    x = (x - gray.mean({2, 3}, true)) * c + gray.mean({2, 3}, true);  // contrast about the frame's mean grey
+    const auto gray2 = (x * weights).sum(1, true);
+    x = (x - gray2) * s + gray2;  // saturation about each pixel's grey
+    out.narrow(0, begin, n).copy_((x.clamp(0, 1) * 255.0).round().to(torch::kUInt8).permute({0, 2, 3, 1}));
+  }
+  return out;
 }
 
 }  // namespace tpo::video

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <numeric>
 #include <regex>
 #include <stdexcept>
 
+#include "io/paths.h"
+#include "runtime/memory.h"
 #include "video/av_util.h"
 
 extern "C" {
@@ -41,13 +44,21 @@ int interrupt_callback(void* opaque) { return static_cast<const Deadline*>(opaqu
 class Stream {
  public:
   Stream(const std::string& path, int threads, Deadline* deadline) : path_(path) {
+    // FFmpeg reads a FIFO or a device until it ends (forever, for one nobody writes to): only regular files.
+    const io::PathKind kind = io::path_kind(path);
+    if (kind == io::PathKind::Missing) fail(path, "no such file");
+    if (kind != io::PathKind::File) fail(path, "is " + io::describe_path(path) + ", not a video file");
     std::error_code ec;
-    if (!fs::exists(path, ec)) fail(path, "no such file");
-    if (fs::is_regular_file(path, ec) && fs::file_size(path, ec) == 0) fail(path, "is empty (0 bytes)");
+    if (fs::file_size(path, ec) == 0) fail(path, "is empty (0 bytes)");
     AVFormatContext* raw = avformat_alloc_context();
     if (!raw) throw std::bad_alloc();
     raw->interrupt_callback = {interrupt_callback, deadline};
-    int r = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);  // frees `raw` on failure
+    // Local files only: "file:" keeps a name such as "pipe:0" or "http:x" a file name, and the whitelist keeps a
+    // playlist or concat file from reaching other protocols (the network, or pipes).
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    int r = avformat_open_input(&raw, ("file:" + path).c_str(), nullptr, &opts);  // frees `raw` on failure
+    av_dict_free(&opts);
     if (r < 0) fail(path, "cannot open as a video: " + av_error_text(r));
     fmt_.reset(raw);
     if ((r = avformat_find_stream_info(fmt_.get(), nullptr)) < 0)
@@ -178,32 +189,48 @@ class Stream {
   bool drained_ = false;
 };
 
-// Converts decoded frames to packed RGB at the output size, straight into the output tensor.
+// Converts decoded frames to packed RGB at the output size. swscale's SIMD paths read and write whole vectors past
+// a row's last pixel, and at small widths past the last row too (valgrind: invalid writes in sws_scale for frames
+// under ~30 px), so it never writes into the tight [H, W, 3] tensor: it scales into a frame allocated with
+// FFmpeg's own alignment and padding, and the rows are copied out.
 class RgbConverter {
  public:
-  RgbConverter(int width, int height) : width_(width), height_(height) {}
+  RgbConverter(int width, int height) : width_(width), height_(height), scratch_(make_frame()) {
+    scratch_->format = AV_PIX_FMT_RGB24;
+    scratch_->width = width;
+    scratch_->height = height;
+    const int r = av_frame_get_buffer(scratch_.get(), kAlign);
+    if (r < 0) throw std::runtime_error("cannot allocate a " + std::to_string(width) + "x" + std::to_string(height) +
+                                        " RGB frame: " + av_error_text(r));
+  }
 
   void convert(const AVFrame* f, uint8_t* dst) {
-    ctx_ = sws_getCachedContext(ctx_, f->width, f->height, static_cast<AVPixelFormat>(f->format), width_, height_,
-                                AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr);
-    if (!ctx_) throw std::runtime_error("swscale cannot convert this frame's pixel format");
+    ctx_.reset(sws_getCachedContext(ctx_.release(), f->width, f->height, static_cast<AVPixelFormat>(f->format), width_,
+                                    height_, AV_PIX_FMT_RGB24, SWS_BICUBIC, nullptr, nullptr, nullptr));
+    if (!ctx_) {
+      const char* name = av_get_pix_fmt_name(static_cast<AVPixelFormat>(f->format));
+      throw std::runtime_error(std::string("swscale cannot convert this frame's pixel format (") + (name ? name : "unknown") +
+                               ", " + std::to_string(f->width) + "x" + std::to_string(f->height) + ")");
+    }
     // The matrix and range the frame says it uses (BT.601 limited range when it says nothing, as ffmpeg does).
     const int colorspace = f->colorspace != AVCOL_SPC_UNSPECIFIED ? f->colorspace : SWS_CS_DEFAULT;
     const bool full_range = f->color_range == AVCOL_RANGE_JPEG ||
                             f->format == AV_PIX_FMT_YUVJ420P || f->format == AV_PIX_FMT_YUVJ422P ||
                             f->format == AV_PIX_FMT_YUVJ444P;
-    sws_setColorspaceDetails(ctx_, sws_getCoefficients(colorspace), full_range ? 1 : 0,
+    sws_setColorspaceDetails(ctx_.get(), sws_getCoefficients(colorspace), full_range ? 1 : 0,
                              sws_getCoefficients(SWS_CS_DEFAULT), 1, 0, 1 << 16, 1 << 16);
-    uint8_t* planes[4] = {dst, nullptr, nullptr, nullptr};
-    const int strides[4] = {width_ * 3, 0, 0, 0};
-    sws_scale(ctx_, f->data, f->linesize, 0, f->height, planes, strides);
+    const int rows = sws_scale(ctx_.get(), f->data, f->linesize, 0, f->height, scratch_->data, scratch_->linesize);
+    if (rows != height_) throw std::runtime_error("swscale converted " + std::to_string(rows) + " of " + std::to_string(height_) + " rows");
+    const size_t row_bytes = static_cast<size_t>(width_) * 3;
+    for (int y = 0; y < height_; ++y)
+      std::memcpy(dst + static_cast<size_t>(y) * row_bytes, scratch_->data[0] + static_cast<ptrdiff_t>(y) * scratch_->linesize[0], row_bytes);
   }
 
-  ~RgbConverter() { sws_freeContext(ctx_); }
-
  private:
+  static constexpr int kAlign = 64;  // the widest SIMD store swscale makes (AVX-512)
   int width_, height_;
-  SwsContext* ctx_ = nullptr;
+  FramePtr scratch_;
+  SwsContextPtr ctx_;
 };
 
 std::pair<int, int> output_size(const VideoInfo& info, const ReadOptions& options, const std::string& path) {
@@ -214,10 +241,28 @@ std::pair<int, int> output_size(const VideoInfo& info, const ReadOptions& option
   if (info.width <= 0 || info.height <= 0 || info.width > kMaxSide || info.height > kMaxSide)
     fail(path, "has an implausible frame size " + std::to_string(info.width) + "x" + std::to_string(info.height));
   if (w > kMaxSide || h > kMaxSide) fail(path, "output size is larger than " + std::to_string(kMaxSide));
+  const int aw = options.at_least_width, ah = options.at_least_height;
+  if (aw < 0 || ah < 0 || aw > kMaxSide || ah > kMaxSide) fail(path, "at_least size must lie in [0, " + std::to_string(kMaxSide) + "]");
+  if (w == 0 && h == 0 && (aw > 0 || ah > 0)) {
+    // The largest scale that keeps both sides at or above the box (a side the box leaves 0 does not limit it).
+    const double scale = std::max(static_cast<double>(aw) / info.width, static_cast<double>(ah) / info.height);
+    if (scale >= 1) return {info.width, info.height};
+    const int sw = std::max({1, aw, static_cast<int>(std::ceil(info.width * scale - 1e-9))});
+    const int sh = std::max({1, ah, static_cast<int>(std::ceil(info.height * scale - 1e-9))});
+    return {std::min(sw, info.width), std::min(sh, info.height)};
+  }
   if (w == 0 && h == 0) return {info.width, info.height};
   if (w == 0) w = std::max(1, static_cast<int>(std::lround(static_cast<double>(h) * info.width / info.height)));
   if (h == 0) h = std::max(1, static_cast<int>(std::lround(static_cast<double>(w) * info.height / info.width)));
   return {w, h};
+}
+
+// Before the output tensor exists: a plan of 100,000 frames was allocated (overcommitted) and filled until the
+// process was killed, with no message.
+void check_frames_memory(const std::string& path, int64_t frames, int w, int h) {
+  const uint64_t bytes = static_cast<uint64_t>(frames) * static_cast<uint64_t>(w) * static_cast<uint64_t>(h) * 3;
+  runtime::check_allocation(bytes, path + ": " + std::to_string(frames) + " frames of " + std::to_string(w) + "x" +
+                                       std::to_string(h) + " RGB");
 }
 
 Deadline make_deadline(const ReadOptions& options) {
@@ -288,6 +333,7 @@ DecodedVideo decode_folder(const std::string& dir, const SamplePlan& plan, const
   out.info = folder_info(dir, folder, options, deadline);
   const std::vector<Target> targets = resolve_plan(plan, out.info);
   const auto [w, h] = output_size(out.info, options, dir);
+  check_frames_memory(dir, static_cast<int64_t>(targets.size()), w, h);
   out.frames = torch::empty({static_cast<int64_t>(targets.size()), h, w, 3}, torch::kUInt8);
   RgbConverter rgb(w, h);
   const int64_t last = out.info.frame_count - 1;
@@ -316,6 +362,7 @@ DecodedVideo decode_file(const std::string& path, const SamplePlan& plan, const 
   const std::vector<Target> targets = resolve_plan(plan, out.info);
   const auto [w, h] = output_size(out.info, options, path);
   const auto n = static_cast<int64_t>(targets.size());
+  check_frames_memory(path, n, w, h);
   out.frames = torch::empty({n, h, w, 3}, torch::kUInt8);
   out.timestamps.assign(targets.size(), 0);
   out.indices.assign(targets.size(), 0);

@@ -15,6 +15,11 @@ namespace tpo::video {
 struct ReadOptions {
   int width = 0;   // output size; 0 and 0: the video's own; one of them 0: keep the aspect ratio
   int height = 0;
+  // With width and height 0: frames larger than this box on both sides are scaled down as they are decoded
+  // (aspect ratio kept, never up) until one side meets it. A tower resizes frames to a few hundred pixels anyway;
+  // an 8K frame then never exists in memory beyond FFmpeg's own decoded picture.
+  int at_least_width = 0;
+  int at_least_height = 0;
   int threads = 0;              // decoder threads; 0: FFmpeg picks (one per core)
   double folder_fps = 1.0;      // the frame rate a folder of frames stands for
   bool count_frames = false;    // probe: count packets for an exact frame count when the container has none

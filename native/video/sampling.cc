@@ -50,6 +50,10 @@ std::vector<int64_t> linspace_indices(int64_t count, int64_t n) {
 }
 
 std::vector<Target> resolve_plan(const SamplePlan& plan, const VideoInfo& info) {
+  // More frames than any model could take: a count this large is a mistake, and its index list alone is gigabytes.
+  constexpr int64_t kMaxFrames = 10'000'000;
+  if (plan.frames > kMaxFrames || plan.max_frames > kMaxFrames)
+    fail(info, "a plan of more than " + std::to_string(kMaxFrames) + " frames");
   std::vector<Target> targets;
   auto from_indices = [&](const std::vector<int64_t>& indices) {
     for (int64_t i : indices) targets.push_back({static_cast<double>(i) / info.fps, true, i});
