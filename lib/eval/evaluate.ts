@@ -114,9 +114,9 @@ interface Runner {
 /** Scores that are not numbers: the model's weights or config produce NaN or Inf (code ERR_TPO_NON_FINITE). */
 export class NonFiniteScoreError extends Error {
   readonly code = 'ERR_TPO_NON_FINITE';
-  constructor(model: string, what: string) {
+  constructor(model: string, what: string, options?: ErrorOptions) {
     super(`${model}: ${what} is not finite: the model's weights or config (e.g. rms_norm_eps, rope_theta) produce ` +
-      'NaN or Inf, so no answer can be scored');
+      'NaN or Inf, so no answer can be scored', options);
     this.name = 'NonFiniteScoreError';
   }
 }
@@ -138,7 +138,11 @@ async function scoreLoglik(runner: Runner, items: EvalItem[], videoTokens: Tenso
     answers: options.map((e) => ids(e.inputIds.subarray(e.promptLength))),
   }));
   try {
-    const results = await runner.session.model.logprobsBatch({ items: batch, videoTokens });
+    const results = await runner.session.model.logprobsBatch({ items: batch, videoTokens }).catch((error: unknown) => {
+      // The native call refuses non-finite scores itself (they never leave it): said as this module says it.
+      if ((error as { code?: string }).code !== 'ERR_TPO_NON_FINITE') throw error;
+      throw new NonFiniteScoreError(runner.config.model, `a log-likelihood of the questions on ${items[0]!.video}`, { cause: error });
+    });
     return items.map((item, q) => {
       const { sums, tokenLogprobs } = results[q]!;
       const scores = Array.from(sums.toTypedArray());

@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "model/parameters.h"
+#include "runtime/errors.h"
 #include "runtime/memory.h"
 
 namespace tpo::model {
@@ -231,8 +232,8 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
     }
     // NaN or infinite weights would give NaN scores that compare as neither better nor worse: fail here, by name.
     if (!all_finite(stored))
-      throw std::invalid_argument(checkpoint.file_of(key) + ": tensor '" + key + "' holds NaN or infinite values (the first at flat index " +
-                                  std::to_string(first_non_finite(stored)) + ")");
+      throw NonFiniteError(checkpoint.file_of(key) + ": tensor '" + key + "' holds NaN or infinite values (the first at flat index " +
+                           std::to_string(first_non_finite(stored)) + ")");
     item.value().set_data(stored);
   }
   for (const auto& item : module.named_parameters(/*recurse=*/true))

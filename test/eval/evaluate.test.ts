@@ -197,15 +197,26 @@ describe('evaluation under bad input', function () {
   });
   after(() => removeDir(dir));
 
-  it('non-finite scores (NaN weights) are an error naming the model, for both methods', async () => {
-    const nan = join(dir, 'nan-model');
-    mkdirSync(nan);
+  it('non-finite scores (weights that overflow) are an error naming the model, for both methods; NaN weights do not load', async () => {
     const { tensors } = await readSafetensors(join(world.model, 'model.safetensors'));
     const name = Object.keys(tensors).find((k) => k.endsWith('norm.weight') && !k.includes('vision'))!;
     const t = tensors[name]!;
-    const poisoned = { ...tensors, [name]: tensor(new Float32Array(t.numel).fill(Number.NaN), t.shape) };
-    await writeSafetensors(join(nan, 'model.safetensors'), poisoned);
-    for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']) copyFileSync(join(world.model, f), join(nan, f));
+    const poisonedWith = async (folder: string, value: number) => {
+      mkdirSync(folder);
+      await writeSafetensors(join(folder, 'model.safetensors'), { ...tensors, [name]: tensor(new Float32Array(t.numel).fill(value), t.shape) });
+      for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json', 'preprocessor_config.json']) copyFileSync(join(world.model, f), join(folder, f));
+    };
+    // NaN weights are refused as the model loads, naming the tensor.
+    const nanWeights = join(dir, 'nan-weights');
+    await poisonedWith(nanWeights, Number.NaN);
+    await assert.rejects(evaluate({ model: nanWeights, benchmark: world.benchmark, frames: 4, limit: 3 }), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_TPO_NON_FINITE');
+      assert.ok(e.message.includes(`${join(nanWeights, 'model.safetensors')}: tensor '${name}' holds NaN or infinite values`), e.message);
+      return true;
+    });
+    // Finite weights whose products overflow float32 load, and give scores that are not numbers.
+    const nan = join(dir, 'nan-model');
+    await poisonedWith(nan, 3e38);
     for (const method of ['loglik', 'generate'] as const) {
       await assert.rejects(evaluate({ model: nan, benchmark: world.benchmark, frames: 4, limit: 3, method }), (e: Error & { code?: string }) => {
         assert.equal(e.code, 'ERR_TPO_NON_FINITE');
@@ -231,10 +242,13 @@ describe('evaluation under bad input', function () {
   });
 
   it('an --out that is a folder (or under /proc) fails before the model loads', async () => {
-    // The model folder does not exist: the output is checked first.
-    await assert.rejects(evaluate({ model: join(dir, 'no-model'), benchmark: world.benchmark, out: dir }), /is a folder, not a file \(the results file \(--out\)\)/);
+    // The model folder does not exist: the output is checked first. An --out ending in .json is a results file (any
+    // other is lmms-eval's output folder), so a folder named results.json is the file that cannot be written.
+    const folder = join(dir, 'results.json');
+    mkdirSync(folder, { recursive: true });
+    await assert.rejects(evaluate({ model: join(dir, 'no-model'), benchmark: world.benchmark, out: folder }), /is a folder, not a file \(the results file \(--out\)\)/);
     await assert.rejects(evaluate({ model: join(dir, 'no-model'), benchmark: world.benchmark, out: '/proc/self/results.json' }), /is on procfs/);
-    const cli = spawnSync(process.execPath, [TPO, 'eval', '--model', world.model, '--benchmark', world.benchmark, '--out', dir], { encoding: 'utf8' });
+    const cli = spawnSync(process.execPath, [TPO, 'eval', '--model', world.model, '--benchmark', world.benchmark, '--out', folder], { encoding: 'utf8' });
     assert.equal(cli.status, 1);
     assert.match(cli.stderr, /is a folder, not a file/);
   });

@@ -1,6 +1,6 @@
 // A short, seeded run of the native fuzz cases (native-cases.ts), as a smoke test of the generators and of the
 // native code they target: every case in one child process, each logged before it runs, so a signal or a hang
-// names the case that caused it. `npm run fuzz` runs many more, each in a child of its own.
+// names the case that caused it. `npm run fuzz` (scripts/fuzz.ts) runs many more of its own, each in a child.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,7 +1,8 @@
-// Seeded generators of hostile inputs for the native code, for the fuzz harness (`npm run fuzz`) and the smoke test
-// beside this file. Each case is a set of files and one call on them; the harness writes the files into a fresh
-// folder, runs the call in a child process under a memory limit and a deadline, and classifies the outcome:
-// `ok`, `error` (the message must name the file, key or field), `signal` or `timeout` (both bugs).
+// Seeded generators of hostile inputs for the native code, run by the smoke test beside this file (the fuzz harness,
+// scripts/fuzz.ts, has generators of its own for safetensors, model folders and videos, each case in a process of
+// its own; adapters and decode sizes are only here). Each case is a set of files and one call on them; the test
+// writes the files into a fresh folder, runs the calls in a child process under a deadline, and classifies the
+// outcome: `ok`, `error` (the message must name the file, key or field), a signal or a timeout (both bugs).
 //
 // Targets (what must be fuzzed natively): safetensors headers and bodies (io/safetensors.cc), model folders'
 // config.json fields and checkpoints (model/config.cc, weights.cc), PEFT adapters (model/lora.cc), videos with
