@@ -85,14 +85,14 @@ export function searchLibtorch(options: { python?: boolean } = {}): LibtorchSear
 
 /**
  * The libtorch to use: the first candidate whose version matches `version`. Without one: `LIBTORCH` when set, else
- * the version tpo is tested with (LIBTORCH_VERSION), else the newest 2.x — a CUDA libtorch unpacked beside the CPU
+ * the version tpo is tested with (LIBTORCH_VERSION), else the newest 2.x (always 2.x) — a CUDA libtorch unpacked beside the CPU
  * one (scripts/build-cuda.sh) is used only when asked for, never picked up by the default build.
  */
 export function findLibtorch(version?: string): Libtorch | undefined {
   let { found } = searchLibtorch();
   if (version && !found.some((l) => l.version === version)) found = searchLibtorch({ python: true }).found;
   if (version) return found.find((l) => l.version === version);
-  return found.find((l) => l.source === 'LIBTORCH') ?? found.find((l) => l.version === LIBTORCH_VERSION)
+  return found.find((l) => l.source === 'LIBTORCH' && l.version.startsWith('2.')) ?? found.find((l) => l.version === LIBTORCH_VERSION)
     ?? found.find((l) => l.version.startsWith('2.'));
 }
 

@@ -127,14 +127,14 @@ describe('native loader', () => {
       return d;
     };
     const cpu = fake(`libtorch-${LIBTORCH_VERSION}-cpu`, LIBTORCH_VERSION, false);
-    const cuda = fake('libtorch-9.0.0-cuda', '9.0.0+cu130', true);
+    const cuda = fake('libtorch-2.99.0-cuda', '2.99.0+cu130', true);
     const saved = { cache: process.env.TPO_CACHE_DIR, libtorch: process.env.LIBTORCH };
     try {
       process.env.TPO_CACHE_DIR = emptyCache;
       delete process.env.LIBTORCH;
       assert.equal(findLibtorch()?.dir, cpu);
-      assert.equal(findLibtorch('9.0.0')?.dir, cuda);
-      assert.equal(findLibtorch('9.0.0')?.variant, 'cuda');
+      assert.equal(findLibtorch('2.99.0')?.dir, cuda);
+      assert.equal(findLibtorch('2.99.0')?.variant, 'cuda');
       process.env.LIBTORCH = cuda;
       assert.equal(findLibtorch()?.dir, cuda);
     } finally {
