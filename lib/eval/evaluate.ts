@@ -115,7 +115,7 @@ interface Runner {
 export class NonFiniteScoreError extends Error {
   readonly code = 'ERR_TPO_NON_FINITE';
   constructor(model: string, what: string, options?: ErrorOptions) {
-    super(`${model}: ${what} is not finite: the model's weights or config (e.g. rms_norm_eps, rope_theta) produce ` +
+    super(`${model}: ${what} is not finite: the model's weights or config (e.g. weights so large their products overflow) produce ` +
       'NaN or Inf, so no answer can be scored', options);
     this.name = 'NonFiniteScoreError';
   }

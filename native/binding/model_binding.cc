@@ -1,5 +1,6 @@
 // modelLoad(dir, options) -> Promise<Model>; Model.forward / encodeVideo / save / dispose. A Model owns one
-// native/model module; every call on it runs on the thread pool and keeps the module alive until it settles.
+// native/model module; every call on it runs off the event loop (the engine thread, async.h) and keeps the module
+// alive until it settles.
 // Which calls may run together, and which wait or are refused: model_handle.h.
 #include <napi.h>
 

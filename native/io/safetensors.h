@@ -1,4 +1,5 @@
-// safetensors files: read (memory-mapped, header validated before any tensor is touched) and write (atomic).
+// safetensors files: read (into private memory, or memory-mapped when asked; the header validated before any tensor
+// is touched) and write (atomic).
 // Format: https://github.com/huggingface/safetensors — an 8-byte little-endian header length N, N bytes of JSON
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {str: str}}, then the data region.
 // Sharded checkpoints (`model.safetensors.index.json` + `model-0000i-of-0000n.safetensors`) as transformers writes.
