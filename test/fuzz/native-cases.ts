@@ -13,6 +13,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// mulberry32 (lib/data/videos.ts): the generators' only source of randomness, the same numbers everywhere.
+import { mulberry32 as rng } from '../../lib/data/videos.js';
+
 export interface NativeCase {
   /** Unique and stable for a seed: what was mutated, and how. */
   name: string;
@@ -27,18 +30,6 @@ export interface NativeCase {
    * in scope; it may return a promise.
    */
   call: string;
-}
-
-/** mulberry32: the generators' only source of randomness. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
