@@ -88,7 +88,12 @@ export interface LoadedAddon {
   skipped: LoadAttempt[];
 }
 
-export interface LoadAttempt { candidate: string; reason: string }
+export interface LoadAttempt {
+  candidate: string;
+  reason: string;
+  /** What fixes this candidate, when it is not the libtorch setup (a CUDA prebuild on a machine without a GPU). */
+  fix?: string;
+}
 
 export class NativeLoadError extends Error {
   readonly code = 'ERR_TPO_NATIVE_LOAD';
@@ -245,9 +250,18 @@ function tryPrebuild(root: string, variant: Variant, attempts: LoadAttempt[]): L
   }
   const failed = testInChild(dir, libtorch, variant === 'cuda' ? 'cuda' : 'cpu');
   if (failed) {
-    const hint = /libav|libsw/.test(failed) ? ` (${FFMPEG_HINT})` : variant === 'cuda' && /CUDA|cuda|driver/.test(failed)
-      ? ` (libtorch ${libtorch.version} at ${libtorch.dir}; NVIDIA driver: ${nvidiaDriver() ?? 'none'})` : '';
-    attempts.push({ candidate, reason: `${failed}${hint}` });
+    if (/libav|libsw/.test(failed)) {
+      attempts.push({ candidate, reason: failed, fix: FFMPEG_HINT });
+    } else if (variant === 'cuda' && /CUDA|cuda|driver/.test(failed)) {
+      attempts.push({
+        candidate,
+        reason: `${failed} (libtorch ${libtorch.version} at ${libtorch.dir}; NVIDIA driver: ${nvidiaDriver() ?? 'none'})`,
+        fix: 'the CUDA prebuild needs an NVIDIA GPU with a driver recent enough for CUDA 13 (580 or newer); ' +
+          'TPO_VARIANT=cpu (or unset) loads the CPU prebuild',
+      });
+    } else {
+      attempts.push({ candidate, reason: failed });
+    }
     return undefined;
   }
   const path = join(dir, 'tpo.node');
@@ -303,7 +317,10 @@ function load(root: string): LoadedAddon {
       reason: forced ? `no ${forced} prebuild (TPO_VARIANT=${forced})` : 'no prebuilt addon for this platform',
     });
   }
-  const fix = present.length > 0
+  const fixes = [...new Set(attempts.map((a) => a.fix).filter((f): f is string => f !== undefined))];
+  const fix = fixes.length > 0
+    ? fixes.join('; or ')
+    : present.length > 0
     ? setupHint(root, present)
     : forced === 'cuda'
       ? `build it: \`bash ${join(root, 'scripts', 'build-cuda.sh')}\``

@@ -41,6 +41,20 @@ describe('the CUDA build', function () {
     if (!existsSync('/proc/driver/nvidia/version')) assert.equal(out.info.cuda.available, false);
   });
 
+  it('the loader: the real CUDA prebuild is tested in a child first, and without a GPU the error says what is missing', function () {
+    if (!existsSync(join(ROOT, 'prebuilds', 'linux-x64', 'cuda', 'tpo.node')) || existsSync('/proc/driver/nvidia/version')) this.skip();
+    const r = runNode(`
+      const { loadNative } = await import(${JSON.stringify(join(ROOT, 'dist', 'lib', 'native.js'))});
+      try { loadNative(${JSON.stringify(ROOT)}); console.log(JSON.stringify({ loaded: true })); }
+      catch (error) { console.log(JSON.stringify({ error: error.message, code: error.code })); }`,
+    { env: { ...process.env, TPO_ADDON: undefined, TPO_VARIANT: 'cuda' } });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    assert.equal(out.code, 'ERR_TPO_NATIVE_LOAD');
+    assert.match(out.error, /prebuild linux-x64\/cuda: smokeTest\(cuda\): libtorch sees no CUDA device/);
+    assert.match(out.error, /Fix: the CUDA prebuild needs an NVIDIA GPU with a driver recent enough for CUDA 13/);
+  });
+
   it('passes the CPU tests', () => {
     const files = SUBSET.map((f) => join(ROOT, 'dist', 'test', f));
     const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'mocha', 'bin', 'mocha.js'), '--no-config', '--timeout', '600000',
