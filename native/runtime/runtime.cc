@@ -148,7 +148,8 @@ DeviceMemory device_memory(const torch::Device& device) {
   if (!device.is_cuda()) return out;
 #ifdef TPO_DEVICE_ALLOCATOR_STATS
   const auto stats = c10::getDeviceAllocator(c10::kCUDA)->getDeviceStats(device.index() < 0 ? 0 : device.index());
-  const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+  // Index 0 of each StatArray is StatType::AGGREGATE (every pool); the enum's namespace moved between releases.
+  constexpr size_t all = 0;
   out.available = true;
   out.allocated = stats.allocated_bytes[all].current;
   out.peak_allocated = stats.allocated_bytes[all].peak;
