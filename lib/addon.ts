@@ -50,13 +50,17 @@ export interface RuntimeInfo {
   torchVersion: string;
   libtorchPath: string;
   cpuCapability: string;
-  cuda: { built: boolean; available: boolean; deviceCount: number };
+  /** runtimeVersion: the CUDA runtime libtorch was built with (13000 = 13.0), 0 on a CPU build; cudnnVersion likewise. */
+  cuda: { built: boolean; available: boolean; deviceCount: number; runtimeVersion: number; cudnnVersion: number };
   threads: { intraOp: number; interOp: number; cores: number };
   parallelInfo: string;
   ffmpeg: { version: string; libraries: LibraryVersion[] };
 }
 
 export interface MatmulResult { size: number; threads: number; iterations: number; seconds: number; gflops: number }
+
+/** A CUDA device's caching-allocator bytes; `available` is false on the CPU. */
+export interface DeviceMemory { available: boolean; allocated: number; peakAllocated: number; reserved: number; peakReserved: number }
 
 export interface SafetensorsHeaderEntry {
   name: string; dtype: DType; shape: number[]; byteLength: number; file: string;
@@ -248,7 +252,11 @@ export interface NativeAddon {
   tensorMemory(): TensorMemory;
   runtimeInfo(): RuntimeInfo;
   setNumThreads(n: number): void;
-  benchMatmul(size: number, seconds: number): Promise<MatmulResult>;
+  benchMatmul(size: number, seconds: number, device?: string, dtype?: DType): Promise<MatmulResult>;
+  /** A 64x64 matmul and softmax on the device against the CPU's: the largest difference, or throws. */
+  smokeTest(device: string): number;
+  deviceMemory(device: string): DeviceMemory;
+  resetPeakMemory(device: string): void;
   safetensorsRead(
     path: string, dtype?: DType, keys?: readonly string[], mmap?: boolean,
   ): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }>;

@@ -1,5 +1,5 @@
 // tpo: Temporal Preference Optimization for video language models.
-export { loadNative, NativeLoadError, type LoadedAddon, type NativeAddon } from './native.js';
+export { loadNative, NativeLoadError, nvidiaDriver, type LoadAttempt, type LoadedAddon, type NativeAddon } from './native.js';
 export { findLibtorch, LIBTORCH_VERSION, type Libtorch } from './libtorch.js';
 export {
   disposeAll, DTYPES, isTensor, tensor, tensorMemory,
@@ -82,6 +82,10 @@ export {
   type PreferencePairInput,
 } from './train/preference.js';
 export { learningRate, Schedule } from './train/schedule.js';
+export {
+  CUDA_OVERHEAD, layerCosts, modelShape, parameterCounts, parseGpus, planMemory, PlanRun, visualTokens,
+  type MemoryPlan, type MemoryTerm, type ModelShape,
+} from './train/plan.js';
 export {
   generatePairs, GenerateConfig, MANIPULATIONS, type GenerateProgress, type GenerateSummary, type Manipulation,
 } from './tpo/generate.js';

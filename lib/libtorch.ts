@@ -8,8 +8,12 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 
-/** The libtorch this package is built and tested against. */
+/** The libtorch this package is built and tested against (the CPU default, scripts/setup.sh). */
 export const LIBTORCH_VERSION = '2.13.0';
+/** The CUDA libtorch scripts/build-cuda.sh unpacks and the CUDA prebuild is built against (CUDA 13.0). */
+export const LIBTORCH_CUDA_VERSION = '2.14.1';
+/** Versions the sources are built and tested against; others of 2.x may build (version guards in native/). */
+export const TESTED_LIBTORCH_VERSIONS = [LIBTORCH_VERSION, LIBTORCH_CUDA_VERSION];
 
 export type LibtorchSource = 'LIBTORCH' | 'cache' | 'python';
 
@@ -83,17 +87,29 @@ export function searchLibtorch(options: { python?: boolean } = {}): LibtorchSear
   return search;
 }
 
+/** What a caller may ask of a libtorch: a version, a variant, or both. */
+export interface LibtorchWanted {
+  version?: string;
+  variant?: Libtorch['variant'];
+}
+
 /**
- * The libtorch to use: the first candidate whose version matches `version`. Without one: `LIBTORCH` when set, else
- * the version tpo is tested with (LIBTORCH_VERSION), else the newest 2.x (always 2.x) — a CUDA libtorch unpacked beside the CPU
- * one (scripts/build-cuda.sh) is used only when asked for, never picked up by the default build.
+ * The libtorch to use: LIBTORCH when it is set and fits, else the first candidate that matches `wanted`. With no
+ * version asked, the cache's libtorch of LIBTORCH_VERSION (CPU unless a variant is asked) comes before other 2.x
+ * ones, so that unpacking the CUDA libtorch beside it (scripts/build-cuda.sh) changes nothing for the default build.
  */
-export function findLibtorch(version?: string): Libtorch | undefined {
+export function findLibtorch(wanted: string | LibtorchWanted = {}): Libtorch | undefined {
+  const { version, variant } = typeof wanted === 'string' ? { version: wanted, variant: undefined } : wanted;
+  const fits = (l: Libtorch) =>
+    (version ? l.version === version : l.version.startsWith('2.')) && (!variant || l.variant === variant);
   let { found } = searchLibtorch();
-  if (version && !found.some((l) => l.version === version)) found = searchLibtorch({ python: true }).found;
-  if (version) return found.find((l) => l.version === version);
-  return found.find((l) => l.source === 'LIBTORCH' && l.version.startsWith('2.')) ?? found.find((l) => l.version === LIBTORCH_VERSION)
-    ?? found.find((l) => l.version.startsWith('2.'));
+  if (!found.some(fits)) found = searchLibtorch({ python: true }).found;
+  const explicit = found.find((l) => l.source === 'LIBTORCH');
+  if (explicit) return fits(explicit) ? explicit : found.find((l) => l !== explicit && fits(l));
+  const preferred = found.find(
+    (l) => fits(l) && l.version === (version ?? LIBTORCH_VERSION) && l.variant === (variant ?? 'cpu'),
+  );
+  return preferred ?? found.find(fits);
 }
 
 /** Shared libraries to preload, in dependency order, for an addon linked against this libtorch. */

@@ -25,7 +25,7 @@ if (!existsSync(libtorchModule)) {
   console.error(`build-native: ${libtorchModule} is missing; run \`npm run build:ts\` first`);
   process.exit(1);
 }
-const { findLibtorch, LIBTORCH_VERSION, searchLibtorch } = await import(libtorchModule);
+const { findLibtorch, LIBTORCH_VERSION, searchLibtorch, TESTED_LIBTORCH_VERSIONS } = await import(libtorchModule);
 const libtorch = findLibtorch();
 if (!libtorch) {
   const { rejected } = searchLibtorch({ python: true });
@@ -35,8 +35,8 @@ if (!libtorch) {
   console.error('or set LIBTORCH to a libtorch 2.x folder.');
   process.exit(1);
 }
-if (libtorch.version !== LIBTORCH_VERSION)
-  console.warn(`build-native: building against libtorch ${libtorch.version}; tpo is tested with ${LIBTORCH_VERSION}`);
+if (!TESTED_LIBTORCH_VERSIONS.includes(libtorch.version))
+  console.warn(`build-native: building against libtorch ${libtorch.version}; tpo is tested with ${TESTED_LIBTORCH_VERSIONS.join(' and ')}`);
 console.error(`build-native: libtorch ${libtorch.version} (${libtorch.variant}) from ${libtorch.dir} [${libtorch.source}]`);
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));

@@ -12,18 +12,20 @@ import { runTrain, TRAIN_USAGE } from './train.js';
 import { GENERATE_USAGE, runGenerate } from './generate.js';
 import { DEMO_USAGE, runDemoCommand } from './demo.js';
 import { CONVERT_USAGE, runConvert } from './convert.js';
+import { PLAN_USAGE, runPlan } from './plan.js';
 
 const USAGE = `usage: tpo <command> [options]
 
 commands:
 ${DEMO_USAGE}
-  doctor [--json] [--bench-seconds S]   what tpo runs on (libtorch, threads, CPU kernels, FFmpeg) and a matmul figure
+  doctor [--json] [--bench-seconds S]   what tpo runs on (addon, libtorch, CUDA, devices, threads, FFmpeg), a matmul figure
   bench [NAME ...] [--json]             benchmarks, each as a ratio against a baseline run beside it
                                         (names: ${Object.keys(BENCHMARKS).join(', ')}; default: all)
 ${BENCH_DPO_USAGE}
 ${BENCH_PYTORCH_USAGE}
 ${SYNTH_USAGE}
 ${TRAIN_USAGE}
+${PLAN_USAGE}
 ${GENERATE_USAGE}
 ${EVAL_USAGE}
 ${CONVERT_USAGE}
@@ -64,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
       return runSynth(rest);
     case 'train':
       return runTrain(rest);
+    case 'plan':
+      return runPlan(rest);
     case 'generate':
       return runGenerate(rest);
     case 'demo':

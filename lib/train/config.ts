@@ -17,6 +17,11 @@ export const PRESETS = {
 export const TrainConfig = z.strictObject({
   /** The model folder: config.json, safetensors weights, tokenizer.json, tokenizer_config.json, preprocessor_config.json. */
   model: z.string().min(1),
+  /** Where the model runs: cpu, cuda or cuda:N (a CUDA build of the addon; bf16 autocast on CUDA). */
+  device: z.string().regex(/^(cpu|cuda(:\d+)?)$/, 'cpu, cuda or cuda:N').default('cpu'),
+  /** The weights' dtype (default: as stored). bfloat16: LoRA adapters and AdamW's state stay float32, and a full
+   * fine-tune keeps float32 master weights. */
+  dtype: z.enum(['float32', 'bfloat16']).optional(),
   /** The run folder: metrics.jsonl, checkpoint-<step>/, final/. */
   output: z.string().min(1),
   data: z.strictObject({

@@ -151,7 +151,8 @@ export class Trainer extends EventEmitter<{
   async #loadModels(resumeFrom?: string): Promise<void> {
     const c = this.config;
     const fullCheckpoint = resumeFrom && !c.lora;
-    this.#session = await ModelSession.open(c.model, fullCheckpoint ? { weights: resumeFrom } : {});
+    const load = { device: c.device, dtype: c.dtype };
+    this.#session = await ModelSession.open(c.model, fullCheckpoint ? { weights: resumeFrom, load } : { load });
     const policy = this.#session.model;
     if (c.lora) {
       if (resumeFrom) await policy.loadLora(resumeFrom);
@@ -160,7 +161,7 @@ export class Trainer extends EventEmitter<{
     const parts = c.train;
     policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
     policy.setGradientCheckpointing(c.gradientCheckpointing);
-    if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model);
+    if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model, load);
   }
 
   // ------------------------------------------------------------------------------------------------ videos
@@ -291,7 +292,7 @@ export class Trainer extends EventEmitter<{
     // The starting weights: with LoRA, the policy with its adapters off; without, the policy unless it was loaded
     // from a checkpoint, then the model folder's own weights, loaded for this pass.
     const policy = this.#session!.model;
-    const separate = !c.lora && resumed ? await VideoLM.load(c.model) : undefined;
+    const separate = !c.lora && resumed ? await VideoLM.load(c.model, { device: c.device, dtype: c.dtype }) : undefined;
     const model = separate ?? policy;
     if (c.lora) policy.setLoraEnabled(false);
     const out: References = new Map();
@@ -326,6 +327,8 @@ export class Trainer extends EventEmitter<{
       batchSize: c.batchSize, gradientAccumulation: c.gradientAccumulation, epochs: c.epochs, maxSteps: c.maxSteps ?? null,
       steps: total, seed: c.seed, frames: c.frames, batchPairs: c.batchPairs, maxLength: c.maxLength ?? null,
       onNonFinite: c.onNonFinite, onVideoError: c.onVideoError,
+      // Only when set, so that runs made before the field existed keep their identity.
+      ...(c.dtype ? { dtype: c.dtype } : {}),
     };
   }
 

@@ -1,5 +1,7 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
+
 #include <ATen/core/ivalue.h>
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -55,8 +57,22 @@ struct Checkpoint : torch::autograd::Function<Checkpoint> {
 std::vector<torch::Tensor> checkpointed(Block block, const std::vector<torch::Tensor>& inputs) {
   if (!torch::GradMode::is_enabled()) return block(inputs);
   auto holder = c10::make_intrusive<BlockHolder>();
-  holder->block = std::move(block);
-  return Checkpoint::apply(holder, at::TensorList(inputs));
+  // An autograd Function's outputs need a gradient only if one of its inputs does. The first decoder layer's input
+  // (a frozen embedding's output, as with LoRA) needs none, yet the block's parameters do: a zero-size input that
+  // requires a gradient keeps the outputs in the graph, so the recomputation reaches the parameters (the reentrant
+  // torch.utils.checkpoint needs the same, which transformers' enable_input_require_grads provides).
+  const bool tracked = std::any_of(inputs.begin(), inputs.end(), [](const torch::Tensor& t) { return t.requires_grad(); });
+  if (tracked) {
+    holder->block = std::move(block);
+    return Checkpoint::apply(holder, at::TensorList(inputs));
+  }
+  const size_t n = inputs.size();
+  holder->block = [block = std::move(block), n](const std::vector<torch::Tensor>& all) {
+    return block(std::vector<torch::Tensor>(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n)));
+  };
+  auto all = inputs;
+  all.push_back(torch::empty({0}, inputs.empty() ? torch::TensorOptions() : inputs.front().options()).requires_grad_(true));
+  return Checkpoint::apply(holder, at::TensorList(all));
 }
 
 }  // namespace tpo::model

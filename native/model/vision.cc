@@ -27,7 +27,9 @@ torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixel_values) {
       pixel_values.size(3) != config_.image_size)
     throw std::invalid_argument("vision tower: pixel_values must be [frames, " + std::to_string(config_.num_channels) + ", " +
                                 std::to_string(config_.image_size) + ", " + std::to_string(config_.image_size) + "]");
-  auto x = patch_embedding(pixel_values.to(patch_embedding->weight.scalar_type()));  // [F, D, g, g]
+  // Frames come from the CPU (decoding); the tower may be on a GPU.
+  const auto& w = patch_embedding->weight;
+  auto x = patch_embedding(pixel_values.to(w.device(), w.scalar_type()));  // [F, D, g, g]
   x = x.flatten(2).transpose(1, 2);                                                     // [F, g*g, D]
   if (class_embedding.defined()) x = torch::cat({class_embedding.view({1, 1, -1}).expand({x.size(0), 1, -1}), x}, 1);
   return x + position_embedding->weight.unsqueeze(0);

@@ -9,6 +9,10 @@
 namespace tpo::train {
 namespace {
 
+bool reduced_precision(const torch::Tensor& p) {
+  return p.scalar_type() == torch::kBFloat16 || p.scalar_type() == torch::kHalf;
+}
+
 // Weight decay regularises weight matrices; on norms, biases and the newline embedding it only drags them to 0.
 bool decays(const std::string& name, const torch::Tensor& p) {
   if (p.dim() < 2) return false;  // biases, norm scales, image_newline
@@ -62,26 +66,31 @@ void Trainer::zero_grad() {
 void Trainer::adamw_step(double lr) {
   for (const bool decay : {true, false}) {
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> rounded;  // (parameter, its master) to copy back
+    torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) {
       const auto& p = params_[i].second;
       if (decays_[i] != decay || !p.grad().defined()) continue;
       auto& m = moments_[i];
+      if (reduced_precision(p) && !m.master.defined()) m.master = p.detach().to(torch::kFloat32);
+      const torch::Tensor& target = m.master.defined() ? m.master : p;
       if (!m.exp_avg.defined()) {
-        m.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-        m.exp_avg_sq = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-        m.step = torch::zeros({}, p.options().dtype(torch::kFloat32));
+        m.exp_avg = torch::zeros_like(target, torch::MemoryFormat::Preserve);
+        m.exp_avg_sq = torch::zeros_like(target, torch::MemoryFormat::Preserve);
+        m.step = torch::zeros({}, target.options().dtype(torch::kFloat32));
       }
-      params.push_back(p);
-      grads.push_back(p.grad());
+      params.push_back(target);
+      grads.push_back(m.master.defined() ? p.grad().to(torch::kFloat32) : p.grad());
       exp_avgs.push_back(m.exp_avg);
       exp_avg_sqs.push_back(m.exp_avg_sq);
       steps.push_back(m.step);
+      if (m.master.defined()) rounded.emplace_back(p, m.master);
     }
     if (params.empty()) continue;
-    torch::NoGradGuard no_grad;
     at::_foreach_add_(steps, 1);  // the kernel reads the step count for bias correction; callers advance it first
     at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1, config_.beta2,
                       decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    for (auto& [p, master] : rounded) p.copy_(master);
   }
 }
 
@@ -174,6 +183,7 @@ io::NamedTensors Trainer::optimizer_state() const {
     out.emplace_back(name + ".exp_avg", m.exp_avg);
     out.emplace_back(name + ".exp_avg_sq", m.exp_avg_sq);
     out.emplace_back(name + ".step", m.step.to(torch::kInt64).reshape({1}));
+    if (m.master.defined()) out.emplace_back(name + ".master", m.master);
   }
   out.emplace_back("trainer.steps", torch::tensor(steps_, torch::kInt64).reshape({1}));
   return out;
@@ -191,21 +201,26 @@ void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
     if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + key + " is not a step count");
     return step;
   };
-  const auto moment = [&](const std::string& key, const torch::Tensor& p) {
+  const auto moment = [&](const std::string& key, const torch::Tensor& p, torch::ScalarType dtype) {
     auto t = saved.tensor(key);
     if (t.sizes() != p.sizes() || !t.is_floating_point())
       throw std::invalid_argument(saved.path() + ": " + key + " is " + c10::toString(t.scalar_type()) + " " + c10::str(t.sizes()) +
                                   "; this model's parameter is " + c10::str(p.sizes()));
-    return t.to(p.device(), p.scalar_type()).clone();
+    return t.to(p.device(), dtype).clone();
   };
   std::vector<Moments> loaded(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& [name, p] = params_[i];
     if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
     auto& m = loaded[i];
+    // A reduced-precision parameter's moments and master are float32; a state saved without a master (by a run
+    // whose parameters were float32) starts one from the parameter.
+    const auto moment_dtype = reduced_precision(p) ? torch::kFloat32 : p.scalar_type();
     m.step = torch::full({}, step_count(name + ".step"), p.options().dtype(torch::kFloat32));
-    m.exp_avg = moment(name + ".exp_avg", p);
-    m.exp_avg_sq = moment(name + ".exp_avg_sq", p);
+    m.exp_avg = moment(name + ".exp_avg", p, moment_dtype);
+    m.exp_avg_sq = moment(name + ".exp_avg_sq", p, moment_dtype);
+    if (reduced_precision(p))
+      m.master = saved.contains(name + ".master") ? moment(name + ".master", p, torch::kFloat32) : p.detach().to(torch::kFloat32);
   }
   if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
   const double steps = step_count("trainer.steps");

@@ -56,10 +56,14 @@ class Trainer {
  private:
   StepMetrics finish_step(double loss, double lr, StepMetrics metrics);
 
-  // AdamW's state of one parameter, created at its first step (as torch.optim.AdamW does).
+  // AdamW's state of one parameter, created at its first step (as torch.optim.AdamW does). A bf16 or fp16
+  // parameter (a model loaded with dtype bfloat16 and trained in full) gets a float32 master copy: the moments and
+  // the update live in float32 and the parameter is the master rounded after each step, as mixed-precision
+  // training keeps it (an update below half a bf16 ulp of the weight would otherwise be lost every step).
   struct Moments {
     torch::Tensor exp_avg, exp_avg_sq;
-    torch::Tensor step;  // float scalar: the steps this parameter took (the fused kernel counts it)
+    torch::Tensor step;    // float scalar: the steps this parameter took (the fused kernel counts it)
+    torch::Tensor master;  // float32 copy of a reduced-precision parameter; undefined for a float32 one
   };
   void adamw_step(double lr);
   void zero_grad();

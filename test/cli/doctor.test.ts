@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
-import { LIBTORCH_VERSION } from '../../lib/libtorch.js';
+import { LIBTORCH_CUDA_VERSION, LIBTORCH_VERSION } from '../../lib/libtorch.js';
 import { ROOT } from '../helpers.js';
 
 function tpo(args: string[], env: Record<string, string | undefined> = {}) {
@@ -21,7 +21,10 @@ describe('tpo doctor', () => {
     assert.equal(r.status, 0, r.stdout + r.stderr);
     const report = JSON.parse(r.stdout);
     assert.equal(report.ok, true);
-    assert.equal(report.runtime.torchVersion, LIBTORCH_VERSION);
+    // The libtorch the addon was built against (the CPU default; the CUDA one when TPO_ADDON names a CUDA build).
+    assert.equal(report.runtime.torchVersion, report.runtime.cuda.built ? LIBTORCH_CUDA_VERSION : LIBTORCH_VERSION);
+    assert.equal(report.libtorch.version, report.runtime.torchVersion);
+    assert.equal(report.libtorch.variant, report.runtime.cuda.built ? 'cuda' : 'cpu');
     assert.match(report.runtime.libtorchPath, /libtorch_cpu\.so$/);
     assert.match(report.runtime.cpuCapability, /^(DEFAULT|AVX2|AVX512|ZVECTOR|VSX|SVE\d*)$/);
     assert.equal(report.runtime.threads.intraOp, report.runtime.threads.cores);
@@ -32,7 +35,7 @@ describe('tpo doctor', () => {
   it('prints a readable table', () => {
     const r = tpo(['doctor', '--bench-seconds', '0.1']);
     assert.equal(r.status, 0);
-    for (const label of ['libtorch', 'threads', 'cpu capability', 'ffmpeg', 'matmul', '[ok  ] native addon']) {
+    for (const label of ['libtorch', 'build', 'device', 'threads', 'cpu capability', 'ffmpeg', 'matmul', '[ok  ] native addon']) {
       assert.ok(r.stdout.includes(label), `output shows ${label}:\n${r.stdout}`);
     }
   });

@@ -1,7 +1,7 @@
 // lib/native.ts: which addon loads, and what the error says when none can.
 // Each case runs in a child process: a process loads at most one libtorch.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { findLibtorch, LIBTORCH_VERSION } from '../../lib/libtorch.js';
@@ -17,14 +17,15 @@ function loadIn(root: string, env: Record<string, string | undefined>) {
     try {
       const l = loadNative(${JSON.stringify(root)});
       const info = l.addon.runtimeInfo();
-      console.log(JSON.stringify({ kind: l.kind, path: l.path, source: l.libtorch?.source, libtorchPath: info.libtorchPath }));
+      console.log(JSON.stringify({ kind: l.kind, path: l.path, source: l.libtorch?.source, libtorchPath: info.libtorchPath, variant: l.variant, skipped: l.skipped }));
     } catch (error) {
       console.log(JSON.stringify({ error: error.message, code: error.code, name: error.name }));
     }`;
-  const r = runNode(code, { env: { ...process.env, LIBTORCH: undefined, TPO_ADDON: undefined, ...env } });
+  const r = runNode(code, { env: { ...process.env, LIBTORCH: undefined, TPO_ADDON: undefined, TPO_VARIANT: undefined, ...env } });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as {
     kind?: string; path?: string; source?: string; libtorchPath?: string; error?: string; code?: string; name?: string;
+    variant?: string; skipped?: { candidate: string; reason: string }[];
   };
 }
 
@@ -143,6 +144,55 @@ describe('native loader', () => {
         else process.env[key] = value;
       }
     }
+  });
+
+  // A CUDA prebuild beside the CPU one: the CPU addon under a cuda/ manifest (what the loader reads to choose).
+  const withCudaPrebuild = (torch = '2.14.1') => {
+    const root = withPrebuild();
+    const cuda = join(prebuildDir(root), 'cuda');
+    cpSync(join(prebuildDir(root), 'cpu'), cuda, { recursive: true });
+    const manifest = JSON.parse(readFileSync(join(cuda, 'manifest.json'), 'utf8'));
+    writeFileSync(join(cuda, 'manifest.json'), JSON.stringify({ ...manifest, torch, variant: 'cuda' }));
+    return root;
+  };
+
+  it('passes over the CUDA prebuild without an NVIDIA driver and says so', () => {
+    const r = loadIn(withCudaPrebuild(), { ...nothing(), LIBTORCH: libtorch });
+    assert.equal(r.kind, 'prebuild', r.error);
+    assert.equal(r.variant, 'cpu');
+    assert.deepEqual(r.skipped!.find((a) => a.candidate === 'prebuild linux-x64/cuda'),
+      { candidate: 'prebuild linux-x64/cuda', reason: 'no NVIDIA driver (/proc/driver/nvidia/version)' });
+  });
+
+  it('says a CUDA libtorch is missing, and how to get one, when the CUDA prebuild is asked for', () => {
+    const r = loadIn(withCudaPrebuild(), { ...nothing(), LIBTORCH: libtorch, TPO_VARIANT: 'cuda' });
+    assert.equal(r.code, 'ERR_TPO_NATIVE_LOAD');
+    assert.match(r.error!, /prebuild linux-x64\/cuda: needs libtorch 2\.14\.1 with CUDA; found only: 2\.13\.0 cpu at /);
+    assert.match(r.error!, /Fix: for the CUDA prebuild: `bash .*scripts\/build-cuda\.sh --unpack-only`/);
+  });
+
+  it('tests a prebuild in a child process first: a broken one is reported and the process lives on', () => {
+    const root = withPrebuild();
+    writeFileSync(join(prebuildDir(root), 'cpu', 'tpo.node'), 'not an ELF file');
+    const r = loadIn(root, { ...nothing(), LIBTORCH: libtorch });
+    assert.equal(r.code, 'ERR_TPO_NATIVE_LOAD');
+    assert.match(r.error!, /prebuild linux-x64\/cpu: .*(invalid ELF header|file too short)/);
+  });
+
+  it('remembers a passing child test in the cache, per addon file', () => {
+    const root = withPrebuild();
+    const cache = join(dir, 'cache3');
+    mkdirSync(cache);
+    assert.equal(loadIn(root, { TPO_CACHE_DIR: cache, PATH: '/nonexistent', LIBTORCH: libtorch }).kind, 'prebuild');
+    const markers = readdirSync(join(cache, 'addon-tests'));
+    assert.equal(markers.length, 1);
+    assert.equal(loadIn(root, { TPO_CACHE_DIR: cache, PATH: '/nonexistent', LIBTORCH: libtorch }).kind, 'prebuild');
+    assert.deepEqual(readdirSync(join(cache, 'addon-tests')), markers);
+  });
+
+  it('refuses a TPO_VARIANT that is neither cpu nor cuda', () => {
+    const r = loadIn(withPrebuild(), { ...nothing(), LIBTORCH: libtorch, TPO_VARIANT: 'rocm' });
+    assert.match(r.error!, /TPO_VARIANT=rocm: not cpu or cuda/);
   });
 
   it('reports a bad TPO_NUM_THREADS as a load error that names it', () => {

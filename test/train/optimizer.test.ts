@@ -123,6 +123,22 @@ describe('the training step', function () {
     assert.deepEqual(await adapter(resumed, join(dir, 'resumed')), straight);
   });
 
+  it('trains a LoRA adapter under activation checkpointing as without it (the frozen embeddings need no gradient)', async () => {
+    const batch = await pairs();
+    const run = async (checkpointing: boolean, sub: string) => {
+      using policy = await loraPolicy(9);
+      policy.setGradientCheckpointing(checkpointing);
+      const optimizer = new Optimizer(policy, { eps: 1e-3 });
+      for (let s = 0; s < 2; s++) await optimizer.preferenceStep({ microBatches: [batch], lr: 1e-2, loss: { sftWeight: 0.5 } });
+      return adapter(policy, join(dir, sub));
+    };
+    const plain = await run(false, 'plain');
+    const recomputed = await run(true, 'recomputed');
+    for (const key of Object.keys(plain)) {
+      plain[key]!.forEach((v, i) => assert.ok(Math.abs(v - recomputed[key]![i]!) < 1e-5, `${key}[${i}]: ${v} vs ${recomputed[key]![i]}`));
+    }
+  });
+
   it('refuses a non-finite loss without touching the weights', async () => {
     using policy = await loraPolicy();
     const optimizer = new Optimizer(policy);

@@ -1,0 +1,89 @@
+// `tpo plan --config run.json [--gpus 1x80GB] [--gpus 8x80GB] ...`: per-device memory of a training run and whether
+// it fits, with and without activation checkpointing (lib/train/plan.ts says what each term is).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import { TrainConfig } from '../train/config.js';
+import { CUDA_OVERHEAD, formatBytes, type MemoryPlan, modelShape, parseGpus, planMemory, type PlanRun } from '../train/plan.js';
+import { parse } from '../validate.js';
+import { parseFlags, requireConfig, UsageError } from './flags.js';
+import { readConfigFile } from './overrides.js';
+
+export const PLAN_USAGE = `  plan --config FILE [--gpus NxSIZE ...] [--dtype D] [--frames N] [--prompt-tokens N] [--answer-tokens N]
+       [--zero1] [--json]               memory per device of the run's training step (weights, adapters,
+                                        gradients, optimizer state, activations with and without activation
+                                        checkpointing) and whether it fits each --gpus (default 1x80GB);
+                                        only the model folder's config.json is read`;
+
+interface PlanRow { gpus: string; devices: number; deviceBytes: number; plan: MemoryPlan; fits: { checkpointing: boolean; fits: boolean; headroom: number }[] }
+
+export async function runPlan(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    config: 'string', gpus: 'strings', dtype: 'string', frames: 'number', 'prompt-tokens': 'number', 'answer-tokens': 'number',
+    zero1: 'boolean', json: 'boolean', set: 'strings',
+  });
+  const file = requireConfig('tpo plan', values.config);
+  const config = parse(TrainConfig, await readConfigFile(file, values.set), file);
+  const configFile = join(config.model, 'config.json');
+  const shape = modelShape(JSON.parse(await readFile(configFile, 'utf8')), configFile);
+  const dtype = values.dtype ?? config.dtype ?? 'bfloat16';
+  if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16') throw new UsageError(`--dtype '${dtype}': float32, bfloat16 or float16`);
+  const rows: PlanRow[] = [];
+  for (const spec of values.gpus.length ? values.gpus : ['1x80GB']) {
+    let gpus;
+    try {
+      gpus = parseGpus(spec);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+    const run: PlanRun = {
+      dtype,
+      // On CUDA float32 weights train under bf16 autocast: activations in bf16.
+      computeDtype: dtype === 'float32' ? 'bfloat16' : dtype,
+      autocast: true,
+      lora: config.lora ? { r: config.lora.r, targetModules: config.lora.targetModules } : undefined,
+      train: config.train,
+      reference: config.reference,
+      frames: values.frames ?? config.frames,
+      promptTokens: values['prompt-tokens'] ?? 128,
+      answerTokens: values['answer-tokens'] ?? 128,
+      batchSize: config.batchSize,
+      gradientAccumulation: config.gradientAccumulation,
+      devices: gpus.count,
+      zero1: values.zero1,
+    };
+    const plan = planMemory(shape, run);
+    const fits = plan.total.map((t) => ({
+      checkpointing: t.checkpointing, fits: t.bytes + CUDA_OVERHEAD <= gpus.bytes, headroom: gpus.bytes - t.bytes - CUDA_OVERHEAD,
+    }));
+    rows.push({ gpus: gpus.label, devices: gpus.count, deviceBytes: gpus.bytes, plan, fits });
+  }
+  if (values.json) {
+    console.log(JSON.stringify({ model: config.model, dtype, rows }, null, 2));
+    return 0;
+  }
+  console.log(formatPlan(config.model, rows));
+  return 0;
+}
+
+function formatPlan(model: string, rows: PlanRow[]): string {
+  const out: string[] = [];
+  for (const row of rows) {
+    const p = row.plan;
+    out.push(`${model} on ${row.gpus}: ${p.pairsPerMicroBatch} pair(s) per device and micro-batch, ${p.visualTokens} visual tokens a video, ` +
+      `${(p.parameters / 1e9).toFixed(2)} B parameters (${(p.trainable / 1e6).toFixed(1)} M trained)`);
+    for (const t of [...p.persistent, p.gradients]) out.push(`  ${t.name.padEnd(28)} ${formatBytes(t.bytes).padStart(10)}  ${t.note}`);
+    for (const a of p.activations) {
+      out.push(`  step peak, checkpointing ${a.checkpointing ? 'on ' : 'off'} ${formatBytes(a.bytes).padStart(10)}  at ${a.phase}; it keeps:`);
+      for (const t of a.terms) out.push(`    ${t.name.padEnd(26)} ${formatBytes(t.bytes).padStart(10)}  ${t.note}`);
+    }
+    out.push(`  CUDA context and workspaces   ${formatBytes(CUDA_OVERHEAD).padStart(10)}`);
+    for (const f of row.fits) {
+      const total = p.total.find((t) => t.checkpointing === f.checkpointing)!.bytes + CUDA_OVERHEAD;
+      out.push(`  total, checkpointing ${f.checkpointing ? 'on ' : 'off'}       ${formatBytes(total).padStart(10)}  ` +
+        `${f.fits ? 'fits' : 'does not fit'} in ${formatBytes(row.deviceBytes)} (${f.headroom >= 0 ? `${formatBytes(f.headroom)} left` : `${formatBytes(-f.headroom)} short`})`);
+    }
+    out.push('');
+  }
+  return out.join('\n').trimEnd();
+}

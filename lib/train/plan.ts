@@ -1,0 +1,394 @@
+// The memory planner (`tpo plan`): what one training step of a run needs on each device, and whether it fits.
+//
+// Every term is computed from the model's config.json and the run's settings, by what tpo's code keeps alive:
+// - weights: every parameter in the weights' dtype (a frozen-copy reference: a second copy);
+// - LoRA adapters, their gradients and AdamW moments: float32 (native/model/lora.cc, native/train/optimizer.cc);
+// - full fine-tuning: gradients in the weights' dtype, AdamW's two moments in float32, and for bf16 weights a float32
+//   master copy; ZeRO-1 shards moments and masters over the data-parallel ranks;
+// - activations: what autograd keeps in each decoder layer (`layerCosts`) for the prompt (visual tokens and text,
+//   run once per video: native/model/inference.cc's shared prefix) and for the answer rows (two per pair), the rows'
+//   attention over the prompt, the answer logits; with activation checkpointing each layer's input (and the
+//   prompt's keys and values) plus one layer recomputed in the backward pass;
+// - the step's peak is the largest of three moments (`activationTerms`): the reference's no-grad forward after the
+//   policy's, the start of the backward pass, and the prompt's backward pass (every gradient made by then); the
+//   frozen tower's forward is a moment of its own, before the language model.
+// Checked against measured peaks on the CPU at three scaled configurations (test/train/plan.test.ts).
+import { z } from 'zod';
+
+import { parse } from '../validate.js';
+
+const MiB = 1024 ** 2;
+const GiB = 1024 ** 3;
+
+// ------------------------------------------------------------------------------------------------ model shapes
+
+export interface TextShape {
+  vocab: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
+  tied: boolean;
+}
+
+export interface VisionShape {
+  kind: 'siglip' | 'clip'; imageSize: number; patchSize: number; hidden: number; intermediate: number; layers: number;
+  heads: number; channels: number;
+}
+
+export interface MultimodalShape {
+  projector: 'mlp2x_gelu' | 'linear'; poolMode: 'average' | 'bilinear' | 'max'; poolStride: number;
+  newline: 'grid' | 'frame' | 'one_token' | 'no_token'; mergeType: string; selectFeature: 'patch' | 'cls_patch';
+}
+
+export interface ModelShape {
+  text: TextShape;
+  vision?: VisionShape;
+  mm?: MultimodalShape;
+}
+
+// The towers LLaVA-NeXT and LongVA name without a vision_config (native/model/config.cc known_tower).
+const KNOWN_TOWERS: Record<string, VisionShape> = {
+  'siglip-so400m-patch14-384': {
+    kind: 'siglip', imageSize: 384, patchSize: 14, hidden: 1152, intermediate: 4304, layers: 26, heads: 16, channels: 3,
+  },
+  'clip-vit-large-patch14-336': {
+    kind: 'clip', imageSize: 336, patchSize: 14, hidden: 1024, intermediate: 4096, layers: 24, heads: 16, channels: 3,
+  },
+};
+
+const Positive = z.int().positive();
+const TextFields = z.looseObject({
+  vocab_size: Positive, hidden_size: Positive, intermediate_size: Positive, num_hidden_layers: Positive,
+  num_attention_heads: Positive, num_key_value_heads: Positive.optional(), head_dim: Positive.optional(),
+  tie_word_embeddings: z.boolean().optional(),
+});
+const VisionFields = z.looseObject({
+  model_type: z.enum(['siglip_vision_model', 'clip_vision_model']), image_size: Positive, patch_size: Positive,
+  hidden_size: Positive, intermediate_size: Positive, num_hidden_layers: Positive, num_attention_heads: Positive,
+  num_channels: Positive.optional(), num_hidden_layers_in_checkpoint: Positive.optional(),
+});
+const MmFields = z.looseObject({
+  mm_vision_tower: z.string().optional(),
+  mm_projector_type: z.enum(['mlp2x_gelu', 'linear']).optional(),
+  mm_spatial_pool_mode: z.enum(['average', 'bilinear', 'max']).optional(),
+  mm_spatial_pool_stride: Positive.optional(),
+  mm_newline_position: z.enum(['grid', 'frame', 'one_token', 'no_token']).optional(),
+  mm_patch_merge_type: z.string().optional(),
+  mm_vision_select_feature: z.enum(['patch', 'cls_patch']).optional(),
+  vision_config: z.unknown().optional(),
+});
+
+/** The shapes the planner needs from a config.json (Qwen2 or LLaVA-Qwen), as native/model/config.cc reads them. */
+export function modelShape(config: unknown, source = 'config.json'): ModelShape {
+  const root = parse(z.looseObject({ model_type: z.enum(['qwen2', 'llava_qwen', 'llava']) }), config, source);
+  const t = parse(TextFields, config, source);
+  const text: TextShape = {
+    vocab: t.vocab_size, hidden: t.hidden_size, intermediate: t.intermediate_size, layers: t.num_hidden_layers,
+    heads: t.num_attention_heads, kvHeads: t.num_key_value_heads ?? t.num_attention_heads,
+    headDim: t.head_dim ?? t.hidden_size / t.num_attention_heads, tied: t.tie_word_embeddings ?? false,
+  };
+  if (root.model_type === 'qwen2') return { text };
+  const m = parse(MmFields, config, source);
+  let vision: VisionShape | undefined;
+  if (m.vision_config !== undefined) {
+    const v = parse(VisionFields, m.vision_config, `${source}: vision_config`);
+    vision = {
+      kind: v.model_type === 'clip_vision_model' ? 'clip' : 'siglip', imageSize: v.image_size, patchSize: v.patch_size,
+      hidden: v.hidden_size, intermediate: v.intermediate_size,
+      layers: v.num_hidden_layers_in_checkpoint ?? v.num_hidden_layers, heads: v.num_attention_heads,
+      channels: v.num_channels ?? 3,
+    };
+  } else {
+    const known = Object.entries(KNOWN_TOWERS).find(([name]) => m.mm_vision_tower?.includes(name));
+    if (!known) throw new Error(`${source}: vision_config is missing, and mm_vision_tower names no tower tpo knows the shape of`);
+    vision = known[1];
+  }
+  const mm: MultimodalShape = {
+    projector: m.mm_projector_type ?? 'mlp2x_gelu', poolMode: m.mm_spatial_pool_mode ?? 'average',
+    poolStride: m.mm_spatial_pool_stride ?? 2, newline: m.mm_newline_position ?? 'one_token',
+    mergeType: m.mm_patch_merge_type ?? 'flat', selectFeature: m.mm_vision_select_feature ?? 'patch',
+  };
+  return { text, vision, mm };
+}
+
+/** Visual tokens `frames` frames become (video_lm.cc: pool, then newline tokens as the merge type places them). */
+export function visualTokens(shape: ModelShape, frames: number): number {
+  const { vision, mm } = shape;
+  if (!vision || !mm) return 0;
+  const grid = Math.floor(vision.imageSize / vision.patchSize);
+  const side = mm.poolMode === 'bilinear' ? Math.ceil(grid / mm.poolStride) : Math.floor(grid / mm.poolStride);
+  const perFrame = side * side;
+  const newline = mm.mergeType.startsWith('spatial') && (mm.newline === 'grid' || mm.newline === 'frame' ||
+    (mm.newline === 'one_token' && mm.mergeType.includes('unpad')));
+  if (!newline || mm.newline === 'no_token') return frames * perFrame;
+  if (mm.newline === 'grid') return frames * side * (side + 1);
+  if (mm.newline === 'frame') return frames * (perFrame + 1);
+  return frames * perFrame + 1;
+}
+
+/** Parameter counts by part, as tpo's modules register them (the native model's `parameters` is their sum). */
+export function parameterCounts(shape: ModelShape): { language: number; vision: number; projector: number; lmHead: number } {
+  const t = shape.text;
+  const q = t.heads * t.headDim, kv = t.kvHeads * t.headDim;
+  const layer = t.hidden * q + q + 2 * (t.hidden * kv + kv) + q * t.hidden + 3 * t.hidden * t.intermediate + 2 * t.hidden;
+  const lmHead = t.tied ? 0 : t.vocab * t.hidden;
+  const language = t.vocab * t.hidden + t.layers * layer + t.hidden + lmHead;
+  let vision = 0, projector = 0;
+  if (shape.vision && shape.mm) {
+    const v = shape.vision;
+    const grid = Math.floor(v.imageSize / v.patchSize);
+    const clip = v.kind === 'clip';
+    // The patch convolution (SigLIP's with a bias, CLIP's with a class embedding instead), position embeddings.
+    const embed = v.channels * v.patchSize ** 2 * v.hidden + v.hidden + (grid * grid + (clip ? 1 : 0)) * v.hidden;
+    const vlayer = 4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden;
+    vision = embed + v.layers * vlayer + 2 * v.hidden /* post_layernorm */ + (clip ? 2 * v.hidden /* pre_layrnorm */ : 0);
+    projector = v.hidden * t.hidden + t.hidden + (shape.mm.projector === 'mlp2x_gelu' ? t.hidden * t.hidden + t.hidden : 0) +
+      (shape.mm.mergeType.includes('unpad') ? t.hidden /* image_newline */ : 0);
+  }
+  return { language, vision, projector, lmHead };
+}
+
+// ------------------------------------------------------------------------------------------------ the run
+
+const DTYPE_BYTES = { float32: 4, bfloat16: 2, float16: 2 } as const;
+export type WeightDtype = keyof typeof DTYPE_BYTES;
+
+export const LORA_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
+
+export const PlanRun = z.strictObject({
+  /** The weights' dtype (VideoLM.load's dtype). */
+  dtype: z.enum(['float32', 'bfloat16', 'float16']).default('bfloat16'),
+  /** The dtype activations are computed in: the weights' dtype, or bfloat16 under CUDA autocast. */
+  computeDtype: z.enum(['float32', 'bfloat16', 'float16']).optional(),
+  /** A CUDA step runs under bf16 autocast (native/train/optimizer.cc); a CPU step does not. */
+  autocast: z.boolean().default(true),
+  lora: z.strictObject({ r: z.int().min(1), targetModules: z.array(z.string()).min(1).default([...LORA_TARGETS]) }).optional(),
+  /** Parts trained in full (without LoRA: the language model). */
+  train: z.strictObject({ vision: z.boolean().default(false), projector: z.boolean().default(false), language: z.boolean().default(false) })
+    .prefault({}),
+  reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
+  frames: z.int().min(0).default(16),
+  /** Prompt tokens besides the video (system text and question) and each answer's tokens. */
+  promptTokens: z.int().min(1).default(128),
+  answerTokens: z.int().min(1).default(128),
+  /** Pairs per optimizer step (all devices) and the micro-batches each device splits its share into. */
+  batchSize: z.int().min(1).default(8),
+  gradientAccumulation: z.int().min(1).default(1),
+  /** Data-parallel devices; ZeRO-1 shards the optimizer state (moments, masters) over them. */
+  devices: z.int().min(1).default(1),
+  zero1: z.boolean().default(false),
+});
+export type PlanRun = z.input<typeof PlanRun>;
+type Run = z.output<typeof PlanRun>;
+
+export interface MemoryTerm { name: string; bytes: number; note: string }
+
+export interface MemoryPlan {
+  /** Pairs one device runs in one forward and backward. */
+  pairsPerMicroBatch: number;
+  visualTokens: number;
+  parameters: number;
+  trainable: number;
+  /** What lives across steps: weights, adapters, optimizer state. */
+  persistent: MemoryTerm[];
+  /** The trained weights' gradients: made during the backward pass, so part of the step's peak when it is there. */
+  gradients: MemoryTerm;
+  /** The step's peak above what persists (activations, transients, gradients when the peak has them), without and
+   * with activation checkpointing; `terms` are what the step keeps, `phase` where the peak falls. */
+  activations: { checkpointing: boolean; terms: MemoryTerm[]; phase: string; bytes: number }[];
+  /** Totals per device, without and with checkpointing. */
+  total: { checkpointing: boolean; bytes: number }[];
+}
+
+/** LoRA parameters of one decoder layer: A [r, in] + B [out, r] per targeted projection. */
+function loraPerLayer(t: TextShape, r: number, targets: readonly string[]): number {
+  const q = t.heads * t.headDim, kv = t.kvHeads * t.headDim;
+  const dims: Record<string, [number, number]> = {
+    q_proj: [t.hidden, q], k_proj: [t.hidden, kv], v_proj: [t.hidden, kv], o_proj: [q, t.hidden],
+    gate_proj: [t.hidden, t.intermediate], up_proj: [t.hidden, t.intermediate], down_proj: [t.intermediate, t.hidden],
+  };
+  return targets.reduce((n, name) => n + (dims[name] ? r * (dims[name][0] + dims[name][1]) : 0), 0);
+}
+
+/** What one decoder layer's backward pass needs kept, per token (bytes), for a layer of prefix or answer rows. */
+interface LayerCosts {
+  /** Saved by autograd over a full layer. */
+  saved: number;
+  /** Saved by the prompt's last layer, which computes keys and values only (inference.cc outputs_for_last = 0). */
+  keysOnly: number;
+  /** The layer's input (what activation checkpointing keeps). */
+  input: number;
+  /** The no-grad forward's largest moment inside a layer (the reference pass): the MLP's S, U and their product. */
+  forwardTransient: number;
+  /** A layer's backward above what it keeps: gradients of the MLP's intermediates and of the hidden states. */
+  backwardTransient: number;
+}
+
+/**
+ * Bytes autograd keeps per token in one decoder layer, read off qwen2.cc and lora.cc with libtorch's rule that an
+ * op saves an input only when a gradient it needs reads it (mul by a frozen norm weight keeps the weight, not the
+ * activation; a frozen linear keeps no input):
+ * - each RMSNorm: its input in float32 (itself, or for bf16 the float32 copy x.to(float32)); the normalised value
+ *   too when the norm's weight trains;
+ * - each projection's input: once when the base weights train (or per projection, the copy autocast casts float32
+ *   weights' inputs to); with LoRA, what each adapter reads: the input itself for float32 weights, else a copy per
+ *   adapter (float32 on the CPU, autocast's bf16 on CUDA); each adapter's r-wide A output;
+ * - attention: the rotated q and k, v, the output and the kernel's log-sum-exp (rotary multiplies by cos and sin,
+ *   which need no gradient, so the unrotated q and k are not kept);
+ * - the MLP: gate (silu's input), silu(gate) and up (the product's inputs); their product as down_proj's input.
+ */
+export function layerCosts(t: TextShape, run: Pick<Run, 'lora' | 'autocast'>, weights: number, compute: number): LayerCosts {
+  const q = t.heads * t.headDim, kv = t.kvHeads * t.headDim, b = compute;
+  const full = !run.lora;
+  const targets = new Set(run.lora?.targetModules ?? LORA_TARGETS);
+  const readers: Record<string, { modules: string[]; width: number; keptAnyway: boolean }> = {
+    norm1: { modules: ['q_proj', 'k_proj', 'v_proj'], width: t.hidden, keptAnyway: false },
+    attn: { modules: ['o_proj'], width: q, keptAnyway: true },  // the attention output: SDPA keeps it
+    norm2: { modules: ['gate_proj', 'up_proj'], width: t.hidden, keptAnyway: false },
+    mlp: { modules: ['down_proj'], width: t.intermediate, keptAnyway: false },
+  };
+  const inputSaves = (key: keyof typeof readers, only?: string[]) => {
+    const r = readers[key]!;
+    const modules = r.modules.filter((m) => (!only || only.includes(m)) && (full || targets.has(m)));
+    if (modules.length === 0) return 0;
+    if (full) return run.autocast && weights === 4 ? modules.length * b * r.width : r.keptAnyway ? 0 : b * r.width;
+    const perAdapter = run.autocast ? b : weights < 4 ? 4 : 0;
+    const adapters = modules.length * (run.autocast ? b : 4) * (run.lora?.r ?? 0);
+    if (perAdapter === 0) return adapters + (r.keptAnyway ? 0 : b * r.width);
+    return adapters + modules.length * perAdapter * r.width;
+  };
+  const norm = 4 * t.hidden + (full ? b * t.hidden : 0);
+  const attention = b * (q + kv + kv + q) + 4 * t.heads;
+  const mlp = 3 * b * t.intermediate;
+  const saved = 2 * norm + inputSaves('norm1') + attention + inputSaves('attn') + inputSaves('norm2') + mlp + inputSaves('mlp');
+  const keysOnly = norm + inputSaves('norm1', ['k_proj', 'v_proj']) + b * 2 * kv;
+  return {
+    saved, keysOnly, input: b * t.hidden,
+    forwardTransient: 3 * b * t.intermediate + 2 * b * t.hidden,
+    // The MLP product's backward: the gradients of its output and of both factors (M's saved copy already released
+    // by down_proj's backward), and the residual stream's and the norm output's gradients.
+    backwardTransient: b * (2 * t.intermediate + 2 * t.hidden),
+  };
+}
+
+/**
+ * The step's activation peak on one device (bytes), gradients of the trained weights included: the largest of
+ * - the end of the forward pass, while the reference's no-grad forward runs (LoRA-disabled or a frozen copy);
+ * - the start of the backward pass: everything saved, and the answer logits' gradients;
+ * - the prompt's backward pass, which runs last (the answer rows read its keys and values, so their backward comes
+ *   first and leaves every weight's gradient and the prompt's key and value gradients behind).
+ */
+function activationTerms(shape: ModelShape, run: Run, pairs: number, compute: number, weights: number, checkpointing: boolean,
+  gradients: number, reference: string): { terms: MemoryTerm[]; peak: number; phase: string } {
+  const t = shape.text, b = compute;
+  const kv = t.kvHeads * t.headDim;
+  // The prompt's positions but its last run once (inference.cc shared_prefix); each answer row holds that last
+  // prompt token and the answer. The planner takes one video per pair (pairs about one video share more).
+  const prefix = pairs * (visualTokens(shape, run.frames) + run.promptTokens - 1);
+  const rows = 2 * pairs;
+  const rowTokens = run.answerTokens + 1;
+  const rowTotal = rows * rowTokens;
+  const c = layerCosts(t, run, weights, compute);
+  // The rows' attention over [prompt | own]: the softmax output (float32 under autocast) and the copy of its prompt
+  // part the bmm with the prompt's values keeps (bf16 copies of both under autocast), and the folded queries.
+  const softmaxBytes = run.autocast ? 4 + b : b;
+  const scores = rows * t.heads * rowTokens * ((prefix / pairs + rowTokens) * softmaxBytes + (prefix / pairs) * b) +
+    rowTotal * t.heads * t.headDim * b;
+  const logits = rowTotal * t.vocab * 4;
+  const head = !run.lora ? rowTotal * t.hidden * b : 0;  // lm_head's input, when lm_head trains
+  const layers = t.layers;
+  const prefixSaved = checkpointing
+    ? layers * prefix * (c.input + 2 * kv * b)
+    : prefix * ((layers - 1) * c.saved + c.keysOnly);
+  const rowsSaved = checkpointing ? layers * rowTotal * c.input : layers * (rowTotal * c.saved + scores);
+  // Each video's prompt runs (and runs backward) as one forward of its own, its two answer rows beside it: what is
+  // transient, or recomputed under checkpointing, is one video's at a time.
+  const groupPrefix = prefix / pairs, groupRows = 2 * rowTokens, groupScores = scores / pairs;
+  const recompute = checkpointing ? Math.max(groupPrefix * c.saved, groupRows * c.saved + groupScores) : 0;
+  const saved = prefixSaved + rowsSaved + logits + head;
+  const online = reference === 'lora-disabled' || reference === 'frozen-copy';
+  const referencePass = online
+    ? layers * groupPrefix * 2 * kv * b + (groupPrefix + groupRows) * c.forwardTransient + (2 * logits) / pairs
+    : 0;
+  const kvGradients = layers * prefix * 2 * kv * b;
+  const phases = [
+    { name: 'the reference forward', bytes: saved + referencePass },
+    { name: 'the start of the backward pass', bytes: saved + 2 * logits + groupRows * c.backwardTransient + recompute },
+    { name: "the prompt's backward pass", bytes: prefixSaved + gradients + kvGradients + groupPrefix * c.backwardTransient + recompute },
+  ];
+  const peak = phases.reduce((a, p) => (p.bytes > a.bytes ? p : a));
+  const perToken = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB/token`;
+  const kept: MemoryTerm[] = [
+    { name: 'prompt activations', bytes: prefixSaved,
+      note: checkpointing ? `${layers} layers x ${prefix} tokens: layer inputs, keys and values` : `${prefix} tokens x ${layers} layers x ${perToken(c.saved)}` },
+    { name: 'answer rows', bytes: rowsSaved, note: `${rows} rows x ${rowTokens} tokens${checkpointing ? ': layer inputs' : ', with their attention over the prompt'}` },
+    { name: 'answer logits', bytes: logits + head, note: `${rowTotal} x ${t.vocab} float32 log-softmax` },
+  ];
+  if (checkpointing) kept.push({ name: 'one layer recomputed', bytes: recompute, note: 'inside the backward pass' });
+  return { terms: kept, peak: peak.bytes, phase: peak.name };
+}
+
+/** The memory one device needs for a step of `run` on `shape` (bytes). */
+export function planMemory(shape: ModelShape, options: PlanRun): MemoryPlan {
+  const run = parse(PlanRun, options, 'plan');
+  const weights = DTYPE_BYTES[run.dtype];
+  const compute = DTYPE_BYTES[run.computeDtype ?? run.dtype];
+  const counts = parameterCounts(shape);
+  const parameters = counts.language + counts.vision + counts.projector;
+  const fullLanguage = run.train.language || !run.lora;
+  const fullTrained = (fullLanguage ? counts.language : 0) + (run.train.vision ? counts.vision : 0) +
+    (run.train.projector ? counts.projector : 0);
+  const loraParams = run.lora ? shape.text.layers * loraPerLayer(shape.text, run.lora.r, run.lora.targetModules) : 0;
+  const trainable = fullTrained + loraParams;
+  const reference = run.reference ?? (run.lora ? 'lora-disabled' : 'frozen-copy');
+  const shards = run.zero1 ? run.devices : 1;
+  const persistent: MemoryTerm[] = [
+    { name: 'weights', bytes: parameters * weights, note: `${(parameters / 1e9).toFixed(2)} B parameters in ${run.dtype}` },
+  ];
+  if (reference === 'frozen-copy') persistent.push({ name: 'reference copy', bytes: parameters * weights, note: 'frozen-copy reference' });
+  if (loraParams) persistent.push({ name: 'LoRA adapters', bytes: loraParams * 4, note: `r ${run.lora!.r}, ${(loraParams / 1e6).toFixed(1)} M float32` });
+  const masters = weights < 4 ? fullTrained : 0;
+  if (masters) persistent.push({ name: 'float32 masters', bytes: (masters * 4) / shards, note: shards > 1 ? `ZeRO-1 over ${shards}` : 'bf16 weights train through them' });
+  persistent.push({ name: 'AdamW moments', bytes: (loraParams * 8) + (fullTrained * 8) / shards,
+    note: `2 x float32${shards > 1 && fullTrained ? `, ZeRO-1 over ${shards}` : ''}` });
+  const gradients: MemoryTerm = {
+    name: 'gradients', bytes: loraParams * 4 + fullTrained * weights,
+    note: `${loraParams ? 'LoRA float32' : `${run.dtype}`}; they appear during the backward pass (in the peak below)`,
+  };
+  const perDevice = Math.ceil(run.batchSize / run.devices);
+  const pairs = Math.max(1, Math.ceil(perDevice / run.gradientAccumulation));
+  const persistentBytes = persistent.reduce((sum, t) => sum + t.bytes, 0);
+  const activations = [false, true].map((checkpointing) => {
+    const lm = activationTerms(shape, run, pairs, compute, weights, checkpointing, gradients.bytes, reference);
+    let peak = lm.peak, phase = lm.phase;
+    if (shape.vision) {
+      // The frozen tower's forward on the frames (no gradient) runs before the language model: one layer's MLP
+      // input, hidden and output states of every frame at once.
+      const v = shape.vision;
+      const patches = Math.floor(v.imageSize / v.patchSize) ** 2;
+      const tower = run.frames * patches * (v.intermediate * 2 + v.hidden * 3) * compute;
+      if (tower > peak) [peak, phase] = [tower, 'the vision tower'];
+    }
+    return { checkpointing, terms: lm.terms, phase, bytes: peak };
+  });
+  return {
+    pairsPerMicroBatch: pairs, visualTokens: visualTokens(shape, run.frames), parameters, trainable, persistent, gradients,
+    activations, total: activations.map((a) => ({ checkpointing: a.checkpointing, bytes: persistentBytes + a.bytes })),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ devices
+
+/** "1x80GB", "8x80GB", "2x141GB": count and bytes of each device. */
+export function parseGpus(text: string): { count: number; bytes: number; label: string } {
+  const m = /^(\d+)\s*[x×]\s*(\d+(?:\.\d+)?)\s*(GB|GiB)$/i.exec(text.trim());
+  if (!m) throw new Error(`--gpus '${text}': expected COUNTxSIZE, e.g. 1x80GB or 8x80GB`);
+  const count = Number(m[1]);
+  if (count < 1) throw new Error(`--gpus '${text}': at least one device`);
+  // An "80GB" GPU (A100/H100) holds 80 GiB-ish: nvidia-smi reports 81559 MiB. GB is taken as GiB, as vendors mean it.
+  return { count, bytes: Number(m[2]) * GiB, label: `${count} x ${m[2]} GB` };
+}
+
+/** What a CUDA process holds before the first tensor: the context, cuBLAS/cuDNN workspaces, allocator slack. */
+export const CUDA_OVERHEAD = 1.5 * GiB;
+
+export function formatBytes(bytes: number): string {
+  return bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${(bytes / MiB).toFixed(0)} MiB`;
+}

@@ -1,0 +1,102 @@
+// lib/train/plan.ts and `tpo plan`: the memory planner against tpo's own models and measured peaks.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { readSafetensors } from '../../lib/model/safetensors.js';
+import { VideoLM } from '../../lib/model/video-lm.js';
+import { modelShape, parameterCounts, parseGpus, planMemory, visualTokens } from '../../lib/train/plan.js';
+import { FIXTURES, ROOT } from '../helpers.js';
+import { type MeasureCase, measureStepPeak } from './plan-measure.js';
+
+const HF = join(FIXTURES, 'hf');
+
+/** A tiny LLaVA-Video config at the given language-model widths (SigLIP 64/8: 16 pooled tokens + 4 newlines a frame). */
+function llava(hidden: number, intermediate: number, layers: number, heads: number, kvHeads: number, vocab: number) {
+  return {
+    architectures: ['LlavaQwenForCausalLM'], model_type: 'llava_qwen', vocab_size: vocab, hidden_size: hidden,
+    intermediate_size: intermediate, num_hidden_layers: layers, num_attention_heads: heads, num_key_value_heads: kvHeads,
+    max_position_embeddings: 8192, rope_theta: 10000, rms_norm_eps: 1e-6, tie_word_embeddings: false, hidden_act: 'silu',
+    mm_projector_type: 'mlp2x_gelu', mm_vision_select_layer: -2, mm_patch_merge_type: 'spatial_unpad',
+    mm_newline_position: 'grid', mm_spatial_pool_mode: 'average', mm_spatial_pool_stride: 2,
+    vision_config: {
+      model_type: 'siglip_vision_model', image_size: 64, patch_size: 8, hidden_size: 96, intermediate_size: 192,
+      num_hidden_layers: 3, num_attention_heads: 4, num_hidden_layers_in_checkpoint: 2,
+    },
+  };
+}
+
+describe('memory planner', function () {
+  this.timeout(900_000);
+
+  it("counts every model's parameters and visual tokens as the native model has them", async () => {
+    for (const name of ['qwen2', 'qwen2_tied', 'llava_video', 'llava_video_oddgrid', 'longva']) {
+      const config = JSON.parse(readFileSync(join(HF, name, 'config.json'), 'utf8'));
+      const shape = modelShape(config);
+      const counts = parameterCounts(shape);
+      using model = await VideoLM.load(join(HF, name));
+      assert.equal(counts.language + counts.vision + counts.projector, model.info.parameters, name);
+      if (shape.vision) {
+        const pixels = (await readSafetensors(join(HF, name, 'inputs.safetensors'))).tensors.pixel_values!;
+        for (const variant of [{}, { mm_newline_position: 'frame' }, { mm_newline_position: 'one_token' }, { mm_spatial_pool_mode: 'bilinear' }, { mm_patch_merge_type: 'flat' }]) {
+          using m = await VideoLM.load(join(HF, name), { overrides: variant });
+          const tokens = await m.encodeVideo(pixels);
+          assert.equal(visualTokens(modelShape({ ...config, ...variant }), pixels.shape[0]!), tokens.shape[0], `${name} ${JSON.stringify(variant)}`);
+        }
+      }
+    }
+  });
+
+  it('knows LLaVA-Video-7B: 8.03 B parameters, 210 tokens a frame, LoRA r 128 = 323 M', () => {
+    const shape = modelShape(JSON.parse(readFileSync(join(ROOT, 'docs', 'plan', 'llava-video-7b-qwen2', 'config.json'), 'utf8')));
+    const c = parameterCounts(shape);
+    // Qwen2-7B (7.62 B with its untied head) and 26 layers of SigLIP-so400m (0.40 B) and the projector.
+    assert.equal(Math.round((c.language + c.vision + c.projector) / 1e7) / 100, 8.03);
+    assert.equal(visualTokens(shape, 64), 64 * 14 * 15);
+    // PEFT's count for r 128 on q, k, v, o, gate, up and down of Qwen2-7B.
+    // Per layer: q and o 3584 + 3584 wide, k and v 3584 + 512, gate, up and down 3584 + 18944.
+    assert.equal(planMemory(shape, { lora: { r: 128 }, frames: 64 }).trainable, 28 * 128 * (2 * 7168 + 2 * 4096 + 3 * 22528));
+  });
+
+  it('parses --gpus', () => {
+    assert.deepEqual(parseGpus('8x80GB').count, 8);
+    assert.equal(parseGpus('1x141GB').bytes, 141 * 1024 ** 3);
+    assert.throws(() => parseGpus('eighty'), /expected COUNTxSIZE/);
+  });
+
+  // Three scaled configurations run for real, each in its own process: the planner's activations and gradients
+  // (float32 on the CPU, no autocast) against the peak the second step adds to the process.
+  const cases: (MeasureCase & { what: string })[] = [
+    { what: 'LoRA r 16, 96 frames, no checkpointing', config: llava(256, 704, 4, 8, 2, 2048), frames: 96, promptTokens: 48, answerTokens: 32, pairs: 1, lora: { r: 16 }, checkpointing: false },
+    { what: 'LoRA r 64, 2 pairs of 64 frames, activation checkpointing', config: llava(384, 1024, 4, 6, 2, 4096), frames: 64, promptTokens: 64, answerTokens: 48, pairs: 2, lora: { r: 64 }, checkpointing: true },
+    { what: 'full fine-tune, 64 frames, no checkpointing', config: llava(320, 896, 3, 5, 1, 3072), frames: 64, promptTokens: 40, answerTokens: 40, pairs: 1, checkpointing: false },
+  ];
+  for (const c of cases) {
+    it(`predicts the measured step peak within 15%: ${c.what}`, () => {
+      const plan = planMemory(modelShape(c.config), {
+        dtype: 'float32', lora: c.lora, frames: c.frames, promptTokens: c.promptTokens, answerTokens: c.answerTokens,
+        batchSize: c.pairs, reference: c.lora ? 'lora-disabled' : 'none', autocast: false,
+      });
+      // The peak above what persists (the process had the weights and the optimizer state before the step).
+      const predicted = plan.activations.find((a) => a.checkpointing === c.checkpointing)!.bytes;
+      const measured = measureStepPeak(c);
+      const error = (predicted - measured) / measured;
+      console.log(`      ${c.what}: predicted ${(predicted / 2 ** 20).toFixed(1)} MiB, measured ${(measured / 2 ** 20).toFixed(1)} MiB (${(100 * error).toFixed(1)}%)`);
+      assert.ok(Math.abs(error) <= 0.15,
+        `predicted ${(predicted / 2 ** 20).toFixed(1)} MiB, measured ${(measured / 2 ** 20).toFixed(1)} MiB (${(100 * error).toFixed(1)}%)`);
+    });
+  }
+
+  it('tpo plan prints each device setting and whether it fits', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'plan', '--config', join(ROOT, 'docs', 'plan', 'run-lora.json'),
+      '--gpus', '1x80GB', '--gpus', '8x80GB', '--json'], { encoding: 'utf8', cwd: ROOT });
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout) as { rows: { gpus: string; fits: { checkpointing: boolean; fits: boolean }[] }[] };
+    assert.deepEqual(out.rows.map((row) => row.gpus), ['1 x 80 GB', '8 x 80 GB']);
+    const bad = spawnSync(process.execPath, [join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'plan', '--config', join(ROOT, 'docs', 'plan', 'run-lora.json'), '--gpus', 'lots'],
+      { encoding: 'utf8', cwd: ROOT });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--gpus 'lots': expected COUNTxSIZE/);
+  });
+});
