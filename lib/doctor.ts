@@ -22,6 +22,8 @@ export interface DoctorReport {
   libtorch?: { version: string; dir: string; source: string };
   runtime?: RuntimeInfo;
   matmul?: MatmulResult;
+  /** The c10d backends built in (lib/dist). */
+  distributed?: { gloo: boolean; nccl: boolean };
   checks: DoctorCheck[];
 }
 
@@ -60,6 +62,11 @@ export async function doctor(options: { benchSeconds?: number } = {}): Promise<D
     );
     const libs = runtime.ffmpeg.libraries.map((l) => `${l.name} ${l.version}`).join(', ');
     check('FFmpeg libraries', true, `${runtime.ffmpeg.version}: ${libs}`);
+    // Multi-process runs (--nproc, torchrun): c10d's backends compiled into this build.
+    const backends = typeof loaded.addon.distBackends === 'function' ? loaded.addon.distBackends() : { gloo: false, nccl: false };
+    report.distributed = backends;
+    check('distributed backends', backends.gloo,
+      `gloo ${backends.gloo ? 'yes' : 'no'}, nccl ${backends.nccl ? 'yes' : 'no (a CPU build, or built without nccl.h)'}`, false);
     report.matmul = await loaded.addon.benchMatmul(1024, options.benchSeconds ?? 1);
   }
   const cli = ffmpegCli();

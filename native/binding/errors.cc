@@ -4,6 +4,7 @@
 
 #include <exception>
 
+#include "dist/process_group.h"
 #include "train/optimizer.h"
 
 namespace tpo::binding {
@@ -23,6 +24,8 @@ ErrorInfo describe_current_exception() {
     return {trimmed(e.what_without_backtrace()), "ERR_TPO_TORCH"};
   } catch (const train::NonFiniteLoss& e) {
     return {trimmed(e.what()), "ERR_TPO_NON_FINITE"};
+  } catch (const dist::DistError& e) {
+    return {trimmed(e.what()), "ERR_TPO_DIST"};
   } catch (const std::bad_alloc&) {
     return {"out of memory", "ERR_TPO_NATIVE"};
   } catch (const std::exception& e) {

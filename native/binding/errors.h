@@ -1,7 +1,8 @@
 // C++ exceptions become JS Errors here, and only here. A libtorch error keeps its message without the C++
 // backtrace (what_without_backtrace), prefixed by what was being done ("safetensors read model.safetensors: ...").
 // Every error carries a `code`: ERR_TPO_TORCH (libtorch), ERR_TPO_NATIVE (other C++), ERR_TPO_ARGUMENT, and
-// ERR_TPO_NON_FINITE (a training step's loss or gradient norm is not finite; the weights were not updated).
+// ERR_TPO_NON_FINITE (a training step's loss or gradient norm is not finite; the weights were not updated) and
+// ERR_TPO_DIST (a process group failed: a rank died or stopped answering, a rendezvous did not complete).
 #pragma once
 
 #include <napi.h>
