@@ -46,7 +46,7 @@ describe('distributed: sharded evaluation and pair generation', function () {
     const run = (name: string, nproc: number) => {
       const out = join(dir, name, 'pairs.jsonl');
       const config = join(dir, `${name}.json`);
-      writeFileSync(config, JSON.stringify({ model: world.model, questions: world.benchmark, out, frames: 4, maxNewTokens: 4 }));
+      writeFileSync(config, JSON.stringify({ model: world.model, questions: world.benchmark, out, frames: 4, maxNewTokens: 4, judge: 'none' }));
       tpo(['generate', '--config', config, ...(nproc > 1 ? ['--nproc', String(nproc)] : [])]);
       // The summary as an object: its counts' key order follows the order events happened in, which a merge does not keep.
       return { out, config, read: () => [readFileSync(out, 'utf8'), readFileSync(`${out}.dropped.jsonl`, 'utf8'), JSON.parse(readFileSync(`${out}.summary.json`, 'utf8'))] };
@@ -55,6 +55,7 @@ describe('distributed: sharded evaluation and pair generation', function () {
     const two = run('gen-2', 2);
     const [pairs, dropped, summary] = one.read();
     assert.ok(pairs!.split('\n').filter(Boolean).length + dropped!.split('\n').filter(Boolean).length > 4, 'some questions asked');
+    assert.ok(pairs!.trim().length > 0, 'some pairs kept');
     assert.deepEqual(two.read(), [pairs, dropped, summary]);
     assert.deepEqual(readdirSync(join(dir, 'gen-2')).sort(), ['pairs.jsonl', 'pairs.jsonl.dropped.jsonl', 'pairs.jsonl.summary.json'],
       'the ranks\' files are merged and removed');

@@ -86,6 +86,7 @@ describe('distributed: data-parallel training equals one process with gradient a
     const worst = await largestDifference(join(a, 'final', file), join(b, 'final', file), keys);
     assert.ok(worst.compared > 0, 'weights compared');
     assert.ok(worst.diff <= tolerance, `${worst.key} differs by ${worst.diff}`);
+    if (process.env.TPO_TEST_VERBOSE) console.log(`      largest difference ${worst.diff} (${worst.key})`);
     // Every step's loss and metrics as one process logs them: the ranks' pairs gathered in one process's order.
     const [ma, mb] = [metrics(a), metrics(b)];
     assert.equal(ma.length, 3);
@@ -102,6 +103,9 @@ describe('distributed: data-parallel training equals one process with gradient a
     const one = train('lora-1', { gradientAccumulation: 2 }, 1);
     const two = train('lora-2', { gradientAccumulation: 1 }, 2);
     const { distributed } = await same(one.output, two.output, 'adapter_model.safetensors');
+    // Not equal for want of training: LoRA's B matrices start at zero.
+    const adapter = await weights(join(two.output, 'final', 'adapter_model.safetensors'));
+    assert.ok(Object.entries(adapter).some(([k, v]) => k.includes('lora_B') && v.some((x) => x !== 0)), 'the adapter trained');
     for (const m of distributed) {
       assert.ok(m['dist/comm_seconds'] >= 0 && m['dist/comm_mb'] > 0, 'communication is logged');
       assert.ok(m['pairs/s'] > 0);
@@ -157,6 +161,8 @@ describe('distributed: data-parallel training equals one process with gradient a
     const one = train('full-1', { ...config, gradientAccumulation: 2 }, 1);
     const two = train('full-2', { ...config, gradientAccumulation: 1, distributed: { shardOptimizer: true } }, 2);
     await same(one.output, two.output, 'model.safetensors');
+    const moved = await largestDifference(join(dir, 'model', 'model.safetensors'), join(two.output, 'final', 'model.safetensors'));
+    assert.ok(moved.diff > 1e-4, 'the language model trained');
     // The checkpoint holds each rank's shard of the optimizer state, and records the world size.
     const checkpoint = join(two.output, 'checkpoint-2');
     const state = JSON.parse(readFileSync(join(checkpoint, 'trainer_state.json'), 'utf8'));
