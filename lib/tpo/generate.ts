@@ -205,9 +205,7 @@ async function generateShare(
   const videoField = (q: { videoPath: string }) => (c.videoRoot ? q.videoPath : relative(dirname(resolve(c.out)), q.videoPath));
   // What was done already, by this run at any world size: the merged files and every rank's.
   const ranks = await allRankFiles(c.out);
-  const state = group
-    ? await GenerationState.loadAll([files.pairs, ...ranks.pairs], [files.dropped, ...ranks.dropped])
-    : await GenerationState.load(files.pairs, files.dropped);
+  const state = await GenerationState.loadAll([files.pairs, ...ranks.pairs], [files.dropped, ...ranks.dropped]);
   const work = await workOf(c, state, client);
   await assertVideosExist(work);
   {
@@ -312,13 +310,15 @@ async function generateShare(
     }
   }
   }
+  const unitOf = new Map(work.map((u, i) => [videoField(u), i]));
   if (!group) {
+    // One process finishing what several ranks began: their files are merged in.
+    if (ranks.pairs.length || ranks.dropped.length) return mergeRanks(c.out, files, unitOf);
     await writeJsonFile(files.summary, state.summary);
     return state.summary;
   }
   // Rank 0 merges once every rank's files are complete; every rank returns the merged summary.
   await group.barrier('generate: waiting for every rank to finish its videos');
-  const unitOf = new Map(work.map((u, i) => [videoField(u), i]));
   return group.decide('generate: merging the ranks\' files', () => mergeRanks(c.out, files, unitOf));
 }
 

@@ -2,7 +2,7 @@
 // every other video; rank 0 merges in one process's order).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { removeDir, ROOT, tempDir } from '../helpers.js';
@@ -61,5 +61,28 @@ describe('distributed: sharded evaluation and pair generation', function () {
       'the ranks\' files are merged and removed');
     tpo(['generate', '--config', two.config, '--nproc', '2']);
     assert.deepEqual(two.read(), [pairs, dropped, summary]);
+    // Rank files left by an interrupted 3-rank run (here: one process's records dealt out to them by video, as the
+    // ranks share the work) are taken as done by a rerun in one process, which merges them.
+    const three = join(dir, 'gen-3');
+    mkdirSync(three);
+    const out = join(three, 'pairs.jsonl');
+    const videos: string[] = [];
+    for (const [kind, text] of [['', pairs!], ['.dropped', dropped!]] as const) {
+      const records: string[] = (text as string).split('\n').filter(Boolean);
+      const rankOf = (line: string) => {
+        const video = JSON.parse(line).video as string;
+        if (!videos.includes(video)) videos.push(video);
+        return videos.indexOf(video) % 3;
+      };
+      const ranks = records.map(rankOf);
+      for (let r = 0; r < 3; r++) {
+        writeFileSync(`${out}.rank-0000${r}-of-00003${kind}.jsonl`, records.filter((_, i) => ranks[i] === r).map((l) => `${l}\n`).join(''));
+      }
+    }
+    const config = join(dir, 'gen-3.json');
+    writeFileSync(config, readFileSync(two.config, 'utf8').replace(join(dir, 'gen-2'), three));
+    tpo(['generate', '--config', config]);
+    assert.deepEqual([readFileSync(out, 'utf8'), readFileSync(`${out}.dropped.jsonl`, 'utf8')], [pairs, dropped]);
+    assert.deepEqual(readdirSync(three).sort(), ['pairs.jsonl', 'pairs.jsonl.dropped.jsonl', 'pairs.jsonl.summary.json']);
   });
 });
