@@ -10,7 +10,7 @@
 // adds in another order (three or more ranks, another Gloo algorithm), whose float32 rounding is ~1e-7 per step.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { writeJsonl } from '../../lib/data/jsonl.js';
@@ -173,6 +173,16 @@ describe('distributed: data-parallel training equals one process with gradient a
     assert.equal(moments[0]!.filter((k) => moments[1]!.includes(k)).length, 0, 'no parameter in both shards');
     const unsharded = await weights(join(one.output, 'checkpoint-2', 'optimizer.safetensors'));
     assert.equal(moments[0]!.length + moments[1]!.length, Object.keys(unsharded).filter((k) => k.endsWith('.exp_avg')).length);
+    // Resumed from checkpoint-2 as one process, the two shards' moments re-partitioned into one: the last step
+    // is the uninterrupted run's (up to float32 summation order: one micro-batch instead of two).
+    const resumed = join(dir, 'full-resumed');
+    cpSync(two.output, resumed, { recursive: true });
+    for (const gone of ['final', 'checkpoint-3']) rmSync(join(resumed, gone), { recursive: true });
+    const f = join(dir, 'full-resumed.json');
+    writeFileSync(f, JSON.stringify({ ...base, ...config, gradientAccumulation: 1, distributed: { shardOptimizer: true }, output: resumed }));
+    const r = spawnSync(process.execPath, [TPO, 'train', '--config', f, '--resume'], { encoding: 'utf8', timeout: 400_000, env: { ...process.env, TPO_NUM_THREADS: '1' } });
+    assert.equal(r.status, 0, r.stderr);
+    await same(two.output, resumed, 'model.safetensors', undefined, 5e-5);
   });
 
   it('a precomputed reference, computed by the two ranks', async () => {
