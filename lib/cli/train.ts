@@ -36,7 +36,11 @@ export async function runTrain(argv: string[]): Promise<number> {
     if (process.stderr.isTTY) process.stderr.write('\n');
     process.stderr.write(`checkpoint ${dir}\n`);
   });
-  const result = await trainer.fit({ signal: abort.signal, resume: values.resume });
+  const result = await trainer.fit({ signal: abort.signal, resume: values.resume }).catch((error: Error & { code?: string }) => {
+    // A rank that died took the run with it: the run folder's last checkpoint is where it goes on from.
+    if (error.code === 'ERR_TPO_DIST') error.message += `; --resume continues the run from its last checkpoint in ${String(config.output)}`;
+    throw error;
+  });
   bar?.finish();
   if (secondary) return 0;
   process.stderr.write(`${result.stopped === 'done' ? `done: ${result.steps} steps, final weights in ${result.final}` : `stopped at step ${result.steps}`}\n`);
