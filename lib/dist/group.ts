@@ -2,22 +2,14 @@
 // need: rank 0's decisions shared with every rank, JSON gathered from every rank, shards of a list.
 //
 // Every method is a collective: every rank calls it, in the same order (the native calls run on the one engine
-// thread in call order, with the training steps' own all-reduces between them).
+// thread in call order, with the training steps' own all-reduces between them). A failed collective rejects with
+// code ERR_TPO_DIST and a message naming the rank that stopped (native/dist/process_group.h).
 import { createHash } from 'node:crypto';
 
 import { native, type NativeProcessGroup } from '../native.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { type DistEnv, distEnv, DistributedConfig } from './config.js';
-
-/** A rank's failure as the other ranks report it, or a rendezvous that did not complete (code ERR_TPO_DIST). */
-export class DistError extends Error {
-  readonly code = 'ERR_TPO_DIST';
-  constructor(message: string) {
-    super(message);
-    this.name = 'DistError';
-  }
-}
 
 /** Rank 0's error, re-thrown on every rank that was waiting for its decision. */
 interface SharedError {
