@@ -26,6 +26,11 @@ export class Group {
    */
   static async connect(env: DistEnv, settings: DistributedConfig, identity: unknown): Promise<Group> {
     const s = parse(DistributedConfig, settings, 'distributed');
+    // The machine's cores shared by its ranks (torchrun sets no thread count tpo reads): cores / LOCAL_WORLD_SIZE,
+    // unless TPO_NUM_THREADS says (`--nproc` sets it).
+    if (!process.env.TPO_NUM_THREADS && env.localWorldSize > 1) {
+      native().setNumThreads(Math.max(1, Math.floor(native().runtimeInfo().threads.cores / env.localWorldSize)));
+    }
     const digest = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16);
     const group = await native().connectProcessGroup({
       backend: s.backend, masterAddr: env.masterAddr, masterPort: env.masterPort, rank: env.rank, worldSize: env.worldSize,

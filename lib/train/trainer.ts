@@ -540,7 +540,7 @@ export class Trainer extends EventEmitter<{
         const result = await this.#step(batch, step, total, peak, optimizer, reference);
         if (!result) continue;
         const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: result.records / result.seconds, 'tokens/s': result.tokens / result.seconds };
-        if (group) Object.assign(metrics, this.#commMetrics(group, result.seconds));
+        if (group) Object.assign(metrics, this.#commMetrics(group, result.seconds), { 'dist/optimizer_mb': optimizer.optimizerBytes / 2 ** 20 });
         if (main) await folder.appendMetrics({ step: step + 1, epoch, ...metrics });
         await this.#tensorboard?.scalars(step + 1, { ...metrics, epoch: (step + 1) / perEpoch });
         this.emit('step', { step: step + 1, total, epoch, metrics });

@@ -171,7 +171,12 @@ describe('distributed: data-parallel training equals one process with gradient a
     const moments = shards.map((s) => Object.keys(s).filter((k) => k.endsWith('.exp_avg')));
     assert.ok(moments[0]!.length > 0 && moments[1]!.length > 0, 'both ranks hold moments');
     assert.equal(moments[0]!.filter((k) => moments[1]!.includes(k)).length, 0, 'no parameter in both shards');
-    const unsharded = await weights(join(one.output, 'checkpoint-2', 'optimizer.safetensors'));
+    // Each rank holds its partition's moments only: rank 0's about half of one process's.
+    const held = metrics(two.output).map((m) => m['dist/optimizer_mb'] as number);
+    const all = (await weights(join(one.output, 'checkpoint-2', 'optimizer.safetensors')));
+    const allMb = Object.entries(all).filter(([k]) => k.endsWith('.exp_avg') || k.endsWith('.exp_avg_sq')).reduce((n, [, v]) => n + v.length * 4, 0) / 2 ** 20;
+    assert.ok(held.every((mb) => mb > 0.3 * allMb && mb < 0.7 * allMb), `rank 0 holds ${held} MiB of ${allMb}`);
+    const unsharded = all;
     assert.equal(moments[0]!.length + moments[1]!.length, Object.keys(unsharded).filter((k) => k.endsWith('.exp_avg')).length);
     // Resumed from checkpoint-2 as one process, the two shards' moments re-partitioned into one: the last step
     // is the uninterrupted run's (up to float32 summation order: one micro-batch instead of two).
