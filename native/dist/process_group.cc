@@ -4,12 +4,16 @@
 // Gloo's own headers come from Debian's libgloo-dev (the wheel ships c10d's headers and Gloo's compiled code inside
 // libtorch_cpu, not Gloo's headers). This file only passes pointers to Gloo objects that libtorch made, so the
 // headers' version need not match the one compiled into libtorch.
+#ifndef USE_C10D_GLOO  // Torch's CMake config defines it for every file; the header needs it
 #define USE_C10D_GLOO 1
+#endif
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef TPO_WITH_NCCL
+#ifndef USE_C10D_NCCL
 #define USE_C10D_NCCL 1
+#endif
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
