@@ -31,6 +31,13 @@ struct CudaAutocast {
   bool on;
 };
 
+// A data-parallel step no rank had a record for: nothing was computed or updated.
+StepMetrics skipped_step() {
+  StepMetrics m;
+  m.skipped = true;
+  return m;
+}
+
 // Training mode (LoRA dropout) for the step only: generation and evaluation between steps run in eval mode.
 struct TrainMode {
   explicit TrainMode(torch::nn::Module& m) : module(m) { module.train(); }
@@ -172,7 +179,7 @@ StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro
     for (const auto& pair : batch) local_pairs += 1, local_chosen += static_cast<double>(pair.chosen.numel());
   const auto totals = sum_over_ranks({local_pairs, local_chosen}, "counting the pairs of step " + std::to_string(steps_ + 1));
   const double pairs = totals[0], chosen_tokens = totals[1];
-  if (pairs == 0 && parallel_.group) return StepMetrics{.skipped = true};  // every rank's shard was empty
+  if (pairs == 0 && parallel_.group) return skipped_step();  // every rank's shard was empty
   if (pairs == 0) throw std::invalid_argument("a step needs at least one pair");
   if (chosen_tokens == 0) throw std::invalid_argument("the step's chosen answers have no tokens");
   const double nll_weight = config.loss.nll_weight();
@@ -222,7 +229,7 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
     for (const auto& e : batch) local += static_cast<double>(e.answer.numel()), local_records += 1;
   const auto totals = sum_over_ranks({local, local_records}, "counting the tokens of step " + std::to_string(steps_ + 1));
   const double total = totals[0];
-  if (totals[1] == 0 && parallel_.group) return StepMetrics{.skipped = true};  // every rank's shard was empty
+  if (totals[1] == 0 && parallel_.group) return skipped_step();  // every rank's shard was empty
   if (total == 0) throw std::invalid_argument("the step's answers have no tokens");
   double loss = 0;
   for (const auto& batch : micro_batches) {

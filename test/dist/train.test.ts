@@ -112,6 +112,12 @@ describe('distributed: data-parallel training equals one process with gradient a
     }
   });
 
+  it('a step smaller than the ranks: a rank whose share is empty still takes part', async () => {
+    const one = train('small-1', { gradientAccumulation: 2, batchSize: 1 }, 1);
+    const two = train('small-2', { gradientAccumulation: 1, batchSize: 1 }, 2);
+    await same(one.output, two.output, 'adapter_model.safetensors');
+  });
+
   it('a rank killed mid-run stops the other with an error naming it; the run resumes from its checkpoint, at 2 ranks exactly, at 1', async () => {
     // The uninterrupted run is the LoRA test's lora-2; this one checkpoints every step (not part of its identity).
     const config = { gradientAccumulation: 1, checkpoint: { every: 1 } };
