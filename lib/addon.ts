@@ -207,7 +207,14 @@ export interface PreferenceMetrics {
 /** A training step's metrics: TRL's (preference steps) or the loss (SFT), the global gradient norm and the lr. */
 export type StepMetrics = Record<string, number> & Partial<PreferenceMetrics> & { loss: number; grad_norm: number; lr: number };
 
-export interface NativeStepResult { metrics: StepMetrics; tokens: number }
+export interface NativeStepResult {
+  metrics: StepMetrics;
+  tokens: number;
+  /** Pairs (or SFT records) the step trained on, over every rank. */
+  records: number;
+  /** Data parallelism: no rank had a record this step; nothing was updated (metrics is empty). */
+  skipped?: true;
+}
 
 /** trainPreferenceForward's result: per-pair tensors [B] (loss and nll [1]), gradients on request, TRL's metrics. */
 export interface NativePreferenceOutput {
@@ -234,14 +241,36 @@ export interface NativeOptimizerSettings {
   weightDecay: number; beta1: number; beta2: number; eps: number; maxGradNorm: number;
 }
 
+/** A multi-process run's c10d process group (native/dist/process_group.h); every method is a collective. */
+export interface NativeProcessGroup {
+  readonly rank: number;
+  readonly size: number;
+  readonly backend: string;
+  stats(): { calls: number; bytes: number; seconds: number };
+  allGather(text: string, what?: string): Promise<string[]>;
+  allReduce(values: Float64Array, what?: string): Promise<Float64Array>;
+  barrier(what?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Data parallelism of a Trainer (native/train/optimizer.h DataParallel). */
+export interface NativeDataParallel {
+  group?: NativeProcessGroup | undefined;
+  bucketBytes?: number;
+  shardOptimizer?: boolean;
+}
+
 /** One training run's optimizer (native/train/optimizer.h). */
 export interface NativeTrainer {
   readonly steps: number;
   readonly trainable: number;
+  /** Bytes of AdamW moments this process holds (a partition of them under shardOptimizer). */
+  readonly optimizerBytes: number;
   preferenceStep(options: NativeForwardSettings & { microBatches: NativePair[][]; lr: number; encodeOnce: boolean }): Promise<NativeStepResult>;
   sftStep(options: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult>;
   saveState(path: string): Promise<void>;
-  loadState(path: string): Promise<void>;
+  /** One file, or the shards of a sharded state (this rank takes the moments of its parameters from them). */
+  loadState(path: string | string[]): Promise<void>;
 }
 
 /** What the addon exports (native/addon.cc and native/binding/). */
@@ -275,7 +304,12 @@ export interface NativeAddon {
   trainPreferenceForward(options: NativeForwardSettings & {
     policy: NativeModel; reference?: NativeModel | undefined; pairs: NativePair[]; gradients?: string[] | undefined;
   }): Promise<NativePreferenceOutput>;
-  readonly Trainer: new (options: NativeOptimizerSettings & { policy: NativeModel; reference?: NativeModel | undefined }) => NativeTrainer;
+  readonly Trainer: new (options: NativeOptimizerSettings & NativeDataParallel & { policy: NativeModel; reference?: NativeModel | undefined }) => NativeTrainer;
+  connectProcessGroup(options: {
+    backend: string; masterAddr: string; masterPort: number; rank: number; worldSize: number; timeoutMs: number; identity: string;
+  }): Promise<NativeProcessGroup>;
+  /** Which c10d backends this build has. */
+  distBackends(): { gloo: boolean; nccl: boolean };
   safetensorsWriteSharded(
     dir: string, tensors: Record<string, Tensor>, maxShardBytes: number, metadata?: Record<string, string>,
     prefix?: string,

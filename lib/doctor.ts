@@ -24,6 +24,8 @@ export interface DoctorReport {
   gpu?: { driver?: string; devices: string[] };
   runtime?: RuntimeInfo;
   matmul?: MatmulResult;
+  /** The c10d backends built in (lib/dist). */
+  distributed?: { gloo: boolean; nccl: boolean };
   checks: DoctorCheck[];
 }
 
@@ -91,6 +93,11 @@ export async function doctor(options: { benchSeconds?: number } = {}): Promise<D
     } else if (driver) {
       check('CUDA', false, `an NVIDIA driver is loaded (${driver}) but this addon is a CPU build: bash scripts/build-cuda.sh, or a CUDA prebuild`, false);
     }
+    // Multi-process runs (--nproc, torchrun): c10d's backends compiled into this build.
+    const backends = typeof loaded.addon.distBackends === 'function' ? loaded.addon.distBackends() : { gloo: false, nccl: false };
+    report.distributed = backends;
+    check('distributed backends', backends.gloo,
+      `gloo ${backends.gloo ? 'yes' : 'no'}, nccl ${backends.nccl ? 'yes' : 'no (a CPU build, or built without nccl.h)'}`, false);
     report.matmul = await loaded.addon.benchMatmul(1024, options.benchSeconds ?? 1);
   }
   const cli = ffmpegCli();

@@ -111,3 +111,7 @@ export { checkCaptions, generateQuestion, judgePair, type GeneratedQuestion, typ
 export { captionQuestions, syntheticQuestion, type Skip, type TpoQuestion } from './tpo/sources.js';
 export { DemoOptions, PACKAGED_BASE, runDemo, type DemoEvent, type DemoResult } from './demo/demo.js';
 export { BASE_CURRICULUM, trainBase, type CurriculumStage } from './demo/base.js';
+export { DistributedConfig, distEnv, isSecondaryRank, TorchrunEnv, type DistEnv } from './dist/config.js';
+export { contiguousParts, Group, roundRobin } from './dist/group.js';
+export { freePort, launchLocal, LaunchOptions } from './dist/launch.js';
+export type { DataParallel } from './train/optimizer.js';

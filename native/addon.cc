@@ -39,6 +39,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   tpo::binding::register_model(env, exports);
   tpo::binding::register_train(env, exports);
   tpo::binding::register_synthetic(env, exports);
+  tpo::binding::register_dist(env, exports);
   return exports;
 }
 

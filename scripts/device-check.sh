@@ -9,8 +9,8 @@
 #   3. writes $OUT/device-check.json (OUT: the device tool's output folder; default ./device-check-out), the build
 #      log, and beside them what `tpo plan` predicted for the bench's shape (scripts/device-check/plan-bench.json).
 #
-#   bash scripts/device-check.sh --prepare   here, before the device call: puts the nlohmann-json header into
-#                                            .device-carry/ (carry it: the GPU image may not have the package)
+#   bash scripts/device-check.sh --prepare   here, before the device call: puts the nlohmann-json and Gloo headers
+#                                            into .device-carry/ (carry it: the GPU image may not have the packages)
 #   bash scripts/device-check.sh --dry-run   here, without a GPU: the same build and run with the CUDA parts
 #                                            skipped and the bench at a tiny scale
 #   bash scripts/device-check.sh             on the GPU machine
@@ -24,7 +24,7 @@ scale=full
 case "${1:-}" in
   --prepare)
     mkdir -p "$here/.device-carry/include"
-    cp -r /usr/include/nlohmann "$here/.device-carry/include/"
+    cp -r /usr/include/nlohmann /usr/include/gloo "$here/.device-carry/include/"
     echo "carry: .device-carry ($(du -sh "$here/.device-carry" | cut -f1))"
     exit 0 ;;
   --dry-run) device=cpu; scale=tiny ;;
@@ -57,6 +57,10 @@ log "libtorch at $libtorch"
 json_args=()
 if [[ ! -f /usr/include/nlohmann/json.hpp && -f "$here/.device-carry/include/nlohmann/json.hpp" ]]; then
   json_args=(-DTPO_JSON_INCLUDE="$here/.device-carry/include")
+fi
+# Gloo's headers: the trainer's data parallelism (native/dist) compiles against them; the wheel ships only Gloo's code.
+if [[ ! -f /usr/include/gloo/context.h && -f "$here/.device-carry/include/gloo/context.h" ]]; then
+  json_args+=(-DTPO_GLOO_INCLUDE="$here/.device-carry/include")
 fi
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)

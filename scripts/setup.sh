@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian machine for tpo, and is quick when nothing is missing:
-#   1. system packages (compiler, cmake, ccache, FFmpeg's libraries and CLI, nlohmann-json)
+#   1. system packages (compiler, cmake, ccache, FFmpeg's libraries and CLI, nlohmann-json, Gloo's headers)
 #   2. libtorch 2.13.0 CPU, unpacked from PyTorch's own wheel into a cache folder outside the repo
 #   3. npm dependencies, the TypeScript build and the native addon
 #
@@ -34,6 +34,8 @@ system_packages() {
     "cmake:cmake" "g++:g++" "make:make" "ccache:ccache" "unzip:unzip" "pkg-config:pkg-config"
     "ffmpeg:ffmpeg"
     "/usr/include/nlohmann/json.hpp:nlohmann-json3-dev"
+    # c10d's ProcessGroupGloo (native/dist) includes Gloo's headers; the wheel ships Gloo's code, not its headers.
+    "/usr/include/gloo/context.h:libgloo-dev"
   )
   local -a missing=()
   local entry probe pkg

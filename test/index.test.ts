@@ -9,6 +9,7 @@ describe('the public API', () => {
       'decodeVideo', 'corruptFrames', 'VideoLM', 'Tokenizer', 'readPairs', 'encodePair', 'writeSynthDataset', 'generatePairs',
       'shuffledScenePlans', 'judgeSynthetic', 'ChatClient', 'Trainer', 'preferenceForward', 'evaluate', 'runDemo', 'trainBase',
       'writeReport', 'ProgressBar', 'convertDataset', 'readParquetValues', 'writeLmmsEval', 'TensorBoardWriter', 'needsReference',
+      'Group', 'launchLocal', 'distEnv',
     ] as const) {
       assert.equal(typeof (tpo as Record<string, unknown>)[name], 'function', name);
     }

@@ -2,10 +2,13 @@
 // precomputed reference log-probs) against the way TRL and LLaVA-Hound run it (the prompt once per answer, the video
 // once per answer and model, the reference model online). Each configuration runs in its own process, so peak
 // memory is its own.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
+import { contiguousParts, Group } from '../dist/group.js';
+import { freePort } from '../dist/launch.js';
 import { VideoLM } from '../model/video-lm.js';
 import { benchMatmul } from '../runtime.js';
 import { tensor } from '../tensor.js';
@@ -22,7 +25,9 @@ const DPO_CONFIG = {
 };
 
 export const BENCH_DPO_USAGE = `  bench dpo [--frames 16] [--prompt-tokens 32] [--answer-tokens 32] [--pairs 4] [--steps 3] [--json]
-                                        the preference step, savings on vs off (see README)`;
+                                        the preference step, savings on vs off (see README)
+  bench dpo --nproc N [--threads T] ... the same step data-parallel: N ranks x T/N threads against one process x T
+                                        threads (T: every core), the same pairs per step; communication per step`;
 
 interface Flags {
   frames: number; promptTokens: number; answerTokens: number; pairs: number; steps: number;
@@ -30,6 +35,11 @@ interface Flags {
 }
 
 export interface DpoRun extends Flags {
+  /** Data-parallel runs: ranks, threads per rank, and rank 0's collectives per step. */
+  ranks?: number;
+  threads?: number;
+  commMsPerStep?: number;
+  commMiBPerStep?: number;
   pairsPerSecond: number;
   stepMs: number;
   peakRssMiB: number;
@@ -49,6 +59,7 @@ function parseFlags(argv: string[]) {
       steps: { type: 'string', default: '3' }, json: { type: 'boolean', default: false },
       one: { type: 'boolean', default: false }, 'share-prefix': { type: 'string', default: 'true' },
       'encode-once': { type: 'string', default: 'true' }, reference: { type: 'string', default: 'precomputed' },
+      nproc: { type: 'string' }, threads: { type: 'string' },
     },
   });
   const int = (name: string, v: string) => {
@@ -62,7 +73,10 @@ function parseFlags(argv: string[]) {
     sharePrefix: values['share-prefix'] !== 'false', encodeOnce: values['encode-once'] !== 'false',
     reference: values.reference === 'online' ? 'online' : 'precomputed',
   };
-  return { flags, json: values.json, one: values.one };
+  const nproc = values.nproc === undefined ? undefined : int('nproc', values.nproc);
+  const threads = values.threads === undefined ? availableParallelism() : int('threads', values.threads);
+  if (nproc !== undefined && threads % nproc !== 0) throw new Error(`bench dpo: --threads ${threads} is not a multiple of --nproc ${nproc}`);
+  return { flags, json: values.json, one: values.one, nproc, threads };
 }
 
 /** One configuration, in this process. */
@@ -82,12 +96,16 @@ async function runOne(f: Flags): Promise<DpoRun> {
     const r = out.policyRejected.toTypedArray() as Float32Array;
     pairs.forEach((p, i) => Object.assign(p, { reference: [c[i]!, r[i]!] }));
   }
-  const optimizer = new Optimizer(policy, {}, reference);
+  // A rank of a data-parallel run (torchrun's variables) steps on its share of the same pairs.
+  const group = await Group.fromEnvironment({}, { command: 'bench dpo', flags: f });
+  const mine = group ? contiguousParts(pairs, group.size)[group.rank]! : pairs;
+  const optimizer = new Optimizer(policy, {}, reference, group ? { group } : undefined);
   const step = () => optimizer.preferenceStep({
-    microBatches: [pairs], lr: 1e-4, loss: { beta: 0.1, sftWeight: 1 }, sharePrefix: f.sharePrefix, encodeOnce: f.encodeOnce,
+    microBatches: mine.length ? [mine] : [], lr: 1e-4, loss: { beta: 0.1, sftWeight: 1 }, sharePrefix: f.sharePrefix, encodeOnce: f.encodeOnce,
     referenceMode: f.reference === 'online' ? 'frozen-copy' : 'precomputed',
   });
   await step();  // warm-up
+  const before = group?.stats();
   const times: number[] = [];
   for (let s = 0; s < f.steps; s++) {
     const started = performance.now();
@@ -95,6 +113,11 @@ async function runOne(f: Flags): Promise<DpoRun> {
     times.push(performance.now() - started);
   }
   reference?.dispose();
+  const after = group?.stats();
+  const comm = group ? {
+    ranks: group.size, commMsPerStep: ((after!.seconds - before!.seconds) * 1000) / f.steps, commMiBPerStep: (after!.bytes - before!.bytes) / 2 ** 20 / f.steps,
+  } : {};
+  await group?.close();
   const stepMs = times.sort((a, b) => a - b)[Math.floor(times.length / 2)]!;
   const visualTokens = (await policy.encodeVideo(video)).shape[0]!;
   // The work the step needs, whatever the configuration: the policy's forward and backward (3 x 2 FLOP per weight)
@@ -105,19 +128,49 @@ async function runOne(f: Flags): Promise<DpoRun> {
   const matmul = await benchMatmul({ size: 1024, seconds: 1 });
   const achievedGflops = modelGflopsPerStep / (stepMs / 1000);
   return {
-    ...f, pairsPerSecond: f.pairs / (stepMs / 1000), stepMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, visualTokens,
+    ...f, ...comm, pairsPerSecond: f.pairs / (stepMs / 1000), stepMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, visualTokens,
     modelGflopsPerStep, achievedGflops, matmulGflops: matmul.gflops, utilisation: achievedGflops / matmul.gflops,
   };
 }
 
-function runChild(f: Flags): DpoRun {
+function childArgs(f: Flags): string[] {
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const args = [main, 'bench', 'dpo', '--one', '--json', '--frames', String(f.frames), '--prompt-tokens', String(f.promptTokens),
+  return [main, 'bench', 'dpo', '--one', '--json', '--frames', String(f.frames), '--prompt-tokens', String(f.promptTokens),
     '--answer-tokens', String(f.answerTokens), '--pairs', String(f.pairs), '--steps', String(f.steps),
     '--share-prefix', String(f.sharePrefix), '--encode-once', String(f.encodeOnce), '--reference', f.reference];
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
+}
+
+function runChild(f: Flags, threads?: number): DpoRun {
+  const env = threads ? { ...process.env, TPO_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) } : process.env;
+  const r = spawnSync(process.execPath, childArgs(f), { encoding: 'utf8', maxBuffer: 1 << 24, env });
   if (r.status !== 0) throw new Error(`bench dpo child failed: ${r.stderr}`);
-  return JSON.parse(r.stdout) as DpoRun;
+  return { ...(JSON.parse(r.stdout) as DpoRun), threads: threads ?? availableParallelism() };
+}
+
+/** `ranks` processes of one data-parallel run, `threads` each; rank 0's figures. */
+async function runRanks(f: Flags, ranks: number, threads: number): Promise<DpoRun> {
+  const port = await freePort();
+  const runs = Array.from({ length: ranks }, (_, rank) => new Promise<{ code: number | null; out: string; err: string }>((done) => {
+    const child = spawn(process.execPath, childArgs(f), {
+      env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(ranks), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port),
+        TPO_NUM_THREADS: String(threads), OMP_NUM_THREADS: String(threads) },
+    });
+    let out = '', err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', (code) => done({ code, out, err }));
+  }));
+  const results = await Promise.all(runs);
+  for (const [rank, r] of results.entries()) if (r.code !== 0) throw new Error(`bench dpo rank ${rank} failed: ${r.err}`);
+  return { ...(JSON.parse(results[0]!.out) as DpoRun), threads };
+}
+
+/** `--nproc N`: the same step as N ranks of T/N threads and as one process of T threads. */
+export async function benchDpoScaling(argv: string[]): Promise<{ ranks: DpoRun; single: DpoRun; ratio: number }> {
+  const { flags, nproc, threads } = parseFlags(argv);
+  const single = runChild(flags, threads);
+  const ranks = await runRanks(flags, nproc!, threads / nproc!);
+  return { ranks, single, ratio: ranks.pairsPerSecond / single.pairsPerSecond };
 }
 
 export async function benchDpo(argv: string[]): Promise<{ on: DpoRun; off: DpoRun } | DpoRun> {
@@ -129,7 +182,18 @@ export async function benchDpo(argv: string[]): Promise<{ on: DpoRun; off: DpoRu
 }
 
 export async function runBenchDpo(argv: string[]): Promise<number> {
-  const { json, one } = parseFlags(argv);
+  const { json, one, nproc } = parseFlags(argv);
+  if (nproc !== undefined && !one) {
+    const r = await benchDpoScaling(argv);
+    if (json) console.log(JSON.stringify(r, null, 2));
+    else {
+      console.log(`dpo step, ${r.ranks.pairs} pairs: ${r.ranks.ranks} ranks x ${r.ranks.threads} threads ${r.ranks.pairsPerSecond.toFixed(2)} pairs/s ` +
+        `vs 1 process x ${r.single.threads} threads ${r.single.pairsPerSecond.toFixed(2)} pairs/s (${r.ratio.toFixed(2)}x); ` +
+        `communication ${r.ranks.commMsPerStep!.toFixed(1)} ms and ${r.ranks.commMiBPerStep!.toFixed(2)} MiB a step ` +
+        `(${((100 * r.ranks.commMsPerStep!) / r.ranks.stepMs).toFixed(1)} % of ${r.ranks.stepMs.toFixed(0)} ms)`);
+    }
+    return 0;
+  }
   const result = await benchDpo(argv);
   if (one || json) {
     console.log(JSON.stringify(one ? result : { ...result, ...ratios(result as { on: DpoRun; off: DpoRun }) }, null, 2));

@@ -1,5 +1,6 @@
 // `tpo eval`: multiple-choice accuracy of a model (and adapter) on a benchmark file (lib/eval/), a progress bar
 // on stderr, a table (or JSON) on stdout, every sample in the --out file.
+import { isSecondaryRank } from '../dist/config.js';
 import { EVAL_FORMATS } from '../eval/formats.js';
 import { EvalConfig, evaluate, formatResults, type ResolvedEvalConfig } from '../eval/evaluate.js';
 import { parseFlagConfig, parseFlags, UsageError } from './flags.js';
@@ -48,11 +49,14 @@ export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig
 export async function runEval(argv: string[]): Promise<number> {
   const { config, json } = evalConfigFromArgs(argv);
   let bar: ProgressBar | undefined;
+  const secondary = isSecondaryRank();  // rank 0 of several reports the run
   const results = await evaluate(config, (done, total) => {
+    if (secondary) return;
     bar ??= new ProgressBar(total, { label: 'eval', unit: 'questions' });
     bar.update(done);
   });
   bar?.finish();
+  if (secondary) return 0;
   if (json) {
     const { samples: _samples, ...summary } = results;
     console.log(JSON.stringify(summary, null, 2));

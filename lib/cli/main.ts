@@ -13,6 +13,8 @@ import { GENERATE_USAGE, runGenerate } from './generate.js';
 import { DEMO_USAGE, runDemoCommand } from './demo.js';
 import { CONVERT_USAGE, runConvert } from './convert.js';
 import { PLAN_USAGE, runPlan } from './plan.js';
+import { distEnv } from '../dist/config.js';
+import { launchLocal, takeNproc } from '../dist/launch.js';
 
 const USAGE = `usage: tpo <command> [options]
 
@@ -32,7 +34,21 @@ ${CONVERT_USAGE}
   help                                  this text
 
 options:
+  --nproc N                             (train, generate, eval) run N ranks on this machine, data-parallel over
+                                        c10d (Gloo); any launcher that sets torchrun's variables works the same
   --version                             print tpo's version`;
+
+/** The commands that run as several ranks. */
+const DISTRIBUTED = new Set(['train', 'generate', 'eval']);
+
+/** `--nproc N`: N ranks of the command, or undefined to run it here (one rank, or already a rank). */
+async function launch(command: string, argv: string[]): Promise<{ code: number } | { argv: string[] }> {
+  const { nproc, rest } = takeNproc(argv);
+  if (nproc === undefined) return { argv };
+  if (distEnv()) throw new UsageError(`tpo ${command}: --nproc inside a run that torchrun's variables already describe (WORLD_SIZE is set)`);
+  if (nproc === 1) return { argv: rest };
+  return { code: await launchLocal({ nproc, argv: [command, ...rest] }) };
+}
 
 async function runDoctor(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, { json: 'boolean', 'bench-seconds': 'number' });
@@ -56,7 +72,13 @@ async function runBench(argv: string[]): Promise<number> {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
+  const [command, ...args] = argv;
+  let rest = args;
+  if (command && DISTRIBUTED.has(command)) {
+    const launched = await launch(command, args);
+    if ('code' in launched) return launched.code;
+    rest = launched.argv;
+  }
   switch (command) {
     case 'doctor':
       return runDoctor(rest);

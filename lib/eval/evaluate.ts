@@ -12,12 +12,16 @@
 //   attends to them.
 // - generate: the question with lettered options, greedy decoding, the letter read from the text (score.ts).
 //   One native call per video for all its questions.
+// Several ranks (`tpo eval --nproc N`, torchrun): rank r scores every N-th video, the samples are gathered and put in
+// file order, so the results are one process's; rank 0 writes them.
 import { z } from 'zod';
 
 import { DataError } from '../data/errors.js';
 import { encodeSft, IMAGE_PLACEHOLDER } from '../data/encode.js';
 import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
+import { DistributedConfig } from '../dist/config.js';
+import { Group, roundRobin } from '../dist/group.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile, prepareWritableDir } from '../paths.js';
@@ -53,6 +57,8 @@ export const EvalConfig = z.strictObject({
   out: z.string().min(1).optional(),
   /** A video that cannot be decoded: skip its questions and list them in `skipped` (default), or stop. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
+  /** Several ranks (torchrun's variables, `--nproc N`): c10d's backend and timeout (lib/dist/config.ts). */
+  distributed: DistributedConfig.prefault({}),
 });
 export type EvalConfig = z.input<typeof EvalConfig>;
 export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
@@ -198,12 +204,20 @@ function sampleBase(item: EvalItem): Pick<EvalSample, 'id' | 'video' | 'category
  * Evaluates `config.model` (with `config.adapter`) on `config.benchmark`. Every missing video is reported before
  * the model loads; the results JSON is written to `config.out` when given.
  */
-export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): Promise<EvalResults> {
-  const started = performance.now();
+export async function evaluate(config: EvalConfig, onProgress?: EvalProgress, options: { group?: Group } = {}): Promise<EvalResults> {
   const c = parse(EvalConfig, config, 'eval config');
+  const group = options.group ?? await Group.fromEnvironment(c.distributed, { command: 'eval', config: c });
+  const results = await evaluateShare(c, onProgress, group);
+  if (group && !options.group) await group.close();
+  return results;
+}
+
+async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | undefined, group: Group | undefined): Promise<EvalResults> {
+  const started = performance.now();
+  const main = !group || group.isMain;
   // The output is checked before hours of work: not a folder, a FIFO or under /proc, and its folder takes files.
-  if (c.out && isLmmsEvalOut(c.out)) prepareWritableDir(c.out, 'the results folder (--out)');
-  else if (c.out) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
+  if (c.out && main && isLmmsEvalOut(c.out)) prepareWritableDir(c.out, 'the results folder (--out)');
+  else if (c.out && main) prepareOutputFile(c.out, 'the results file (--out)', { createDir: true, probe: true });
   const { format, items: all } = await readEvalBenchmark(c.benchmark, { format: c.format, ...(c.videoRoot ? { videoRoot: c.videoRoot } : {}) });
   const items = c.limit === undefined ? all : all.slice(0, c.limit);
   if (!items.length) throw new DataError('has no questions to evaluate', { file: c.benchmark });
@@ -217,7 +231,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
   const done = () => byId.size + skipped.length;
   // Once before the first question, so a progress bar's clock starts after the model has loaded.
   onProgress?.(0, items.length);
-  for (const { videoPath, records } of groupByVideo(items)) {
+  const videos = groupByVideo(items);
+  for (const { videoPath, records } of group ? roundRobin(videos, group.rank, group.size) : videos) {
     let videoTokens: Tensor;
     try {
       ({ tokens: videoTokens } = await session.videoTokens(videoPath, { kind: 'uniform', frames: c.frames }));
@@ -238,6 +253,13 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
     } finally {
       videoTokens.dispose();
     }
+  }
+  if (group) {
+    // Every rank's samples and skips; the skips in the order one process meets them (by video, then file order).
+    const shares = await group.allGather({ samples: [...byId.values()], skipped }, 'eval: gathering the samples');
+    for (const share of shares) for (const sample of share.samples) byId.set(sample.id, sample);
+    const order = new Map(videos.flatMap((v) => v.records).map((item, i) => [item.id, i]));
+    skipped.splice(0, skipped.length, ...shares.flatMap((share) => share.skipped).sort((a, b) => order.get(a.id)! - order.get(b.id)!));
   }
   if (byId.size === 0) {
     throw new DataError(`no question could be scored: every video failed to decode (the first: ${skipped[0]?.reason})`, { file: c.benchmark });
@@ -262,8 +284,8 @@ export async function evaluate(config: EvalConfig, onProgress?: EvalProgress): P
     tpoVersion: packageVersion(),
     date: new Date().toISOString(),
   };
-  if (c.out && isLmmsEvalOut(c.out)) await writeLmmsEval(results, c.out);  // a folder: lmms-eval's layout
-  else if (c.out) await writeJsonFile(c.out, results);
+  if (c.out && main && isLmmsEvalOut(c.out)) await writeLmmsEval(results, c.out);  // a folder: lmms-eval's layout
+  else if (c.out && main) await writeJsonFile(c.out, results);
   return results;
 }
 

@@ -12,13 +12,22 @@
 // sampled answers on the same full video: the baseline without temporal manipulation, the judge picks the side).
 //
 // Resumable: records already in either output file are skipped, a torn last line is repaired before appending.
+//
+// Several ranks (`tpo generate --nproc N`, torchrun): rank r answers every N-th video (round robin, so long and short
+// videos spread) into files of its own (<out>.rank-<r>-of-<N>.jsonl, .dropped.jsonl), which are its resumable state;
+// when every rank is done, rank 0 merges them into <out> in the order one process writes (by video, in work order),
+// and removes them. A rerun at any world size starts from every file there.
 // The parts, each testable without a model: state.ts (what was written), work.ts (units of work and inputs),
 // quotas.ts (the mix), judge.ts (one Judge interface), records.ts (the records' schemas).
-import { dirname, relative, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 
 import { DataError } from '../data/errors.js';
-import { JsonlAppender, writeJsonFile } from '../data/jsonl.js';
+import { JsonlAppender, writeJsonFile, writeJsonl } from '../data/jsonl.js';
+import { DistributedConfig } from '../dist/config.js';
+import { Group } from '../dist/group.js';
 import { readAnnotations, readBenchmark } from '../data/records.js';
 import { assertVideosExist } from '../data/videos.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
@@ -32,7 +41,7 @@ import { ChatClient, LlmConfig } from './llm.js';
 import { quotas, quotasFilled } from './quotas.js';
 import { DroppedPair, PairRecord, SkipRecord } from './records.js';
 import { type Skip, syntheticQuestion, type TpoQuestion } from './sources.js';
-import { GenerationState, type GenerateSummary } from './state.js';
+import { GenerationState, type GenerateSummary, writtenRecords } from './state.js';
 import { captionWork, inputsFor, type InputSettings, scenesOf, syntheticWork, type VideoWork } from './work.js';
 
 export type { GenerateSummary };
@@ -81,6 +90,8 @@ export const GenerateConfig = z.strictObject({
   judge: z.enum(JUDGES).optional(),
   /** A video that cannot be decoded: its questions are dropped as `undecodable-video` (default), or the run stops. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
+  /** Several ranks (torchrun's variables, `--nproc N`): c10d's backend and timeout (lib/dist/config.ts). */
+  distributed: DistributedConfig.prefault({}),
 }).superRefine((c, ctx) => {
   const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
   if (!c.questions && !(c.annotations && c.llm)) issue('questions', 'give synthetic questions, or annotations and an llm to write them');
@@ -142,24 +153,65 @@ async function answer(
   }
 }
 
+/** A rank's own output files: its resumable state until rank 0 merges them. */
+function rankFiles(out: string, rank: number, size: number): { pairs: string; dropped: string } {
+  const tag = `rank-${String(rank).padStart(5, '0')}-of-${String(size).padStart(5, '0')}`;
+  return { pairs: `${out}.${tag}.jsonl`, dropped: `${out}.${tag}.dropped.jsonl` };
+}
+
+/** Every rank file of `out` there is (of any world size): pairs files and dropped files. */
+async function allRankFiles(out: string): Promise<{ pairs: string[]; dropped: string[] }> {
+  const dir = dirname(resolve(out));
+  const name = /^(.*)\.rank-\d{5}-of-\d{5}(\.dropped)?\.jsonl$/;
+  const found = { pairs: [] as string[], dropped: [] as string[] };
+  if (!existsSync(dir)) return found;
+  for (const entry of (await readdir(dir)).sort()) {
+    const m = name.exec(entry);
+    if (m?.[1] !== basename(out)) continue;
+    (m[2] ? found.dropped : found.pairs).push(join(dir, entry));
+  }
+  return found;
+}
+
+/**
+ * TPO's pairs from `config`. As one rank of several (torchrun's variables, or `group`), every rank calls this with
+ * the same config and each answers its share of the videos; the returned summary is the merged run's.
+ */
 export async function generatePairs(
-  config: GenerateConfig, onProgress?: (progress: GenerateProgress) => void,
+  config: GenerateConfig, onProgress?: (progress: GenerateProgress) => void, options: { group?: Group } = {},
 ): Promise<GenerateSummary> {
   const c = parse(GenerateConfig, config, 'generate config');
+  const group = options.group ?? await Group.fromEnvironment(c.distributed, { command: 'generate', config: c });
+  if (group && c.targetPairs !== undefined) {
+    throw new DataError('targetPairs stops the run once that many pairs are kept, which needs one process to count them: ' +
+      'leave it out with several ranks (every question is asked), or run one process', { file: 'generate config' });
+  }
+  const summary = await generateShare(c, onProgress, group);
+  if (group && !options.group) await group.close();
+  return summary;
+}
+
+async function generateShare(
+  c: Resolved, onProgress: ((progress: GenerateProgress) => void) | undefined, group: Group | undefined,
+): Promise<GenerateSummary> {
   const files = outputs(c);
+  const mine = group ? rankFiles(c.out, group.rank, group.size) : files;
+  if (group) for (const file of Object.values(mine)) prepareOutputFile(file, 'a rank\'s file', { createDir: true });
   const client = c.llm ? new ChatClient(c.llm) : undefined;
   const judge = makeJudge(c.judge ?? (c.llm ? 'llm' : 'synthetic'), client);
   const scenes = scenesOf(c.annotations ? await readAnnotations(c.annotations, { videoRoot: c.videoRoot }).toArray() : []);
   // Records name their video relative to the pairs file's folder (as training resolves it), or absolutely when a
   // video root was given, so the pairs train wherever the questions came from.
   const videoField = (q: { videoPath: string }) => (c.videoRoot ? q.videoPath : relative(dirname(resolve(c.out)), q.videoPath));
-  const state = await GenerationState.load(files.pairs, files.dropped);
+  // What was done already, by this run at any world size: the merged files and every rank's.
+  const ranks = await allRankFiles(c.out);
+  const state = await GenerationState.loadAll([files.pairs, ...ranks.pairs], [files.dropped, ...ranks.dropped]);
   const work = await workOf(c, state, client);
   await assertVideosExist(work);
-
+  {
   using session = await ModelSession.open(c.model, c.adapter ? { adapter: c.adapter } : {});
-  await using kept = await JsonlAppender.open(files.pairs);
-  await using dropped = await JsonlAppender.open(files.dropped);
+  await using kept = await JsonlAppender.open(mine.pairs);
+  await using dropped = await JsonlAppender.open(mine.dropped);
   const settings: InputSettings = c;
 
   // LLM questions for the next videos are written while the model answers the current one.
@@ -169,9 +221,11 @@ export async function generatePairs(
     if (i < work.length && !pending.has(i)) pending.set(i, work[i]!.questions());
     return pending.get(i);
   };
+  const ours = (i: number) => !group || i % group.size === group.rank;
   for (let i = 0; i < work.length; i++) {
+    if (!ours(i)) continue;
     if (quotasFilled(quotas(c.targetPairs, c.mix, state.summary))) break;
-    for (let k = i; k < i + lookahead; k++) fetchQuestions(k)?.catch(() => undefined);
+    for (let k = i, n = 0; k < work.length && n < lookahead; k++) if (ours(k)) n++, fetchQuestions(k)?.catch(() => undefined);
     const unit = work[i]!;
     const out = { kept: [] as PairRecord[], dropped: [] as (DroppedPair | SkipRecord)[] };
     const skip = (s: Skip) => {
@@ -205,7 +259,7 @@ export async function generatePairs(
     await dropped.append(...out.dropped);
     await kept.sync();
     await dropped.sync();
-    await writeJsonFile(files.summary, state.summary);
+    if (!group) await writeJsonFile(files.summary, state.summary);
     onProgress?.({ done: i + 1, videos: work.length, summary: state.summary });
 
     /** The unit's questions grouped by the input they share, answered from both inputs, judged, written out. */
@@ -255,6 +309,45 @@ export async function generatePairs(
       }
     }
   }
-  await writeJsonFile(files.summary, state.summary);
-  return state.summary;
+  }
+  const unitOf = new Map(work.map((u, i) => [videoField(u), i]));
+  if (!group) {
+    // One process finishing what several ranks began: their files are merged in.
+    if (ranks.pairs.length || ranks.dropped.length) return mergeRanks(c.out, files, unitOf);
+    await writeJsonFile(files.summary, state.summary);
+    return state.summary;
+  }
+  // Rank 0 merges once every rank's files are complete; every rank returns the merged summary.
+  await group.barrier('generate: waiting for every rank to finish its videos');
+  return group.decide('generate: merging the ranks\' files', () => mergeRanks(c.out, files, unitOf));
+}
+
+/**
+ * The ranks' files (and an earlier merge) as one process writes them: records ordered by their video's place in
+ * the work, each id once; then the rank files are removed. Written atomically: a crash leaves the rank files.
+ */
+async function mergeRanks(out: string, files: { pairs: string; dropped: string; summary: string }, unitOf: Map<string, number>): Promise<GenerateSummary> {
+  const ranks = await allRankFiles(out);
+  const read = async (paths: string[]) => {
+    const seen = new Set<string>();
+    const records = [];
+    for (const path of paths) {
+      for (const r of await writtenRecords(path)) {
+        if (seen.has(r.id)) continue;
+        seen.add(r.id);
+        records.push(r);
+      }
+    }
+    // Stable: within a video, the order its rank wrote them in.
+    return records.map((r, k) => ({ r, k, unit: unitOf.get(r.video ?? '') ?? Infinity }))
+      .sort((a, b) => a.unit - b.unit || a.k - b.k).map((x) => x.r);
+  };
+  const kept = await read([files.pairs, ...ranks.pairs]);
+  const dropped = await read([files.dropped, ...ranks.dropped]);
+  await writeJsonl(files.pairs, kept);
+  await writeJsonl(files.dropped, dropped);
+  const summary = new GenerationState(kept, dropped).summary;
+  await writeJsonFile(files.summary, summary);
+  for (const file of [...ranks.pairs, ...ranks.dropped]) await rm(file, { force: true });
+  return summary;
 }

@@ -26,7 +26,7 @@ export const newSummary = (): GenerateSummary => ({ kept: 0, dropped: {}, byKind
 export const questionKey = (video: string, prompt: string) => `${video}\n${normalizeAnswer(prompt)}`;
 
 /** The records of a JSONL file this run wrote; a torn last line (a kill mid-write) is left out: the appender cuts it. */
-async function written(file: string): Promise<WrittenRecord[]> {
+export async function writtenRecords(file: string): Promise<WrittenRecord[]> {
   if (!existsSync(file)) return [];
   const lines = (await readFile(file, 'utf8')).split('\n');
   const out: WrittenRecord[] = [];
@@ -41,7 +41,7 @@ async function written(file: string): Promise<WrittenRecord[]> {
     }
     const record = WrittenRecord.safeParse(value);
     if (!record.success) throw new DataError(`not a record tpo generate writes (${record.error.issues[0]?.message})`, { file, line: i + 1 });
-    out.push(record.data);
+    out.push(value as WrittenRecord);  // as written (a merge of ranks' files copies records verbatim)
   }
   return out;
 }
@@ -59,7 +59,13 @@ export class GenerationState {
 
   /** Reads the pairs file and the dropped file of an earlier run (absent files: a fresh start). */
   static async load(pairsFile: string, droppedFile: string): Promise<GenerationState> {
-    return new GenerationState(await written(pairsFile), await written(droppedFile));
+    return new GenerationState(await writtenRecords(pairsFile), await writtenRecords(droppedFile));
+  }
+
+  /** The state of several runs' files at once (the ranks' of a multi-process run, and its merged files). */
+  static async loadAll(pairsFiles: readonly string[], droppedFiles: readonly string[]): Promise<GenerationState> {
+    const read = async (files: readonly string[]) => (await Promise.all(files.map(writtenRecords))).flat();
+    return new GenerationState(await read(pairsFiles), await read(droppedFiles));
   }
 
   #record(r: WrittenRecord, keep: boolean): void {

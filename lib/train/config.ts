@@ -2,6 +2,7 @@
 // Unknown fields are errors; defaults follow TPO's published settings where the paper gives them.
 import { z } from 'zod';
 
+import { DistributedConfig } from '../dist/config.js';
 import { ON_VIDEO_ERROR } from '../model/session.js';
 import { LossOverrides, ReferenceMode } from './loss.js';
 import { OptimizerConfig } from './optimizer.js';
@@ -86,6 +87,9 @@ export const TrainConfig = z.strictObject({
   onNonFinite: z.enum(['stop', 'skip']).default('stop'),
   /** A video that cannot be decoded: its records are skipped and reported (default), or the run stops. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
+  /** Multi-process runs (`tpo train --nproc N`, torchrun): c10d's backend, timeouts, buckets, ZeRO-1. Used only when
+   * torchrun's variables (WORLD_SIZE > 1) say this process is one of several ranks. */
+  distributed: DistributedConfig.prefault({}),
   /** The output folder may hold another run (or this one, not resumed): delete its checkpoints, metrics.jsonl,
    * final/ and run.json and start this run. Without it such a folder is an error (a folder holds one run). */
   overwrite: z.boolean().default(false),

@@ -2,6 +2,7 @@
 // clipping, AdamW), the learning rate given by the schedule.
 import { z } from 'zod';
 
+import type { Group } from '../dist/group.js';
 import type { VideoLM } from '../model/video-lm.js';
 import { native, type NativePair, type NativeStepResult, type NativeTrainer, type Tensor } from '../native.js';
 import { parse } from '../validate.js';
@@ -19,20 +20,39 @@ export const OptimizerConfig = z.strictObject({
 export type OptimizerConfig = z.input<typeof OptimizerConfig>;
 
 const PreferenceStep = ForwardSettings.extend({
-  microBatches: z.array(z.array(z.custom<NativePair>())).min(1),
+  /** Empty only for a rank of a data-parallel run whose shard of the step is empty. */
+  microBatches: z.array(z.array(z.custom<NativePair>())),
   lr: z.number().min(0),
   /** Encode each pair's video once for both answers and both models (false: once per answer and model). */
   encodeOnce: z.boolean().default(true),
 });
 export type PreferenceStep = z.input<typeof PreferenceStep>;
 
+/** Data parallelism over a process group: each rank steps on its shard, gradients summed over the ranks. */
+export interface DataParallel {
+  group: Group;
+  /** Gradient all-reduce bucket (bytes). */
+  bucketBytes?: number;
+  /** ZeRO stage 1: this rank keeps (and saves) AdamW's moments of its partition of the parameters only. */
+  shardOptimizer?: boolean;
+}
+
 export class Optimizer {
   readonly #trainer: NativeTrainer;
 
-  /** Trains the parameters `policy.setTrainable(...)` left trainable; `reference` for the frozen-copy mode. */
-  constructor(policy: VideoLM, options: OptimizerConfig = {}, reference?: VideoLM) {
+  /** Trains the parameters `policy.setTrainable(...)` left trainable; `reference` for the frozen-copy mode. With
+   * `parallel`, every rank of its group must make the same calls (each step's shards may be empty on a rank). */
+  constructor(policy: VideoLM, options: OptimizerConfig = {}, reference?: VideoLM, parallel?: DataParallel) {
     const o = parse(OptimizerConfig, options, 'Optimizer: options');
-    this.#trainer = new (native().Trainer)({ policy: policy.native, reference: reference?.native, ...o });
+    this.#trainer = new (native().Trainer)({
+      policy: policy.native, reference: reference?.native, ...o,
+      ...(parallel ? { group: parallel.group.native, bucketBytes: parallel.bucketBytes, shardOptimizer: parallel.shardOptimizer ?? false } : {}),
+    });
+  }
+
+  /** Bytes of AdamW moments this process holds (its partition under shardOptimizer). */
+  get optimizerBytes(): number {
+    return this.#trainer.optimizerBytes;
   }
 
   get steps(): number {
@@ -58,7 +78,8 @@ export class Optimizer {
     return this.#trainer.saveState(path);
   }
 
-  loadState(path: string): Promise<void> {
+  /** One state file, or every shard of a sharded one (each rank takes its parameters' moments from them). */
+  loadState(path: string | string[]): Promise<void> {
     return this.#trainer.loadState(path);
   }
 }

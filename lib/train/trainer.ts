@@ -6,16 +6,23 @@
 // A step's batch is a function of (seed, epoch, index) alone and the optimizer's state is saved with the weights,
 // so a run resumed from checkpoint-<k> computes exactly the steps an uninterrupted run would have. A run folder
 // holds one run (run.json records its identity): another run in it is refused unless `overwrite` says so.
+//
+// Data parallelism (torchrun's variables, `tpo train --nproc N`): every rank reads the data and cuts each step's
+// batch the same way; rank r trains on its contiguous share (gradientAccumulation micro-batches of it) and the
+// native step sums the gradients over the ranks, so N ranks compute what one process computes with N times the
+// micro-batches. Rank 0 decides what the run folder holds and writes it (metrics, checkpoints, final/); the
+// reference precompute and validation are sharded by batch and gathered.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 import { encodePair, encodeSft } from '../data/encode.js';
+import { contiguousParts, Group, roundRobin } from '../dist/group.js';
 import { writeJsonFile } from '../data/jsonl.js';
 import { readPairs, readSft, type PreferencePair, type SftRecord } from '../data/records.js';
-import { assertVideosExist, type Batch, videoBatches } from '../data/videos.js';
+import { assertVideosExist, type Batch, groupByVideo, videoBatches } from '../data/videos.js';
 import { cacheDir } from '../libtorch.js';
 import { fileDigest, modelDigest } from '../model/digest.js';
 import { prepareOutputDir } from '../paths.js';
@@ -98,6 +105,8 @@ export class Trainer extends EventEmitter<{
   #badVideos = new Map<string, string>();
   /** Records left out, and why (identical answers, undecodable videos, non-finite losses when onNonFinite is skip). */
   readonly skipped: { id: string; reason: string }[] = [];
+  /** The process group while fit runs as one rank of several. */
+  #group?: Group;
 
   /** `source` names the config in errors (the file it came from). */
   constructor(config: TrainConfig, source = 'train config') {
@@ -285,9 +294,13 @@ export class Trainer extends EventEmitter<{
       frames: c.frames, maxLength: c.maxLength ?? null, batchPairs: c.batchPairs, ...(ldAlpha !== undefined ? { ldAlpha } : {}),
     })).digest('hex').slice(0, 32);
     const folder = join(cacheDir(), 'reference-logps');
-    prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
     const cached = join(folder, `${key}.json`);
-    if (existsSync(cached)) return new Map(Object.entries(JSON.parse(await readFile(cached, 'utf8')) as Record<string, [number, number]>));
+    // Rank 0's cache decides for every rank (a rank on another machine has a cache of its own).
+    const found = await this.#decide('reading the reference log-probs cache', async () => {
+      prepareOutputDir(folder, 'the tpo cache folder (TPO_CACHE_DIR)');
+      return existsSync(cached) ? JSON.parse(await readFile(cached, 'utf8')) as Record<string, [number, number]> : null;
+    });
+    if (found) return new Map(Object.entries(found));
 
     // The starting weights: with LoRA, the policy with its adapters off; without, the policy unless it was loaded
     // from a checkpoint, then the model folder's own weights, loaded for this pass.
@@ -295,9 +308,11 @@ export class Trainer extends EventEmitter<{
     const separate = !c.lora && resumed ? await VideoLM.load(c.model, { device: c.device, dtype: c.dtype }) : undefined;
     const model = separate ?? policy;
     if (c.lora) policy.setLoraEnabled(false);
-    const out: References = new Map();
+    let out: References = new Map();
+    const group = this.#group;
     try {
-      for (const batch of videoBatches(records, { batchSize: c.batchSize, shuffle: false })) {
+      const batches = videoBatches(records, { batchSize: c.batchSize, shuffle: false });
+      for (const batch of group ? roundRobin(batches, group.rank, group.size) : batches) {
         const inputs = await this.#pairInputs(batch, false);
         if (inputs.items.length === 0) continue;
         const loss = { referenceFree: true, ...(ldAlpha !== undefined ? { ldAlpha } : {}) };
@@ -310,7 +325,11 @@ export class Trainer extends EventEmitter<{
       if (c.lora) policy.setLoraEnabled(true);
       separate?.dispose();
     }
-    await writeJsonFile(cached, Object.fromEntries(out));
+    if (group) {
+      const shards = await group.allGather(Object.fromEntries(out), 'gathering the reference log-probs');
+      out = new Map(shards.flatMap((shard) => Object.entries(shard)));
+    }
+    if (!group || group.isMain) await writeJsonFile(cached, Object.fromEntries(out));
     return out;
   }
 
@@ -380,10 +399,26 @@ export class Trainer extends EventEmitter<{
     return latest;
   }
 
+  /**
+   * checkpoint-<step>/, whole or absent, written by rank 0. With a sharded optimizer every rank writes its part
+   * (optimizer-<rank>-of-<size>.safetensors) into rank 0's temporary folder before rank 0 renames it.
+   */
   async #checkpoint(folder: RunFolder, step: number, optimizer: Optimizer, epoch: number): Promise<string> {
     const c = this.config;
+    const group = this.#group;
     const dir = folder.checkpointDir(step);
-    if (existsSync(dir)) return dir;  // resumed at the end of a finished run: that checkpoint is this state
+    // Resumed at the end of a finished run: that checkpoint is this state.
+    if (await this.#decide('checking for the checkpoint', async () => existsSync(dir))) return dir;
+    const sharded = group !== undefined && c.distributed.shardOptimizer;
+    const shard = (rank: number) => `optimizer-${String(rank).padStart(5, '0')}-of-${String(group!.size).padStart(5, '0')}.safetensors`;
+    if (group && !group.isMain) {
+      if (sharded) {
+        const [temp] = await group.allGather<string | null>(null, 'sharing the checkpoint folder');
+        await optimizer.saveState(join(temp!, shard(group.rank)));
+        await group.barrier('writing the optimizer shards');
+      }
+      return dir;
+    }
     const policy = this.#session!.model;
     await folder.writeFolder(`checkpoint-${step}`, async (temp) => {
       await mkdir(temp, { recursive: true });
@@ -392,12 +427,34 @@ export class Trainer extends EventEmitter<{
         await policy.save(temp);
         await copyModelFiles(c.model, temp);
       }
-      await optimizer.saveState(join(temp, 'optimizer.safetensors'));
-      await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, config: c });
+      if (sharded) {
+        await group.allGather(temp, 'sharing the checkpoint folder');
+        await optimizer.saveState(join(temp, shard(0)));
+        await group.barrier('writing the optimizer shards');
+      } else {
+        await optimizer.saveState(join(temp, 'optimizer.safetensors'));
+      }
+      await writeJsonFile(join(temp, 'trainer_state.json'), { step, epoch, seed: c.seed, worldSize: group?.size ?? 1, config: c });
     });
     await folder.rotate(c.checkpoint.keepLast, step);
     this.emit('checkpoint', { step, dir });
     return dir;
+  }
+
+  /** A checkpoint's optimizer state: one file, or the shards of a sharded one (at any world size). */
+  async #optimizerFiles(dir: string): Promise<string | string[]> {
+    const single = join(dir, 'optimizer.safetensors');
+    if (existsSync(single)) return single;
+    const shards = (await readdir(dir)).filter((n) => /^optimizer-\d{5}-of-\d{5}\.safetensors$/.test(n)).sort();
+    if (shards.length === 0) throw new RunFolderError(`${dir}: no optimizer state (optimizer.safetensors or optimizer-*-of-*.safetensors)`);
+    const count = Number(shards[0]!.slice(-17, -12));
+    if (shards.length !== count) throw new RunFolderError(`${dir}: ${shards.length} of the ${count} optimizer shards are there`);
+    return shards.map((n) => join(dir, n));
+  }
+
+  /** Rank 0's `decide()` on every rank (one process: `decide()`). */
+  async #decide<T>(what: string, decide: () => Promise<T>): Promise<T> {
+    return this.#group ? this.#group.decide(what, decide) : decide();
   }
 
   // ------------------------------------------------------------------------------------------------ the loop
@@ -427,33 +484,56 @@ export class Trainer extends EventEmitter<{
       `(${why || 'no batch had a record to train on'}); final/ is not written`);
   }
 
-  async fit(options: { signal?: AbortSignal; resume?: boolean } = {}): Promise<FitResult> {
+  /**
+   * Runs the training. As one rank of several (torchrun's variables, or `group`), every rank calls fit with the
+   * same config; the group is closed when every rank is done (after an error it is dropped, and the other ranks'
+   * next collective fails naming this rank).
+   */
+  async fit(options: { signal?: AbortSignal; resume?: boolean; group?: Group } = {}): Promise<FitResult> {
+    const group = options.group ?? await Group.fromEnvironment(this.config.distributed, { command: 'train', config: this.config });
+    this.#group = group;
+    let done = false;
+    try {
+      const result = await this.#fit(options);
+      done = true;
+      return result;
+    } finally {
+      this.#group = undefined;
+      if (done && group && !options.group) await group.close();
+    }
+  }
+
+  async #fit(options: { signal?: AbortSignal; resume?: boolean }): Promise<FitResult> {
     const c = this.config;
-    const folder = await RunFolder.open(c.output);
+    const group = this.#group;
+    const main = !group || group.isMain;
+    // Rank 0 alone cleans and claims the folder (the others would remove its temporaries).
+    const folder = main ? await RunFolder.open(c.output) : RunFolder.at(c.output);
     const records = await this.#readRecords();
     const perEpoch = Math.ceil(records.length / c.batchSize);
     const total = c.maxSteps ?? c.epochs * perEpoch;
-    const resume = await this.#claim(folder, total, options.resume ?? false);
+    const resume = (await this.#decide('claiming the run folder', () => this.#claim(folder, total, options.resume ?? false))) ?? undefined;
     await this.#loadModels(resume?.dir);
     const policy = this.#session!.model;
     try {
       if (this.#session!.processor) await assertVideosExist(records);
       const peak = this.#peakLr();
-      const optimizer = new Optimizer(policy, c.optimizer, this.#reference);
+      const parallel = group ? { group, bucketBytes: Math.round(c.distributed.bucketMB * 2 ** 20), shardOptimizer: c.distributed.shardOptimizer } : undefined;
+      const optimizer = new Optimizer(policy, c.optimizer, this.#reference, parallel);
       let step = 0;
       if (resume) {
-        await optimizer.loadState(join(resume.dir, 'optimizer.safetensors'));
+        await optimizer.loadState(await this.#optimizerFiles(resume.dir));
         step = resume.step;
-        await folder.trimMetrics(step);
+        if (main) await folder.trimMetrics(step);
       }
-      if (c.tensorboard) this.#tensorboard = await TensorBoardWriter.open(c.output, resume ? { resumeStep: step } : {});
+      if (c.tensorboard && main) this.#tensorboard = await TensorBoardWriter.open(c.output, resume ? { resumeStep: step } : {});
       const precomputed = this.#preference && this.#referenceMode() === 'precomputed';
       const reference = precomputed ? await this.#precompute(c.data.train, records as PreferencePair[], !!resume) : undefined;
       const validation = precomputed && c.data.validation
         ? await this.#precompute(c.data.validation, await this.#validationRecords(), !!resume) : undefined;
       const epochs = new Map<number, Batch<PreferencePair | SftRecord>[]>();
       for (; step < total; step++) {
-        if (options.signal?.aborted) {
+        if (await this.#aborted(options.signal)) {
           await this.#checkpoint(folder, step, optimizer, Math.floor(step / perEpoch));
           return { steps: step, stopped: 'aborted' };
         }
@@ -463,7 +543,8 @@ export class Trainer extends EventEmitter<{
         const result = await this.#step(batch, step, total, peak, optimizer, reference);
         if (!result) continue;
         const metrics = { ...result.metrics, [this.#preference ? 'pairs/s' : 'records/s']: result.records / result.seconds, 'tokens/s': result.tokens / result.seconds };
-        await folder.appendMetrics({ step: step + 1, epoch, ...metrics });
+        if (group) Object.assign(metrics, this.#commMetrics(group, result.seconds), { 'dist/optimizer_mb': optimizer.optimizerBytes / 2 ** 20 });
+        if (main) await folder.appendMetrics({ step: step + 1, epoch, ...metrics });
         await this.#tensorboard?.scalars(step + 1, { ...metrics, epoch: (step + 1) / perEpoch });
         this.emit('step', { step: step + 1, total, epoch, metrics });
         if ((step + 1) % c.checkpoint.every === 0 && step + 1 < total) await this.#checkpoint(folder, step + 1, optimizer, epoch);
@@ -472,6 +553,7 @@ export class Trainer extends EventEmitter<{
       if (optimizer.steps === 0) throw this.#nothingTrained();
       await this.#checkpoint(folder, total, optimizer, Math.floor(total / perEpoch));
       if (c.data.validation) await this.#evaluate(folder, total, Math.floor(total / perEpoch), validation);
+      if (!main) return { steps: total, final: folder.finalDir, stopped: 'done' };
       // Full weights get the model folder's tokenizer and preprocessor files too, so final/ loads on its own.
       const final = await folder.writeFolder('final', async (temp) => {
         if (c.lora && !c.export.merge) {
@@ -494,6 +576,36 @@ export class Trainer extends EventEmitter<{
     }
   }
 
+  /** Whether to stop before this step: the signal, on any rank (every rank stops at the same step). */
+  async #aborted(signal?: AbortSignal): Promise<boolean> {
+    const mine = signal?.aborted ?? false;
+    if (!this.#group) return mine;
+    const [ranks] = await this.#group.sum([mine ? 1 : 0], 'agreeing whether to stop');
+    return ranks! > 0;
+  }
+
+  #commSeen = { seconds: 0, bytes: 0 };
+
+  /** The step's communication: seconds in collectives and their share of the step, bytes this rank reduced. */
+  #commMetrics(group: Group, seconds: number): Record<string, number> {
+    const now = group.stats();
+    const step = { seconds: now.seconds - this.#commSeen.seconds, bytes: now.bytes - this.#commSeen.bytes };
+    this.#commSeen = { seconds: now.seconds, bytes: now.bytes };
+    return { 'dist/comm_seconds': step.seconds, 'dist/comm_fraction': step.seconds / seconds, 'dist/comm_mb': step.bytes / 2 ** 20 };
+  }
+
+  /**
+   * This rank's micro-batches of a step: the batch's records in the order one process trains them (by video),
+   * cut into ranks x gradientAccumulation contiguous parts, rank r taking its gradientAccumulation parts (some
+   * may be empty when the batch is small).
+   */
+  #shares<T extends PreferencePair | SftRecord>(records: T[]): Batch<T>[] {
+    const c = this.config;
+    const ranks = this.#group?.size ?? 1, rank = this.#group?.rank ?? 0;
+    const parts = contiguousParts(records, ranks * c.gradientAccumulation).slice(rank * c.gradientAccumulation, (rank + 1) * c.gradientAccumulation);
+    return parts.map((part, index) => ({ index, records: part, groups: groupByVideo(part) }));
+  }
+
   /** One optimizer step on `batch`, or undefined when it was skipped (no record to train on, a non-finite loss). */
   async #step(
     batch: Batch<PreferencePair | SftRecord>, step: number, total: number, peak: number, optimizer: Optimizer, reference?: References,
@@ -501,20 +613,33 @@ export class Trainer extends EventEmitter<{
     const c = this.config;
     const lr = learningRate(peak, step, total, c.schedule);
     const started = performance.now();
+    const ordered = batch.groups.flatMap((g) => g.records);
     try {
+      let result;
       if (this.#preference) {
-        const pairs = await this.#pairInputs(batch as Batch<PreferencePair>, true, reference);
-        if (pairs.items.length === 0) return undefined;
-        const result = await optimizer.preferenceStep({
-          microBatches: split(pairs.items, c.gradientAccumulation), lr, loss: this.#loss(), referenceMode: this.#referenceMode(),
-          batchPairs: c.batchPairs,
+        // A pair whose answers are the same teaches nothing and its loss is constant: reported (once) and left out
+        // before the batch is shared out, so every rank's share is a share of the pairs that train.
+        const pairs = (ordered as PreferencePair[]).filter((r) => {
+          if (!identical(r)) return true;
+          if (!this.#group || this.#group.isMain) this.skipped.push({ id: r.id, reason: 'chosen and rejected are identical' });
+          return false;
         });
-        return { ...result, metrics: { ...result.metrics }, records: pairs.items.length, seconds: (performance.now() - started) / 1000 };
+        const microBatches = [];
+        for (const share of this.#shares(pairs)) microBatches.push((await this.#pairInputs(share, true, reference)).items);
+        const mine = microBatches.filter((m) => m.length > 0);
+        if (!this.#group && mine.length === 0) return undefined;
+        result = await optimizer.preferenceStep({
+          microBatches: mine, lr, loss: this.#loss(), referenceMode: this.#referenceMode(), batchPairs: c.batchPairs,
+        });
+      } else {
+        const microBatches = [];
+        for (const share of this.#shares(ordered as SftRecord[])) microBatches.push((await this.#sftInputs(share)).items);
+        const mine = microBatches.filter((m) => m.length > 0);
+        if (!this.#group && mine.length === 0) return undefined;
+        result = await optimizer.sftStep({ microBatches: mine, lr });
       }
-      const records = await this.#sftInputs(batch as Batch<SftRecord>);
-      if (records.items.length === 0) return undefined;
-      const result = await optimizer.sftStep({ microBatches: split(records.items, c.gradientAccumulation), lr });
-      return { ...result, metrics: { ...result.metrics }, records: records.items.length, seconds: (performance.now() - started) / 1000 };
+      if (result.skipped) return undefined;  // no rank had a record to train on
+      return { metrics: { ...result.metrics }, tokens: result.tokens, records: result.records, seconds: (performance.now() - started) / 1000 };
     } catch (error) {
       if ((error as { code?: string }).code !== NON_FINITE) throw error;
       const which = batch.records.map((r) => r.id).join(', ');
@@ -540,15 +665,23 @@ export class Trainer extends EventEmitter<{
     const started = performance.now();
     const records = await this.#validationRecords();
     const mode = this.#referenceMode();
-    const batches: PreferenceMetrics[] = [];
-    let loss = 0, n = 0;
-    for (const batch of videoBatches(records, { batchSize: c.batchSize, shuffle: false })) {
+    // Each rank scores every size-th batch; the batches' results are put back in order, so every figure is the
+    // one process's (the same sums in the same order).
+    const group = this.#group;
+    const all = videoBatches(records, { batchSize: c.batchSize, shuffle: false });
+    const scored: { index: number; metrics: PreferenceMetrics; pairs: number }[] = [];
+    for (const batch of group ? roundRobin(all, group.rank, group.size) : all) {
       const inputs = await this.#pairInputs(batch, false, precomputed);
       if (inputs.items.length === 0) continue;
       const out = await preferenceForward(this.#session!.model, inputs.items, { loss: this.#loss(), referenceMode: mode, batchPairs: c.batchPairs }, this.#reference);
-      batches.push(out.metrics);
-      loss += out.metrics.loss * inputs.items.length;
-      n += inputs.items.length;
+      scored.push({ index: batch.index, metrics: out.metrics, pairs: inputs.items.length });
+    }
+    const merged = group ? (await group.allGather(scored, 'gathering the validation results')).flat().sort((a, b) => a.index - b.index) : scored;
+    const batches: PreferenceMetrics[] = merged.map((b) => b.metrics);
+    let loss = 0, n = 0;
+    for (const b of merged) {
+      loss += b.metrics.loss * b.pairs;
+      n += b.pairs;
     }
     if (n === 0) throw new Error(`${c.data.validation}: no pair to validate on (every one skipped)`);
     const mean = (key: keyof PreferenceMetrics) => batches.reduce((s, m) => s + m[key], 0) / batches.length;
@@ -558,7 +691,7 @@ export class Trainer extends EventEmitter<{
       metrics[`eval_${key}`] = mean(key);
     }
     Object.assign(metrics, { eval_runtime: seconds, eval_samples_per_second: n / seconds });
-    await folder.appendMetrics({ step, epoch, ...metrics });
+    if (!group || group.isMain) await folder.appendMetrics({ step, epoch, ...metrics });
     await this.#tensorboard?.scalars(step, metrics);
     this.emit('eval', { step, epoch, metrics });
     return metrics;
@@ -587,10 +720,4 @@ function describeChanges(changed: string[], before: Record<string, unknown> | un
     return text.length > 60 ? `${text.slice(0, 57)}...` : text;
   };
   return changed.length ? changed.map((k) => `${k} ${show(before?.[k])} -> ${show(after[k])}`).join(', ') : 'its identity differs';
-}
-
-/** A batch cut into `parts` micro-batches (as even as possible, none empty). */
-function split<T>(items: T[], parts: number): T[][] {
-  const n = Math.min(parts, items.length);
-  return Array.from({ length: n }, (_, i) => items.slice(Math.floor((i * items.length) / n), Math.floor(((i + 1) * items.length) / n)));
 }

@@ -10,6 +10,7 @@ namespace tpo::binding {
 struct AddonData {
   Napi::FunctionReference tensor_constructor;
   Napi::FunctionReference model_constructor;
+  Napi::FunctionReference group_constructor;  // dist_binding.cc's ProcessGroup
   // Bytes and count of tensors held by live Tensor handles (what they reported to V8): leaks show here.
   int64_t tensor_bytes = 0;
   int64_t tensor_count = 0;

@@ -12,5 +12,6 @@ void register_video(Napi::Env env, Napi::Object exports);        // video_bindin
 void register_model(Napi::Env env, Napi::Object exports);        // model_binding.cc
 void register_train(Napi::Env env, Napi::Object exports);        // train_binding.cc
 void register_synthetic(Napi::Env env, Napi::Object exports);    // synthetic_binding.cc
+void register_dist(Napi::Env env, Napi::Object exports);         // dist_binding.cc
 
 }  // namespace tpo::binding

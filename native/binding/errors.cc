@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "runtime/errors.h"
+#include "dist/process_group.h"
 
 namespace tpo::binding {
 namespace {
@@ -23,6 +24,8 @@ ErrorInfo describe_current_exception() {
     return {trimmed(e.what_without_backtrace()), "ERR_TPO_TORCH"};
   } catch (const NonFiniteError& e) {
     return {trimmed(e.what()), "ERR_TPO_NON_FINITE"};
+  } catch (const dist::DistError& e) {
+    return {trimmed(e.what()), "ERR_TPO_DIST"};
   } catch (const std::bad_alloc&) {
     return {"out of memory", "ERR_TPO_NATIVE"};
   } catch (const std::exception& e) {

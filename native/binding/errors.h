@@ -2,7 +2,8 @@
 // backtrace (what_without_backtrace), prefixed by what was being done ("safetensors read model.safetensors: ...").
 // Every error carries a `code`: ERR_TPO_TORCH (libtorch), ERR_TPO_NATIVE (other C++), ERR_TPO_ARGUMENT, ERR_TPO_BUSY
 // (a model mutated while calls on it are in flight), ERR_TPO_NON_FINITE (NaN or infinite numbers: a training step's
-// loss or gradient norm, the weights then not updated, or a model's scores).
+// loss or gradient norm, the weights then not updated, or a model's scores) and ERR_TPO_DIST (a process group
+// failed: a rank died or stopped answering, a rendezvous did not complete).
 #pragma once
 
 #include <napi.h>

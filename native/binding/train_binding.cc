@@ -11,6 +11,7 @@
 #include "binding/async.h"
 #include "binding/bindings.h"
 #include "binding/errors.h"
+#include "binding/group_handle.h"
 #include "binding/js_args.h"
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
@@ -242,6 +243,8 @@ Napi::Object metrics_to_js(Napi::Env env, const train::StepMetrics& m) {
   auto out = Napi::Object::New(env);
   out.Set("metrics", values);
   out.Set("tokens", static_cast<double>(m.tokens));
+  out.Set("records", static_cast<double>(m.records));
+  if (m.skipped) out.Set("skipped", true);
   return out;
 }
 
@@ -252,6 +255,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     Napi::Function ctor = DefineClass(env, "Trainer", {
         InstanceAccessor<&TrainerHandle::steps>("steps"),
         InstanceAccessor<&TrainerHandle::trainable>("trainable"),
+        InstanceAccessor<&TrainerHandle::optimizer_bytes>("optimizerBytes"),
         InstanceMethod<&TrainerHandle::preference_step>("preferenceStep"),
         InstanceMethod<&TrainerHandle::sft_step>("sftStep"),
         InstanceMethod<&TrainerHandle::save_state>("saveState"),
@@ -260,7 +264,8 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     exports.Set("Trainer", ctor);
   }
 
-  // new Trainer({policy, reference?, weightDecay, beta1, beta2, eps, maxGradNorm})
+  // new Trainer({policy, reference?, weightDecay, beta1, beta2, eps, maxGradNorm, group?, bucketBytes?,
+  //              shardOptimizer?})
   explicit TrainerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerHandle>(info) {
     Napi::Env env = info.Env();
     const Args args(env, info[0], "Trainer");
@@ -275,12 +280,17 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) throw_argument_error(env, "Trainer: beta1 and beta2 must be in [0, 1)");
     if (!(c.eps > 0) || c.weight_decay < 0 || c.max_grad_norm < 0)
       throw_argument_error(env, "Trainer: eps must be positive, weightDecay and maxGradNorm >= 0");
+    train::DataParallel parallel;
+    if (args.has("group")) parallel.group = unwrap_group(env, args.get("group"), "Trainer: group");
+    parallel.bucket_bytes = static_cast<int64_t>(args.number("bucketBytes", static_cast<double>(parallel.bucket_bytes)));
+    if (parallel.bucket_bytes < 1) throw_argument_error(env, "Trainer: bucketBytes must be >= 1");
+    parallel.shard_optimizer = args.boolean("shardOptimizer", false);
     // It reads which parameters train, on this thread: never while a call changes the model (never waiting).
     std::shared_lock<std::shared_mutex> policy_lock(policy_->mutex, std::try_to_lock);
     if (!policy_lock.owns_lock()) throw_busy_error(env, "Trainer: the policy model is being changed by a call in flight; await it first");
     structure_ = policy_->structure.load();
     trainer_ = guarded(env, "Trainer", [&] {
-      return std::make_shared<train::Trainer>(policy_->model, reference_ ? reference_->model : nullptr, c);
+      return std::make_shared<train::Trainer>(policy_->model, reference_ ? reference_->model : nullptr, c, parallel);
     });
   }
 
@@ -305,6 +315,9 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
 
   Napi::Value steps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(steps_.load())); }
   Napi::Value trainable(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(trainer_->trainable())); }
+  Napi::Value optimizer_bytes(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(trainer_->optimizer_bytes()));
+  }
 
   static double lr_arg(Napi::Env env, const Args& args) {
     const double lr = args.number("lr", -1);
@@ -385,15 +398,25 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
 
+  // loadState(path | paths): one file, or the shards of a sharded optimizer state (this rank takes its part).
   Napi::Value load_state(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    const std::string path = string_arg(env, info[0], "Trainer.loadState: path");
+    std::vector<std::string> paths;
+    if (info[0].IsArray()) {
+      const auto list = info[0].As<Napi::Array>();
+      for (uint32_t i = 0; i < list.Length(); ++i) paths.push_back(string_arg(env, list.Get(i), "Trainer.loadState: paths"));
+    } else {
+      paths.push_back(string_arg(env, info[0], "Trainer.loadState: path"));
+    }
+    if (paths.empty()) throw_argument_error(env, "Trainer.loadState: no path");
     auto trainer = trainer_;
     return run_async(
-        env, "Trainer.loadState " + path,
-        [trainer, call = ModelCall(policy_), path, steps = steps_ptr()] {
+        env, "Trainer.loadState " + paths.front(),
+        [trainer, call = ModelCall(policy_), paths, steps = steps_ptr()] {
           const Writing writing(call);
-          trainer->load_optimizer_state(io::SafetensorsCheckpoint(path));
+          std::vector<std::unique_ptr<io::SafetensorsCheckpoint>> states;
+          for (const auto& p : paths) states.push_back(std::make_unique<io::SafetensorsCheckpoint>(p));
+          trainer->load_optimizer_state(states);
           *steps = trainer->steps();
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });

@@ -71,6 +71,13 @@ bool LossConfig::has(LossType type) const {
   return false;
 }
 
+double LossConfig::nll_weight() const {
+  double w = 0;
+  for (const auto& t : terms)
+    if (t.type == LossType::Sft || t.type == LossType::Orpo) w += t.weight;
+  return w;
+}
+
 bool LossConfig::needs_reference() const {
   // As in TRL: DPOTrainer has a reference for every list (sft alone still logs rewards against it); CPO's simpo
   // and ORPO have none.

@@ -45,6 +45,9 @@ struct LossConfig {
   // reference even for sft alone, for its rewards).
   bool needs_reference() const;
   bool has(LossType type) const;
+  // The weight of the batch's NLL term (LossOutput::nll) inside each pair's loss: the sft and orpo entries' weights.
+  // The training step weighs that term by tokens and the rest by pairs (train/optimizer.cc).
+  double nll_weight() const;
 };
 
 // Summed log-probs of each pair's answers [B] and their token counts [B] (float).

@@ -35,6 +35,13 @@ struct CudaAutocast {
   bool on;
 };
 
+// A data-parallel step no rank had a record for: nothing was computed or updated.
+StepMetrics skipped_step() {
+  StepMetrics m;
+  m.skipped = true;
+  return m;
+}
+
 // Training mode (LoRA dropout) for the step only: generation and evaluation between steps run in eval mode.
 struct TrainMode {
   explicit TrainMode(torch::nn::Module& m) : module(m) { module.train(); }
@@ -45,8 +52,8 @@ struct TrainMode {
 }  // namespace
 
 Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<model::LoadedModel> reference,
-                 const OptimizerConfig& config)
-    : policy_(std::move(policy)), reference_(std::move(reference)), config_(config) {
+                 const OptimizerConfig& config, DataParallel parallel)
+    : policy_(std::move(policy)), reference_(std::move(reference)), config_(config), parallel_(std::move(parallel)) {
   if (!policy_ || !policy_->lm) throw std::invalid_argument("training needs a language model");
   for (auto& item : policy_->lm->named_parameters(true)) {
     if (!item.value().requires_grad()) continue;
@@ -55,6 +62,32 @@ Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<mod
   }
   if (params_.empty()) throw std::invalid_argument("nothing to train: every parameter is frozen (setTrainable)");
   moments_.resize(params_.size());
+  if (parallel_.shard_optimizer && parallel_.group) {
+    // ZeRO stage 1: contiguous runs of parameters of about equal size, one per rank, in parameter order.
+    const int ranks = parallel_.group->size();
+    const double total = static_cast<double>(trainable());
+    double before = 0;
+    for (const auto& [_, p] : params_) {
+      owner_.push_back(std::min(ranks - 1, static_cast<int>((before + p.numel() / 2.0) * ranks / total)));
+      before += static_cast<double>(p.numel());
+    }
+  }
+}
+
+void Trainer::synchronize_weights() {
+  if (synchronized_ || !parallel_.group) return;
+  std::vector<torch::Tensor> tensors;
+  for (auto& [_, p] : params_) tensors.push_back(p);
+  dist::broadcast_tensors(*parallel_.group, tensors, 0, parallel_.bucket_bytes, "broadcasting rank 0's starting weights");
+  synchronized_ = true;
+}
+
+std::vector<double> Trainer::sum_over_ranks(std::vector<double> values, const std::string& what) const {
+  if (!parallel_.group) return values;
+  auto t = torch::tensor(values, torch::kFloat64);
+  parallel_.group->all_reduce_sum({t}, what);
+  const auto* data = t.data_ptr<double>();
+  return {data, data + values.size()};
 }
 
 void Trainer::zero_grad() {
@@ -70,7 +103,7 @@ void Trainer::adamw_step(double lr) {
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) {
       const auto& p = params_[i].second;
-      if (decays_[i] != decay || !p.grad().defined()) continue;
+      if (decays_[i] != decay || !p.grad().defined() || !owns(i)) continue;
       auto& m = moments_[i];
       if (reduced_precision(p) && !m.master.defined()) m.master = p.detach().to(torch::kFloat32);
       const torch::Tensor& target = m.master.defined() ? m.master : p;
@@ -92,6 +125,23 @@ void Trainer::adamw_step(double lr) {
                       decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
     for (auto& [p, master] : rounded) p.copy_(master);
   }
+  if (owner_.empty()) return;
+  // ZeRO-1: each parameter's owner updated it; every rank takes the owners' new values. The parameters with a
+  // gradient are the same on every rank (all_reduce_gradients), so every rank broadcasts the same buckets.
+  for (int r = 0; r < parallel_.group->size(); ++r) {
+    std::vector<torch::Tensor> owned;
+    for (size_t i = 0; i < params_.size(); ++i)
+      if (owner_[i] == r && params_[i].second.grad().defined()) owned.push_back(params_[i].second);
+    dist::broadcast_tensors(*parallel_.group, owned, r, parallel_.bucket_bytes,
+                            "broadcasting the weights rank " + std::to_string(r) + " updated");
+  }
+}
+
+int64_t Trainer::optimizer_bytes() const {
+  int64_t n = 0;
+  for (const auto& m : moments_)
+    if (m.exp_avg.defined()) n += (m.exp_avg.numel() + m.exp_avg_sq.numel()) * m.exp_avg.element_size();
+  return n;
 }
 
 int64_t Trainer::trainable() const {
@@ -103,6 +153,11 @@ int64_t Trainer::trainable() const {
 StepMetrics Trainer::finish_step(double loss, double lr, StepMetrics metrics) {
   std::vector<torch::Tensor> tensors;
   for (auto& [_, p] : params_) tensors.push_back(p);
+  // Data parallelism: the ranks' gradients summed (each rank's loss already carries the step's global weights),
+  // then clipped on the sum, so every rank clips, updates and ends the step with the same weights.
+  if (parallel_.group)
+    dist::all_reduce_gradients(*parallel_.group, tensors, parallel_.bucket_bytes,
+                               "all-reducing the gradients of step " + std::to_string(steps_ + 1));
   const double max_norm = config_.max_grad_norm > 0 ? config_.max_grad_norm : std::numeric_limits<double>::infinity();
   const double grad_norm = torch::nn::utils::clip_grad_norm_(tensors, max_norm);
   metrics.values["grad_norm"] = grad_norm;
@@ -120,55 +175,88 @@ StepMetrics Trainer::finish_step(double loss, double lr, StepMetrics metrics) {
 
 StepMetrics Trainer::preference_step(const std::vector<std::vector<Pair>>& micro_batches, const ForwardConfig& config,
                                      double lr) {
-  if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
+  if (micro_batches.empty() && !parallel_.group) throw std::invalid_argument("a step needs at least one micro-batch");
+  synchronize_weights();
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
   zero_grad();
-  const double parts = static_cast<double>(micro_batches.size());
-  double loss = 0;
-  std::vector<torch::Tensor> cr, rr, pc, pr, nll;
-  StepMetrics metrics;
+  // The step's pairs and chosen tokens, over every micro-batch and rank: what each micro-batch's terms weigh
+  // against, so that the step's loss does not depend on how its pairs were split.
+  double local_pairs = 0, local_chosen = 0;
+  for (const auto& batch : micro_batches)
+    for (const auto& pair : batch) local_pairs += 1, local_chosen += static_cast<double>(pair.chosen.numel());
+  const auto totals = sum_over_ranks({local_pairs, local_chosen}, "counting the pairs of step " + std::to_string(steps_ + 1));
+  const double pairs = totals[0], chosen_tokens = totals[1];
+  if (pairs == 0 && parallel_.group) return skipped_step();  // every rank's shard was empty
+  if (pairs == 0) throw std::invalid_argument("a step needs at least one pair");
+  if (chosen_tokens == 0) throw std::invalid_argument("the step's chosen answers have no tokens");
+  const double nll_weight = config.loss.nll_weight();
+  double loss = 0, nll_sum = 0, tokens = 0;
+  std::vector<torch::Tensor> per_pair;  // [B, 4] each: chosen and rejected rewards, chosen and rejected logps
   for (const auto& batch : micro_batches) {
+    if (batch.empty()) continue;
     auto f = preference_forward(*policy_->lm, reference_ ? reference_->lm.get() : nullptr, batch, config);
-    (f.out.loss / parts).backward();
-    loss += f.out.loss.item<double>() / parts;
-    cr.push_back(f.out.chosen_rewards);
-    rr.push_back(f.out.rejected_rewards);
-    pc.push_back(f.out.chosen_logps);  // as TRL logs them (ld-weighted; simpo, orpo: per-token means)
-    pr.push_back(f.out.rejected_logps);
-    nll.push_back(f.out.nll.detach().reshape({1}));
-    metrics.tokens += static_cast<int64_t>((f.logps.chosen_tokens.sum() + f.logps.rejected_tokens.sum()).item<double>());
+    const auto batch_chosen = f.logps.chosen_tokens.sum();
+    // Each pair's loss holds nll_weight x the micro-batch's token-mean NLL: that share is taken out and put back
+    // as the micro-batch's summed NLL over the step's chosen tokens; the rest weighs 1 / the step's pairs.
+    const auto nll_total = f.out.nll * batch_chosen;
+    const auto part = (f.out.losses.sum() - static_cast<double>(batch.size()) * nll_weight * f.out.nll) / pairs +
+                      nll_weight * nll_total / chosen_tokens;
+    part.backward();
+    loss += part.item<double>();
+    nll_sum += nll_total.item<double>();
+    tokens += (batch_chosen + f.logps.rejected_tokens.sum()).item<double>();
+    // As TRL logs them (ld-weighted; simpo, orpo: per-token means).
+    per_pair.push_back(torch::stack({f.out.chosen_rewards, f.out.rejected_rewards, f.out.chosen_logps, f.out.rejected_logps}, 1)
+                           .detach().to(torch::kCPU, torch::kFloat32));
   }
-  metrics.values = preference_metrics(torch::cat(cr), torch::cat(rr), torch::cat(pc), torch::cat(pr), torch::cat(nll), loss);
-  return finish_step(loss, lr, std::move(metrics));
+  const auto sums = sum_over_ranks({loss, nll_sum, tokens}, "summing the losses of step " + std::to_string(steps_ + 1));
+  auto rows = per_pair.empty() ? torch::zeros({0, 4}, torch::kFloat32) : torch::cat(per_pair);
+  if (parallel_.group) {
+    // Every rank's pairs in rank order: the order one process would have them in.
+    rows = torch::cat(parallel_.group->all_gather(rows, "gathering the metrics of step " + std::to_string(steps_ + 1))).view({-1, 4});
+  }
+  StepMetrics metrics;
+  metrics.tokens = static_cast<int64_t>(sums[2]);
+  metrics.records = static_cast<int64_t>(pairs);
+  metrics.values = preference_metrics(rows.select(1, 0), rows.select(1, 1), rows.select(1, 2), rows.select(1, 3),
+                                      torch::tensor({sums[1] / chosen_tokens}, torch::kFloat64), sums[0]);
+  return finish_step(sums[0], lr, std::move(metrics));
 }
 
 StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_batches, double lr) {
-  if (micro_batches.empty()) throw std::invalid_argument("a step needs at least one micro-batch");
+  if (micro_batches.empty() && !parallel_.group) throw std::invalid_argument("a step needs at least one micro-batch");
+  synchronize_weights();
   torch::AutoGradMode grad(true);
   TrainMode mode(*policy_->lm);
   CudaAutocast autocast(params_.front().second.is_cuda());
   zero_grad();
-  // Token-mean cross entropy over every answer token of the step (not a mean of per-record means).
-  int64_t total = 0;
+  // Token-mean cross entropy over every answer token of the step (not a mean of per-record means), over every rank.
+  double local = 0, local_records = 0;
   for (const auto& batch : micro_batches)
-    for (const auto& e : batch) total += e.answer.numel();
+    for (const auto& e : batch) local += static_cast<double>(e.answer.numel()), local_records += 1;
+  const auto totals = sum_over_ranks({local, local_records}, "counting the tokens of step " + std::to_string(steps_ + 1));
+  const double total = totals[0];
+  if (totals[1] == 0 && parallel_.group) return skipped_step();  // every rank's shard was empty
   if (total == 0) throw std::invalid_argument("the step's answers have no tokens");
   double loss = 0;
-  StepMetrics metrics;
   for (const auto& batch : micro_batches) {
+    if (batch.empty()) continue;
     // Records about one video share its frames tensor: encode it once per micro-batch (the tower's backward then
     // sums every record's gradient through one graph), then score every record in one padded forward.
     model::VisualTokenCache visual(*policy_->lm);
     std::vector<model::ScoredSequence> sequences;
     for (const auto& e : batch) sequences.push_back({e.prompt, e.answer, visual(e.video)});
     const auto sum = model::batch_answer_logprobs(*policy_->lm, sequences).sum();
-    const auto part = -sum / static_cast<double>(total);
+    const auto part = -sum / total;
     part.backward();
     loss += part.item<double>();
   }
-  metrics.tokens = total;
+  loss = sum_over_ranks({loss}, "summing the losses of step " + std::to_string(steps_ + 1))[0];
+  StepMetrics metrics;
+  metrics.tokens = static_cast<int64_t>(total);
+  metrics.records = static_cast<int64_t>(totals[1]);
   metrics.values["loss"] = loss;
   metrics.values["nll_loss"] = loss;
   return finish_step(loss, lr, std::move(metrics));
@@ -178,7 +266,7 @@ io::NamedTensors Trainer::optimizer_state() const {
   io::NamedTensors out;
   for (size_t i = 0; i < params_.size(); ++i) {
     const auto& m = moments_[i];
-    if (!m.exp_avg.defined()) continue;  // a parameter that had no step yet
+    if (!m.exp_avg.defined()) continue;  // a parameter that had no step yet, or another rank's (shard_optimizer)
     const std::string& name = params_[i].first;
     out.emplace_back(name + ".exp_avg", m.exp_avg);
     out.emplace_back(name + ".exp_avg_sq", m.exp_avg_sq);
@@ -190,18 +278,27 @@ io::NamedTensors Trainer::optimizer_state() const {
 }
 
 void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
+  std::vector<std::unique_ptr<io::SafetensorsCheckpoint>> states;
+  states.push_back(std::make_unique<io::SafetensorsCheckpoint>(saved));
+  load_optimizer_state(states);
+}
+
+void Trainer::load_optimizer_state(const std::vector<std::unique_ptr<io::SafetensorsCheckpoint>>& states) {
+  if (states.empty()) throw std::invalid_argument("no optimizer state to load");
   // Everything is read and checked before the optimizer's state changes: a bad file leaves it as it was.
-  const auto scalar = [&](const std::string& key) {
+  const auto scalar = [](const io::SafetensorsCheckpoint& saved, const std::string& key) {
     const auto t = saved.tensor(key);
     if (t.numel() != 1) throw std::invalid_argument(saved.path() + ": " + key + " must hold one number, not " + c10::str(t.sizes()));
     return t.to(torch::kFloat64).item<double>();
   };
-  const auto step_count = [&](const std::string& key) {
-    const double step = scalar(key);
+  const auto step_count = [&](const io::SafetensorsCheckpoint& saved, const std::string& key) {
+    if (!saved.contains(key)) throw std::invalid_argument(saved.path() + ": " + key + " is missing");
+    const double step = scalar(saved, key);
     if (!(step >= 0) || step != std::floor(step)) throw std::invalid_argument(saved.path() + ": " + key + " is not a step count");
     return step;
   };
-  const auto moment = [&](const std::string& key, const torch::Tensor& p, torch::ScalarType dtype) {
+  const auto moment = [](const io::SafetensorsCheckpoint& saved, const std::string& key, const torch::Tensor& p,
+                         torch::ScalarType dtype) {
     auto t = saved.tensor(key);
     if (t.sizes() != p.sizes() || !t.is_floating_point())
       throw std::invalid_argument(saved.path() + ": " + key + " is " + c10::toString(t.scalar_type()) + " " + c10::str(t.sizes()) +
@@ -210,20 +307,28 @@ void Trainer::load_optimizer_state(const io::SafetensorsCheckpoint& saved) {
   };
   std::vector<Moments> loaded(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (!owns(i)) continue;
     const auto& [name, p] = params_[i];
-    if (!saved.contains(name + ".exp_avg")) continue;  // a parameter that had no step yet
+    const io::SafetensorsCheckpoint* saved = nullptr;
+    for (const auto& s : states)
+      if (s->contains(name + ".exp_avg")) saved = s.get();
+    if (!saved) continue;  // a parameter that had no step yet
     auto& m = loaded[i];
     // A reduced-precision parameter's moments and master are float32; a state saved without a master (by a run
     // whose parameters were float32) starts one from the parameter.
     const auto moment_dtype = reduced_precision(p) ? torch::kFloat32 : p.scalar_type();
-    m.step = torch::full({}, step_count(name + ".step"), p.options().dtype(torch::kFloat32));
-    m.exp_avg = moment(name + ".exp_avg", p, moment_dtype);
-    m.exp_avg_sq = moment(name + ".exp_avg_sq", p, moment_dtype);
+    m.step = torch::full({}, step_count(*saved, name + ".step"), p.options().dtype(torch::kFloat32));
+    m.exp_avg = moment(*saved, name + ".exp_avg", p, moment_dtype);
+    m.exp_avg_sq = moment(*saved, name + ".exp_avg_sq", p, moment_dtype);
     if (reduced_precision(p))
-      m.master = saved.contains(name + ".master") ? moment(name + ".master", p, torch::kFloat32) : p.detach().to(torch::kFloat32);
+      m.master = saved->contains(name + ".master") ? moment(*saved, name + ".master", p, torch::kFloat32)
+                                                   : p.detach().to(torch::kFloat32);
   }
-  if (!saved.contains("trainer.steps")) throw std::invalid_argument(saved.path() + ": trainer.steps is missing");
-  const double steps = step_count("trainer.steps");
+  const auto& first = *states.front();
+  const double steps = step_count(first, "trainer.steps");
+  for (const auto& s : states)
+    if (step_count(*s, "trainer.steps") != steps)
+      throw std::invalid_argument(s->path() + ": trainer.steps differs from " + first.path() + "'s: the shards are of different steps");
   moments_ = std::move(loaded);
   steps_ = static_cast<int64_t>(steps);
 }

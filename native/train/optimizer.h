@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
 #include "runtime/errors.h"
@@ -27,6 +28,16 @@ struct OptimizerConfig {
   double max_grad_norm = 1.0;  // 0: no clipping (the norm is still reported)
 };
 
+// Data parallelism: the ranks of `group` each run a shard of every step; gradients are summed over them (in
+// buckets) before clipping, so N ranks compute the step one process computes with the step's every micro-batch.
+// With shard_optimizer (ZeRO stage 1) each rank keeps AdamW's moments of its partition of the parameters only,
+// updates those and broadcasts them.
+struct DataParallel {
+  std::shared_ptr<dist::ProcessGroup> group;  // none: one process
+  int64_t bucket_bytes = 25 << 20;            // PyTorch DDP's default bucket
+  bool shard_optimizer = false;
+};
+
 // One SFT record: log p(answer | prompt, video) is trained up.
 struct SftExample {
   torch::Tensor prompt, answer, video;
@@ -35,26 +46,41 @@ struct SftExample {
 struct StepMetrics {
   std::map<std::string, double> values;  // TRL's names: loss, rewards/*, logps/*, nll_loss, grad_norm
   int64_t tokens = 0;                    // answer tokens scored
+  int64_t records = 0;                   // pairs (or SFT records) trained on, over every rank
+  bool skipped = false;                  // data parallelism: no rank had a record; nothing was updated
 };
 
 class Trainer {
  public:
   Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<model::LoadedModel> reference,
-          const OptimizerConfig& config);
+          const OptimizerConfig& config, DataParallel parallel = {});
 
-  // A preference step over micro-batches (gradient accumulation: the loss of each is divided by their count).
-  // Throws NonFiniteLoss without touching the weights when the loss or the gradient norm is not finite.
+  // A preference step over micro-batches (gradient accumulation). The step's loss is the full batch's whatever
+  // the split: each micro-batch's DPO terms weigh its pairs over the step's pairs, its NLL term its chosen tokens
+  // over the step's chosen tokens (summed over the ranks under data parallelism, where a rank's micro-batches may
+  // be empty). Throws NonFiniteLoss without touching the weights when the loss or the gradient norm is not finite.
   StepMetrics preference_step(const std::vector<std::vector<Pair>>& micro_batches, const ForwardConfig& config, double lr);
   StepMetrics sft_step(const std::vector<std::vector<SftExample>>& micro_batches, double lr);
 
   int64_t steps() const { return steps_; }
   int64_t trainable() const;
-  // The optimizer's moments and step counts by parameter name, and back.
+  // The optimizer's moments and step counts by parameter name (under shard_optimizer: this rank's partition),
+  // and back: the moments of this rank's parameters are taken from whichever of `states` holds them, so shards
+  // saved at another world size load too.
   io::NamedTensors optimizer_state() const;
+  void load_optimizer_state(const std::vector<std::unique_ptr<io::SafetensorsCheckpoint>>& states);
   void load_optimizer_state(const io::SafetensorsCheckpoint& state);
+  // Bytes of AdamW moments this process holds.
+  int64_t optimizer_bytes() const;
+  const DataParallel& parallel() const { return parallel_; }
 
  private:
   StepMetrics finish_step(double loss, double lr, StepMetrics metrics);
+  // Under data parallelism, once before the first step: every rank starts from rank 0's trainable weights.
+  void synchronize_weights();
+  // The sum over the ranks of `values` (one process: `values`).
+  std::vector<double> sum_over_ranks(std::vector<double> values, const std::string& what) const;
+  bool owns(size_t i) const { return owner_.empty() || owner_[i] == parallel_.group->rank(); }
 
   // AdamW's state of one parameter, created at its first step (as torch.optim.AdamW does). A bf16 or fp16
   // parameter (a model loaded with dtype bfloat16 and trained in full) gets a float32 master copy: the moments and
@@ -74,6 +100,9 @@ class Trainer {
   std::vector<bool> decays_;                                    // per parameter: weight decay applies
   std::vector<Moments> moments_;                                // per parameter
   int64_t steps_ = 0;
+  DataParallel parallel_;
+  std::vector<int> owner_;  // shard_optimizer: the rank that updates each parameter; empty: every rank all
+  bool synchronized_ = false;
 };
 
 struct NonFiniteLoss : NonFiniteError {
