@@ -5,7 +5,7 @@ export {
   disposeAll, DTYPES, isTensor, tensor, tensorMemory,
   type AnyTypedArray, type DType, type Tensor, type TensorMemory, type TypedArrayOf,
 } from './tensor.js';
-export { benchMatmul, runtimeInfo, setNumThreads, type MatmulResult, type RuntimeInfo } from './runtime.js';
+export { benchMatmul, peakRss, runtimeInfo, setNumThreads, type MatmulResult, type RuntimeInfo } from './runtime.js';
 export {
   ByteSize, readSafetensors, readSafetensorsHeader, writeSafetensors, writeSafetensorsFolder,
   type Safetensors, type SafetensorsHeaderEntry,

@@ -1,4 +1,6 @@
 // The native runtime: threads, what libtorch and FFmpeg the addon runs on, a matmul probe.
+import { readFileSync } from 'node:fs';
+
 import { z } from 'zod';
 
 import { parse } from './validate.js';
@@ -26,4 +28,19 @@ export function benchMatmul(options: { size?: number; seconds?: number } = {}): 
     'benchMatmul',
   );
   return native().benchMatmul(size, seconds);
+}
+
+/**
+ * This process's peak resident memory in bytes: VmHWM of /proc/self/status, the high-water mark of its own address
+ * space. (`process.resourceUsage().maxRSS` is not: Linux carries the parent's RSS at fork into a child's maxrss
+ * across exec, so a child of a large process reports at least its parent's size.) Elsewhere: maxRSS.
+ */
+export function peakRss(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // no procfs
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }

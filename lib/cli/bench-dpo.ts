@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { contiguousParts, Group } from '../dist/group.js';
 import { freePort } from '../dist/launch.js';
 import { VideoLM } from '../model/video-lm.js';
-import { benchMatmul } from '../runtime.js';
+import { benchMatmul, peakRss } from '../runtime.js';
 import { tensor } from '../tensor.js';
 import { Optimizer } from '../train/optimizer.js';
 import { preferenceForward } from '../train/preference.js';
@@ -128,7 +128,7 @@ async function runOne(f: Flags): Promise<DpoRun> {
   const matmul = await benchMatmul({ size: 1024, seconds: 1 });
   const achievedGflops = modelGflopsPerStep / (stepMs / 1000);
   return {
-    ...f, ...comm, pairsPerSecond: f.pairs / (stepMs / 1000), stepMs, peakRssMiB: process.resourceUsage().maxRSS / 1024, visualTokens,
+    ...f, ...comm, pairsPerSecond: f.pairs / (stepMs / 1000), stepMs, peakRssMiB: peakRss() / 2 ** 20, visualTokens,
     modelGflopsPerStep, achievedGflops, matmulGflops: matmul.gflops, utilisation: achievedGflops / matmul.gflops,
   };
 }

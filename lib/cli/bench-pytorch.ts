@@ -16,7 +16,7 @@ import { cacheDir } from '../libtorch.js';
 import { readSafetensors, writeSafetensors } from '../model/safetensors.js';
 import { VideoLM } from '../model/video-lm.js';
 import { PACKAGE_ROOT, type Tensor } from '../native.js';
-import { benchMatmul, runtimeInfo, setNumThreads } from '../runtime.js';
+import { benchMatmul, peakRss, runtimeInfo, setNumThreads } from '../runtime.js';
 import { tensor } from '../tensor.js';
 import { Optimizer } from '../train/optimizer.js';
 import { preferenceForward } from '../train/preference.js';
@@ -255,7 +255,7 @@ async function tpoDpo(work: string, way: keyof typeof TPO_WAYS, steps: number): 
   const first = await step();
   const { ms, cpuMs } = await timeCalls(step, steps);
   const { gflops: matmulGflops } = await benchMatmul({ size: 1024, seconds: 1 });
-  return { way, rate: pairs.length / (ms / 1000), unit: 'pairs/s', ms, cpuMs, matmulGflops, peakRssMiB: process.resourceUsage().maxRSS / 1024, firstLoss: first.metrics.loss };
+  return { way, rate: pairs.length / (ms / 1000), unit: 'pairs/s', ms, cpuMs, matmulGflops, peakRssMiB: peakRss() / 2 ** 20, firstLoss: first.metrics.loss };
 }
 
 /** tpo's generation: the prompts about one video in one call, greedy, KV cache, the common prefix shared or not. */
@@ -269,7 +269,7 @@ async function tpoGenerate(work: string, repeats: number, sharePrefix: boolean):
   const first = await call();
   const { ms, cpuMs } = await timeCalls(call, repeats);
   const { gflops: matmulGflops } = await benchMatmul({ size: 1024, seconds: 1 });
-  return { way: sharePrefix ? 'tpo-generate' : 'tpo-generate-noshare', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, cpuMs, matmulGflops, peakRssMiB: process.resourceUsage().maxRSS / 1024, tokens: first.tokens };
+  return { way: sharePrefix ? 'tpo-generate' : 'tpo-generate-noshare', rate: (prompts.length * newTokens) / (ms / 1000), unit: 'tokens/s', ms, cpuMs, matmulGflops, peakRssMiB: peakRss() / 2 ** 20, tokens: first.tokens };
 }
 
 async function runChildWay(f: Flags): Promise<WayResult> {

@@ -28,6 +28,14 @@ def set_threads(n: int) -> None:
 
 
 def peak_rss_mib() -> float:
+    # VmHWM: this process's own high-water mark (ru_maxrss carries the parent's RSS at fork across exec).
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

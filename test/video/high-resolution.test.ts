@@ -17,7 +17,7 @@ function measure(body: string): { growthMB: number; result: unknown } {
     tpo.runtimeInfo();
     const rss0 = process.memoryUsage().rss;
     const result = await (async () => { ${body} })();
-    console.log(JSON.stringify({ result, growthMB: (process.resourceUsage().maxRSS * 1024 - rss0) / ${MB} }));
+    console.log(JSON.stringify({ result, growthMB: (tpo.peakRss() - rss0) / ${MB} }));
   `;
   const r = runNode(code, { timeout: 300_000, killSignal: 'SIGKILL' });
   assert.equal(r.status, 0, `child failed (status ${r.status}): ${r.stderr.slice(-1500)}`);
