@@ -23,6 +23,9 @@ export class VideoError extends Error {
 export const ON_VIDEO_ERROR = ['skip', 'stop'] as const;
 export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
 
+/** The architectures that take a video. */
+const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set(['LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration']);
+
 export interface SessionOptions {
   /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
   weights?: string;
@@ -45,7 +48,7 @@ export class ModelSession implements Disposable {
     const tokenizer = await Tokenizer.load(dir);
     const model = await VideoLM.load(options.weights ?? dir, options.load);
     try {
-      const processor = model.info.architecture === 'LlavaQwenForCausalLM' ? await loadPreprocessorConfig(dir) : undefined;
+      const processor = VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
       if (options.adapter) await model.loadLora(options.adapter);
       return new ModelSession(dir, model, tokenizer, processor);
     } catch (error) {

@@ -1,5 +1,5 @@
-// The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), plain Qwen2ForCausalLM, and the
-// SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+// The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), Video-LLaVA / LLaVA-Hound
+// (VideoLlavaForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
 import { existsSync } from 'node:fs';
 
 import { z } from 'zod';
@@ -90,7 +90,7 @@ export type LoraOptions = z.input<typeof LoraOptions>;
 
 const SaveOptions = z.strictObject({
   /** Key layout to write; default: the one it was loaded from. */
-  layout: z.enum(['llava-next', 'hf', 'hf-legacy']).optional(),
+  layout: z.enum(['llava-next', 'video-llava', 'hf', 'hf-legacy']).optional(),
   maxShardSize: ByteSize.optional(),
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
