@@ -7,6 +7,7 @@ import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, type SamplePlan } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { videoLlavaChatTemplate } from './templates.js';
 import { Tokenizer } from './tokenizer.js';
 import { type LoadOptions, VideoLM } from './video-lm.js';
 
@@ -50,6 +51,8 @@ export class ModelSession implements Disposable {
     try {
       const processor = VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
       if (options.adapter) await model.loadLora(options.adapter);
+      // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
+      if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
       return new ModelSession(dir, model, tokenizer, processor);
     } catch (error) {
       model.dispose();
