@@ -18,6 +18,7 @@ import { DataError } from '../data/errors.js';
 import { encodeSft, IMAGE_PLACEHOLDER } from '../data/encode.js';
 import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
+import { defaultFrames } from '../model/files.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile, prepareWritableDir } from '../paths.js';
@@ -42,7 +43,8 @@ export const EvalConfig = z.strictObject({
   /** Relative video paths resolve under this folder; by default, beside the benchmark file. */
   videoRoot: z.string().min(1).optional(),
   /** Frames sampled uniformly over each video. */
-  frames: z.int().min(1).max(100_000).default(16),
+  /** Default: the model's (Video-LLaVA 8, else 16). */
+  frames: z.int().min(1).max(100_000).optional(),
   method: z.enum(['loglik', 'generate']).default('loglik'),
   /** Only the first N questions of the file. */
   limit: z.int().min(1).optional(),
@@ -53,7 +55,7 @@ export const EvalConfig = z.strictObject({
   out: z.string().min(1).optional(),
   /** A video that cannot be decoded: skip its questions and list them in `skipped` (default), or stop. */
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
-});
+}).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type EvalConfig = z.input<typeof EvalConfig>;
 export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
 

@@ -30,23 +30,33 @@ export const TINY_PREPROCESSOR_CONFIG = {
 } as const;
 
 /** config.json of the tiny LLaVA-Video model for a tokenizer (the world's). */
-export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
-  const id = (token: string) => {
+/** The language model's sizes, the same in both tiny models (the reasons are above). */
+const TINY_LM_SIZES = {
+  hidden_size: 128,
+  intermediate_size: 352,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 4096,
+} as const;
+
+/** A token's id in `tokenizer`, for a config made for it. */
+function tokenIds(tokenizer: Tokenizer, what: string): (token: string) => number {
+  return (token) => {
     const found = tokenizer.tokenToId(token);
-    if (found === undefined) throw new Error(`tinyModelConfig: the tokenizer has no '${token}'`);
+    if (found === undefined) throw new Error(`${what}: the tokenizer has no '${token}'`);
     return found;
   };
+}
+
+export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyModelConfig');
   const endOfText = id('<|endoftext|>');
   return {
     architectures: ['LlavaQwenForCausalLM'],
     model_type: 'llava_qwen',
     vocab_size: tokenizer.vocabSize,
-    hidden_size: 128,
-    intermediate_size: 352,
-    num_hidden_layers: 4,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 4096,
+    ...TINY_LM_SIZES,
     rope_theta: 10000.0,
     rms_norm_eps: 1e-6,
     tie_word_embeddings: false,
@@ -104,15 +114,11 @@ export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
  * resized, a centre crop, OpenAI CLIP's mean and std) at the world's frame size.
  */
 export const TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG = {
+  ...TINY_PREPROCESSOR_CONFIG,
   image_processor_type: 'VideoLlavaImageProcessor',
-  do_resize: true,
   size: { shortest_edge: FRAME_SIZE },
-  resample: 3,
   do_center_crop: true,
   crop_size: { height: FRAME_SIZE, width: FRAME_SIZE },
-  do_rescale: true,
-  rescale_factor: 1 / 255,
-  do_normalize: true,
   image_mean: [0.48145466, 0.4578275, 0.40821073],
   image_std: [0.26862954, 0.26130258, 0.27577711],
 } as const;
@@ -125,11 +131,7 @@ export const TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG = {
  * the LLaVA-Video tiny model's width (no biases, 4 heads over 2 key/value heads).
  */
 export function tinyVideoLlavaConfig(tokenizer: Tokenizer): Record<string, unknown> {
-  const id = (token: string) => {
-    const found = tokenizer.tokenToId(token);
-    if (found === undefined) throw new Error(`tinyVideoLlavaConfig: the tokenizer has no '${token}'`);
-    return found;
-  };
+  const id = tokenIds(tokenizer, 'tinyVideoLlavaConfig');
   return {
     architectures: ['VideoLlavaForConditionalGeneration'],
     model_type: 'video_llava',
@@ -146,12 +148,7 @@ export function tinyVideoLlavaConfig(tokenizer: Tokenizer): Record<string, unkno
     text_config: {
       model_type: 'llama',
       vocab_size: tokenizer.vocabSize,
-      hidden_size: 128,
-      intermediate_size: 352,
-      num_hidden_layers: 4,
-      num_attention_heads: 4,
-      num_key_value_heads: 2,
-      max_position_embeddings: 4096,
+      ...TINY_LM_SIZES,
       rms_norm_eps: 1e-5,
       rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
       attention_bias: false,

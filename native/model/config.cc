@@ -29,6 +29,8 @@ class Fields {
     return v.get<int64_t>();
   }
   int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  // Required, unless `defaulted` (a nested config that leaves its class's defaults out).
+  int64_t integer(const char* key, bool defaulted, int64_t fallback) const { return defaulted ? integer(key, fallback) : integer(key); }
 
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
@@ -134,12 +136,11 @@ RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
 Qwen2Config parse_decoder(const Fields& f, Decoder decoder) {
   Qwen2Config c;
   const bool llama = decoder == Decoder::Llama;
-  const auto size = [&](const char* key, int64_t llama_default) { return llama ? f.integer(key, llama_default) : f.integer(key); };
-  c.vocab_size = size("vocab_size", 32000);
-  c.hidden_size = size("hidden_size", 4096);
-  c.intermediate_size = size("intermediate_size", 11008);
-  c.num_hidden_layers = size("num_hidden_layers", 32);
-  c.num_attention_heads = size("num_attention_heads", 32);
+  c.vocab_size = f.integer("vocab_size", llama, 32000);
+  c.hidden_size = f.integer("hidden_size", llama, 4096);
+  c.intermediate_size = f.integer("intermediate_size", llama, 11008);
+  c.num_hidden_layers = f.integer("num_hidden_layers", llama, 32);
+  c.num_attention_heads = f.integer("num_attention_heads", llama, 32);
   c.num_key_value_heads = f.integer("num_key_value_heads", c.num_attention_heads);
   for (auto [key, v] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
                         {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_attention_heads},
@@ -196,13 +197,12 @@ VisionConfig parse_vision(const Fields& f, bool clip_defaults = false) {
   else if (type == "clip_vision_model") c.kind = VisionKind::Clip;
   else f.fail("model_type", "'", type, "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model)");
   const bool defaults = clip_defaults && c.kind == VisionKind::Clip;
-  const auto size = [&](const char* key, int64_t clip_default) { return defaults ? f.integer(key, clip_default) : f.integer(key); };
-  c.image_size = size("image_size", 224);
-  c.patch_size = size("patch_size", 32);
-  c.hidden_size = size("hidden_size", 768);
-  c.intermediate_size = size("intermediate_size", 3072);
-  c.num_hidden_layers = size("num_hidden_layers", 12);
-  c.num_attention_heads = size("num_attention_heads", 12);
+  c.image_size = f.integer("image_size", defaults, 224);
+  c.patch_size = f.integer("patch_size", defaults, 32);
+  c.hidden_size = f.integer("hidden_size", defaults, 768);
+  c.intermediate_size = f.integer("intermediate_size", defaults, 3072);
+  c.num_hidden_layers = f.integer("num_hidden_layers", defaults, 12);
+  c.num_attention_heads = f.integer("num_attention_heads", defaults, 12);
   for (auto [key, v] : {std::pair{"image_size", c.image_size}, {"patch_size", c.patch_size},
                         {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
                         {"num_attention_heads", c.num_attention_heads}})
