@@ -74,8 +74,8 @@ describe('Video-LLaVA parity with transformers (VideoLlavaForConditionalGenerati
       assertClose(out[key], expected[key]!, key);
     }
     // transformers' form: video_token_index once per visual token
-    const hf = await model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, pixelValues: inputs.pixel_values });
-    assertClose(hf.logits, expected.logits!, 'logits (expanded input ids)');
+    const hf = await model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, pixelValuesVideos: inputs.pixel_values_videos });
+    assertClose(hf.logits, expected.logits!, 'logits (expanded input ids, pixelValuesVideos)');
     await assert.rejects(
       model.forward({ inputIds: tensor(BigInt64Array.from([1n, VIDEO_ID, 5n]), [1, 3]), pixelValues: inputs.pixel_values }),
       /holds 1 video tokens \(63\), the video has 40 visual tokens/,
@@ -185,6 +185,30 @@ describe('Video-LLaVA parity with transformers (VideoLlavaForConditionalGenerati
     writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(HF, 'video_llava', 'model.safetensors')));
     await assert.rejects(VideoLM.load(dir), /vision_config is missing: the original Video-LLaVA config names its towers/);
   });
+});
+
+describe('Video-LLaVA and LLaMA configs: errors name the field', function () {
+  interface Config { text_config: Record<string, unknown>; vision_config: Record<string, unknown>; [field: string]: unknown }
+  const base = () => JSON.parse(readFileSync(join(HF, 'video_llava', 'config.json'), 'utf8')) as Config;
+  const CASES: [string, (c: Config) => void, RegExp][] = [
+    ['a RoPE type tpo does not compute', (c) => { c.text_config.rope_parameters = { rope_type: 'yarn', factor: 4, rope_theta: 1e4 }; },
+      /config: text_config\.rope_parameters\.rope_type 'yarn' is not supported \(default, linear, dynamic, llama3\)/],
+    ['llama3 RoPE without its band factors', (c) => { c.text_config.rope_parameters = { rope_type: 'llama3', factor: 8, rope_theta: 1e4 }; },
+      /config: text_config\.rope_parameters\.low_freq_factor must be a positive finite number/],
+    ['a scaling factor below 1', (c) => { c.text_config.rope_parameters = { rope_type: 'linear', factor: 0.5, rope_theta: 1e4 }; },
+      /config: text_config\.rope_parameters\.factor must be a finite number >= 1, got 0\.5/],
+    ['a projector activation tpo does not have', (c) => { c.projector_hidden_act = 'relu'; }, /config: projector_hidden_act 'relu' is not supported/],
+    ['a language model other than LLaMA', (c) => { c.text_config.model_type = 'qwen2'; }, /config: text_config\.model_type 'qwen2' is not supported/],
+    ['a SigLIP tower', (c) => { c.vision_config.model_type = 'siglip_vision_model'; }, /config: vision_config\.model_type must be clip_vision_model/],
+    ['a feature layer outside the tower', (c) => { c.vision_feature_layer = [-2, 7]; }, /config: vision_feature_layer \(7\) is outside the tower's 3 layers/],
+  ];
+  for (const [what, change, message] of CASES) {
+    it(`refuses ${what}`, async () => {
+      const config = base();
+      change(config);
+      await assert.rejects(VideoLM.create(config), message);
+    });
+  }
 });
 
 describe('LlamaForCausalLM parity with transformers: RoPE variants', function () {
