@@ -153,6 +153,24 @@ describe('Video-LLaVA parity with transformers (VideoLlavaForConditionalGenerati
       assert.deepEqual((await logitsOf(loaded, inputs)).toTypedArray(), reference.toTypedArray(), `${layout} round trip`);
     }
     await assert.rejects(async () => model.save(join(dir, 'wrong'), { layout: 'llava-next' }), /not this model's original layout \(video-llava\)/);
+    // The original repository's config.json (LlavaLlamaForCausalLM: LLaMA's fields and mm_* at the top, the towers
+    // named), with the towers' shape added, over the weights in the original layout: the same model.
+    const config = JSON.parse(readFileSync(join(HF, 'video_llava', 'config.json'), 'utf8')) as Record<string, Record<string, unknown>>;
+    const originalConfig = {
+      ...config.text_config, architectures: ['LlavaLlamaForCausalLM'], model_type: 'llava',
+      mm_video_tower: 'LanguageBind/LanguageBind_Video_merge', mm_image_tower: 'LanguageBind/LanguageBind_Image',
+      mm_projector_type: 'mlp2x_gelu', mm_vision_select_layer: -2, mm_vision_select_feature: 'patch', mm_hidden_size: 24,
+      vision_config: config.vision_config,
+    };
+    const repo = join(dir, 'original-config');
+    cpSync(join(dir, 'video-llava'), repo, { recursive: true });
+    writeFileSync(join(repo, 'config.json'), JSON.stringify(originalConfig));
+    {
+      using loaded = await VideoLM.load(repo);
+      assert.equal(loaded.info.architecture, 'VideoLlavaForConditionalGeneration');
+      assert.equal(loaded.info.layout, 'video-llava');
+      assertClose(await logitsOf(loaded, inputs), reference, 'the original config over the original layout');
+    }
     // The original checkpoint's LanguageBind temporal attention has no place in transformers' model: refused by name.
     const original = join(dir, 'video-llava');
     const weights = (await readSafetensors(join(original, 'model.safetensors'))).tensors;
