@@ -105,10 +105,11 @@ export interface NativePreprocessConfig {
 }
 
 export interface NativeModelInfo {
-  architecture: 'Qwen2ForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM';
+  architecture: 'Qwen2ForCausalLM' | 'LlamaForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM' | 'VideoLlavaForConditionalGeneration';
   modelType: string;
-  /** The checkpoint key layout it was loaded from: llava-next (also plain HF Qwen2 / vision models), hf, hf-legacy. */
-  layout: 'llava-next' | 'hf' | 'hf-legacy';
+  /** The checkpoint key layout it was loaded from: the original repository's (llava-next, also plain HF Qwen2 /
+   * LLaMA / vision models; video-llava for Video-LLaVA), hf (transformers 5), hf-legacy (transformers 4). */
+  layout: 'llava-next' | 'video-llava' | 'hf' | 'hf-legacy';
   /** config.json as loaded (with overrides applied). */
   config: string;
   /** The folder it was loaded from (named by errors about its numbers). */

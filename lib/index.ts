@@ -19,6 +19,7 @@ export {
   Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,
   type SpecialToken,
 } from './model/tokenizer.js';
+export { VIDEO_LLAVA_SYSTEM, videoLlavaChatTemplate } from './model/templates.js';
 export {
   encodePair, encodePrompt, encodeSft, pairSequence, IGNORE_INDEX, IMAGE_PLACEHOLDER, IMAGE_TOKEN_INDEX,
   type DroppedSpan, type InputOptions, type PairInputs, type SftInputs, type Truncation,

@@ -10,7 +10,8 @@ export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
                                         multiple-choice accuracy on a benchmark, overall and per category
       --format F          auto | ${EVAL_FORMATS.join(' | ')} (default auto: told by the fields)
       --video-root DIR    where relative video paths start (default: the benchmark file's folder)
-      --frames N          frames sampled uniformly from each video (default 16; np.linspace over the frames)
+      --frames N          frames sampled uniformly from each video (default: the model's, Video-LLaVA 8, else 16;
+                          np.linspace over the frames)
       --max-frames-num N  the same, by lmms-eval's name for it
       --method M          loglik: rank the options by log-likelihood (default); generate: greedy answer, letter parsed
       --adapter DIR       a LoRA adapter (PEFT layout) to load onto the model

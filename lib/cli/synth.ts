@@ -18,6 +18,7 @@ export const SYNTH_USAGE = `  synth --out DIR [options]             a synthetic 
       --concurrency K     videos made at once (default: one per core)
       --no-videos         annotations and questions only
       --force             re-render existing videos; overwrite a folder made with other options
+      --model A           the tiny model's architecture: llava-video (default) | video-llava
       --json              print the summary as JSON`;
 
 /** Flags -> SynthOptions (validated by zod, so a bad value names its flag's field). */
@@ -25,7 +26,7 @@ export function synthOptionsFromArgs(argv: string[]): { options: SynthOptions; j
   const { values } = parseFlags(argv, {
     out: 'string', videos: 'number', seed: 'number', length: 'string', split: 'string', size: 'string', fps: 'number',
     noise: 'number', codec: 'string', crf: 'number', concurrency: 'number', 'no-videos': 'boolean', force: 'boolean',
-    json: 'boolean',
+    model: 'string', json: 'boolean',
   });
   const [width, height] = values.size?.split('x').map(Number) ?? [];
   const world = given({ width, height, fps: values.fps, noise: values.noise, length: values.length });
@@ -33,7 +34,7 @@ export function synthOptionsFromArgs(argv: string[]): { options: SynthOptions; j
   const raw = {
     out: values.out, videos: values.videos, seed: values.seed,
     split: values.split?.split(',').map(Number), world, encode, writeVideos: !values['no-videos'],
-    concurrency: values.concurrency, force: values.force,
+    concurrency: values.concurrency, force: values.force, model: values.model,
   };
   return { options: parseFlagConfig(SynthOptions, raw, 'tpo synth'), json: values.json };
 }

@@ -22,6 +22,7 @@ import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { DistributedConfig } from '../dist/config.js';
 import { Group, roundRobin } from '../dist/group.js';
+import { defaultFrames } from '../model/files.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile, prepareWritableDir } from '../paths.js';
@@ -46,7 +47,8 @@ export const EvalConfig = z.strictObject({
   /** Relative video paths resolve under this folder; by default, beside the benchmark file. */
   videoRoot: z.string().min(1).optional(),
   /** Frames sampled uniformly over each video. */
-  frames: z.int().min(1).max(100_000).default(16),
+  /** Default: the model's (Video-LLaVA 8, else 16). */
+  frames: z.int().min(1).max(100_000).optional(),
   method: z.enum(['loglik', 'generate']).default('loglik'),
   /** Only the first N questions of the file. */
   limit: z.int().min(1).optional(),
@@ -59,7 +61,7 @@ export const EvalConfig = z.strictObject({
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
   /** Several ranks (torchrun's variables, `--nproc N`): c10d's backend and timeout (lib/dist/config.ts). */
   distributed: DistributedConfig.prefault({}),
-});
+}).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type EvalConfig = z.input<typeof EvalConfig>;
 export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
 

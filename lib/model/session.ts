@@ -7,6 +7,7 @@ import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, type SamplePlan } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { videoLlavaChatTemplate } from './templates.js';
 import { Tokenizer } from './tokenizer.js';
 import { type LoadOptions, VideoLM } from './video-lm.js';
 
@@ -22,6 +23,9 @@ export class VideoError extends Error {
 /** What to do with a video that cannot be decoded: count it and go on (the default), or stop the run. */
 export const ON_VIDEO_ERROR = ['skip', 'stop'] as const;
 export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
+
+/** The architectures that take a video. */
+const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set(['LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration']);
 
 export interface SessionOptions {
   /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
@@ -45,8 +49,10 @@ export class ModelSession implements Disposable {
     const tokenizer = await Tokenizer.load(dir);
     const model = await VideoLM.load(options.weights ?? dir, options.load);
     try {
-      const processor = model.info.architecture === 'LlavaQwenForCausalLM' ? await loadPreprocessorConfig(dir) : undefined;
+      const processor = VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
       if (options.adapter) await model.loadLora(options.adapter);
+      // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
+      if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
       return new ModelSession(dir, model, tokenizer, processor);
     } catch (error) {
       model.dispose();

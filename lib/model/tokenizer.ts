@@ -135,7 +135,7 @@ export class Tokenizer {
   /** tokenizer_config.json's model_max_length, when it names one. */
   readonly modelMaxLength?: number;
   readonly #tokenizer: HfTokenizer;
-  readonly #templates: ReadonlyMap<string, string>;
+  readonly #templates: Map<string, string>;
   readonly #templateContext: Readonly<Record<string, unknown>>;
   readonly #compiled = new Map<string, Template>();
 
@@ -249,6 +249,17 @@ export class Tokenizer {
 
   idToToken(id: number): string | undefined {
     return this.#tokenizer.id_to_token(id);
+  }
+
+  /**
+   * Makes `template` the default chat template when the tokenizer carries none (a model whose tokenizer_config.json
+   * has no chat_template, as Video-LLaVA's); returns whether it was taken.
+   */
+  useTemplateIfNone(template: string): boolean {
+    parse(z.string().min(1), template, 'Tokenizer.useTemplateIfNone: template');
+    if (this.#templates.has('default')) return false;
+    this.#templates.set('default', template);
+    return true;
   }
 
   /** Names of the chat templates the tokenizer carries ('default' for a single one). */

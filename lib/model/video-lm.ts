@@ -1,5 +1,5 @@
-// The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), plain Qwen2ForCausalLM, and the
-// SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+// The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), Video-LLaVA / LLaVA-Hound
+// (VideoLlavaForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
 import { existsSync } from 'node:fs';
 
 import { z } from 'zod';
@@ -33,6 +33,8 @@ const ForwardInputs = z.strictObject({
   attentionMask: z.custom<Tensor>().optional(),
   /** Preprocessed frames [F, 3, S, S] of one video; it replaces the -200 id in every row. */
   pixelValues: z.custom<Tensor>().optional(),
+  /** The same video by transformers' name and shape (Video-LLaVA's pixel_values_videos): [1, F, 3, S, S]. */
+  pixelValuesVideos: z.custom<Tensor>().optional(),
   outputHiddenStates: z.boolean().optional(),
 });
 export type ForwardInputs = z.input<typeof ForwardInputs>;
@@ -90,7 +92,7 @@ export type LoraOptions = z.input<typeof LoraOptions>;
 
 const SaveOptions = z.strictObject({
   /** Key layout to write; default: the one it was loaded from. */
-  layout: z.enum(['llava-next', 'hf', 'hf-legacy']).optional(),
+  layout: z.enum(['llava-next', 'video-llava', 'hf', 'hf-legacy']).optional(),
   maxShardSize: ByteSize.optional(),
 });
 export type SaveOptions = z.input<typeof SaveOptions>;
@@ -163,8 +165,18 @@ export class VideoLM {
    * A full forward pass. Returns logits and, for parity checks and analysis, the intermediate tensors:
    * vision_features, projected, pooled, video_tokens, inputs_embeds, last_hidden_state, hidden_states.N.
    */
-  forward(inputs: ForwardInputs): Promise<Record<string, Tensor>> {
-    return this.#model.forward(parse(ForwardInputs, inputs, 'VideoLM.forward'));
+  async forward(inputs: ForwardInputs): Promise<Record<string, Tensor>> {
+    const { pixelValuesVideos, ...rest } = parse(ForwardInputs, inputs, 'VideoLM.forward');
+    if (pixelValuesVideos === undefined) return this.#model.forward(rest);
+    const shape = pixelValuesVideos.shape;
+    if (rest.pixelValues !== undefined || shape.length !== 5 || shape[0] !== 1) {
+      throw Object.assign(new TypeError(
+        `VideoLM.forward: pixelValuesVideos must be one video [1, frames, 3, S, S] (got [${shape.join(', ')}])` +
+        (rest.pixelValues !== undefined ? ', and not beside pixelValues' : ''),
+      ), { code: 'ERR_TPO_ARGUMENT' });
+    }
+    using frames = pixelValuesVideos.reshape(shape.slice(1));
+    return await this.#model.forward({ ...rest, pixelValues: frames });
   }
 
   /** Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. */

@@ -21,14 +21,16 @@ import { prepareOutputDir, prepareWritableDir } from '../paths.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
 import { annotation } from './captions.js';
-import { tinyModelConfig, TINY_PREPROCESSOR_CONFIG } from './model-config.js';
+import {
+  tinyModelConfig, TINY_PREPROCESSOR_CONFIG, tinyVideoLlavaConfig, TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG,
+} from './model-config.js';
 import { makeQuestions } from './questions.js';
 import { deriveSeed, Random } from './random.js';
 import { type BenchmarkRecord, LetterSchedule, questionRecords, type SftRecord } from './records.js';
 import { encodeVideo, VideoEncodeOptions } from '../video/encode.js';
 import { renderVideo } from './render.js';
 import { type Split, SPLITS, splitSeeds, splitSizes } from './splits.js';
-import { worldTokenizer, worldTokenizerFiles } from './tokenizer.js';
+import { type WorldFamily, worldTokenizer, worldTokenizerFiles } from './tokenizer.js';
 import { makeVideo, type SynthVideo, WorldOptions } from './world.js';
 
 const Fraction = z.number().min(0).max(1);
@@ -49,6 +51,8 @@ export const SynthOptions = z.strictObject({
   concurrency: z.int().min(1).max(64).default(() => availableParallelism()),
   /** Re-render videos already present, and overwrite a folder made with other options. */
   force: z.boolean().default(false),
+  /** The tiny model's architecture under model/: LLaVA-Video's (SigLIP, pooling, Qwen2) or Video-LLaVA's (CLIP, LLaMA). */
+  model: z.enum(['llava-video', 'video-llava']).default('llava-video'),
 });
 export type SynthOptions = z.input<typeof SynthOptions>;
 
@@ -169,14 +173,19 @@ async function writeSplit(o: z.output<typeof SynthOptions>, split: Split, planne
   return benchmark.length;
 }
 
-/** The world's tokenizer and the tiny model's config, preprocessor config included, into `dir`. */
-export async function writeModelFiles(dir: string): Promise<void> {
+/**
+ * The world's tokenizer and a tiny model's config, preprocessor config included, into `dir`: LLaVA-Video's
+ * architecture (the default) or Video-LLaVA's (`video-llava`: its tokenizer variant, config and processor).
+ */
+export async function writeModelFiles(dir: string, family: WorldFamily = 'llava-video'): Promise<void> {
   prepareOutputDir(dir, 'a model folder');
-  const files = worldTokenizerFiles();
+  const files = worldTokenizerFiles(family);
   await writeJsonFile(join(dir, 'tokenizer.json'), files['tokenizer.json']);
   await writeJsonFile(join(dir, 'tokenizer_config.json'), files['tokenizer_config.json']);
-  await writeJsonFile(join(dir, 'config.json'), tinyModelConfig(worldTokenizer()));
-  await writeJsonFile(join(dir, 'preprocessor_config.json'), TINY_PREPROCESSOR_CONFIG);
+  const videoLlava = family === 'video-llava';
+  const tokenizer = worldTokenizer(family);
+  await writeJsonFile(join(dir, 'config.json'), videoLlava ? tinyVideoLlavaConfig(tokenizer) : tinyModelConfig(tokenizer));
+  await writeJsonFile(join(dir, 'preprocessor_config.json'), videoLlava ? TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG : TINY_PREPROCESSOR_CONFIG);
 }
 
 /** Writes a synthetic dataset folder (see the top of this file). */
@@ -204,7 +213,7 @@ export async function writeSynthDataset(
     videos[split] = items.length;
     questions[split] = await writeSplit(o, split, items);
   }
-  await writeModelFiles(join(o.out, 'model'));
+  await writeModelFiles(join(o.out, 'model'), o.model);
   const seconds = (performance.now() - started) / 1000;
   await writeJsonFile(join(o.out, 'synth.json'), { ...manifest, complete: true, splits: { videos, questions } });
   return { out: o.out, videos, questions, ...written, seconds };

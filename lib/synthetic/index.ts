@@ -8,7 +8,9 @@ export {
   downsample, keepRange, removeRange, reverse, selectFrames, shuffleScenes,
   type FrameRange, type Manipulated, type ManipulatedEvent,
 } from './manipulate.js';
-export { FRAME_SIZE, tinyModelConfig, TINY_PREPROCESSOR_CONFIG } from './model-config.js';
+export {
+  FRAME_SIZE, tinyModelConfig, TINY_PREPROCESSOR_CONFIG, tinyVideoLlavaConfig, TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG,
+} from './model-config.js';
 export {
   COMPREHENSIVE_TYPES, LOCALIZED_TYPES, makeQuestions, nounPhrase,
   type QuestionKind, type QuestionType, type WorldQuestion,

@@ -30,23 +30,33 @@ export const TINY_PREPROCESSOR_CONFIG = {
 } as const;
 
 /** config.json of the tiny LLaVA-Video model for a tokenizer (the world's). */
-export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
-  const id = (token: string) => {
+/** The language model's sizes, the same in both tiny models (the reasons are above). */
+const TINY_LM_SIZES = {
+  hidden_size: 128,
+  intermediate_size: 352,
+  num_hidden_layers: 4,
+  num_attention_heads: 4,
+  num_key_value_heads: 2,
+  max_position_embeddings: 4096,
+} as const;
+
+/** A token's id in `tokenizer`, for a config made for it. */
+function tokenIds(tokenizer: Tokenizer, what: string): (token: string) => number {
+  return (token) => {
     const found = tokenizer.tokenToId(token);
-    if (found === undefined) throw new Error(`tinyModelConfig: the tokenizer has no '${token}'`);
+    if (found === undefined) throw new Error(`${what}: the tokenizer has no '${token}'`);
     return found;
   };
+}
+
+export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyModelConfig');
   const endOfText = id('<|endoftext|>');
   return {
     architectures: ['LlavaQwenForCausalLM'],
     model_type: 'llava_qwen',
     vocab_size: tokenizer.vocabSize,
-    hidden_size: 128,
-    intermediate_size: 352,
-    num_hidden_layers: 4,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    max_position_embeddings: 4096,
+    ...TINY_LM_SIZES,
     rope_theta: 10000.0,
     rms_norm_eps: 1e-6,
     tie_word_embeddings: false,
@@ -95,6 +105,72 @@ export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
       hidden_act: 'gelu_pytorch_tanh',
       attention_dropout: 0.0,
       num_hidden_layers_in_checkpoint: 3,
+    },
+  };
+}
+
+/**
+ * preprocessor_config.json of the tiny Video-LLaVA model: Video-LLaVA's processor (CLIP's: the shortest edge
+ * resized, a centre crop, OpenAI CLIP's mean and std) at the world's frame size.
+ */
+export const TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG = {
+  ...TINY_PREPROCESSOR_CONFIG,
+  image_processor_type: 'VideoLlavaImageProcessor',
+  size: { shortest_edge: FRAME_SIZE },
+  do_center_crop: true,
+  crop_size: { height: FRAME_SIZE, width: FRAME_SIZE },
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+} as const;
+
+/**
+ * config.json of a tiny Video-LLaVA (LLaVA-Hound's architecture: VideoLlavaForConditionalGeneration) for the
+ * world's Video-LLaVA tokenizer, as transformers writes video_llava configs: CLIP towers on the 64 x 64 frames in
+ * 16 x 16 patches (4 x 4 patches and the class token: 17 tokens a frame, every one kept, as Video-LLaVA keeps them;
+ * 8 frames, Video-LLaVA's count, are 136 tokens), the layer before the last, a GELU projector, and a LLaMA LM of
+ * the LLaVA-Video tiny model's width (no biases, 4 heads over 2 key/value heads).
+ */
+export function tinyVideoLlavaConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyVideoLlavaConfig');
+  return {
+    architectures: ['VideoLlavaForConditionalGeneration'],
+    model_type: 'video_llava',
+    image_token_index: id('<|im_start|>'),  // unused: tpo encodes videos; an in-vocabulary id as transformers asks
+    video_token_index: id('<|im_end|>'),    // transformers' expanded form only; tpo's prompts hold -200
+    projector_hidden_act: 'gelu',
+    vision_feature_select_strategy: 'default',
+    vision_feature_layer: -2,
+    image_seq_length: 16,
+    video_seq_length: 8 * 17,
+    multimodal_projector_bias: true,
+    tie_word_embeddings: false,
+    initializer_range: 0.02,
+    text_config: {
+      model_type: 'llama',
+      vocab_size: tokenizer.vocabSize,
+      ...TINY_LM_SIZES,
+      rms_norm_eps: 1e-5,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
+      attention_bias: false,
+      mlp_bias: false,
+      hidden_act: 'silu',
+      tie_word_embeddings: false,
+      bos_token_id: id('<s>'),
+      eos_token_id: id('</s>'),
+      pad_token_id: tokenizer.pad?.id ?? id('<|endoftext|>'),
+    },
+    vision_config: {
+      model_type: 'clip_vision_model',
+      image_size: FRAME_SIZE,
+      patch_size: 16,
+      hidden_size: 96,
+      intermediate_size: 384,
+      num_hidden_layers: 3,
+      num_attention_heads: 4,
+      num_channels: 3,
+      layer_norm_eps: 1e-5,
+      hidden_act: 'quick_gelu',
+      projection_dim: 96,
     },
   };
 }

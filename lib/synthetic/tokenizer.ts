@@ -6,6 +6,7 @@
 // pre-tokenized word as itself or as <unk>: word-level behaviour. (WordLevel proper is what the Rust library
 // calls it, but @huggingface/tokenizers, the JS library tpo runs, does not implement WordLevel; WordPiece it does,
 // and so do transformers and the Rust library, so the files load the same everywhere.)
+import { videoLlavaChatTemplate } from '../model/templates.js';
 import { Tokenizer } from '../model/tokenizer.js';
 import { COLOR_NAMES, FUNCTION_WORDS, LETTERS, MAX_NUMBER, PUNCTUATION, SHAPES } from './vocabulary.js';
 
@@ -38,11 +39,25 @@ export interface TokenizerFiles {
   'tokenizer_config.json': Record<string, unknown>;
 }
 
-/** tokenizer.json and tokenizer_config.json of the world's tokenizer. */
-export function worldTokenizerFiles(): TokenizerFiles {
-  const vocab = Object.fromEntries(worldVocabulary().map((token, id) => [token, id]));
-  const added = SPECIAL_TOKENS.map((content, id) => ({
-    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true,
+/** The tokens the Video-LLaVA variant adds after the world's vocabulary: LLaMA's BOS and EOS, the turn markers. */
+export const VIDEO_LLAVA_TOKENS = ['<s>', '</s>', 'USER:', 'ASSISTANT:'] as const;
+
+/** Which model family the tokenizer is for: Qwen2's chat format (the default), or Video-LLaVA's. */
+export type WorldFamily = 'llava-video' | 'video-llava';
+
+/**
+ * tokenizer.json and tokenizer_config.json of the world's tokenizer. The video-llava variant keeps every id of the
+ * world's and adds LLaMA's <s> / </s> and Video-LLaVA's USER: / ASSISTANT: after them, with Video-LLaVA's
+ * conversation format (lib/model/templates.ts) without its system message.
+ */
+export function worldTokenizerFiles(family: WorldFamily = 'llava-video'): TokenizerFiles {
+  const tokens = [...worldVocabulary(), ...(family === 'video-llava' ? VIDEO_LLAVA_TOKENS : [])];
+  const vocab = Object.fromEntries(tokens.map((token, id) => [token, id]));
+  const base = worldVocabulary().length;
+  const extra = family === 'video-llava' ? VIDEO_LLAVA_TOKENS.map((content, i) => ({ id: base + i, content })) : [];
+  const added = [...SPECIAL_TOKENS.map((content, id) => ({ id, content })), ...extra].map(({ id, content }) => ({
+    id, content, single_word: false, lstrip: false, rstrip: false, normalized: false,
+    special: !content.endsWith(':'),
   }));
   const json = {
     version: '1.0',
@@ -60,11 +75,11 @@ export function worldTokenizerFiles(): TokenizerFiles {
   const config = {
     added_tokens_decoder: Object.fromEntries(added.map(({ id, ...token }) => [String(id), token])),
     additional_special_tokens: ['<|im_start|>', '<|im_end|>'],
-    bos_token: null,
-    eos_token: '<|im_end|>',
+    bos_token: family === 'video-llava' ? '<s>' : null,
+    eos_token: family === 'video-llava' ? '</s>' : '<|im_end|>',
     pad_token: '<|endoftext|>',
     unk_token: '<unk>',
-    chat_template: CHAT_TEMPLATE,
+    chat_template: family === 'video-llava' ? videoLlavaChatTemplate('') : CHAT_TEMPLATE,
     clean_up_tokenization_spaces: false,
     model_max_length: 4096,
     tokenizer_class: 'PreTrainedTokenizerFast',
@@ -73,7 +88,7 @@ export function worldTokenizerFiles(): TokenizerFiles {
 }
 
 /** The world's tokenizer in memory (the same as loading the files). */
-export function worldTokenizer(): Tokenizer {
-  const files = worldTokenizerFiles();
+export function worldTokenizer(family: WorldFamily = 'llava-video'): Tokenizer {
+  const files = worldTokenizerFiles(family);
   return Tokenizer.fromJSON(files['tokenizer.json'], files['tokenizer_config.json']);
 }

@@ -30,6 +30,7 @@ import { DistributedConfig } from '../dist/config.js';
 import { Group } from '../dist/group.js';
 import { readAnnotations, readBenchmark } from '../data/records.js';
 import { assertVideosExist } from '../data/videos.js';
+import { defaultFrames } from '../model/files.js';
 import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile } from '../paths.js';
@@ -70,7 +71,8 @@ export const GenerateConfig = z.strictObject({
   /** The pairs file (JSONL); <out>.dropped.jsonl and <out>.summary.json beside it. */
   out: z.string().min(1),
   manipulation: z.enum(MANIPULATIONS).default('tpo'),
-  frames: z.int().min(1).default(16),
+  /** Default: the model's (Video-LLaVA 8, else 16). */
+  frames: z.int().min(1).optional(),
   /** Comprehensive dis-preferred input: this fraction of `frames`. */
   sparseRatio: z.number().gt(0).max(1).default(0.25),
   /** timewarp-implicit: how the dis-preferred frames are corrupted. */
@@ -99,7 +101,7 @@ export const GenerateConfig = z.strictObject({
   if (c.manipulation === 'timewarp-explicit' && !c.annotations) issue('annotations', 'timewarp-explicit needs the videos\' scenes (annotations)');
   if (c.manipulation === 'none' && c.temperature === 0) issue('temperature', 'the none manipulation samples two answers: set a temperature above 0');
   if ((c.judge ?? (c.llm ? 'llm' : 'synthetic')) === 'llm' && !c.llm) issue('judge', 'the llm judge needs llm');
-});
+}).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type GenerateConfig = z.input<typeof GenerateConfig>;
 type Resolved = z.output<typeof GenerateConfig>;
 

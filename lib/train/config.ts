@@ -3,6 +3,7 @@
 import { z } from 'zod';
 
 import { DistributedConfig } from '../dist/config.js';
+import { defaultFrames } from '../model/files.js';
 import { ON_VIDEO_ERROR } from '../model/session.js';
 import { LossOverrides, ReferenceMode } from './loss.js';
 import { OptimizerConfig } from './optimizer.js';
@@ -64,7 +65,8 @@ export const TrainConfig = z.strictObject({
   maxSteps: z.int().min(1).optional(),
   seed: z.int().nonnegative().default(0),
   /** Frames sampled uniformly from each video, and their size before the tower's preprocessing. */
-  frames: z.int().min(1).default(16),
+  /** Default: the model's (lib/model/files.ts defaultFrames: Video-LLaVA 8, else 16). */
+  frames: z.int().min(1).optional(),
   /** Score a micro-batch's pairs in one padded forward per model instead of pair by pair with a shared prompt:
    * several times faster for small models (the cost is the number of operations), more compute for large ones. */
   batchPairs: z.boolean().default(false),
@@ -93,6 +95,6 @@ export const TrainConfig = z.strictObject({
   /** The output folder may hold another run (or this one, not resumed): delete its checkpoints, metrics.jsonl,
    * final/ and run.json and start this run. Without it such a folder is an error (a folder holds one run). */
   overwrite: z.boolean().default(false),
-});
+}).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type TrainConfig = z.input<typeof TrainConfig>;
 export type ResolvedTrainConfig = z.output<typeof TrainConfig>;

@@ -39,8 +39,17 @@ const char* architecture_name(model::Architecture a) {
     case model::Architecture::Qwen2ForCausalLM: return "Qwen2ForCausalLM";
     case model::Architecture::VisionModel: return "VisionModel";
     case model::Architecture::LlavaQwenForCausalLM: return "LlavaQwenForCausalLM";
+    case model::Architecture::LlamaForCausalLM: return "LlamaForCausalLM";
+    case model::Architecture::VideoLlavaForConditionalGeneration: return "VideoLlavaForConditionalGeneration";
   }
   return "?";
+}
+
+// The original repository's key layout is Video-LLaVA's for Video-LLaVA models, LLaVA-NeXT's otherwise.
+std::string layout_name_for(const model::LoadedModel& m, model::KeyLayout layout) {
+  if (layout == model::KeyLayout::Native && m.config.architecture == model::Architecture::VideoLlavaForConditionalGeneration)
+    return "video-llava";
+  return model::layout_name(layout);
 }
 
 class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
@@ -99,7 +108,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     auto out = Napi::Object::New(env);
     out.Set("architecture", architecture_name(m->config.architecture));
     out.Set("modelType", m->config.model_type);
-    out.Set("layout", model::layout_name(m->report.layout));
+    out.Set("layout", layout_name_for(*m, m->report.layout));
     out.Set("config", m->config.json);
     out.Set("source", m->source);
     out.Set("dtype", dtype_spec(m->report.dtype).name);
@@ -359,10 +368,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       const Args args(env, cb[1], "Model.save: options");
       if (args.has("layout")) {
         const std::string name = args.string("layout");
-        if (name == "llava-next") layout = model::KeyLayout::Native;
+        // The original repository's layout: LLaVA-NeXT's for LLaVA models, Video-LLaVA's for Video-LLaVA.
+        if (name == "llava-next" || name == "video-llava") layout = model::KeyLayout::Native;
         else if (name == "hf") layout = model::KeyLayout::HfLlava;
         else if (name == "hf-legacy") layout = model::KeyLayout::HfLlavaLegacy;
-        else throw_argument_error(env, "Model.save: layout must be llava-next, hf or hf-legacy");
+        else throw_argument_error(env, "Model.save: layout must be llava-next, video-llava, hf or hf-legacy");
+        const bool video_llava = shared->model->config.architecture == model::Architecture::VideoLlavaForConditionalGeneration;
+        if ((name == "llava-next" && video_llava) || (name == "video-llava" && !video_llava))
+          throw_argument_error(env, "Model.save: layout " + name + " is not this model's original layout (" +
+                                        layout_name_for(*shared->model, model::KeyLayout::Native) + ")");
       }
       max_bytes = args.number("maxShardBytes", max_bytes);
       if (!(max_bytes >= 1)) throw_argument_error(env, "Model.save: maxShardBytes must be >= 1");
@@ -443,7 +457,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           const Reading reading(call);
           LoadedModel& m = call.model();
           if (!m.lora) throw std::invalid_argument("the model has no LoRA adapter (merged meanwhile?)");
-          model::save_lora(*m.lm, *m.lora, dir);
+          model::save_lora(*m.lm, *m.lora, dir, model::peft_module_names(m.config.architecture));
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
   }
@@ -457,7 +471,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [call = ModelCall(shared), dir] {
           const Writing writing(call);
           LoadedModel& m = call.model();
-          m.lora = model::load_lora(*m.lm, dir);
+          m.lora = model::load_lora(*m.lm, dir, model::peft_module_name_candidates());
           call.shared().structure_changed();
         },
         [](Napi::Env env) -> Napi::Value { return env.Undefined(); });
@@ -476,7 +490,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       const std::string& name = item.key();
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
-      else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0) train = vision;
+      else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
+               name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;
       else if (name.find("mm_projector.") != std::string::npos || name.find("image_newline") != std::string::npos) train = projector;
       else train = language;
       item.value().set_requires_grad(train);
@@ -497,7 +512,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     LoadedModel& m = *shared->model;
     if (m.lm) {
       m.lm->model->gradient_checkpointing = on;
-      if (m.lm->has_vision()) m.lm->llava->vision_tower->vision_tower->vision_model->gradient_checkpointing = on;
+      if (m.lm->has_vision()) m.lm->video_tower().gradient_checkpointing = on;
     }
     if (m.vision) m.vision->vision_model->gradient_checkpointing = on;
     return env.Undefined();

@@ -29,6 +29,8 @@ class Fields {
     return v.get<int64_t>();
   }
   int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
+  // Required, unless `defaulted` (a nested config that leaves its class's defaults out).
+  int64_t integer(const char* key, bool defaulted, int64_t fallback) const { return defaulted ? integer(key, fallback) : integer(key); }
 
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
@@ -56,6 +58,7 @@ class Fields {
     if (v.is_array() && !v.empty() && v[0].is_number_integer()) return v[0].get<int64_t>();
     fail(key, "must be a token id");
   }
+  const json& raw(const char* key) const { return object_.at(key); }
   Fields object(const char* key) const {
     if (!has(key) || !object_.at(key).is_object()) fail(key, "must be an object");
     return Fields(object_.at(key), source_, prefix_ + key + ".");
@@ -88,13 +91,56 @@ void require_positive_number(const Fields& f, const char* key, double value) {
   if (!std::isfinite(value) || !(value > 0)) f.fail(key, "must be a positive finite number, got ", value);
 }
 
-Qwen2Config parse_qwen2(const Fields& f) {
+// Fields a text config may leave out (transformers writes only the non-defaults into nested configs of older
+// checkpoints): LlamaConfig's defaults. Qwen2's configs are read as they have always been written, in full.
+enum class Decoder { Qwen2, Llama };
+
+RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
+  RopeScaling r;
+  const Fields rope = f.object(key);
+  const std::string type = rope.has("rope_type") ? rope.string("rope_type", "default") : rope.string("type", "default");
+  // transformers 5 keeps rope_theta inside rope_parameters.
+  c.rope_theta = rope.number("rope_theta", c.rope_theta);
+  require_positive_number(rope, "rope_theta", c.rope_theta);
+  if (rope.has("partial_rotary_factor") && rope.number("partial_rotary_factor", 1.0) != 1.0)
+    rope.fail("partial_rotary_factor", "other than 1 is not supported");
+  if (type == "default") return r;
+  const auto factor = [&] {
+    const double v = rope.number("factor", 0.0);
+    if (!std::isfinite(v) || !(v >= 1.0)) rope.fail("factor", "must be a finite number >= 1, got ", v);
+    return v;
+  };
+  if (type == "linear") {
+    r.type = RopeType::Linear;
+    r.factor = factor();
+  } else if (type == "dynamic") {
+    r.type = RopeType::Dynamic;
+    r.factor = factor();
+  } else if (type == "llama3") {
+    r.type = RopeType::Llama3;
+    r.factor = factor();
+    r.low_freq_factor = rope.number("low_freq_factor", 0.0);
+    r.high_freq_factor = rope.number("high_freq_factor", 0.0);
+    require_positive_number(rope, "low_freq_factor", r.low_freq_factor);
+    require_positive_number(rope, "high_freq_factor", r.high_freq_factor);
+    if (!(r.high_freq_factor > r.low_freq_factor))
+      rope.fail("high_freq_factor", "(", r.high_freq_factor, ") must exceed low_freq_factor (", r.low_freq_factor, ")");
+    r.original_max_position_embeddings = rope.integer("original_max_position_embeddings", c.max_position_embeddings);
+    require_positive(rope, "original_max_position_embeddings", r.original_max_position_embeddings, int64_t{1} << 30);
+  } else {
+    rope.fail("rope_type", "'", type, "' is not supported (default, linear, dynamic, llama3)");
+  }
+  return r;
+}
+
+Qwen2Config parse_decoder(const Fields& f, Decoder decoder) {
   Qwen2Config c;
-  c.vocab_size = f.integer("vocab_size");
-  c.hidden_size = f.integer("hidden_size");
-  c.intermediate_size = f.integer("intermediate_size");
-  c.num_hidden_layers = f.integer("num_hidden_layers");
-  c.num_attention_heads = f.integer("num_attention_heads");
+  const bool llama = decoder == Decoder::Llama;
+  c.vocab_size = f.integer("vocab_size", llama, 32000);
+  c.hidden_size = f.integer("hidden_size", llama, 4096);
+  c.intermediate_size = f.integer("intermediate_size", llama, 11008);
+  c.num_hidden_layers = f.integer("num_hidden_layers", llama, 32);
+  c.num_attention_heads = f.integer("num_attention_heads", llama, 32);
   c.num_key_value_heads = f.integer("num_key_value_heads", c.num_attention_heads);
   for (auto [key, v] : {std::pair{"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
                         {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_attention_heads},
@@ -108,22 +154,29 @@ Qwen2Config parse_qwen2(const Fields& f) {
   if (c.head_dim % 2 != 0) f.fail("head_dim", "must be even (rotary embeddings rotate its two halves), got ", c.head_dim);
   if (c.num_key_value_heads > c.num_attention_heads || c.num_attention_heads % c.num_key_value_heads != 0)
     f.fail("num_key_value_heads", "(", c.num_key_value_heads, ") must divide num_attention_heads (", c.num_attention_heads, ")");
-  c.max_position_embeddings = f.integer("max_position_embeddings", c.max_position_embeddings);
+  c.max_position_embeddings = f.integer("max_position_embeddings", llama ? 2048 : c.max_position_embeddings);
   require_positive(f, "max_position_embeddings", c.max_position_embeddings, int64_t{1} << 30);
   c.rope_theta = f.number("rope_theta", c.rope_theta);
   require_positive_number(f, "rope_theta", c.rope_theta);
   c.rms_norm_eps = f.number("rms_norm_eps", c.rms_norm_eps);
   require_positive_number(f, "rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
-  if (f.has("rope_scaling")) f.fail("rope_scaling", "is not supported yet (only plain RoPE)");
-  // What tpo's Qwen2 computes: a config that asks for something else must not run as if it had not.
+  // transformers 5 writes rope_parameters (rope_theta inside); older configs rope_scaling beside rope_theta.
+  if (f.has("rope_parameters")) c.rope_scaling = parse_rope(f, "rope_parameters", c);
+  else if (f.has("rope_scaling")) c.rope_scaling = parse_rope(f, "rope_scaling", c);
+  if (llama) {
+    c.qkv_bias = c.o_bias = f.boolean("attention_bias", false);
+    c.mlp_bias = f.boolean("mlp_bias", false);
+    if (f.integer("pretraining_tp", 1) < 1) f.fail("pretraining_tp", "must be positive");
+  }
+  // What tpo's decoder computes: a config that asks for something else must not run as if it had not.
   if (const std::string act = f.string("hidden_act", "silu"); act != "silu")
-    f.fail("hidden_act", "'", act, "' is not supported (Qwen2's MLP is SwiGLU: silu)");
+    f.fail("hidden_act", "'", act, "' is not supported (the decoder's MLP is SwiGLU: silu)");
   if (f.boolean("use_sliding_window", false) && f.integer("sliding_window", 0) > 0 &&
       f.integer("sliding_window", 0) < c.max_position_embeddings)
     f.fail("use_sliding_window", "is not supported (tpo attends over the whole sequence)");
-  c.bos_token_id = f.token_id("bos_token_id");
-  c.eos_token_id = f.token_id("eos_token_id");
+  c.bos_token_id = llama && !f.has("bos_token_id") ? 1 : f.token_id("bos_token_id");
+  c.eos_token_id = llama && !f.has("eos_token_id") ? 2 : f.token_id("eos_token_id");
   c.pad_token_id = f.token_id("pad_token_id");
   return c;
 }
@@ -135,18 +188,21 @@ Activation parse_activation(const Fields& f, const std::string& name) {
   f.fail("hidden_act", "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
 }
 
-VisionConfig parse_vision(const Fields& f) {
+// clip_defaults: CLIPVisionConfig's defaults for fields a nested vision_config leaves out (older transformers wrote
+// only the non-defaults into VideoLlavaConfig's).
+VisionConfig parse_vision(const Fields& f, bool clip_defaults = false) {
   VisionConfig c;
-  const std::string type = f.string("model_type", "");
+  const std::string type = f.string("model_type", clip_defaults ? "clip_vision_model" : "");
   if (type == "siglip_vision_model") c.kind = VisionKind::Siglip;
   else if (type == "clip_vision_model") c.kind = VisionKind::Clip;
   else f.fail("model_type", "'", type, "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model)");
-  c.image_size = f.integer("image_size");
-  c.patch_size = f.integer("patch_size");
-  c.hidden_size = f.integer("hidden_size");
-  c.intermediate_size = f.integer("intermediate_size");
-  c.num_hidden_layers = f.integer("num_hidden_layers");
-  c.num_attention_heads = f.integer("num_attention_heads");
+  const bool defaults = clip_defaults && c.kind == VisionKind::Clip;
+  c.image_size = f.integer("image_size", defaults, 224);
+  c.patch_size = f.integer("patch_size", defaults, 32);
+  c.hidden_size = f.integer("hidden_size", defaults, 768);
+  c.intermediate_size = f.integer("intermediate_size", defaults, 3072);
+  c.num_hidden_layers = f.integer("num_hidden_layers", defaults, 12);
+  c.num_attention_heads = f.integer("num_attention_heads", defaults, 12);
   for (auto [key, v] : {std::pair{"image_size", c.image_size}, {"patch_size", c.patch_size},
                         {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
                         {"num_attention_heads", c.num_attention_heads}})
@@ -233,6 +289,78 @@ void check_mm(const Fields& f, const MultimodalConfig& m, const VisionConfig& v,
            m.patch_merge_type, " does not create (use spatial_unpad)");
 }
 
+// VideoLlavaConfig (transformers' video_llava): text_config (LLaMA) and vision_config (CLIP) nested, with
+// VideoLlavaConfig's defaults for what it leaves out.
+void parse_video_llava(const Fields& f, ModelConfig& config) {
+  config.architecture = Architecture::VideoLlavaForConditionalGeneration;
+  if (f.has("vision_config")) {
+    config.vision = parse_vision(f.object("vision_config"), /*clip_defaults=*/true);
+  } else {  // VideoLlavaConfig's default tower: CLIP ViT-L/14 at 224
+    config.vision = VisionConfig{VisionKind::Clip, 224, 14, 1024, 4096, 24, 16, 3, 1e-5, Activation::QuickGelu, 24};
+  }
+  if (config.vision->kind != VisionKind::Clip)
+    f.fail("vision_config.model_type", "must be clip_vision_model (Video-LLaVA's towers are CLIP)");
+  if (f.has("text_config")) {
+    const Fields text = f.object("text_config");
+    const std::string type = text.string("model_type", "llama");
+    if (type != "llama") text.fail("model_type", "'", type, "' is not supported (Video-LLaVA's language model is llama)");
+    config.text = parse_decoder(text, Decoder::Llama);
+  } else {
+    static const json empty = json::object();
+    config.text = parse_decoder(Fields(empty, f.source(), "text_config."), Decoder::Llama);
+  }
+  // The top-level flag decides, as VideoLlavaForConditionalGeneration ties lm_head to the embeddings by it.
+  config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", config.text->tie_word_embeddings);
+  MultimodalConfig m;
+  m.projector_type = "mlp2x_gelu";
+  if (const std::string act = f.string("projector_hidden_act", "gelu"); act != "gelu")
+    f.fail("projector_hidden_act", "'", act, "' is not supported (gelu)");
+  m.projector_bias = f.boolean("multimodal_projector_bias", true);
+  if (f.has("vision_feature_layer") && f.raw("vision_feature_layer").is_array()) {
+    for (const auto& v : f.raw("vision_feature_layer")) {
+      if (!v.is_number_integer()) f.fail("vision_feature_layer", "must be an integer or a list of integers");
+      m.select_layers.push_back(v.get<int64_t>());
+    }
+    if (m.select_layers.empty()) f.fail("vision_feature_layer", "must not be an empty list");
+  } else {
+    m.select_layers.push_back(f.integer("vision_feature_layer", -2));
+  }
+  m.select_layer = m.select_layers.front();
+  const std::string strategy = f.string("vision_feature_select_strategy", "default");
+  if (strategy != "default" && strategy != "full") f.fail("vision_feature_select_strategy", "must be default or full");
+  // Videos keep every token, the class token included, whatever the strategy (get_video_features applies none).
+  m.select_feature = "cls_patch";
+  m.mm_hidden_size = config.vision->hidden_size;
+  m.image_token_index = -200;  // tpo's placeholder, Video-LLaVA's IMAGE_TOKEN_INDEX
+  m.video_token_index = f.integer("video_token_index", 32001);
+  f.integer("image_token_index", 32000);  // a type check only: tpo encodes videos, not images
+  for (const int64_t layer : m.select_layers) {
+    const int64_t total = config.vision->num_hidden_layers;
+    const int64_t index = layer < 0 ? total + 1 + layer : layer;
+    if (index < 0 || index > total)
+      f.fail("vision_feature_layer", "(", layer, ") is outside the tower's ", total, " layers");
+  }
+  config.mm = m;
+}
+
+// The original Video-LLaVA repository's config.json (LlavaLlamaForCausalLM, model_type llava, mm_video_tower):
+// a LLaMA config with mm_* fields. Its towers are named, not described: the config must carry their shape.
+void parse_video_llava_original(const Fields& f, ModelConfig& config) {
+  config.architecture = Architecture::VideoLlavaForConditionalGeneration;
+  config.text = parse_decoder(f, Decoder::Llama);
+  if (!f.has("vision_config"))
+    f.fail("vision_config", "is missing: the original Video-LLaVA config names its towers (mm_video_tower '",
+           f.string("mm_video_tower", ""), "') but not their shape; add the CLIP vision_config of that tower");
+  config.vision = parse_vision(f.object("vision_config"), /*clip_defaults=*/true);
+  MultimodalConfig m = parse_mm(f);
+  if (m.projector_type != "mlp2x_gelu") f.fail("mm_projector_type", "must be mlp2x_gelu for Video-LLaVA");
+  m.select_layers = {m.select_layer};
+  m.select_feature = "cls_patch";  // LanguageBindVideoTower.feature_select returns every token
+  m.mm_hidden_size = config.vision->hidden_size;
+  m.image_token_index = -200;
+  config.mm = m;
+}
+
 }  // namespace
 
 const char* activation_name(Activation a) {
@@ -240,6 +368,16 @@ const char* activation_name(Activation a) {
     case Activation::GeluTanh: return "gelu_pytorch_tanh";
     case Activation::GeluErf: return "gelu";
     case Activation::QuickGelu: return "quick_gelu";
+  }
+  return "?";
+}
+
+const char* rope_type_name(RopeType type) {
+  switch (type) {
+    case RopeType::Default: return "default";
+    case RopeType::Linear: return "linear";
+    case RopeType::Dynamic: return "dynamic";
+    case RopeType::Llama3: return "llama3";
   }
   return "?";
 }
@@ -254,13 +392,20 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
   const std::string& type = config.model_type;
   if (type == "qwen2") {
     config.architecture = Architecture::Qwen2ForCausalLM;
-    config.text = parse_qwen2(f);
+    config.text = parse_decoder(f, Decoder::Qwen2);
+  } else if (type == "llama") {
+    config.architecture = Architecture::LlamaForCausalLM;
+    config.text = parse_decoder(f, Decoder::Llama);
   } else if (type == "siglip_vision_model" || type == "clip_vision_model") {
     config.architecture = Architecture::VisionModel;
     config.vision = parse_vision(f);
+  } else if (type == "video_llava") {
+    parse_video_llava(f, config);
+  } else if (type == "llava" && f.has("mm_video_tower")) {
+    parse_video_llava_original(f, config);
   } else if (type == "llava_qwen" || type == "llava") {
     config.architecture = Architecture::LlavaQwenForCausalLM;
-    config.text = parse_qwen2(f);
+    config.text = parse_decoder(f, Decoder::Qwen2);
     config.mm = parse_mm(f);
     if (f.has("vision_config")) {
       config.vision = parse_vision(f.object("vision_config"));
@@ -271,7 +416,8 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     }
     check_mm(f, *config.mm, *config.vision, *config.text);
   } else {
-    f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llava_qwen, siglip_vision_model, clip_vision_model)");
+    f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llama, llava_qwen, video_llava, "
+                                    "siglip_vision_model, clip_vision_model)");
   }
   return config;
 }

@@ -1,13 +1,29 @@
-// Model configs as Hugging Face and LLaVA-NeXT write them (config.json): Qwen2's text config, SigLIP and CLIP
-// vision configs, and LLaVA's mm_* fields. Parsing names the file and the field at fault.
+// Model configs as Hugging Face, LLaVA-NeXT and Video-LLaVA write them (config.json): the decoder's text config
+// (Qwen2's or LLaMA's), SigLIP and CLIP vision configs, LLaVA's mm_* fields and VideoLlavaConfig's. Parsing names
+// the file and the field at fault.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tpo::model {
 
+// RoPE's variants as transformers' ROPE_INIT_FUNCTIONS compute them (config.json's rope_scaling or, since
+// transformers 5, rope_parameters).
+enum class RopeType { Default, Linear, Dynamic, Llama3 };
+struct RopeScaling {
+  RopeType type = RopeType::Default;
+  double factor = 1.0;            // linear, dynamic, llama3
+  double low_freq_factor = 1.0;   // llama3
+  double high_freq_factor = 4.0;  // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3 (default: max_position_embeddings)
+};
+const char* rope_type_name(RopeType type);
+
+// The decoder-only LM: Qwen2's config, and LLaMA's (LlamaForCausalLM), which differs only in its biases and RoPE
+// variants, so one decoder (model/qwen2.h) runs both.
 struct Qwen2Config {
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
@@ -18,7 +34,12 @@ struct Qwen2Config {
   int64_t head_dim = 0;  // hidden_size / num_attention_heads unless given
   int64_t max_position_embeddings = 32768;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   double rms_norm_eps = 1e-6;
+  // Qwen2: biases on q, k, v (not o); LLaMA: attention_bias on all four, mlp_bias on the MLP's three.
+  bool qkv_bias = true;
+  bool o_bias = false;
+  bool mlp_bias = false;
   bool tie_word_embeddings = false;
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
@@ -55,9 +76,21 @@ struct MultimodalConfig {
   std::string pool_mode = "average";      // average | bilinear | max
   int64_t pool_stride = 2;
   int64_t image_token_index = -200;
+  // Video-LLaVA (VideoLlavaConfig): vision_feature_layer as a list concatenates those layers' features; the
+  // projector's biases (multimodal_projector_bias); the in-vocabulary id transformers' processor repeats once per
+  // visual token (video_token_index), accepted beside the single image_token_index placeholder.
+  std::vector<int64_t> select_layers;
+  bool projector_bias = true;
+  int64_t video_token_index = -1;
 };
 
-enum class Architecture { Qwen2ForCausalLM, VisionModel, LlavaQwenForCausalLM };
+enum class Architecture {
+  Qwen2ForCausalLM,
+  LlamaForCausalLM,
+  VisionModel,
+  LlavaQwenForCausalLM,
+  VideoLlavaForConditionalGeneration,  // transformers' video_llava, and the original Video-LLaVA repo's llava config
+};
 
 struct ModelConfig {
   Architecture architecture = Architecture::Qwen2ForCausalLM;

@@ -1,5 +1,6 @@
 #include "model/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -113,10 +114,11 @@ int64_t merge_lora(torch::nn::Module& module) {
   return merged;
 }
 
-void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::string& dir) {
+void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::string& dir, const ModuleNames& names) {
   io::NamedTensors tensors;
   for (const auto& item : module.named_parameters(true))
-    if (item.key().find(".lora_") != std::string::npos) tensors.emplace_back(kPeftPrefix + item.key(), item.value());
+    if (item.key().find(".lora_") != std::string::npos)
+      tensors.emplace_back(kPeftPrefix + (names ? names(item.key()) : item.key()), item.value());
   if (tensors.empty()) throw std::invalid_argument("the model has no LoRA adapter to save");
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -132,7 +134,7 @@ void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::s
   out.commit();
 }
 
-LoraConfig load_lora(torch::nn::Module& module, const std::string& dir) {
+LoraConfig load_lora(torch::nn::Module& module, const std::string& dir, const std::vector<ModuleNames>& candidates) {
   const std::string config_file = (fs::path(dir) / "adapter_config.json").string();
   const nlohmann::json cfg = io::parse_json(io::read_text_file(config_file), config_file);
   if (!cfg.is_object()) throw std::invalid_argument(config_file + ": not a JSON object");
@@ -175,11 +177,18 @@ LoraConfig load_lora(torch::nn::Module& module, const std::string& dir) {
     const std::pair<const char*, std::vector<int64_t>> parts[] = {{"lora_A", {config.r, in}}, {"lora_B", {out, config.r}}};
     for (const auto& [part, shape] : parts) {
       const std::string param = name + "." + part + ".weight";
-      // PEFT also writes the adapter name into keys ("...lora_A.default.weight") in some versions.
-      std::string key = kPeftPrefix + param;
-      if (!weights.contains(key)) key = std::string(kPeftPrefix) + name + "." + part + ".default.weight";
-      if (!weights.contains(key))
-        throw std::invalid_argument(weights.path() + ": adapter tensor " + kPeftPrefix + param + " is missing");
+      // The module's own name or the transformers model's (candidates); PEFT also writes the adapter name into
+      // keys ("...lora_A.default.weight") in some versions.
+      std::vector<std::string> tried;
+      for (const std::string& own : {param, name + "." + part + ".default.weight"}) {
+        tried.push_back(kPeftPrefix + own);
+        for (const auto& rename : candidates) tried.push_back(kPeftPrefix + rename(own));
+      }
+      std::string key;
+      for (const auto& k : tried)
+        if (key.empty() && weights.contains(k)) key = k;
+      if (key.empty())
+        throw std::invalid_argument(weights.path() + ": adapter tensor " + (candidates.empty() ? tried[0] : tried[1]) + " is missing");
       const auto& entry = weights.entry(key);
       if (c10::IntArrayRef(entry.shape) != c10::IntArrayRef(shape))
         throw std::invalid_argument(weights.path() + ": " + key + " has shape " + c10::str(c10::IntArrayRef(entry.shape)) +
@@ -189,6 +198,14 @@ LoraConfig load_lora(torch::nn::Module& module, const std::string& dir) {
       sources.emplace_back(param, key);
     }
   }
+  // A tensor the model has no place for (an adapter on a layer tpo does not adapt, such as a vision tower's) would
+  // be silently lost: the model would not be the one the adapter describes.
+  std::vector<std::string> unused;
+  for (const auto& key : weights.keys())
+    if (std::none_of(sources.begin(), sources.end(), [&](const auto& s) { return s.second == key; })) unused.push_back(key);
+  if (!unused.empty())
+    throw std::invalid_argument(weights.path() + ": " + std::to_string(unused.size()) + " adapter tensor(s) match no layer tpo adapts, e.g. " +
+                                unused[0] + " (tpo adapts the language model's linear layers)");
   std::vector<torch::Tensor> values;  // adapters are small: all read before any is attached
   for (const auto& [param, key] : sources) {
     values.push_back(weights.tensor(key));

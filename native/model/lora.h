@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -64,8 +65,11 @@ int64_t add_lora(torch::nn::Module& module, const LoraConfig& config, uint64_t s
 void set_lora_enabled(torch::nn::Module& module, bool enabled);
 int64_t merge_lora(torch::nn::Module& module);
 
-// PEFT layout: adapter_config.json and adapter_model.safetensors with keys "base_model.model.<name>".
-void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::string& dir);
-LoraConfig load_lora(torch::nn::Module& module, const std::string& dir);
+// PEFT layout: adapter_config.json and adapter_model.safetensors with keys "base_model.model.<name>". `names` maps a
+// module's own name to the one PEFT gives it on the transformers model (identity: the module's name); loading
+// takes a key under any of `candidates`' names, and a key the model has no place for is an error.
+using ModuleNames = std::function<std::string(const std::string&)>;
+void save_lora(torch::nn::Module& module, const LoraConfig& config, const std::string& dir, const ModuleNames& names = {});
+LoraConfig load_lora(torch::nn::Module& module, const std::string& dir, const std::vector<ModuleNames>& candidates = {});
 
 }  // namespace tpo::model

@@ -39,25 +39,62 @@ torch::Tensor Qwen2RMSNormImpl::forward(const torch::Tensor& x) {
   return weight * h.to(input_dtype);
 }
 
-Qwen2RotaryEmbeddingImpl::Qwen2RotaryEmbeddingImpl(int64_t head_dim, double theta) {
-  auto exponents = torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(head_dim);
-  inv_freq_ = register_buffer("inv_freq", 1.0 / torch::pow(torch::tensor(theta, torch::kFloat32), exponents));
+std::pair<torch::Tensor, double> rope_inverse_frequencies(const Qwen2Config& c, int64_t seq_len) {
+  const int64_t dim = c.head_dim;
+  const RopeScaling& r = c.rope_scaling;
+  double base = c.rope_theta;
+  if (r.type == RopeType::Dynamic) {
+    // _compute_dynamic_ntk_parameters: the base grows with the sequence past max_position_embeddings.
+    const double len = static_cast<double>(std::max(seq_len, c.max_position_embeddings));
+    base = base * std::pow(r.factor * len / static_cast<double>(c.max_position_embeddings) - (r.factor - 1.0),
+                           static_cast<double>(dim) / static_cast<double>(dim - 2));
+  }
+  // float32 throughout, as transformers computes them (base ** (arange(0, dim, 2) / dim) in float32).
+  const auto exponents = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat32) / static_cast<double>(dim);
+  auto inv_freq = 1.0 / torch::pow(torch::tensor(base, torch::kFloat32), exponents);
+  if (r.type == RopeType::Linear) inv_freq = inv_freq / r.factor;
+  if (r.type == RopeType::Llama3) {
+    // _compute_llama3_parameters: long wavelengths divided by factor, short ones kept, a smooth blend between.
+    const double old_len = static_cast<double>(r.original_max_position_embeddings);
+    const double low_wavelen = old_len / r.low_freq_factor, high_wavelen = old_len / r.high_freq_factor;
+    const auto wavelen = 2 * M_PI / inv_freq;
+    auto scaled = torch::where(wavelen > low_wavelen, inv_freq / r.factor, inv_freq);
+    const auto smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+    const auto smoothed = (1 - smooth) * scaled / r.factor + smooth * scaled;
+    const auto medium = (wavelen < high_wavelen).logical_not() & (wavelen > low_wavelen).logical_not();
+    inv_freq = torch::where(medium, smoothed, scaled);
+  }
+  return {inv_freq, 1.0};
+}
+
+Qwen2RotaryEmbeddingImpl::Qwen2RotaryEmbeddingImpl(const Qwen2Config& config) : config_(config) {
+  auto [inv_freq, scaling] = rope_inverse_frequencies(config, config.max_position_embeddings);
+  inv_freq_ = register_buffer("inv_freq", inv_freq);
+  attention_scaling_ = scaling;
 }
 
 std::pair<torch::Tensor, torch::Tensor> Qwen2RotaryEmbeddingImpl::forward(const torch::Tensor& x,
                                                                           const torch::Tensor& position_ids) {
+  torch::Tensor inv_freq = inv_freq_;
+  if (config_.rope_scaling.type == RopeType::Dynamic && position_ids.numel() > 0) {
+    // dynamic_rope_update: past max_position_embeddings the frequencies follow this forward's longest position.
+    const int64_t seq_len = position_ids.max().item<int64_t>() + 1;
+    if (seq_len > config_.max_position_embeddings) inv_freq = rope_inverse_frequencies(config_, seq_len).first;
+  }
   // freqs[b, l, i] = position[b, l] * inv_freq[i], in float32 (transformers disables autocast here).
-  const auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq_.to(x.device()).view({1, 1, -1});
+  const auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(x.device()).view({1, 1, -1});
   const auto emb = torch::cat({freqs, freqs}, -1);
+  if (attention_scaling_ != 1.0)
+    return {(emb.cos() * attention_scaling_).to(x.scalar_type()), (emb.sin() * attention_scaling_).to(x.scalar_type())};
   return {emb.cos().to(x.scalar_type()), emb.sin().to(x.scalar_type())};
 }
 
 Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer_index)
     : layer_index_(layer_index), heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
-  q_proj = register_module("q_proj", LoraLinear(c.hidden_size, heads_ * head_dim_, true));
-  k_proj = register_module("k_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, true));
-  v_proj = register_module("v_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, true));
-  o_proj = register_module("o_proj", LoraLinear(heads_ * head_dim_, c.hidden_size, false));
+  q_proj = register_module("q_proj", LoraLinear(c.hidden_size, heads_ * head_dim_, c.qkv_bias));
+  k_proj = register_module("k_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  v_proj = register_module("v_proj", LoraLinear(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  o_proj = register_module("o_proj", LoraLinear(heads_ * head_dim_, c.hidden_size, c.o_bias));
 }
 
 namespace {
@@ -139,9 +176,9 @@ torch::Tensor Qwen2AttentionImpl::attend_with_shared_prefix(const torch::Tensor&
 }
 
 Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c) {
-  gate_proj = register_module("gate_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
-  up_proj = register_module("up_proj", LoraLinear(c.hidden_size, c.intermediate_size, false));
-  down_proj = register_module("down_proj", LoraLinear(c.intermediate_size, c.hidden_size, false));
+  gate_proj = register_module("gate_proj", LoraLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", LoraLinear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", LoraLinear(c.intermediate_size, c.hidden_size, c.mlp_bias));
 }
 
 torch::Tensor Qwen2MLPImpl::forward(const torch::Tensor& x) {
@@ -166,7 +203,7 @@ Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c) : config_(c) {
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i));
   norm = register_module("norm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
-  rotary_emb = register_module("rotary_emb", Qwen2RotaryEmbedding(c.head_dim, c.rope_theta));
+  rotary_emb = register_module("rotary_emb", Qwen2RotaryEmbedding(c));
 }
 
 torch::Tensor causal_padding_mask(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,

@@ -1,5 +1,6 @@
 // Qwen2, layer for layer as transformers' modeling_qwen2.py: RMSNorm, rotary embeddings, grouped-query attention
-// with q/k/v biases, SwiGLU MLP. Forward runs over input embeddings (LLaVA splices visual tokens into them) with
+// with q/k/v biases, SwiGLU MLP. LLaMA (modeling_llama.py) is the same decoder with its biases as the config says
+// (attention_bias, mlp_bias) and RoPE's scaled variants, so LlamaForCausalLM runs on these modules too. Forward runs over input embeddings (LLaVA splices visual tokens into them) with
 // explicit position ids, a padding mask, and an optional KV cache for generation.
 #pragma once
 
@@ -24,14 +25,20 @@ class Qwen2RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Qwen2RMSNorm);
 
+// transformers' ROPE_INIT_FUNCTIONS: the inverse frequencies of RoPE's variant for a sequence of `seq_len`
+// positions (only dynamic NTK depends on it), and the factor cos and sin are scaled by.
+std::pair<torch::Tensor, double> rope_inverse_frequencies(const Qwen2Config& config, int64_t seq_len);
+
 class Qwen2RotaryEmbeddingImpl : public torch::nn::Module {
  public:
-  Qwen2RotaryEmbeddingImpl(int64_t head_dim, double theta);
+  explicit Qwen2RotaryEmbeddingImpl(const Qwen2Config& config);
   // cos and sin for each position: [B, L, head_dim], in x's dtype.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& position_ids);
 
  private:
+  Qwen2Config config_;
   torch::Tensor inv_freq_;  // a buffer: not a weight, not saved
+  double attention_scaling_ = 1.0;
 };
 TORCH_MODULE(Qwen2RotaryEmbedding);
 

@@ -61,6 +61,12 @@ int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   if (frames < 0) throw std::invalid_argument("a video cannot have " + std::to_string(frames) + " frames");
   if (frames == 0) return 0;
   const MultimodalConfig& mm = *config.mm;
+  if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
+    // Every frame's tokens, its class token included (VideoLlavaProcessor: (S/p)^2 + 1 a frame).
+    const int64_t per_frame = config.vision->grid() * config.vision->grid() + 1;
+    const int64_t limit = config.text ? config.text->max_position_embeddings : INT64_MAX / 4;
+    return std::min(frames, limit + 1) * per_frame;
+  }
   const int64_t grid = config.vision->grid(), s = mm.pool_stride;
   // get_2dPool: average and max pooling round the grid down, bilinear rounds it up (pool_2d).
   const int64_t side = mm.pool_mode == "bilinear" ? (grid + s - 1) / s : grid / s;
@@ -74,13 +80,40 @@ int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   return f * side * side + 1;  // one_token
 }
 
-int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm) {
+namespace {
+
+// hidden_states[index] is the output of `index` layers; negative layers count from the full tower's end.
+int64_t hidden_state_index(const VisionConfig& vision, int64_t layer) {
   const int64_t total = vision.num_hidden_layers;
-  const int64_t index = mm.select_layer < 0 ? total + 1 + mm.select_layer : mm.select_layer;
+  const int64_t index = layer < 0 ? total + 1 + layer : layer;
   if (index < 0 || index > total)
-    throw std::invalid_argument("mm_vision_select_layer " + std::to_string(mm.select_layer) + " is outside the tower's " +
+    throw std::invalid_argument("vision feature layer " + std::to_string(layer) + " is outside the tower's " +
                                 std::to_string(total) + " layers");
-  return index;  // hidden_states[index] is the output of `index` layers
+  return index;
+}
+
+}  // namespace
+
+int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm) {
+  int64_t deepest = hidden_state_index(vision, mm.select_layer);
+  for (const int64_t layer : mm.select_layers) deepest = std::max(deepest, hidden_state_index(vision, layer));
+  return deepest;
+}
+
+VideoLlavaTowerImpl::VideoLlavaTowerImpl(const std::string& name, const VisionConfig& config) {
+  tower = register_module(name, VisionTransformer(config, config.num_hidden_layers));
+}
+
+VideoLlavaModelImpl::VideoLlavaModelImpl(const Qwen2Config& text, const VisionConfig& vision, const MultimodalConfig& mm)
+    : Qwen2ModelImpl(text) {
+  video_tower = register_module("video_tower", VideoLlavaTower("video_tower", vision));
+  image_tower = register_module("image_tower", VideoLlavaTower("image_tower", vision));
+  const int64_t layers = std::max<int64_t>(1, static_cast<int64_t>(mm.select_layers.size()));
+  mm_projector = torch::nn::Sequential();
+  mm_projector->push_back(Dense(vision.hidden_size * layers, text.hidden_size, mm.projector_bias));
+  mm_projector->push_back(torch::nn::GELU());  // projector_hidden_act "gelu": the erf form
+  mm_projector->push_back(Dense(text.hidden_size, text.hidden_size, mm.projector_bias));
+  register_module("mm_projector", mm_projector);
 }
 
 LlavaVisionTowerImpl::LlavaVisionTowerImpl(const VisionConfig& config, int64_t layers) {
@@ -109,7 +142,10 @@ LlavaQwenModelImpl::LlavaQwenModelImpl(const Qwen2Config& text, const VisionConf
 
 VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
   if (!config.text) throw std::invalid_argument("VideoLM needs a language model config");
-  if (has_vision()) {
+  if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
+    video_llava = std::make_shared<VideoLlavaModelImpl>(*config.text, *config.vision, *config.mm);
+    model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llava));
+  } else if (has_vision()) {
     llava = std::make_shared<LlavaQwenModelImpl>(*config.text, *config.vision, *config.mm);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(llava));
   } else {
@@ -118,6 +154,27 @@ VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
   if (!config.text->tie_word_embeddings)
     lm_head = register_module("lm_head", Dense(config.text->hidden_size, config.text->vocab_size, /*bias=*/false));
 }
+
+VisionTransformerImpl& VideoLMImpl::video_tower() {
+  if (video_llava) return *video_llava->video_tower->tower;
+  if (llava) return *llava->vision_tower->vision_tower->vision_model;
+  throw std::invalid_argument("this model has no vision tower");
+}
+
+namespace {
+
+// mm_projector: Linear (, GELU, Linear), each Linear through ATen's linear (the bias folded into the matmul).
+torch::Tensor project_features(torch::nn::Sequential& projector, const torch::Tensor& x) {
+  torch::Tensor h = x;
+  for (const auto& layer : projector->children()) {
+    if (auto lin = std::dynamic_pointer_cast<DenseImpl>(layer)) h = linear(h, lin->weight, lin->bias);
+    else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(layer)) h = torch::gelu(h);  // nn.GELU(): the erf form
+    else throw std::logic_error("mm_projector: a layer that is neither Dense nor GELU");
+  }
+  return h;
+}
+
+}  // namespace
 
 torch::Tensor VideoLMImpl::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
@@ -138,29 +195,33 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
                                 " visual tokens, more than max_position_embeddings (" +
                                 std::to_string(config_.text->max_position_embeddings) + ")");
   const int64_t layers = vision_layers_to_run(vision, mm);
-  const auto device = llava->embed_tokens->weight.device();
+  const auto device = model->embed_tokens->weight.device();
   VideoTokens out;
-  auto tower = llava->vision_tower->vision_tower->vision_model;
-  auto hidden = tower->forward(pixel_values.to(device), layers).hidden_states;
-  out.features = hidden[static_cast<size_t>(layers)];
-  if (vision.kind == VisionKind::Clip && mm.select_feature == "patch") out.features = out.features.narrow(1, 1, out.features.size(1) - 1);
-  const auto features = out.features.to(llava->embed_tokens->weight.scalar_type());
+  auto hidden = video_tower().forward(pixel_values.to(device), layers).hidden_states;
+  torch::nn::Sequential& projector = video_llava ? video_llava->mm_projector : llava->mm_projector;
+  if (video_llava) {
+    // get_video_features: the chosen layers' hidden states (concatenated when several), every token kept.
+    std::vector<torch::Tensor> chosen;
+    for (const int64_t layer : mm.select_layers) chosen.push_back(hidden[static_cast<size_t>(hidden_state_index(vision, layer))]);
+    out.features = chosen.size() == 1 ? chosen[0] : torch::cat(chosen, -1);
+  } else {
+    out.features = hidden[static_cast<size_t>(layers)];
+    if (vision.kind == VisionKind::Clip && mm.select_feature == "patch") out.features = out.features.narrow(1, 1, out.features.size(1) - 1);
+  }
+  const auto features = out.features.to(model->embed_tokens->weight.scalar_type());
   // Under activation checkpointing the projector keeps only its input: its two [F, N, D] activations are the
   // largest a long video leaves behind.
-  const auto project = [this](const torch::Tensor& x) {
-    // mm_projector: Linear (, GELU, Linear), each Linear through ATen's linear (the bias folded into the matmul).
-    torch::Tensor h = x;
-    for (const auto& layer : llava->mm_projector->children()) {
-      if (auto lin = std::dynamic_pointer_cast<DenseImpl>(layer)) h = linear(h, lin->weight, lin->bias);
-      else if (std::dynamic_pointer_cast<torch::nn::GELUImpl>(layer)) h = torch::gelu(h);  // nn.GELU(): the erf form
-      else throw std::logic_error("mm_projector: a layer that is neither Dense nor GELU");
-    }
-    return h;
-  };
+  const auto project = [&projector](const torch::Tensor& x) { return project_features(projector, x); };
   out.projected = model->gradient_checkpointing
                       ? checkpointed([project](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{project(in[0])}; },
                                      {features})[0]
                       : project(features);
+  if (video_llava) {
+    // Frame after frame, each frame's tokens in the tower's order (class token first): no pooling, no newline.
+    out.pooled = out.projected;
+    out.tokens = out.projected.reshape({-1, out.projected.size(2)});
+    return out;
+  }
   out.pooled = pool_2d(out.projected, vision.grid(), mm);
   if (uses_newline(mm) && !llava->image_newline.defined())
     throw std::invalid_argument("mm_newline_position " + mm.newline_position + " needs image_newline, which merge type " +
@@ -183,6 +244,8 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
   const auto device = model->embed_tokens->weight.device();
   const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
+  if (video_llava && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
+    return embed_expanded(input_ids, attention_mask, video_tokens);
   const auto is_image = input_ids == image_id;
   const auto per_row = is_image.sum(1);
   const int64_t vocab = config_.text->vocab_size;
@@ -209,6 +272,31 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
     masks.push_back(torch::cat({mask[b].narrow(0, 0, at), video_mask, mask[b].narrow(0, at + 1, len - at - 1)}, 0));
   }
   return {torch::stack(rows), torch::stack(masks)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed_expanded(const torch::Tensor& input_ids,
+                                                                    const torch::Tensor& attention_mask,
+                                                                    const torch::Tensor& video_tokens) {
+  // VideoLlavaModel's masked_scatter: each row holds one video_token_index per visual token, in order.
+  const auto device = model->embed_tokens->weight.device();
+  const int64_t vocab = config_.text->vocab_size, video_id = config_.mm->video_token_index;
+  if ((input_ids < 0).any().item<bool>() || (input_ids >= vocab).any().item<bool>())
+    throw std::invalid_argument("input_ids hold ids outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  if (!video_tokens.defined()) throw std::invalid_argument("input_ids hold video tokens (" + std::to_string(video_id) + ") but no video was given");
+  const auto ids = input_ids.to(device);
+  auto embeds = model->embed_tokens(ids);
+  const auto tokens = video_tokens.to(device, embeds.scalar_type());
+  const auto is_video = ids == video_id;
+  std::vector<torch::Tensor> rows;
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const auto where = is_video[b].nonzero().view({-1});
+    if (where.size(0) != tokens.size(0))
+      throw std::invalid_argument("row " + std::to_string(b) + " of input_ids holds " + std::to_string(where.size(0)) +
+                                  " video tokens (" + std::to_string(video_id) + "), the video has " +
+                                  std::to_string(tokens.size(0)) + " visual tokens");
+    rows.push_back(embeds[b].index_copy(0, where, tokens));
+  }
+  return {torch::stack(rows), (attention_mask.defined() ? attention_mask : torch::ones_like(input_ids)).to(device)};
 }
 
 LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -1,5 +1,6 @@
-// The video LMM: LLaVA-NeXT's LlavaQwenForCausalLM (LLaVA-Video, LongVA) and, with no vision config, plain
-// Qwen2ForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
+// The video LMM: LLaVA-NeXT's LlavaQwenForCausalLM (LLaVA-Video, LongVA), Video-LLaVA's
+// VideoLlavaForConditionalGeneration (LLaVA-Hound) and, with no vision config, plain Qwen2ForCausalLM /
+// LlamaForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
 // (model.vision_tower.vision_tower.vision_model.*, model.mm_projector.{0,2}.*, model.image_newline, lm_head.*);
 // native/model/weights.cc maps the Hugging Face layouts onto these names.
 //
@@ -27,6 +28,25 @@ class LlavaVisionTowerImpl : public torch::nn::Module {
   VisionModel vision_tower{nullptr};
 };
 TORCH_MODULE(LlavaVisionTower);
+
+// Video-LLaVA's LanguageBindVideoTower / LanguageBindImageTower: the CLIP vision transformer under the tower's
+// own name (model.video_tower.video_tower.*, model.image_tower.image_tower.* in the original checkpoints).
+class VideoLlavaTowerImpl : public torch::nn::Module {
+ public:
+  VideoLlavaTowerImpl(const std::string& name, const VisionConfig& config);
+  VisionTransformer tower{nullptr};
+};
+TORCH_MODULE(VideoLlavaTower);
+
+// Video-LLaVA's LlavaLlamaModel = the LLaMA decoder + both towers + mm_projector (Linear, GELU, Linear), as the
+// original repository composes them; transformers' VideoLlavaModel holds the same weights under other names
+// (model/weights.cc). The image tower is loaded and saved with the checkpoint; videos go through the video tower.
+class VideoLlavaModelImpl : public Qwen2ModelImpl {
+ public:
+  VideoLlavaModelImpl(const Qwen2Config& text, const VisionConfig& vision, const MultimodalConfig& mm);
+  VideoLlavaTower video_tower{nullptr}, image_tower{nullptr};
+  torch::nn::Sequential mm_projector{nullptr};
+};
 
 // LlavaQwenModel = Qwen2Model + the multimodal parts, as LLaVA-NeXT composes them.
 class LlavaQwenModelImpl : public Qwen2ModelImpl {
@@ -56,20 +76,31 @@ class VideoLMImpl : public torch::nn::Module {
   explicit VideoLMImpl(const ModelConfig& config);
 
   const ModelConfig& config() const { return config_; }
-  bool has_vision() const { return config_.architecture == Architecture::LlavaQwenForCausalLM; }
+  bool has_vision() const {
+    return config_.architecture == Architecture::LlavaQwenForCausalLM ||
+           config_.architecture == Architecture::VideoLlavaForConditionalGeneration;
+  }
+  // The vision transformer videos go through.
+  VisionTransformerImpl& video_tower();
 
   // Frames (already preprocessed, [F, 3, S, S]) to the visual tokens that replace the -200 id.
   VideoTokens encode_video(const torch::Tensor& pixel_values);
+  // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA, transformers'
+  // video_token_index once per visual token, as its processor expands <video>.
   // input_ids [B, L] with at most one image id per row -> embeddings [B, L', D], the video tokens spliced in.
   std::pair<torch::Tensor, torch::Tensor> embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                 const torch::Tensor& video_tokens);
+  // transformers' layout of the same: one video_token_index per visual token in every row.
+  std::pair<torch::Tensor, torch::Tensor> embed_expanded(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                                         const torch::Tensor& video_tokens);
   LMOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                    const torch::Tensor& video_tokens, bool output_hidden_states = false);
   torch::Tensor lm_head_weight() const;
 
   std::shared_ptr<Qwen2ModelImpl> model;        // "model": Qwen2Model or LlavaQwenModel
   Dense lm_head{nullptr};                       // absent when tie_word_embeddings
-  std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, when it has vision
+  std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, for LLaVA-NeXT's architecture
+  std::shared_ptr<VideoLlavaModelImpl> video_llava;  // the same module as `model`, for Video-LLaVA's
 
  private:
   ModelConfig config_;
@@ -80,7 +111,7 @@ TORCH_MODULE(VideoLM);
 // caller checks that a video fits max_position_embeddings before decoding it. Throws for a model without vision.
 int64_t video_token_count(const ModelConfig& config, int64_t frames);
 
-// Which hidden state LLaVA's feature_select takes (mm_vision_select_layer counts from the full tower) and how
+// Which hidden state LLaVA's feature_select takes (Video-LLaVA: the deepest of its vision_feature_layer) (mm_vision_select_layer counts from the full tower) and how
 // many layers must run for it.
 int64_t vision_layers_to_run(const VisionConfig& vision, const MultimodalConfig& mm);
 

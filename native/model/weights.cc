@@ -22,8 +22,13 @@ struct Rename {
 // Most specific first. Keys that match no rule keep their name.
 const std::vector<Rename>& renames(KeyLayout layout) {
   static const std::vector<Rename> none;
+  // Video-LLaVA's towers: transformers 5's modules hold CLIP's vision transformer straight under the tower's
+  // name, and its save_pretrained writes it so (beside language_model.model.*: the legacy layout); transformers 4
+  // (the Hub's Video-LLaVA-7B-hf) under vision_model.
   static const std::vector<Rename> hf = {
       {"model.vision_tower.vision_tower.vision_model.", "model.vision_tower.vision_model."},
+      {"model.video_tower.video_tower.", "model.video_tower."},
+      {"model.image_tower.image_tower.", "model.image_tower."},
       {"model.mm_projector.0.", "model.multi_modal_projector.linear_1."},
       {"model.mm_projector.2.", "model.multi_modal_projector.linear_2."},
       {"model.image_newline", "model.image_newline"},
@@ -31,6 +36,10 @@ const std::vector<Rename>& renames(KeyLayout layout) {
   };
   static const std::vector<Rename> legacy = {
       {"model.vision_tower.vision_tower.vision_model.", "vision_tower.vision_model."},
+      {"model.video_tower.video_tower.", "video_tower.vision_model."},
+      {"model.image_tower.image_tower.", "image_tower.vision_model."},
+      {"model.video_tower.video_tower.", "video_tower."},  // (read only: transformers 5's save_pretrained)
+      {"model.image_tower.image_tower.", "image_tower."},
       {"model.mm_projector.0.", "multi_modal_projector.linear_1."},
       {"model.mm_projector.2.", "multi_modal_projector.linear_2."},
       {"model.image_newline", "image_newline"},
@@ -196,6 +205,10 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
     };
     section(missing, " missing key(s):");
     section(unexpected, " unexpected key(s):");
+    if (std::any_of(unexpected.begin(), unexpected.end(), [](const std::string& k) { return k.find(".temporal_") != std::string::npos; }))
+      message += "\n(LanguageBind's temporal attention in the original Video-LLaVA video tower: transformers' "
+                 "VideoLlavaForConditionalGeneration, which tpo follows, has none, and its conversion script drops "
+                 "these weights; tpo will not run the tower without them as if it were the same model)";
     section(mismatched, " shape mismatch(es):");
     section(not_float, " weight(s) not floating point:");
     throw std::invalid_argument(message);
@@ -240,6 +253,16 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
     if (is_placeholder(item.value()))
       throw std::logic_error("load: parameter " + item.key() + " was never given a value");
   return report;
+}
+
+std::function<std::string(const std::string&)> peft_module_names(Architecture architecture) {
+  if (architecture != Architecture::VideoLlavaForConditionalGeneration) return {};
+  return [](const std::string& name) { return layout_key(name, KeyLayout::HfLlava); };
+}
+
+std::vector<std::function<std::string(const std::string&)>> peft_module_name_candidates() {
+  return {[](const std::string& name) { return layout_key(name, KeyLayout::HfLlava); },
+          [](const std::string& name) { return layout_key(name, KeyLayout::HfLlavaLegacy); }};
 }
 
 io::NamedTensors state_dict(torch::nn::Module& module, KeyLayout layout) {

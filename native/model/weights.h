@@ -5,11 +5,13 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
+#include "model/config.h"
 
 namespace tpo::model {
 
@@ -41,5 +43,11 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
 io::NamedTensors state_dict(torch::nn::Module& module, KeyLayout layout);
 
 std::string layout_key(const std::string& native_name, KeyLayout layout);
+
+// The names PEFT gives modules on transformers' model of an architecture, for adapter files: Video-LLaVA's are
+// transformers 5's (model.language_model.layers.*); the others keep tpo's module names (an empty function).
+std::function<std::string(const std::string&)> peft_module_names(Architecture architecture);
+// Every name an adapter file may use for a module: transformers 5's and 4's.
+std::vector<std::function<std::string(const std::string&)>> peft_module_name_candidates();
 
 }  // namespace tpo::model
