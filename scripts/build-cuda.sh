@@ -7,7 +7,7 @@
 #      folder is a complete libtorch: `LIBTORCH=<it>` is all a build or a run needs. The C headers that c10d's NCCL
 #      backend (ProcessGroupNCCL.hpp) includes come from the same wheels and go into $libtorch_dir/nvidia-include/
 #      (NCCL's; through ATen/cuda/CUDAContextLight.h the CUDA runtime's with crt/ and CCCL's nv/, cuBLAS(Lt)'s,
-#      cuSPARSE's and cuSOLVER's: 11 MB); a cache unpacked before they were has them added without redoing the rest.
+#      cuSPARSE's and cuSOLVER's: 7 MB); a cache unpacked before they were has them added without redoing the rest.
 #   2. The addon built against it (build-cuda/, beside the CPU build/) and its prebuild in prebuilds/linux-x64/cuda/.
 #
 # No CUDA toolkit, nvcc or GPU is needed: tpo compiles no CUDA code (only host C++ that includes those headers),
