@@ -307,7 +307,8 @@ export interface NativeAddon {
   }): Promise<NativePreferenceOutput>;
   readonly Trainer: new (options: NativeOptimizerSettings & NativeDataParallel & { policy: NativeModel; reference?: NativeModel | undefined }) => NativeTrainer;
   connectProcessGroup(options: {
-    backend: string; masterAddr: string; masterPort: number; rank: number; worldSize: number; timeoutMs: number; identity: string;
+    backend: string; masterAddr: string; masterPort: number; rank: number; worldSize: number; localRank?: number;
+    timeoutMs: number; identity: string;
   }): Promise<NativeProcessGroup>;
   /** Which c10d backends this build has. */
   distBackends(): { gloo: boolean; nccl: boolean };

@@ -97,7 +97,7 @@ export async function doctor(options: { benchSeconds?: number } = {}): Promise<D
     const backends = typeof loaded.addon.distBackends === 'function' ? loaded.addon.distBackends() : { gloo: false, nccl: false };
     report.distributed = backends;
     check('distributed backends', backends.gloo,
-      `gloo ${backends.gloo ? 'yes' : 'no'}, nccl ${backends.nccl ? 'yes' : 'no (a CPU build, or built without nccl.h)'}`, false);
+      `gloo ${backends.gloo ? 'yes' : 'no'}, nccl ${backends.nccl ? 'yes' : 'no (a CPU build, or a CUDA build without NCCL\'s headers)'}`, false);
     report.matmul = await loaded.addon.benchMatmul(1024, options.benchSeconds ?? 1);
   }
   const cli = ffmpegCli();

@@ -34,7 +34,7 @@ export class Group {
     const digest = createHash('sha256').update(JSON.stringify(identity)).digest('hex').slice(0, 16);
     const group = await native().connectProcessGroup({
       backend: s.backend, masterAddr: env.masterAddr, masterPort: env.masterPort, rank: env.rank, worldSize: env.worldSize,
-      timeoutMs: s.timeout * 1000, identity: `tpo ${packageVersion()} (world size ${env.worldSize}, config ${digest})`,
+      localRank: env.localRank, timeoutMs: s.timeout * 1000, identity: `tpo ${packageVersion()} (world size ${env.worldSize}, config ${digest})`,
     });
     return new Group(group, env);
   }

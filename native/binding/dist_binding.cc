@@ -123,7 +123,7 @@ class GroupHandle : public Napi::ObjectWrap<GroupHandle> {
   std::shared_ptr<ProcessGroup> group_;
 };
 
-// connectProcessGroup({backend, masterAddr, masterPort, rank, worldSize, timeoutMs, identity})
+// connectProcessGroup({backend, masterAddr, masterPort, rank, worldSize, localRank, timeoutMs, identity})
 Napi::Value connect_process_group(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Args args(env, info[0], "connectProcessGroup");
@@ -133,6 +133,7 @@ Napi::Value connect_process_group(const Napi::CallbackInfo& info) {
   c.master_port = args.integer("masterPort", c.master_port);
   c.rank = args.integer("rank", 0);
   c.world_size = args.integer("worldSize", 1);
+  c.local_rank = args.integer("localRank", c.rank);
   const double timeout = args.number("timeoutMs", static_cast<double>(c.timeout.count()));
   if (!(timeout >= 1)) throw_argument_error(env, "connectProcessGroup: timeoutMs must be >= 1");
   c.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout));

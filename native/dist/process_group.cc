@@ -24,6 +24,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -103,6 +104,23 @@ struct ProcessGroup::Impl {
   CommStats stats;
   std::string failure;  // set once a collective failed: the group is unusable
   bool closed = false;
+  // Where the backend's tensors must be: any device for Gloo (it takes them where they are); this rank's GPU for
+  // NCCL, which reduces CUDA tensors only. tpo's counts, flags and gathered metrics are CPU tensors: under NCCL they
+  // travel through the GPU (to_comm / back_from_comm), a few bytes a step; gradients on the GPU go as they are.
+  std::optional<torch::Device> comm_device;
+
+  torch::Tensor to_comm(const torch::Tensor& t) const {
+    return comm_device && t.device() != *comm_device ? t.to(*comm_device) : t;
+  }
+  std::vector<torch::Tensor> to_comm(const std::vector<torch::Tensor>& ts) const {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : ts) out.push_back(to_comm(t));
+    return out;
+  }
+  static void back_from_comm(const std::vector<torch::Tensor>& tensors, const std::vector<torch::Tensor>& moved) {
+    for (size_t i = 0; i < tensors.size(); ++i)
+      if (!moved[i].is_same(tensors[i])) tensors[i].copy_(moved[i]);
+  }
 
   std::string where() const {
     return "rank " + std::to_string(config.rank) + " of " + std::to_string(config.world_size);
@@ -208,18 +226,40 @@ void ProcessGroup::Impl::connect_backend() {
     backend = c10::make_intrusive<c10d::ProcessGroupGloo>(prefixed, config.rank, config.world_size, options);
     return;
   }
-  if (config.backend == "nccl") {
 #ifdef TPO_WITH_NCCL
+  if (config.backend == "nccl") {
+    // One GPU per rank of a machine, LOCAL_RANK's (check_backend made sure it exists). It becomes the engine
+    // thread's current device, so that this rank's "cuda" tensors are there too.
+    const auto device = static_cast<c10::DeviceIndex>(config.local_rank);
+    c10::cuda::set_device(device);
+    comm_device = torch::Device(torch::kCUDA, device);
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = config.timeout;
     backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(prefixed, config.rank, config.world_size, options);
     return;
-#else
-    throw DistError("distributed.backend 'nccl': this tpo build has no NCCL (it was built against a CPU libtorch, or "
-                    "without nccl.h); use 'gloo'");
-#endif
   }
+#endif
   throw DistError("distributed.backend '" + config.backend + "' is not one tpo knows (gloo, nccl)");
+}
+
+// Before the rendezvous, so that a rank that cannot run the backend says so at once instead of after the others came.
+static void check_backend(const GroupConfig& config) {
+  const std::string where = "rank " + std::to_string(config.rank) + " of " + std::to_string(config.world_size);
+  if (config.backend == "gloo") return;
+  if (config.backend != "nccl")
+    throw DistError("distributed.backend '" + config.backend + "' is not one tpo knows (gloo, nccl)");
+  if (!backend_built("nccl"))
+    throw DistError("distributed.backend 'nccl': this tpo build has no NCCL (it was built against a CPU libtorch, or "
+                    "without NCCL's headers: `tpo doctor` says which); use 'gloo'");
+  if (!torch::cuda::is_available())
+    throw DistError("distributed.backend 'nccl' needs an NVIDIA GPU for every rank, and " + where +
+                    " has none that libtorch sees (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides them); use "
+                    "'gloo' on CPUs");
+  const auto gpus = static_cast<int>(torch::cuda::device_count());
+  if (config.local_rank < 0 || config.local_rank >= gpus)
+    throw DistError("distributed.backend 'nccl': " + where + " has LOCAL_RANK " + std::to_string(config.local_rank) +
+                    " but its machine has " + std::to_string(gpus) + " GPU(s): NCCL takes one GPU per rank, so start at "
+                    "most " + std::to_string(gpus) + " ranks a machine (--nproc, torchrun's --nproc-per-node)");
 }
 
 std::string ProcessGroup::Impl::diagnose(const std::string& what, const std::string& cause) {
@@ -261,6 +301,7 @@ ProcessGroup::ProcessGroup(const GroupConfig& config) : impl_(std::make_unique<I
     throw DistError("RANK " + std::to_string(config.rank) + " is not in [0, WORLD_SIZE " + std::to_string(config.world_size) + ")");
   if (config.master_port < 1 || config.master_port > 65535)
     throw DistError("MASTER_PORT " + std::to_string(config.master_port) + " is not a port (1-65535)");
+  check_backend(config);
   impl_->config = config;
   impl_->connect_store();
   impl_->check_identities();
@@ -291,14 +332,16 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, con
     if (!t.is_contiguous()) throw std::invalid_argument(what + ": all-reduce needs contiguous tensors");
     bytes += t.numel() * t.element_size();
   }
+  const auto moved = impl_->to_comm(tensors);
   impl_->run(what, bytes, [&] {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    for (const auto& t : tensors) {
+    for (const auto& t : moved) {
       std::vector<at::Tensor> one{t};
       works.push_back(impl_->backend->allreduce(one, c10d::AllreduceOptions{}));
     }
     return works;
   });
+  Impl::back_from_comm(tensors, moved);
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root, const std::string& what) {
@@ -307,16 +350,18 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
     if (!t.is_contiguous()) throw std::invalid_argument(what + ": broadcast needs contiguous tensors");
     bytes += t.numel() * t.element_size();
   }
+  const auto moved = impl_->to_comm(tensors);
   impl_->run(what, bytes, [&] {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    for (const auto& t : tensors) {
+    for (const auto& t : moved) {
       std::vector<at::Tensor> one{t};
       works.push_back(impl_->backend->broadcast(one, options));
     }
     return works;
   });
+  Impl::back_from_comm(tensors, moved);
 }
 
 std::vector<torch::Tensor> ProcessGroup::all_gather(const torch::Tensor& mine_in, const std::string& what) {
@@ -331,15 +376,16 @@ std::vector<torch::Tensor> ProcessGroup::all_gather(const torch::Tensor& mine_in
     for (int r = 0; r < n; ++r) out.push_back(torch::empty({0}, mine.options()));
     return out;
   }
-  auto padded = torch::zeros({longest}, mine.options());
+  const auto comm = mine.options().device(impl_->comm_device.value_or(mine.device()));
+  auto padded = torch::zeros({longest}, comm);
   padded.narrow(0, 0, mine.numel()).copy_(mine);
   std::vector<std::vector<at::Tensor>> gathered(1);
-  for (int r = 0; r < n; ++r) gathered[0].push_back(torch::empty({longest}, mine.options()));
+  for (int r = 0; r < n; ++r) gathered[0].push_back(torch::empty({longest}, comm));
   std::vector<at::Tensor> input{padded};
   impl_->run(what, longest * padded.element_size(), [&] {
     return std::vector<c10::intrusive_ptr<c10d::Work>>{impl_->backend->allgather(gathered, input)};
   });
-  for (int r = 0; r < n; ++r) out.push_back(gathered[0][r].narrow(0, 0, lengths[r].item<int64_t>()));
+  for (int r = 0; r < n; ++r) out.push_back(gathered[0][r].narrow(0, 0, lengths[r].item<int64_t>()).to(mine.device()));
   return out;
 }
 

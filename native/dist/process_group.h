@@ -31,6 +31,8 @@ struct GroupConfig {
   int master_port = 29500;
   int rank = 0;
   int world_size = 1;
+  // This rank's place on its machine (torchrun's LOCAL_RANK): with NCCL, the GPU it communicates through.
+  int local_rank = 0;
   // How long a rendezvous or a collective may wait for the slowest rank before it fails.
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};
   // What every rank must agree on (tpo's version, the run's config digest): ranks that differ are refused at

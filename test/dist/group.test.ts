@@ -1,12 +1,14 @@
 // native/dist's process group over c10d (TCPStore + ProcessGroupGloo), two real processes on 127.0.0.1: the
-// collectives, and what the other ranks see when a rank dies, never arrives, or runs another config.
+// collectives, and what the other ranks see when a rank dies, never arrives, or runs another config. And NCCL as far
+// as this machine allows: its absence from a build, a machine without a GPU, or (with one) a 1-rank group's collectives.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { freePort } from '../../lib/dist/launch.js';
+import { native } from '../../lib/native.js';
 import { removeDir, ROOT, tempDir } from '../helpers.js';
 
 // One rank: joins the group (RANK, WORLD_SIZE, MASTER_PORT, IDENTITY, TIMEOUT from the environment), then does
@@ -16,7 +18,8 @@ import { Group } from ${JSON.stringify(pathToFileURL(join(ROOT, 'dist', 'lib', '
 const env = { rank: Number(process.env.RANK), worldSize: Number(process.env.WORLD_SIZE), localRank: 0, localWorldSize: 1,
   masterAddr: '127.0.0.1', masterPort: Number(process.env.MASTER_PORT) };
 try {
-  const group = await Group.connect(env, { timeout: Number(process.env.TIMEOUT ?? 30) }, process.env.IDENTITY ?? 'same');
+  const settings = { timeout: Number(process.env.TIMEOUT ?? 30), backend: process.env.BACKEND ?? 'gloo' };
+  const group = await Group.connect(env, settings, process.env.IDENTITY ?? 'same');
   if (process.argv[2] === 'collectives') {
     const gathered = await group.allGather({ rank: group.rank, text: 'é'.repeat(group.rank * 3) }, 'test gather');
     const sums = await group.sum([group.rank + 1, 0.5], 'test sum');
@@ -115,6 +118,29 @@ describe('distributed: process group (c10d Gloo, 2 processes)', function () {
       assert.match(r.err, /ERR_TPO_DIST: rendezvous at 127\.0\.0\.1:\d+: rank \d runs tpo .* \(world size 2, config [0-9a-f]+\), rank \d runs .*: every rank must run the same tpo version with the same config/);
       assert.doesNotMatch(r.out, /ready/);
     }
+  });
+
+  it('distributed.backend "nccl": what this build and machine allow, said before the rendezvous (or a 1-rank group on a GPU)', async () => {
+    const built = native().distBackends().nccl;
+    const gpu = existsSync('/proc/driver/nvidia/version');
+    const port = await freePort();
+    const rank = start(0, 1, port, 'collectives', { BACKEND: 'nccl', TIMEOUT: '60' });
+    const { code, seconds } = await rank.exited;
+    if (built && gpu) {
+      // A GPU: NCCL's collectives of tpo's CPU values go through this rank's GPU and come back.
+      assert.equal(code, 0, rank.err);
+      const result = JSON.parse(rank.out);
+      assert.deepEqual(result.gathered, [{ rank: 0, text: '' }]);
+      assert.deepEqual(result.sums, [1, 0.5]);
+      assert.deepEqual(result.decided, { chosen: 'by rank 0' });
+      return;
+    }
+    assert.equal(code, 3, `${rank.out}\n${rank.err}`);
+    assert.match(rank.err, built
+      ? /^ERR_TPO_DIST: distributed\.backend 'nccl' needs an NVIDIA GPU for every rank, and rank 0 of 1 has none that libtorch sees \(no GPU or driver here, or CUDA_VISIBLE_DEVICES hides them\); use 'gloo' on CPUs$/m
+      : /^ERR_TPO_DIST: distributed\.backend 'nccl': this tpo build has no NCCL \(it was built against a CPU libtorch, or without NCCL's headers: `tpo doctor` says which\); use 'gloo'$/m);
+    assert.doesNotMatch(rank.err, /frame #|Segmentation|Aborted/);
+    assert.ok(seconds < 30, `${seconds} s`);
   });
 
   it('says which ranks never arrived, after the timeout', async () => {

@@ -11,10 +11,13 @@ import { ROOT, runNode } from '../helpers.js';
 
 const ADDON = process.env.TPO_CUDA_ADDON ?? join(ROOT, 'build-cuda', 'Release', 'tpo.node');
 
-/** The CPU tests the CUDA build runs: tensors, the model's parity, inference, training, bf16, doctor, the planner's counts. */
+/**
+ * The CPU tests the CUDA build runs: tensors, the model's parity, inference, training, bf16, doctor, the planner's
+ * counts, and the process group (Gloo between processes; NCCL's refusal without a GPU, or its 1-rank collectives).
+ */
 const SUBSET = [
   'native/tensor.test.js', 'native/errors.test.js', 'model/video-lm.test.js', 'model/inference.test.js', 'model/bf16.test.js',
-  'train/preference.test.js', 'train/optimizer.test.js', 'train/losses.test.js', 'cli/doctor.test.js',
+  'train/preference.test.js', 'train/optimizer.test.js', 'train/losses.test.js', 'cli/doctor.test.js', 'dist/group.test.js',
 ];
 
 describe('the CUDA build', function () {
@@ -23,13 +26,14 @@ describe('the CUDA build', function () {
     if (!existsSync(ADDON) || process.env.TPO_ADDON) this.skip();
   });
 
-  it('loads without a GPU, knows it is a CUDA build, and has libtorch_cuda in the process', () => {
+  it('loads without a GPU, knows it is a CUDA build with NCCL, and has libtorch_cuda in the process', () => {
     const r = runNode(`
       import { readFileSync } from 'node:fs';
       const { native } = await import(${JSON.stringify(join(ROOT, 'dist', 'lib', 'native.js'))});
       const info = native().runtimeInfo();
       const maps = readFileSync('/proc/self/maps', 'utf8');
-      console.log(JSON.stringify({ info, cudaLoaded: maps.includes('libtorch_cuda.so'), smoke: native().smokeTest('cpu') }));`,
+      const backends = native().distBackends();
+      console.log(JSON.stringify({ info, cudaLoaded: maps.includes('libtorch_cuda.so'), smoke: native().smokeTest('cpu'), backends }));`,
     { env: { ...process.env, TPO_ADDON: ADDON } });
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -38,6 +42,8 @@ describe('the CUDA build', function () {
     assert.ok(out.info.cuda.runtimeVersion >= 12000, `CUDA runtime ${out.info.cuda.runtimeVersion}`);
     assert.equal(out.cudaLoaded, true, 'libtorch_cuda.so is mapped (linked with --no-as-needed)');
     assert.equal(out.smoke, 0);
+    // scripts/build-cuda.sh unpacks NCCL's and CUDA's headers beside the libtorch: its build has both backends.
+    assert.deepEqual(out.backends, { gloo: true, nccl: true });
     if (!existsSync('/proc/driver/nvidia/version')) assert.equal(out.info.cuda.available, false);
   });
 
