@@ -5,15 +5,16 @@
 //                                   [--mixes 10:0,8:2,5:5,2:8,0:10] [--base DIR] [--only methods,mix,size]
 //                                   [--world-seed 0] [--long-events 8,12] [--event-frames 6,12] [--split-videos 750,50,200]
 //                                   [--eval-split test|val] [--judge synthetic|graded]
-//                                   [--beta 0.1] [--alpha 1] [--lr 2e-4] [--epochs 2]
+//                                   [--beta 0.1] [--alpha 1] [--lr 2e-4] [--epochs 2] [--pool-max N] [--max-new-tokens 12]
+//                                   [--arms tpo,sft-preferred,dpo-no-manipulation]
 //   node dist/scripts/experiment.js --aggregate [--out runs/experiment] [same recipe flags]   (results.md)
 //
 // The world (its seed, its long videos' events, the split sizes) and the pool of pairs live under --out; runs and
-// evaluations are named by the recipe (beta, alpha, lr, epochs, judge) and the evaluation split, so several recipes
-// share one world and pool. Choose on --eval-split val; the test split is for the final tables.
+// evaluations are named by the recipe (beta, alpha, lr, epochs, judge), the size and the evaluation split, so several
+// recipes share one world and pool (one --out per world: the world's flags must not change under one --out). Choose on --eval-split val; the test split is for the final tables.
 //
 // Seeds can run in parallel processes (--seeds 0 in one, --seeds 1 in another, TPO_NUM_THREADS=1 each): each
-// writes results-<seeds>.json; the pool of pairs is made by the first and reused (run one seed first, or wait).
+// writes results-<recipe>-<split>-n<size>-<seeds>.json; the pool of pairs is made by the first and reused (run one seed first, or wait).
 //
 // Arms (all start from the same SFT base, all trained with the same recipe, evaluated on the long test videos):
 //   base                 the SFT base itself
@@ -22,7 +23,8 @@
 //   tpo                  TPO's loss on TPO's pairs (localized + comprehensive manipulations)
 // then TPO at other localized:comprehensive mixes, and at other data sizes.
 //
-// The pool of TPO pairs is generated once (greedy answers: the same for every seed); each seed draws its subset
+// The pool of TPO pairs is generated once (greedy answers: the same for every seed) and judged exactly; --judge graded
+// re-judges the same answers (pairs-graded/). Each seed draws its subset
 // and trains with its own seed. Every stage's output is kept under --out, so a rerun resumes.
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -53,6 +55,8 @@ const { values } = parseArgs({
     judge: { type: 'string', default: 'synthetic' },
     /** The SFT term's weight (TPO's alpha). */
     alpha: { type: 'string', default: '1' },
+    /** Tokens a generated answer may take (12 truncates most order answers: docs/results.md). */
+    'max-new-tokens': { type: 'string', default: '12' },
     /** The methods group's arms. */
     arms: { type: 'string', default: 'tpo,sft-preferred,dpo-no-manipulation' },
     /** Stop each kind's pool once the exact judge kept this many pairs (default: every long training question). */
@@ -160,7 +164,7 @@ async function main(): Promise<void> {
     const file = join(out, 'pairs', `tpo-${kind}.jsonl`);
     log(`TPO pairs (${kind})`);
     const s = await generatePairs({ model: base, questions: join(world, 'train-long-benchmark.jsonl'), out: file, manipulation: 'tpo',
-      frames, mix: [...mix], maxNewTokens: 12, ...(values['pool-max'] ? { targetPairs: Number(values['pool-max']) } : {}) });
+      frames, mix: [...mix], maxNewTokens: Number(values['max-new-tokens']), ...(values['pool-max'] ? { targetPairs: Number(values['pool-max']) } : {}) });
     log(`  kept ${s.kept} of ${s.judged}; preferred right ${s.preferredCorrect}, dis-preferred right ${s.dispreferredCorrect}`);
     pool.push(...(judge === 'synthetic' ? await readLines<Pair>(file) : await rejudge(file, join(pairsDir, `tpo-${kind}.jsonl`))));
   }
@@ -196,7 +200,7 @@ async function main(): Promise<void> {
       const noneFile = join(pairsDir, `none-${size}-seed${seed}.jsonl`);
       log(`no-manipulation pairs, seed ${seed}`);
       await generatePairs({ model: base, questions: join(world, 'train-long-benchmark.jsonl'), out: noneFile, manipulation: 'none',
-        frames, mix: mainMix, targetPairs: size, maxNewTokens: 12, temperature: 1, seed, judge: judge as 'synthetic' });
+        frames, mix: mainMix, targetPairs: size, maxNewTokens: Number(values['max-new-tokens']), temperature: 1, seed, judge: judge as 'synthetic' });
       await record('dpo-no-manipulation', 'methods', seed, await train(`dpo-none-${size}-seed${seed}`, noneFile, 'tpo', seed));
     }
     if (only.has('mix')) {
