@@ -94,7 +94,7 @@ export {
   comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans, type PlanPair, type ScenePlans,
 } from './tpo/plans.js';
 export {
-  answerMatches, judgeSynthetic, JUDGES, llmJudge, makeJudge, noneJudge, normalizeAnswer, settleSides, syntheticJudge,
+  answerMatches, closeness, gradedJudge, judgeGraded, judgeSynthetic, JUDGES, llmJudge, makeJudge, noneJudge, normalizeAnswer, settleSides, syntheticJudge,
   type DropReason, type Judge, type JudgedQuestion, type JudgeKind, type Verdict,
 } from './tpo/judge.js';
 export { GenerationState, type GenerateSummary as GenerationSummary } from './tpo/state.js';

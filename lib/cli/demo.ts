@@ -5,7 +5,7 @@ import { formatComparisonTable } from '../report/report.js';
 import { parseFlagConfig, parseFlags } from './flags.js';
 import { formatDuration, ProgressBar } from './progress.js';
 
-export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs N]
+export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs N] [--judge synthetic|graded]
                                         the TPO pipeline on the synthetic world: data, SFT base, TPO pairs,
                                         TPO training, base vs TPO on the held-out benchmark, report.html
                                         (default out: tpo-demo; a rerun resumes)`;
@@ -13,13 +13,13 @@ export const DEMO_USAGE = `  demo [--out DIR] [--seed S] [--train-base] [--pairs
 export async function runDemoCommand(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     out: 'string', seed: 'number', videos: 'number', base: 'string', 'train-base': 'boolean', pairs: 'number',
-    epochs: 'number', lr: 'number', beta: 'number',
+    epochs: 'number', lr: 'number', beta: 'number', alpha: 'number', judge: 'string',
   });
   const raw = {
     out: values.out, seed: values.seed, videos: values.videos, base: values.base, trainBase: values['train-base'],
-    pairs: values.pairs, epochs: values.epochs, lr: values.lr, beta: values.beta,
+    pairs: values.pairs, epochs: values.epochs, lr: values.lr, beta: values.beta, sftWeight: values.alpha, judge: values.judge,
   };
-  const options = parseFlagConfig(DemoOptions, raw, 'tpo demo', { trainBase: '--train-base' });
+  const options = parseFlagConfig(DemoOptions, raw, 'tpo demo', { trainBase: '--train-base', sftWeight: '--alpha' });
   let bar: ProgressBar | undefined;
   const onEvent = (e: DemoEvent) => {
     if (e.type === 'stage') process.stderr.write(`== ${e.name}: ${e.detail}\n`);

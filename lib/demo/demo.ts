@@ -54,6 +54,9 @@ export const DemoOptions = z.strictObject({
   lr: z.number().positive().default(2e-4),
   beta: z.number().positive().default(0.1),
   sftWeight: z.number().min(0).default(1),
+  /** The pairs' judge: synthetic (exact: the preferred answer right, the dis-preferred one wrong) or graded (the
+   * preferred answer closer to the truth, as TPO's LLM judge keeps the better answer); docs/results.md. */
+  judge: z.enum(['synthetic', 'graded']).default('synthetic'),
 });
 export type DemoOptions = z.input<typeof DemoOptions>;
 type Resolved = z.output<typeof DemoOptions>;
@@ -149,12 +152,13 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     await filterJsonl(join(world, 'train-benchmark.jsonl'), questions, (r) => r.length === 'long');
     // A finished generation leaves a marker: without it (a run killed mid-way), generatePairs resumes the files.
     const marker = join(out, 'pairs', 'complete.json');
-    const skipped = existsSync(marker) && JSON.stringify(JSON.parse(await readFile(marker, 'utf8'))) === JSON.stringify({ complete: true, pairs: o.pairs, seed: o.seed });
+    const done = { complete: true, pairs: o.pairs, seed: o.seed, judge: o.judge };
+    const skipped = existsSync(marker) && JSON.stringify(JSON.parse(await readFile(marker, 'utf8'))) === JSON.stringify(done);
     const summary = await generatePairs({
       model: base, questions, out: pairsFile, manipulation: 'tpo', frames: o.frames, mix: [5, 5], targetPairs: o.pairs,
-      maxNewTokens: 12, seed: o.seed,
+      maxNewTokens: 12, seed: o.seed, judge: o.judge,
     }, (p) => emit({ type: 'progress', stage: 'pairs', done: p.done, total: p.videos, detail: `${p.summary.kept} kept` }));
-    await writeJsonFile(marker, { complete: true, pairs: o.pairs, seed: o.seed });
+    await writeJsonFile(marker, done);
     return { value: summary, skipped };
   });
 
@@ -195,8 +199,10 @@ export async function runDemo(options: DemoOptions = {}, emit: (e: DemoEvent) =>
     notes: [
       'Accuracy: multiple choice scored by the options\' log-likelihood (lm-evaluation-harness `acc`), 16 frames sampled uniformly.',
       'Pairs: the base answers each long training video\'s question from the preferred input (localized: the target segment; ' +
-        'comprehensive: 16 frames) and the dis-preferred one (the video without the segment; 4 frames). Kept when the preferred ' +
-        'answer is right and the dis-preferred one wrong (the synthetic judge).',
+        'comprehensive: 16 frames) and the dis-preferred one (the video without the segment; 4 frames). ' +
+        (o.judge === 'graded'
+          ? 'Kept when the preferred answer is closer to the truth (the graded judge: the nearer count, the caption with more right parts, as an LLM judge keeps the better answer).'
+          : 'Kept when the preferred answer is right and the dis-preferred one wrong (the synthetic judge).'),
       'Over three seeds, with baselines (SFT on the preferred answers, DPO without temporal manipulation), mixes and data ' +
         'sizes: docs/results.md in the tpo package.',
     ],

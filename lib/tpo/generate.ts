@@ -4,7 +4,7 @@
 //   questions: synthetic benchmark records (exact answers), or captions + an LLM that writes them (real videos)
 //   -> per video: decode each input once (lib/tpo/plans.ts), corrupt it (TimeWarp implicit), encode it once
 //   -> one generate call per input for every question that shares it
-//   -> judge (synthetic: exact; llm: TPO's three checks; none) -> pairs JSONL with provenance
+//   -> judge (synthetic: exact; graded: closer to the truth; llm: TPO's three checks; none) -> pairs JSONL with provenance
 //      + <out>.dropped.jsonl (every drop and skip, with its reason) + <out>.summary.json
 //
 // Manipulations: tpo (localized: the target segment vs the video without it; comprehensive: dense vs sparse),
@@ -87,7 +87,8 @@ export const GenerateConfig = z.strictObject({
   temperature: z.number().min(0).default(0),
   topP: z.number().gt(0).max(1).default(1),
   seed: z.int().nonnegative().default(0),
-  /** synthetic: exact answers from the world's events; llm: TPO's filter at `llm`; none: keep differing answers.
+  /** synthetic: exact answers from the world's events; graded: the preferred answer closer to the world's truth (an
+   * LLM judge's "better", lib/tpo/judge.ts); llm: TPO's filter at `llm`; none: keep differing answers.
    * Default: llm when `llm` is set, else synthetic. */
   judge: z.enum(JUDGES).optional(),
   /** A video that cannot be decoded: its questions are dropped as `undecodable-video` (default), or the run stops. */

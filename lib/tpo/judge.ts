@@ -1,6 +1,9 @@
-// The post-filter of TPO's self-generated pairs, one Judge interface for three judges: the synthetic world's, where
+// The post-filter of TPO's self-generated pairs, one Judge interface for four judges: the synthetic world's, where
 // every answer is known exactly (keep a pair only when the preferred answer is right, the dis-preferred one is not,
-// and the two differ); TPO's LLM checks against the captions (real videos); none (any two differing answers).
+// and the two differ); graded, the synthetic world's imitation of an LLM judge (keep a pair when the preferred
+// answer is closer to the truth: the nearer count, the caption with more of the right attributes, the order with
+// more events in place, so the chosen answer is often better without being right); TPO's LLM checks against the
+// captions (real videos); none (any two differing answers).
 import { normalizeAnswer } from '../data/answers.js';
 import type { Caption } from '../data/records.js';
 import type { ChatClient } from './llm.js';
@@ -10,6 +13,10 @@ export type DropReason =
   | 'empty-answer' | 'same-answers' | 'preferred-wrong' | 'dispreferred-also-right'
   // TPO's LLM filter (lib/tpo/questions.ts judgePair): the preferred answer contradicts the captions, or is no better
   | 'contradicts-captions' | 'not-better';
+
+/** The synthetic world's question types whose answers the graded judge can grade (the rest: right or wrong). */
+const CAPTION_TYPES = new Set(['before', 'after', 'first', 'last']);
+const COUNT_TYPES = new Set(['count', 'count-color']);
 
 export interface Verdict {
   keep: boolean;
@@ -40,10 +47,68 @@ export function judgeSynthetic(gold: string, preferred: string, dispreferred: st
   return verdict();
 }
 
+/**
+ * How close `answer` is to `gold` for a question of `type`, by the world's structure; higher is closer, `gold`
+ * itself scores highest, undefined when the answer cannot be read as one of the type's answers.
+ * - count, count-color: minus the distance between the numbers;
+ * - before, after, first, last (a caption: colour, shape, motion): how many of the three are right;
+ * - order (three names joined by ", then "): how many of the three pairs are in the right order;
+ * - anything else (one attribute, one name): 1 when right, 0 when wrong.
+ */
+export function closeness(type: string | undefined, gold: string, answer: string): number | undefined {
+  const a = normalizeAnswer(answer.split('\n')[0] ?? '');
+  const g = normalizeAnswer(gold);
+  if (!a) return undefined;
+  if (type && COUNT_TYPES.has(type)) {
+    const n = /^\d+$/.test(a) ? Number(a) : NaN;
+    return Number.isFinite(n) ? -Math.abs(n - Number(g)) : undefined;
+  }
+  if (type && CAPTION_TYPES.has(type)) {
+    const [want, got] = [captionParts(g), captionParts(a)];
+    if (!want || !got) return a === g ? 3 : undefined;
+    return Number(want.color === got.color) + Number(want.shape === got.shape) + Number(want.motion === got.motion);
+  }
+  if (type === 'order') {
+    const want = gold.split(', then ').map(normalizeAnswer);
+    const got = answer.split('\n')[0]!.split(', then ').map(normalizeAnswer);
+    if (got.length !== want.length || new Set(got).size !== got.length || got.some((x) => !want.includes(x))) return a === g ? 3 : undefined;
+    let inPlace = 0;
+    for (let i = 0; i < got.length; i++) for (let j = i + 1; j < got.length; j++) inPlace += Number(want.indexOf(got[i]!) < want.indexOf(got[j]!));
+    return inPlace;
+  }
+  return a === g ? 1 : 0;
+}
+
+/** A normalised caption's colour, shape and motion ("red circle moves left"), or undefined. */
+function captionParts(text: string): { color: string; shape: string; motion: string } | undefined {
+  const [color, shape, ...motion] = text.split(' ');
+  return color && shape && motion.length ? { color, shape, motion: motion.join(' ') } : undefined;
+}
+
+/**
+ * The graded judge's verdict: keep when the preferred answer is strictly closer to the truth than the dis-preferred
+ * one (an LLM judge's "better"), whether or not it is right. `preferredCorrect` still says whether it was exactly right.
+ */
+export function judgeGraded(type: string | undefined, gold: string, preferred: string, dispreferred: string): Verdict {
+  const preferredCorrect = answerMatches(preferred, gold);
+  const dispreferredCorrect = answerMatches(dispreferred, gold);
+  const verdict = (reason?: DropReason): Verdict => ({ keep: !reason, ...(reason ? { reason } : {}), preferredCorrect, dispreferredCorrect });
+  const early = unpairable(preferred, dispreferred);
+  if (early) return verdict(early);
+  const [p, d] = [closeness(type, gold, preferred), closeness(type, gold, dispreferred)];
+  if (p === undefined) return verdict('preferred-wrong');
+  // Nothing right in it (a wrong colour, a caption with no right part) is not better, whatever it is compared with.
+  if (p === 0 && !(type && COUNT_TYPES.has(type))) return verdict('preferred-wrong');
+  if (d !== undefined && d >= p) return verdict(dispreferredCorrect ? 'dispreferred-also-right' : 'not-better');
+  return verdict();
+}
+
 /** What a judge needs of a question: its reference answer, text and captions (real videos). */
 export interface JudgedQuestion {
   question: string;
   answer: string;
+  /** The synthetic world's question type (the graded judge grades by it). */
+  type?: string;
   captions?: Caption[];
 }
 
@@ -53,7 +118,7 @@ export interface Judge {
   judge(question: JudgedQuestion, preferred: string, dispreferred: string): Promise<Verdict>;
 }
 
-export const JUDGES = ['synthetic', 'llm', 'none'] as const;
+export const JUDGES = ['synthetic', 'graded', 'llm', 'none'] as const;
 export type JudgeKind = (typeof JUDGES)[number];
 
 /** Two answers that cannot make a pair (one empty, or the same after normalisation), or undefined. */
@@ -66,6 +131,12 @@ function unpairable(preferred: string, dispreferred: string): DropReason | undef
 export const syntheticJudge: Judge = {
   kind: 'synthetic',
   judge: async (q, preferred, dispreferred) => judgeSynthetic(q.answer, preferred, dispreferred),
+};
+
+/** The synthetic world's LLM-like judge: keep a preferred answer closer to the truth than the dis-preferred one. */
+export const gradedJudge: Judge = {
+  kind: 'graded',
+  judge: async (q, preferred, dispreferred) => judgeGraded(q.type, q.answer, preferred, dispreferred),
 };
 
 /** Keep any two differing answers (the baseline without a filter). */
@@ -96,6 +167,7 @@ export function llmJudge(client: ChatClient): Judge {
 /** The judge of a kind (the llm judge needs its client). */
 export function makeJudge(kind: JudgeKind, client?: ChatClient): Judge {
   if (kind === 'synthetic') return syntheticJudge;
+  if (kind === 'graded') return gradedJudge;
   if (kind === 'none') return noneJudge;
   if (!client) throw new TypeError('the llm judge needs an llm client');
   return llmJudge(client);
