@@ -520,8 +520,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
       else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
+               name.rfind("model.vision_model.", 0) == 0 ||  // VideoLLaMA3's
                name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;
-      else if (name.find("mm_projector.") != std::string::npos || name.find("image_newline") != std::string::npos) train = projector;
+      else if (name.find("mm_projector.") != std::string::npos || name.rfind("model.projector.", 0) == 0 ||
+               name.find("image_newline") != std::string::npos) train = projector;
       else train = language;
       item.value().set_requires_grad(train);
       if (train) count += item.value().numel();

@@ -10,13 +10,13 @@ export const ATOL = 1e-5;
 export const RTOL = 1e-4;
 
 /** Every element within atol + rtol * |expected|, shapes equal. */
-export function assertClose(actual: Tensor | undefined, expected: Tensor, what: string): void {
+export function assertClose(actual: Tensor | undefined, expected: Tensor, what: string, atol = ATOL, rtol = RTOL): void {
   assert.ok(actual, `${what} is produced`);
   assert.deepEqual(actual.shape, expected.shape, `${what} shape`);
   const a = actual.toTypedArray() as Float32Array;
   const b = expected.toTypedArray() as Float32Array;
   for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i]! - b[i]!) <= ATOL + RTOL * Math.abs(b[i]!), `${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
+    assert.ok(Math.abs(a[i]! - b[i]!) <= atol + rtol * Math.abs(b[i]!), `${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
   }
 }
 
