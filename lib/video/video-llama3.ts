@@ -2,9 +2,14 @@
 // (sample_frames: `fps` frames a second within [min_frames, max_frames], or `num_frames`) and the size each frame is
 // resized to (smart_resize: both sides multiples of patch_size x merge_size, the area within [min_pixels,
 // max_pixels / frames], the aspect ratio kept). Numbers only: the decoding and the resize itself are native.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { z } from 'zod';
 
+import type { Tensor } from '../native.js';
+import { checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
+import { preprocessFrames } from './preprocess.js';
 
 const Positive = z.number().int().positive();
 
@@ -22,6 +27,13 @@ export const VideoLlama3ProcessorConfig = z.object({
   max_frames: Positive.default(180),
   fps: z.number().positive().optional(),
   num_frames: Positive.optional(),
+  /** The pixels' processing after resizing (IMAGENET_STANDARD mean and std, bicubic), as its processor does. */
+  resample: z.union([z.literal(2), z.literal(3)]).default(3),
+  do_rescale: z.boolean().default(true),
+  rescale_factor: z.number().positive().default(1 / 255),
+  do_normalize: z.boolean().default(true),
+  image_mean: z.array(z.number()).length(3).default([0.5, 0.5, 0.5]),
+  image_std: z.array(z.number()).length(3).default([0.5, 0.5, 0.5]),
 });
 export type VideoLlama3ProcessorConfig = z.input<typeof VideoLlama3ProcessorConfig>;
 
@@ -96,4 +108,37 @@ export function videoLlama3FrameIndices(
   const step = totalFrames / frames;
   const count = Math.ceil(totalFrames / step);
   return Array.from({ length: count }, (_, i) => Math.trunc(Math.fround(i * step)));
+}
+
+/** Reads a VideoLLaMA3 folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file. */
+export async function loadVideoLlama3ProcessorConfig(dir: string): Promise<z.output<typeof VideoLlama3ProcessorConfig>> {
+  let file = join(dir, 'video_preprocessor_config.json');
+  let json: unknown;
+  try {
+    try {
+      checkInputFile(file, 'a video processor config');
+    } catch {
+      file = join(dir, 'preprocessor_config.json');
+      checkInputFile(file, 'a video processor config');
+    }
+    json = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
+  }
+  return parse(VideoLlama3ProcessorConfig, json, file);
+}
+
+/**
+ * uint8 frames [T, H', W', 3] of a video whose own frames are `source` -> float32 [T, 3, h, w]: resized to the size
+ * smart_resize gives the source size (the frames may have been decoded smaller), rescaled and normalised.
+ */
+export async function preprocessVideoLlama3(
+  frames: Tensor<'uint8'>, source: { height: number; width: number }, config: VideoLlama3ProcessorConfig,
+): Promise<Tensor<'float32'>> {
+  const c = parse(VideoLlama3ProcessorConfig, config, 'preprocessVideoLlama3: config');
+  const target = videoLlama3ResizeTarget(source.height, source.width, frames.shape[0]!, c);
+  return preprocessFrames(frames, {
+    do_resize: true, size: target, resample: c.resample, do_rescale: c.do_rescale, rescale_factor: c.rescale_factor,
+    do_normalize: c.do_normalize, image_mean: c.image_mean, image_std: c.image_std,
+  });
 }
