@@ -219,6 +219,12 @@ VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, cons
   } else if (config_.mm->token_compression) {
     kept = video_llama3_compression_mask(patches.to(device, torch::kFloat32), grid);
   }
+  // Before the tower runs (its activations are the big allocation): the kept tokens are known from the mask.
+  const int64_t kept_count = kept.defined() ? kept.sum().item<int64_t>() : tokens;
+  if (kept_count > config_.text->max_position_embeddings)
+    throw std::invalid_argument(std::to_string(grid.t) + " frames make " + std::to_string(kept_count) +
+                                " visual tokens, more than max_position_embeddings (" +
+                                std::to_string(config_.text->max_position_embeddings) + ")");
   VideoTokens out;
   out.features = video_llama3->vision_model->forward(patches.to(device), grid);
   const auto features = out.features.to(model->embed_tokens->weight.scalar_type());
@@ -230,10 +236,6 @@ VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, cons
   out.pooled = out.projected;
   out.kept = kept.defined() ? kept : torch::ones({out.projected.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(device));
   out.tokens = kept.defined() ? out.projected.index({kept}) : out.projected;
-  if (out.tokens.size(0) > config_.text->max_position_embeddings)
-    throw std::invalid_argument(std::to_string(grid.t) + " frames make " + std::to_string(out.tokens.size(0)) +
-                                " visual tokens, more than max_position_embeddings (" +
-                                std::to_string(config_.text->max_position_embeddings) + ")");
   return out;
 }
 

@@ -1,6 +1,6 @@
 // The video LMM: LLaVA-NeXT's LlavaQwenForCausalLM (LLaVA-Video, LongVA), Video-LLaVA's
-// VideoLlavaForConditionalGeneration (LLaVA-Hound) and, with no vision config, plain Qwen2ForCausalLM /
-// LlamaForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
+// VideoLlavaForConditionalGeneration (LLaVA-Hound), VideoLlama3ForConditionalGeneration and, with no vision
+// config, plain Qwen2ForCausalLM / LlamaForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
 // (model.vision_tower.vision_tower.vision_model.*, model.mm_projector.{0,2}.*, model.image_newline, lm_head.*);
 // native/model/weights.cc maps the Hugging Face layouts onto these names.
 //
@@ -110,8 +110,9 @@ class VideoLMImpl : public torch::nn::Module {
   // (video_grid_thw, video_merge_sizes) and video_compression_mask ([t*h/m*w/m] bool; undefined: the
   // processor's rule when config's token_compression, else every token).
   VideoTokens encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid, const torch::Tensor& compression_mask);
-  // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA, transformers'
-  // video_token_index once per visual token, as its processor expands <video>.
+  // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA and VideoLLaMA3,
+  // transformers' video token id once per visual token (Video-LLaVA's processor expands <video> so; VideoLLaMA3's
+  // puts each frame's kept tokens after its time stamp).
   // input_ids [B, L] with at most one image id per row -> embeddings [B, L', D], the video tokens spliced in.
   std::pair<torch::Tensor, torch::Tensor> embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                 const torch::Tensor& video_tokens);

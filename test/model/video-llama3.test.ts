@@ -118,6 +118,11 @@ describe('VideoLLaMA3 parity with transformers (VideoLlama3ForConditionalGenerat
     // frames whose size is not a multiple of patch x merge (8)
     await assert.rejects(model.encodeVideo(tensor(new Float32Array(3 * 12 * 16), [1, 3, 12, 16])), /H and W multiples of patch_size x merge_size \(8\)/);
     assert.throws(() => model.videoTokenCount(4), /depend on its frame size and on its token compression/);
+    // a video whose kept tokens (17) cannot fit the language model is refused before its tower runs
+    const config = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as { text_config: Record<string, unknown> };
+    config.text_config.max_position_embeddings = 16;
+    using small = await VideoLM.create(config);
+    await assert.rejects(small.encodeVideo(inputs.frames!), /4 frames make 17 visual tokens, more than max_position_embeddings \(16\)/);
   });
 });
 
