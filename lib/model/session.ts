@@ -5,8 +5,11 @@ import { encodePrompt } from '../data/encode.js';
 import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
-import { decodeVideo, type SamplePlan } from '../video/decode.js';
+import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import {
+  loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3ResizeTarget,
+} from '../video/video-llama3.js';
 import { videoLlavaChatTemplate } from './templates.js';
 import { Tokenizer } from './tokenizer.js';
 import { type LoadOptions, VideoLM } from './video-lm.js';
@@ -25,7 +28,9 @@ export const ON_VIDEO_ERROR = ['skip', 'stop'] as const;
 export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
 
 /** The architectures that take a video. */
-const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set(['LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration']);
+const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set([
+  'LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration', 'VideoLlama3ForConditionalGeneration',
+]);
 
 export interface SessionOptions {
   /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
@@ -42,6 +47,8 @@ export class ModelSession implements Disposable {
     readonly tokenizer: Tokenizer,
     /** The tower's preprocessing; undefined for a text-only model. */
     readonly processor: PreprocessorConfig | undefined,
+    /** VideoLLaMA3's video processor (each video resized by its own size; `processor` then only normalises). */
+    readonly videoLlama3?: VideoLlama3ProcessorConfig,
   ) {}
 
   /** The model folder's tokenizer, preprocessor config (video models) and weights (or `weights`'), and `adapter`. */
@@ -49,11 +56,14 @@ export class ModelSession implements Disposable {
     const tokenizer = await Tokenizer.load(dir);
     const model = await VideoLM.load(options.weights ?? dir, options.load);
     try {
-      const processor = VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
+      const videoLlama3 = model.info.architecture === 'VideoLlama3ForConditionalGeneration'
+        ? await loadVideoLlama3ProcessorConfig(dir) : undefined;
+      const processor = videoLlama3 ? { do_resize: false, ...videoLlama3 }
+        : VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
       if (options.adapter) await model.loadLora(options.adapter);
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
-      return new ModelSession(dir, model, tokenizer, processor);
+      return new ModelSession(dir, model, tokenizer, processor, videoLlama3);
     } catch (error) {
       model.dispose();
       throw error;
@@ -80,6 +90,7 @@ export class ModelSession implements Disposable {
     if (!this.processor) throw new TypeError(`${this.dir}: a ${this.model.info.architecture} model takes no video`);
     let frames: Tensor<'uint8'> | undefined;
     try {
+      if (this.videoLlama3) return await this.#videoLlama3Pixels(path, plan, corrupt);
       const decoded = await decodeVideo(path, plan, { atLeast: decodeSizeFor(this.processor) });
       frames = decoded.frames;
       if (corrupt) {
@@ -92,6 +103,29 @@ export class ModelSession implements Disposable {
       throw error instanceof VideoError ? error : new VideoError(path, error as Error);
     } finally {
       frames?.dispose();
+    }
+  }
+
+  /**
+   * VideoLLaMA3: its processor resizes each video by the video's own size and frame count (smart_resize); frames
+   * are decoded scaled to twice that box, then resized to it exactly.
+   */
+  async #videoLlama3Pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[] }> {
+    const config = this.videoLlama3!;
+    const info = await probeVideo(path);
+    const guess = plan.kind === 'uniform' ? plan.frames : 1;  // (the box only bounds decoding memory)
+    const box = videoLlama3ResizeTarget(info.height, info.width, guess, config);
+    const decoded = await decodeVideo(path, plan, { atLeast: { width: 2 * box.width, height: 2 * box.height } });
+    let frames = decoded.frames;
+    try {
+      if (corrupt) {
+        const corrupted = await corruptFrames(frames, corrupt);
+        frames.dispose();
+        frames = corrupted;
+      }
+      return { pixels: await preprocessVideoLlama3(frames, info, config), indices: decoded.indices };
+    } finally {
+      frames.dispose();
     }
   }
 

@@ -33,8 +33,17 @@ const ForwardInputs = z.strictObject({
   attentionMask: z.custom<Tensor>().optional(),
   /** Preprocessed frames [F, 3, S, S] of one video; it replaces the -200 id in every row. */
   pixelValues: z.custom<Tensor>().optional(),
-  /** The same video by transformers' name and shape (Video-LLaVA's pixel_values_videos): [1, F, 3, S, S]. */
+  /**
+   * The same video by transformers' name and shape: Video-LLaVA's pixel_values_videos [1, F, 3, S, S]; with
+   * videoGridThw, VideoLLaMA3's, its processor's flattened patches [t*h*w, 3*p*p].
+   */
   pixelValuesVideos: z.custom<Tensor>().optional(),
+  /** VideoLLaMA3: video_grid_thw of one video, [1, 3] (frames, patch rows, patch columns). */
+  videoGridThw: z.custom<Tensor>().optional(),
+  /** VideoLLaMA3: video_merge_sizes, [1] (default: 2, its processor's merge_size). */
+  videoMergeSizes: z.custom<Tensor>().optional(),
+  /** VideoLLaMA3: video_compression_mask, one bool per merged token (default: its processor's rule on the patches). */
+  videoCompressionMask: z.custom<Tensor>().optional(),
   outputHiddenStates: z.boolean().optional(),
 });
 export type ForwardInputs = z.input<typeof ForwardInputs>;
@@ -167,7 +176,10 @@ export class VideoLM {
    */
   async forward(inputs: ForwardInputs): Promise<Record<string, Tensor>> {
     const { pixelValuesVideos, ...rest } = parse(ForwardInputs, inputs, 'VideoLM.forward');
-    if (pixelValuesVideos === undefined) return this.#model.forward(rest);
+    if (pixelValuesVideos === undefined || rest.videoGridThw !== undefined) {
+      // (VideoLLaMA3's patches go to the native call as they are, with their grid)
+      return this.#model.forward(pixelValuesVideos === undefined ? rest : { ...rest, pixelValues: pixelValuesVideos });
+    }
     const shape = pixelValuesVideos.shape;
     if (rest.pixelValues !== undefined || shape.length !== 5 || shape[0] !== 1) {
       throw Object.assign(new TypeError(

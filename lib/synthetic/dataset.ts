@@ -23,6 +23,7 @@ import { packageVersion } from '../version.js';
 import { annotation } from './captions.js';
 import {
   tinyModelConfig, TINY_PREPROCESSOR_CONFIG, tinyVideoLlavaConfig, TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG,
+  TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG, tinyVideoLlama3Config,
 } from './model-config.js';
 import { makeQuestions } from './questions.js';
 import { deriveSeed, Random } from './random.js';
@@ -52,7 +53,7 @@ export const SynthOptions = z.strictObject({
   /** Re-render videos already present, and overwrite a folder made with other options. */
   force: z.boolean().default(false),
   /** The tiny model's architecture under model/: LLaVA-Video's (SigLIP, pooling, Qwen2) or Video-LLaVA's (CLIP, LLaMA). */
-  model: z.enum(['llava-video', 'video-llava']).default('llava-video'),
+  model: z.enum(['llava-video', 'video-llava', 'video-llama3']).default('llava-video'),
 });
 export type SynthOptions = z.input<typeof SynthOptions>;
 
@@ -175,15 +176,21 @@ async function writeSplit(o: z.output<typeof SynthOptions>, split: Split, planne
 
 /**
  * The world's tokenizer and a tiny model's config, preprocessor config included, into `dir`: LLaVA-Video's
- * architecture (the default) or Video-LLaVA's (`video-llava`: its tokenizer variant, config and processor).
+ * architecture (the default), Video-LLaVA's (`video-llava`: its tokenizer variant, config and processor) or
+ * VideoLLaMA3's (`video-llama3`: Qwen2's chat format with its placeholder tokens, config, video processor).
  */
 export async function writeModelFiles(dir: string, family: WorldFamily = 'llava-video'): Promise<void> {
   prepareOutputDir(dir, 'a model folder');
   const files = worldTokenizerFiles(family);
   await writeJsonFile(join(dir, 'tokenizer.json'), files['tokenizer.json']);
   await writeJsonFile(join(dir, 'tokenizer_config.json'), files['tokenizer_config.json']);
-  const videoLlava = family === 'video-llava';
   const tokenizer = worldTokenizer(family);
+  if (family === 'video-llama3') {
+    await writeJsonFile(join(dir, 'config.json'), tinyVideoLlama3Config(tokenizer));
+    await writeJsonFile(join(dir, 'video_preprocessor_config.json'), TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG);
+    return;
+  }
+  const videoLlava = family === 'video-llava';
   await writeJsonFile(join(dir, 'config.json'), videoLlava ? tinyVideoLlavaConfig(tokenizer) : tinyModelConfig(tokenizer));
   await writeJsonFile(join(dir, 'preprocessor_config.json'), videoLlava ? TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG : TINY_PREPROCESSOR_CONFIG);
 }

@@ -174,3 +174,61 @@ export function tinyVideoLlavaConfig(tokenizer: Tokenizer): Record<string, unkno
     },
   };
 }
+
+/**
+ * video_preprocessor_config.json of the tiny VideoLLaMA3 model: VideoLlama3VideoProcessor's fields with a pixel
+ * budget that keeps the world's 64 x 64 frames at 64 x 64 up to 16 frames (longest_edge / frames >= 64 * 64).
+ */
+export const TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG = {
+  ...(({ image_processor_type: _, size: __, ...pixels }) => pixels)(TINY_PREPROCESSOR_CONFIG),  // rescale, normalise
+  video_processor_type: 'VideoLlama3VideoProcessor',
+  size: { shortest_edge: 16 * 16, longest_edge: FRAME_SIZE * FRAME_SIZE * 16 },
+  patch_size: 8,
+  merge_size: 2,
+  temporal_patch_size: 1,
+  min_frames: 4,
+  max_frames: 180,
+  use_token_compression: true,
+} as const;
+
+/**
+ * config.json of a tiny VideoLLaMA3 (VideoLlama3ForConditionalGeneration) for the world's video-llama3 tokenizer, as
+ * transformers writes video_llama_3 configs: its vision model (8 x 8 patches with 2D RoPE, merged 2 x 2: 16 tokens
+ * a 64 x 64 frame before compression), the projector and a Qwen2 LM of the LLaVA-Video tiny model's sizes.
+ */
+export function tinyVideoLlama3Config(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyVideoLlama3Config');
+  const endOfText = id('<|endoftext|>');
+  return {
+    architectures: ['VideoLlama3ForConditionalGeneration'],
+    model_type: 'video_llama_3',
+    image_token_id: id('<|image_pad|>'),
+    video_token_id: id('<|video_pad|>'),
+    tie_word_embeddings: false,
+    text_config: {
+      model_type: 'qwen2',
+      vocab_size: tokenizer.vocabSize,
+      ...TINY_LM_SIZES,
+      rms_norm_eps: 1e-6,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
+      hidden_act: 'silu',
+      tie_word_embeddings: false,
+      use_sliding_window: false,
+      bos_token_id: endOfText,
+      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
+      pad_token_id: tokenizer.pad?.id ?? endOfText,
+    },
+    vision_config: {
+      model_type: 'video_llama_3_vision',
+      patch_size: 8,
+      hidden_size: 96,
+      intermediate_size: 384,
+      num_hidden_layers: 3,
+      num_attention_heads: 4,
+      num_channels: 3,
+      layer_norm_eps: 1e-6,
+      hidden_act: 'gelu_pytorch_tanh',
+      rope_parameters: { rope_type: 'axial', rope_theta: 10000.0 },
+    },
+  };
+}

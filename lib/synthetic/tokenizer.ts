@@ -42,19 +42,27 @@ export interface TokenizerFiles {
 /** The tokens the Video-LLaVA variant adds after the world's vocabulary: LLaMA's BOS and EOS, the turn markers. */
 export const VIDEO_LLAVA_TOKENS = ['<s>', '</s>', 'USER:', 'ASSISTANT:'] as const;
 
-/** Which model family the tokenizer is for: Qwen2's chat format (the default), or Video-LLaVA's. */
-export type WorldFamily = 'llava-video' | 'video-llava';
+/** The tokens the VideoLLaMA3 variant adds: Qwen2.5's image and video placeholders (its processor's). */
+export const VIDEO_LLAMA3_TOKENS = ['<|image_pad|>', '<|video_pad|>'] as const;
+
+/** Which model family the tokenizer is for: Qwen2's chat format (the default, and VideoLLaMA3's), or Video-LLaVA's. */
+export type WorldFamily = 'llava-video' | 'video-llava' | 'video-llama3';
+
+const EXTRA_TOKENS: Record<WorldFamily, readonly string[]> = {
+  'llava-video': [], 'video-llava': VIDEO_LLAVA_TOKENS, 'video-llama3': VIDEO_LLAMA3_TOKENS,
+};
 
 /**
  * tokenizer.json and tokenizer_config.json of the world's tokenizer. The video-llava variant keeps every id of the
  * world's and adds LLaMA's <s> / </s> and Video-LLaVA's USER: / ASSISTANT: after them, with Video-LLaVA's
- * conversation format (lib/model/templates.ts) without its system message.
+ * conversation format (lib/model/templates.ts) without its system message; the video-llama3 variant adds Qwen2.5's
+ * <|image_pad|> / <|video_pad|> (ids that never occur in a prompt: transformers' form of the visual tokens).
  */
 export function worldTokenizerFiles(family: WorldFamily = 'llava-video'): TokenizerFiles {
-  const tokens = [...worldVocabulary(), ...(family === 'video-llava' ? VIDEO_LLAVA_TOKENS : [])];
+  const tokens = [...worldVocabulary(), ...EXTRA_TOKENS[family]];
   const vocab = Object.fromEntries(tokens.map((token, id) => [token, id]));
   const base = worldVocabulary().length;
-  const extra = family === 'video-llava' ? VIDEO_LLAVA_TOKENS.map((content, i) => ({ id: base + i, content })) : [];
+  const extra = EXTRA_TOKENS[family].map((content, i) => ({ id: base + i, content }));
   const added = [...SPECIAL_TOKENS.map((content, id) => ({ id, content })), ...extra].map(({ id, content }) => ({
     id, content, single_word: false, lstrip: false, rstrip: false, normalized: false,
     special: !content.endsWith(':'),

@@ -2,6 +2,8 @@
 // native/model module; every call on it runs off the event loop (the engine thread, async.h) and keeps the module
 // alive until it settles.
 // Which calls may run together, and which wait or are refused: model_handle.h.
+#include <optional>
+
 #include <napi.h>
 
 #include "binding/addon_data.h"
@@ -41,6 +43,7 @@ const char* architecture_name(model::Architecture a) {
     case model::Architecture::LlavaQwenForCausalLM: return "LlavaQwenForCausalLM";
     case model::Architecture::LlamaForCausalLM: return "LlamaForCausalLM";
     case model::Architecture::VideoLlavaForConditionalGeneration: return "VideoLlavaForConditionalGeneration";
+    case model::Architecture::VideoLlama3ForConditionalGeneration: return "VideoLlama3ForConditionalGeneration";
   }
   return "?";
 }
@@ -133,12 +136,34 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (args.has("attentionMask")) mask = TensorHandle::unwrap(env, args.get("attentionMask"), "Model.forward: attentionMask");
     if (args.has("pixelValues")) pixels = TensorHandle::unwrap(env, args.get("pixelValues"), "Model.forward: pixelValues");
     const bool hidden = args.boolean("outputHiddenStates", false);
+    // VideoLLaMA3's transformers inputs: pixelValues are then its processor's patches [t*h*w, 3*p*p].
+    std::optional<model::PatchGrid> grid;
+    torch::Tensor compression;
+    if (args.has("videoGridThw")) {
+      const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
+      if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
+        throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
+      const auto v = thw.to(torch::kInt64).reshape({3});
+      grid = model::PatchGrid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>(),
+                              model.config.mm ? model.config.mm->merge_size : 1};
+      if (args.has("videoMergeSizes")) {
+        const auto ms = TensorHandle::unwrap(env, args.get("videoMergeSizes"), "Model.forward: videoMergeSizes");
+        if (ms.numel() != 1 || c10::isFloatingType(ms.scalar_type()))
+          throw_argument_error(env, "Model.forward: videoMergeSizes must be one video's integer merge size ([1])");
+        grid->merge = ms.to(torch::kInt64).reshape({1})[0].item<int64_t>();
+      }
+      if (args.has("videoCompressionMask"))
+        compression = TensorHandle::unwrap(env, args.get("videoCompressionMask"), "Model.forward: videoCompressionMask");
+      if (!pixels.defined()) throw_argument_error(env, "Model.forward: videoGridThw needs the video's patches (pixelValuesVideos)");
+      if (!model.lm || model.config.architecture != model::Architecture::VideoLlama3ForConditionalGeneration)
+        throw_argument_error(env, "Model.forward: videoGridThw is VideoLLaMA3's input; this model takes frames");
+    }
     if (model.lm && !ids.defined()) throw_argument_error(env, "Model.forward: inputIds is required");
     if (!model.lm && !pixels.defined()) throw_argument_error(env, "Model.forward: pixelValues is required");
     if (ids.defined()) check_ids(env, ids, "Model.forward: inputIds");
     return run_async(
         env, "Model.forward",
-        [call = ModelCall(shared), ids, mask, pixels, hidden] {
+        [call = ModelCall(shared), ids, mask, pixels, hidden, grid, compression] {
           const Reading reading(call);
           LoadedModel& m = call.model();
           torch::NoGradGuard no_grad;
@@ -151,7 +176,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           }
           torch::Tensor video;
           if (pixels.defined()) {
-            auto tokens = m.lm->encode_video(pixels);
+            auto tokens = grid ? m.lm->encode_video_patches(pixels, *grid, compression) : m.lm->encode_video(pixels);
+            if (tokens.kept.defined()) out.emplace_back("compression_mask", tokens.kept);
             out.emplace_back("vision_features", tokens.features);
             out.emplace_back("projected", tokens.projected);
             out.emplace_back("pooled", tokens.pooled);
@@ -374,6 +400,9 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         else if (name == "hf-legacy") layout = model::KeyLayout::HfLlavaLegacy;
         else throw_argument_error(env, "Model.save: layout must be llava-next, video-llava, hf or hf-legacy");
         const bool video_llava = shared->model->config.architecture == model::Architecture::VideoLlavaForConditionalGeneration;
+        // VideoLLaMA3 has one layout, transformers' (no original-repository checkpoint of another is in use).
+        if (shared->model->config.architecture == model::Architecture::VideoLlama3ForConditionalGeneration && name != "hf")
+          throw_argument_error(env, "Model.save: a VideoLLaMA3 model is saved in transformers' layout (hf), not " + name);
         if ((name == "llava-next" && video_llava) || (name == "video-llava" && !video_llava))
           throw_argument_error(env, "Model.save: layout " + name + " is not this model's original layout (" +
                                         layout_name_for(*shared->model, model::KeyLayout::Native) + ")");
@@ -491,8 +520,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
       else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
+               name.rfind("model.vision_model.", 0) == 0 ||  // VideoLLaMA3's
                name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;
-      else if (name.find("mm_projector.") != std::string::npos || name.find("image_newline") != std::string::npos) train = projector;
+      else if (name.find("mm_projector.") != std::string::npos || name.rfind("model.projector.", 0) == 0 ||
+               name.find("image_newline") != std::string::npos) train = projector;
       else train = language;
       item.value().set_requires_grad(train);
       if (train) count += item.value().numel();
@@ -512,7 +543,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     LoadedModel& m = *shared->model;
     if (m.lm) {
       m.lm->model->gradient_checkpointing = on;
-      if (m.lm->has_vision()) m.lm->video_tower().gradient_checkpointing = on;
+      if (m.lm->has_vision()) m.lm->set_vision_gradient_checkpointing(on);
     }
     if (m.vision) m.vision->vision_model->gradient_checkpointing = on;
     return env.Undefined();

@@ -188,6 +188,41 @@ Activation parse_activation(const Fields& f, const std::string& name) {
   f.fail("hidden_act", "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
 }
 
+// VideoLlama3VisionConfig, its defaults for what it leaves out: no image_size (the patch grid is each video's own).
+VisionConfig parse_video_llama3_vision(const Fields& f) {
+  VisionConfig c;
+  c.kind = VisionKind::VideoLlama3;
+  c.patch_size = f.integer("patch_size", 16);
+  c.hidden_size = f.integer("hidden_size", 768);
+  c.intermediate_size = f.integer("intermediate_size", 3072);
+  c.num_hidden_layers = f.integer("num_hidden_layers", 12);
+  c.num_attention_heads = f.integer("num_attention_heads", 12);
+  for (auto [key, v] : {std::pair{"patch_size", c.patch_size}, {"hidden_size", c.hidden_size},
+                        {"intermediate_size", c.intermediate_size}, {"num_attention_heads", c.num_attention_heads}})
+    require_positive(f, key, v);
+  require_positive(f, "num_hidden_layers", c.num_hidden_layers, kMaxLayers);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    f.fail("hidden_size", "(", c.hidden_size, ") must be divisible by num_attention_heads (", c.num_attention_heads, ")");
+  // The axial RoPE gives a quarter of each head's dimensions to each of h and w, as cos and sin pairs.
+  if ((c.hidden_size / c.num_attention_heads) % 4 != 0)
+    f.fail("hidden_size", "/ num_attention_heads (", c.hidden_size / c.num_attention_heads,
+           ") must be a multiple of 4 (the 2D RoPE rotates h and w in a quarter of the head each)");
+  c.num_channels = f.integer("num_channels", 3);
+  require_positive(f, "num_channels", c.num_channels, 64);
+  c.layer_norm_eps = f.number("layer_norm_eps", 1e-6);
+  require_positive_number(f, "layer_norm_eps", c.layer_norm_eps);
+  c.hidden_act = parse_activation(f, f.string("hidden_act", "gelu_pytorch_tanh"));
+  c.layers_in_checkpoint = c.num_hidden_layers;
+  if (f.has("rope_parameters")) {
+    const Fields rope = f.object("rope_parameters");
+    if (const std::string type = rope.string("rope_type", "axial"); type != "axial")
+      rope.fail("rope_type", "'", type, "' is not supported (VideoLLaMA3's vision RoPE is axial)");
+    c.rope_theta = rope.number("rope_theta", c.rope_theta);
+  }
+  require_positive_number(f, "rope_parameters.rope_theta", c.rope_theta);
+  return c;
+}
+
 // clip_defaults: CLIPVisionConfig's defaults for fields a nested vision_config leaves out (older transformers wrote
 // only the non-defaults into VideoLlavaConfig's).
 VisionConfig parse_vision(const Fields& f, bool clip_defaults = false) {
@@ -195,7 +230,8 @@ VisionConfig parse_vision(const Fields& f, bool clip_defaults = false) {
   const std::string type = f.string("model_type", clip_defaults ? "clip_vision_model" : "");
   if (type == "siglip_vision_model") c.kind = VisionKind::Siglip;
   else if (type == "clip_vision_model") c.kind = VisionKind::Clip;
-  else f.fail("model_type", "'", type, "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model)");
+  else if (type == "video_llama_3_vision") return parse_video_llama3_vision(f);
+  else f.fail("model_type", "'", type, "' is not a vision tower tpo knows (siglip_vision_model, clip_vision_model, video_llama_3_vision)");
   const bool defaults = clip_defaults && c.kind == VisionKind::Clip;
   c.image_size = f.integer("image_size", defaults, 224);
   c.patch_size = f.integer("patch_size", defaults, 32);
@@ -382,6 +418,31 @@ const char* rope_type_name(RopeType type) {
   return "?";
 }
 
+// VideoLlama3Config (transformers' video_llama_3): vision_config (VideoLlama3VisionConfig), text_config (Qwen2, the
+// default when absent), the projector (Linear, GELU, Linear) and the image/video token ids.
+void parse_video_llama3(const Fields& f, ModelConfig& config) {
+  config.architecture = Architecture::VideoLlama3ForConditionalGeneration;
+  static const json empty = json::object();
+  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
+  if (const std::string type = vision.string("model_type", "video_llama_3_vision"); type != "video_llama_3_vision")
+    vision.fail("model_type", "'", type, "' is not supported (VideoLLaMA3's vision model is video_llama_3_vision)");
+  config.vision = parse_video_llama3_vision(vision);
+  const Fields text = f.has("text_config") ? f.object("text_config") : Fields(empty, f.source(), "text_config.");
+  if (const std::string type = text.string("model_type", "qwen2"); type != "qwen2")
+    text.fail("model_type", "'", type, "' is not supported (tpo runs VideoLLaMA3 on its Qwen2 language model)");
+  config.text = parse_decoder(text, Decoder::Qwen2);
+  // VideoLlama3Config: the top-level flag, or the text config's when that one ties.
+  config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", false) || config.text->tie_word_embeddings;
+  MultimodalConfig m;
+  m.mm_hidden_size = config.vision->hidden_size;
+  m.image_token_index = -200;  // tpo's placeholder
+  m.video_token_index = f.integer("video_token_id", 151656);
+  f.integer("image_token_id", 151655);  // a type check only: tpo encodes videos, not images
+  if (m.video_token_index < 0 || m.video_token_index >= config.text->vocab_size)
+    f.fail("video_token_id", "(", m.video_token_index, ") is outside the vocabulary [0, ", config.text->vocab_size, ")");
+  config.mm = m;
+}
+
 ModelConfig parse_config(const std::string& text, const std::string& source) {
   const json root = io::parse_json(text, source);
   if (!root.is_object()) throw std::invalid_argument(source + ": not a JSON object");
@@ -401,6 +462,8 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     config.vision = parse_vision(f);
   } else if (type == "video_llava") {
     parse_video_llava(f, config);
+  } else if (type == "video_llama_3") {
+    parse_video_llama3(f, config);
   } else if (type == "llava" && f.has("mm_video_tower")) {
     parse_video_llava_original(f, config);
   } else if (type == "llava_qwen" || type == "llava") {
@@ -416,7 +479,7 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     }
     check_mm(f, *config.mm, *config.vision, *config.text);
   } else {
-    f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llama, llava_qwen, video_llava, "
+    f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llama, llava_qwen, video_llava, video_llama_3, "
                                     "siglip_vision_model, clip_vision_model)");
   }
   return config;

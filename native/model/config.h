@@ -46,7 +46,8 @@ struct Qwen2Config {
   int64_t pad_token_id = -1;
 };
 
-enum class VisionKind { Siglip, Clip };
+// VideoLlama3: VideoLLaMA3's SigLIP-style encoder over variable-size patch grids (no learned positions: 2D RoPE).
+enum class VisionKind { Siglip, Clip, VideoLlama3 };
 enum class Activation { GeluTanh, GeluErf, QuickGelu };
 
 struct VisionConfig {
@@ -62,6 +63,7 @@ struct VisionConfig {
   Activation hidden_act = Activation::GeluTanh;
   // Layers the checkpoint holds: LLaVA-NeXT deletes SigLIP's last layer before saving.
   int64_t layers_in_checkpoint = 0;
+  double rope_theta = 10000.0;  // VideoLlama3's axial 2D RoPE (rope_parameters.rope_theta)
   int64_t grid() const { return image_size / patch_size; }  // the conv drops leftover pixels
 };
 
@@ -82,6 +84,11 @@ struct MultimodalConfig {
   std::vector<int64_t> select_layers;
   bool projector_bias = true;
   int64_t video_token_index = -1;
+  // VideoLLaMA3 (VideoLlama3Config + its video processor's defaults): the tower's features are merged merge_size x
+  // merge_size (pixel_unshuffle's bilinear downsampling); its processor drops the tokens of a frame that barely
+  // change from the frame before (use_token_compression, _get_compression_mask's threshold 0.1 and 1 token a frame).
+  int64_t merge_size = 2;
+  bool token_compression = true;
 };
 
 enum class Architecture {
@@ -90,6 +97,7 @@ enum class Architecture {
   VisionModel,
   LlavaQwenForCausalLM,
   VideoLlavaForConditionalGeneration,  // transformers' video_llava, and the original Video-LLaVA repo's llava config
+  VideoLlama3ForConditionalGeneration,  // transformers' video_llama_3
 };
 
 struct ModelConfig {

@@ -61,6 +61,9 @@ int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   if (frames < 0) throw std::invalid_argument("a video cannot have " + std::to_string(frames) + " frames");
   if (frames == 0) return 0;
   const MultimodalConfig& mm = *config.mm;
+  if (config.architecture == Architecture::VideoLlama3ForConditionalGeneration)
+    throw std::invalid_argument("a VideoLLaMA3 video's visual tokens depend on its frame size and on its token compression "
+                                "(which frames change): encode it to count them");
   if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
     // Every frame's tokens, its class token included (VideoLlavaProcessor: (S/p)^2 + 1 a frame).
     const int64_t per_frame = config.vision->grid() * config.vision->grid() + 1;
@@ -116,6 +119,19 @@ VideoLlavaModelImpl::VideoLlavaModelImpl(const Qwen2Config& text, const VisionCo
   register_module("mm_projector", mm_projector);
 }
 
+VideoLlama3ProjectorImpl::VideoLlama3ProjectorImpl(int64_t in, int64_t out) {
+  readout = torch::nn::Sequential();
+  readout->push_back(Dense(in, out));
+  readout->push_back(torch::nn::GELU());  // nn.GELU(): the erf form
+  readout->push_back(Dense(out, out));
+  register_module("readout", readout);
+}
+
+VideoLlama3ModelImpl::VideoLlama3ModelImpl(const Qwen2Config& text, const VisionConfig& vision) : Qwen2ModelImpl(text) {
+  vision_model = register_module("vision_model", VideoLlama3VisionModel(vision));
+  projector = register_module("projector", VideoLlama3Projector(vision.hidden_size, text.hidden_size));
+}
+
 LlavaVisionTowerImpl::LlavaVisionTowerImpl(const VisionConfig& config, int64_t layers) {
   vision_tower = register_module("vision_tower", VisionModel(config, layers));
 }
@@ -142,7 +158,10 @@ LlavaQwenModelImpl::LlavaQwenModelImpl(const Qwen2Config& text, const VisionConf
 
 VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
   if (!config.text) throw std::invalid_argument("VideoLM needs a language model config");
-  if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
+  if (config.architecture == Architecture::VideoLlama3ForConditionalGeneration) {
+    video_llama3 = std::make_shared<VideoLlama3ModelImpl>(*config.text, *config.vision);
+    model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llama3));
+  } else if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
     video_llava = std::make_shared<VideoLlavaModelImpl>(*config.text, *config.vision, *config.mm);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llava));
   } else if (has_vision()) {
@@ -159,6 +178,11 @@ VisionTransformerImpl& VideoLMImpl::video_tower() {
   if (video_llava) return *video_llava->video_tower->tower;
   if (llava) return *llava->vision_tower->vision_tower->vision_model;
   throw std::invalid_argument("this model has no vision tower");
+}
+
+void VideoLMImpl::set_vision_gradient_checkpointing(bool on) {
+  if (video_llama3) video_llama3->vision_model->gradient_checkpointing = on;
+  else video_tower().gradient_checkpointing = on;
 }
 
 namespace {
@@ -180,8 +204,51 @@ torch::Tensor VideoLMImpl::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
+VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid,
+                                              const torch::Tensor& compression_mask) {
+  if (!video_llama3) throw std::invalid_argument("video grids (video_grid_thw) are VideoLLaMA3's input; this model takes frames");
+  check_patch_grid(patches, grid);
+  const auto device = model->embed_tokens->weight.device();
+  const int64_t tokens = grid.t * (grid.h / grid.merge) * (grid.w / grid.merge);
+  torch::Tensor kept;
+  if (compression_mask.defined()) {
+    if (compression_mask.dim() != 1 || compression_mask.size(0) != tokens)
+      throw std::invalid_argument("video_compression_mask must be [" + std::to_string(tokens) + "] (one per merged token), got " +
+                                  c10::str(compression_mask.sizes()));
+    kept = compression_mask.to(device, torch::kBool);
+  } else if (config_.mm->token_compression) {
+    kept = video_llama3_compression_mask(patches.to(device, torch::kFloat32), grid);
+  }
+  // Before the tower runs (its activations are the big allocation): the kept tokens are known from the mask.
+  const int64_t kept_count = kept.defined() ? kept.sum().item<int64_t>() : tokens;
+  if (kept_count > config_.text->max_position_embeddings)
+    throw std::invalid_argument(std::to_string(grid.t) + " frames make " + std::to_string(kept_count) +
+                                " visual tokens, more than max_position_embeddings (" +
+                                std::to_string(config_.text->max_position_embeddings) + ")");
+  VideoTokens out;
+  out.features = video_llama3->vision_model->forward(patches.to(device), grid);
+  const auto features = out.features.to(model->embed_tokens->weight.scalar_type());
+  const auto project = [this](const torch::Tensor& x) { return project_features(video_llama3->projector->readout, x); };
+  out.projected = model->gradient_checkpointing
+                      ? checkpointed([project](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{project(in[0])}; },
+                                     {features})[0]
+                      : project(features);
+  out.pooled = out.projected;
+  out.kept = kept.defined() ? kept : torch::ones({out.projected.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(device));
+  out.tokens = kept.defined() ? out.projected.index({kept}) : out.projected;
+  return out;
+}
+
 VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
   if (!has_vision()) throw std::invalid_argument("this model has no vision tower");
+  if (video_llama3) {
+    // VideoLlama3VideoProcessor's patchify of already resized and normalised frames (temporal_patch_size 1).
+    const VisionConfig& v = *config_.vision;
+    const int64_t m = config_.mm->merge_size;
+    const auto patches = video_llama3_patchify(pixel_values, v.patch_size, m);
+    const PatchGrid grid{pixel_values.size(0), pixel_values.size(2) / v.patch_size, pixel_values.size(3) / v.patch_size, m};
+    return encode_video_patches(patches, grid, {});
+  }
   const VisionConfig& vision = *config_.vision;
   const MultimodalConfig& mm = *config_.mm;
   if (pixel_values.dim() != 4 || pixel_values.size(0) == 0)
@@ -244,7 +311,7 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
   const auto device = model->embed_tokens->weight.device();
   const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
-  if (video_llava && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
+  if ((video_llava || video_llama3) && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
     return embed_expanded(input_ids, attention_mask, video_tokens);
   const auto is_image = input_ids == image_id;
   const auto per_row = is_image.sum(1);

@@ -1,6 +1,6 @@
 // The video LMM: LLaVA-NeXT's LlavaQwenForCausalLM (LLaVA-Video, LongVA), Video-LLaVA's
-// VideoLlavaForConditionalGeneration (LLaVA-Hound) and, with no vision config, plain Qwen2ForCausalLM /
-// LlamaForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
+// VideoLlavaForConditionalGeneration (LLaVA-Hound), VideoLlama3ForConditionalGeneration and, with no vision
+// config, plain Qwen2ForCausalLM / LlamaForCausalLM. Module names follow the original LLaVA-NeXT checkpoint layout
 // (model.vision_tower.vision_tower.vision_model.*, model.mm_projector.{0,2}.*, model.image_newline, lm_head.*);
 // native/model/weights.cc maps the Hugging Face layouts onto these names.
 //
@@ -48,6 +48,23 @@ class VideoLlavaModelImpl : public Qwen2ModelImpl {
   torch::nn::Sequential mm_projector{nullptr};
 };
 
+// VideoLlama3Projector: readout = Linear, GELU (erf), Linear.
+class VideoLlama3ProjectorImpl : public torch::nn::Module {
+ public:
+  VideoLlama3ProjectorImpl(int64_t in, int64_t out);
+  torch::nn::Sequential readout{nullptr};
+};
+TORCH_MODULE(VideoLlama3Projector);
+
+// VideoLlama3Model = the Qwen2 decoder (transformers' model.language_model, tpo's model.*) + vision_model +
+// projector, as VideoLlama3ForConditionalGeneration holds them (model/weights.cc maps the names).
+class VideoLlama3ModelImpl : public Qwen2ModelImpl {
+ public:
+  VideoLlama3ModelImpl(const Qwen2Config& text, const VisionConfig& vision);
+  VideoLlama3VisionModel vision_model{nullptr};
+  VideoLlama3Projector projector{nullptr};
+};
+
 // LlavaQwenModel = Qwen2Model + the multimodal parts, as LLaVA-NeXT composes them.
 class LlavaQwenModelImpl : public Qwen2ModelImpl {
  public:
@@ -62,6 +79,7 @@ struct VideoTokens {
   torch::Tensor projected;  // [F, N, D]   after mm_projector
   torch::Tensor pooled;     // [F, N', D]  after get_2dPool
   torch::Tensor tokens;     // [V, D]      with newline tokens, in sequence order
+  torch::Tensor kept;       // VideoLLaMA3: [F*N'] bool, the compression mask (which pooled tokens are in `tokens`)
 };
 
 struct LMOutput {
@@ -78,15 +96,23 @@ class VideoLMImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
   bool has_vision() const {
     return config_.architecture == Architecture::LlavaQwenForCausalLM ||
-           config_.architecture == Architecture::VideoLlavaForConditionalGeneration;
+           config_.architecture == Architecture::VideoLlavaForConditionalGeneration ||
+           config_.architecture == Architecture::VideoLlama3ForConditionalGeneration;
   }
-  // The vision transformer videos go through.
+  // The vision transformer videos go through (not VideoLLaMA3's: video_llama3->vision_model).
   VisionTransformerImpl& video_tower();
+  void set_vision_gradient_checkpointing(bool on);
 
-  // Frames (already preprocessed, [F, 3, S, S]) to the visual tokens that replace the -200 id.
+  // Frames (already preprocessed, [F, 3, S, S]; VideoLLaMA3: [F, 3, H, W], H and W multiples of patch x merge)
+  // to the visual tokens that replace the -200 id.
   VideoTokens encode_video(const torch::Tensor& pixel_values);
-  // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA, transformers'
-  // video_token_index once per visual token, as its processor expands <video>.
+  // VideoLLaMA3 in transformers' form: pixel_values_videos [t*h*w, 3*p*p] (its processor's patches), grid
+  // (video_grid_thw, video_merge_sizes) and video_compression_mask ([t*h/m*w/m] bool; undefined: the
+  // processor's rule when config's token_compression, else every token).
+  VideoTokens encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid, const torch::Tensor& compression_mask);
+  // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA and VideoLLaMA3,
+  // transformers' video token id once per visual token (Video-LLaVA's processor expands <video> so; VideoLLaMA3's
+  // puts each frame's kept tokens after its time stamp).
   // input_ids [B, L] with at most one image id per row -> embeddings [B, L', D], the video tokens spliced in.
   std::pair<torch::Tensor, torch::Tensor> embed(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                 const torch::Tensor& video_tokens);
@@ -101,6 +127,7 @@ class VideoLMImpl : public torch::nn::Module {
   Dense lm_head{nullptr};                       // absent when tie_word_embeddings
   std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, for LLaVA-NeXT's architecture
   std::shared_ptr<VideoLlavaModelImpl> video_llava;  // the same module as `model`, for Video-LLaVA's
+  std::shared_ptr<VideoLlama3ModelImpl> video_llama3;  // the same module as `model`, for VideoLLaMA3's
 
  private:
   ModelConfig config_;

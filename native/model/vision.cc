@@ -17,12 +17,21 @@ VisionEmbeddingsImpl::VisionEmbeddingsImpl(const VisionConfig& c) : config_(c) {
   patch_embedding = register_module(
       "patch_embedding",
       torch::nn::Conv2d(torch::nn::Conv2dOptions(c.num_channels, c.hidden_size, c.patch_size).stride(c.patch_size).bias(!clip)));
+  if (c.kind == VisionKind::VideoLlama3) return;  // positions come from the 2D RoPE
   const int64_t positions = c.grid() * c.grid() + (clip ? 1 : 0);
   position_embedding = register_module("position_embedding", make_embedding(positions, c.hidden_size));
   if (clip) class_embedding = register_parameter("class_embedding", new_parameter({c.hidden_size}));
 }
 
 torch::Tensor VisionEmbeddingsImpl::forward(const torch::Tensor& pixel_values) {
+  if (config_.kind == VisionKind::VideoLlama3) {
+    const int64_t c = config_.num_channels, p = config_.patch_size;
+    if (pixel_values.dim() != 2 || pixel_values.size(1) != c * p * p)
+      throw std::invalid_argument("vision model: pixel_values_videos must be flattened patches [patches, " + std::to_string(c * p * p) +
+                                  "] (channels x patch_size^2), got " + c10::str(pixel_values.sizes()));
+    const auto& w = patch_embedding->weight;
+    return patch_embedding(pixel_values.to(w.device(), w.scalar_type()).view({-1, c, p, p})).view({-1, config_.hidden_size});
+  }
   if (pixel_values.dim() != 4 || pixel_values.size(1) != config_.num_channels || pixel_values.size(2) != config_.image_size ||
       pixel_values.size(3) != config_.image_size)
     throw std::invalid_argument("vision tower: pixel_values must be [frames, " + std::to_string(config_.num_channels) + ", " +
@@ -43,10 +52,31 @@ VisionAttentionImpl::VisionAttentionImpl(const VisionConfig& c)
   out_proj = register_module("out_proj", Dense(c.hidden_size, c.hidden_size));
 }
 
-torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x) {
+namespace {
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// apply_rotary_pos_emb_vision: in float32 whatever the weights' dtype, as transformers does. x [B, N, H, hd].
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const auto xf = x.to(torch::kFloat32);
+  const auto c = cos.unsqueeze(-2), s = sin.unsqueeze(-2);  // [N, 1, hd]
+  return (xf * c + rotate_half(xf) * s).to(x.scalar_type());
+}
+
+}  // namespace
+
+torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const int64_t b = x.size(0), n = x.size(1);
-  auto split = [&](const torch::Tensor& t) { return t.view({b, n, heads_, head_dim_}).transpose(1, 2); };
-  auto out = at::scaled_dot_product_attention(split(linear(q_proj, x)), split(linear(k_proj, x)), split(linear(v_proj, x)));
+  auto heads = [&](const torch::Tensor& t) { return t.view({b, n, heads_, head_dim_}); };
+  auto q = heads(linear(q_proj, x)), k = heads(linear(k_proj, x));
+  if (cos.defined()) {
+    q = rotate(q, cos, sin);
+    k = rotate(k, cos, sin);
+  }
+  auto out = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), heads(linear(v_proj, x)).transpose(1, 2));
   return linear(out_proj, out.transpose(1, 2).reshape({b, n, heads_ * head_dim_}));
 }
 
@@ -72,8 +102,8 @@ VisionEncoderLayerImpl::VisionEncoderLayerImpl(const VisionConfig& c) {
   layer_norm2 = register_module("layer_norm2", layer_norm(c.hidden_size, c.layer_norm_eps));
 }
 
-torch::Tensor VisionEncoderLayerImpl::forward(const torch::Tensor& x) {
-  auto h = x + self_attn(layer_norm1(x));
+torch::Tensor VisionEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  auto h = x + self_attn(layer_norm1(x), cos, sin);
   return h + mlp(layer_norm2(h));
 }
 
@@ -114,6 +144,88 @@ VisionOutput VisionTransformerImpl::forward(const torch::Tensor& pixel_values, i
 
 VisionModelImpl::VisionModelImpl(const VisionConfig& c, int64_t layers) {
   vision_model = register_module("vision_model", VisionTransformer(c, layers));
+}
+
+std::pair<torch::Tensor, torch::Tensor> video_llama3_rotary(const VisionConfig& c, const PatchGrid& g, torch::Device device) {
+  const int64_t head_dim = c.hidden_size / c.num_attention_heads, spatial = head_dim / 2;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const auto inv_freq = 1.0 / torch::pow(c.rope_theta, torch::arange(0, spatial, 2, f32) / static_cast<double>(spatial));
+  // get_vision_position_ids: (h, w) of each patch, in the processor's block-major order.
+  const int64_t m = g.merge;
+  auto block = [&](const torch::Tensor& ids) { return ids.reshape({g.h / m, m, g.w / m, m}).transpose(1, 2).flatten(); };
+  const auto hpos = block(torch::arange(g.h, f32).view({-1, 1}).expand({g.h, g.w}));
+  const auto wpos = block(torch::arange(g.w, f32).view({1, -1}).expand({g.h, g.w}));
+  // recomposition_frequencies: [h freqs, w freqs] twice over the head.
+  const auto hw = torch::cat({hpos.unsqueeze(1) * inv_freq, wpos.unsqueeze(1) * inv_freq}, 1);
+  const auto freqs = torch::cat({hw, hw}, 1);
+  return {freqs.cos(), freqs.sin()};
+}
+
+torch::Tensor video_llama3_patchify(const torch::Tensor& frames, int64_t p, int64_t m) {
+  if (frames.dim() != 4 || frames.size(2) % (p * m) != 0 || frames.size(3) % (p * m) != 0)
+    throw std::invalid_argument("a VideoLLaMA3 video must be frames [t, channels, H, W] with H and W multiples of patch_size x merge_size (" +
+                                std::to_string(p * m) + "), got " + c10::str(frames.sizes()));
+  const int64_t t = frames.size(0), ch = frames.size(1), gh = frames.size(2) / p, gw = frames.size(3) / p;
+  return frames.reshape({t, ch, gh / m, m, p, gw / m, m, p}).permute({0, 2, 5, 3, 6, 1, 4, 7}).reshape({t * gh * gw, ch * p * p});
+}
+
+torch::Tensor video_llama3_compression_mask(const torch::Tensor& patches, const PatchGrid& g) {
+  const int64_t tokens = (g.h / g.merge) * (g.w / g.merge);
+  const auto options = torch::TensorOptions().dtype(torch::kBool).device(patches.device());
+  if (g.t == 1) return torch::ones({tokens}, options);
+  constexpr double kThreshold = 0.1;
+  constexpr int64_t kMinTokens = 1;
+  const auto images = patches.view({g.t, tokens, -1});
+  auto diff = (images.narrow(0, 1, g.t - 1) - images.narrow(0, 0, g.t - 1)).abs().mean(-1) * 255;
+  diff = torch::cat({torch::full_like(diff.narrow(0, 0, 1), kThreshold + 1), diff}, 0);
+  auto mask = diff > kThreshold;
+  const auto sparse = (mask.sum(1) < kMinTokens).nonzero().view({-1});
+  if (sparse.numel() > 0) mask.index_put_({sparse, torch::indexing::Slice(0, kMinTokens)}, true);
+  return mask.flatten();
+}
+
+VideoLlama3VisionModelImpl::VideoLlama3VisionModelImpl(const VisionConfig& c) : config_(c) {
+  embeddings = register_module("embeddings", VisionEmbeddings(c));
+  encoder = register_module("encoder", VisionEncoder(c, c.num_hidden_layers));
+  post_layernorm = register_module("post_layernorm", layer_norm(c.hidden_size, c.layer_norm_eps));
+}
+
+void check_patch_grid(const torch::Tensor& patches, const PatchGrid& g) {
+  constexpr int64_t kMaxSide = int64_t{1} << 20;
+  if (g.t < 1 || g.h < 1 || g.w < 1 || g.merge < 1 || g.t > kMaxSide || g.h > kMaxSide || g.w > kMaxSide ||
+      g.h % g.merge != 0 || g.w % g.merge != 0)
+    throw std::invalid_argument("video grid [t=" + std::to_string(g.t) + ", h=" + std::to_string(g.h) + ", w=" + std::to_string(g.w) +
+                                "] must be positive with h and w multiples of the merge size (" + std::to_string(g.merge) + ")");
+  if (patches.dim() != 2 || patches.size(0) != g.t * g.h * g.w)
+    throw std::invalid_argument("video grid [" + std::to_string(g.t) + ", " + std::to_string(g.h) + ", " + std::to_string(g.w) +
+                                "] needs " + std::to_string(g.t * g.h * g.w) + " patches, got " + c10::str(patches.sizes()));
+}
+
+torch::Tensor VideoLlama3VisionModelImpl::forward(const torch::Tensor& patches, const PatchGrid& g) {
+  check_patch_grid(patches, g);
+  const int64_t d = config_.hidden_size;
+  // Each frame is its own attention sequence (get_vision_cu_seqlens): frames are the batch.
+  auto h = embeddings(patches).view({g.t, g.h * g.w, d});
+  const auto [cos, sin] = video_llama3_rotary(config_, g, h.device());
+  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
+  if (checkpoint) {
+    const auto params = parameters();
+    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
+  }
+  for (const auto& module : *encoder->layers) {
+    auto layer = module->as<VisionEncoderLayerImpl>();
+    const auto run = [layer, c = cos, s = sin](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0], c, s)}; };
+    h = checkpoint ? checkpointed(run, {h})[0] : layer->forward(h, cos, sin);
+  }
+  h = post_layernorm(h);
+  // pixel_unshuffle: block-major back to raster order, then bilinear downsampling by the merge size.
+  const int64_t m = g.merge;
+  auto grid = h.view({g.t, g.h / m, g.w / m, m, m, d}).permute({0, 1, 3, 2, 4, 5}).reshape({g.t, g.h, g.w, d}).permute({0, 3, 1, 2});
+  grid = torch::nn::functional::interpolate(grid, torch::nn::functional::InterpolateFuncOptions()
+                                                      .size(std::vector<int64_t>{g.h / m, g.w / m})
+                                                      .mode(torch::kBilinear)
+                                                      .align_corners(false));
+  return grid.permute({0, 2, 3, 1}).reshape({-1, d});
 }
 
 }  // namespace tpo::model

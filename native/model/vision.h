@@ -1,5 +1,7 @@
 // Vision towers as transformers writes them: SigLIP (patch conv with bias, learned positions, no class token,
 // tanh-GELU, post-layernorm) and CLIP ViT (class token, patch conv without bias, pre-layernorm, quick-GELU).
+// VideoLLaMA3's encoder (VideoLlama3VisionModel) is SigLIP's blocks over variable-size patch grids: no learned
+// positions but axial 2D RoPE on q and k, each frame attending within itself, then pixel_unshuffle's downsampling.
 // Module names match the checkpoints' keys (vision_model.embeddings.patch_embedding.weight, ...).
 #pragma once
 
@@ -15,7 +17,8 @@ namespace tpo::model {
 class VisionEmbeddingsImpl : public torch::nn::Module {
  public:
   explicit VisionEmbeddingsImpl(const VisionConfig& config);
-  torch::Tensor forward(const torch::Tensor& pixel_values);  // [F, 3, H, W] -> [F, tokens, hidden]
+  // [F, 3, H, W] -> [F, tokens, hidden]; VideoLlama3: flattened patches [N, 3*p*p] -> [N, hidden]
+  torch::Tensor forward(const torch::Tensor& pixel_values);
   torch::nn::Conv2d patch_embedding{nullptr};
   torch::nn::Embedding position_embedding{nullptr};
   torch::Tensor class_embedding;  // CLIP only
@@ -28,7 +31,8 @@ TORCH_MODULE(VisionEmbeddings);
 class VisionAttentionImpl : public torch::nn::Module {
  public:
   explicit VisionAttentionImpl(const VisionConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);
+  // x [B, N, D]; with rope (VideoLLaMA3), cos and sin [N, head_dim] rotate q and k (apply_rotary_pos_emb_vision).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos = {}, const torch::Tensor& sin = {});
   Dense q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
@@ -50,7 +54,7 @@ TORCH_MODULE(VisionMLP);
 class VisionEncoderLayerImpl : public torch::nn::Module {
  public:
   explicit VisionEncoderLayerImpl(const VisionConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos = {}, const torch::Tensor& sin = {});
   VisionAttention self_attn{nullptr};
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   VisionMLP mlp{nullptr};
@@ -99,5 +103,42 @@ class VisionModelImpl : public torch::nn::Module {
   VisionTransformer vision_model{nullptr};
 };
 TORCH_MODULE(VisionModel);
+
+// One video's patches as VideoLLaMA3's processor lays them out (patchify): grid [t, h, w] of patches, each
+// merge x merge block of patches contiguous (block-major), each patch's pixels (channel, y, x) flattened.
+struct PatchGrid {
+  int64_t t = 0, h = 0, w = 0, merge = 1;
+};
+
+// VideoLlama3VisionModel: embeddings (the patch conv) -> encoder (SigLIP layers with 2D RoPE, per frame) ->
+// post_layernorm -> pixel_unshuffle (bilinear downsampling of each frame by merge, to raster order).
+class VideoLlama3VisionModelImpl : public torch::nn::Module {
+ public:
+  explicit VideoLlama3VisionModelImpl(const VisionConfig& config);
+  // patches [t*h*w, C*p*p] -> [t * (h/merge) * (w/merge), hidden]
+  torch::Tensor forward(const torch::Tensor& patches, const PatchGrid& grid);
+  const VisionConfig& config() const { return config_; }
+  bool gradient_checkpointing = false;
+
+  VisionEmbeddings embeddings{nullptr};
+  VisionEncoder encoder{nullptr};
+  torch::nn::LayerNorm post_layernorm{nullptr};
+
+ private:
+  VisionConfig config_;
+};
+TORCH_MODULE(VideoLlama3VisionModel);
+
+// Refuses a grid that is not positive or not a multiple of its merge size, and patches that do not fill it.
+void check_patch_grid(const torch::Tensor& patches, const PatchGrid& grid);
+
+// VideoLlama3VisionRotaryEmbedding for one frame's grid, in the block-major patch order: cos and sin [h*w, head_dim].
+std::pair<torch::Tensor, torch::Tensor> video_llama3_rotary(const VisionConfig& config, const PatchGrid& grid,
+                                                            torch::Device device);
+// The processor's patchify: frames [t, C, H, W] (H, W multiples of patch * merge) -> patches [t*h*w, C*p*p].
+torch::Tensor video_llama3_patchify(const torch::Tensor& frames, int64_t patch, int64_t merge);
+// VideoLlama3VideoProcessor._get_compression_mask: per merged token, whether it is kept (the first frame whole;
+// later tokens whose patches changed by more than 0.1 of 255 on average; at least one token a frame).
+torch::Tensor video_llama3_compression_mask(const torch::Tensor& patches, const PatchGrid& grid);
 
 }  // namespace tpo::model

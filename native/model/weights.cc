@@ -32,6 +32,9 @@ const std::vector<Rename>& renames(KeyLayout layout) {
       {"model.mm_projector.0.", "model.multi_modal_projector.linear_1."},
       {"model.mm_projector.2.", "model.multi_modal_projector.linear_2."},
       {"model.image_newline", "model.image_newline"},
+      // VideoLLaMA3's vision model and projector keep their names beside model.language_model.
+      {"model.vision_model.", "model.vision_model."},
+      {"model.projector.", "model.projector."},
       {"model.", "model.language_model."},
   };
   static const std::vector<Rename> legacy = {
@@ -256,7 +259,9 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
 }
 
 std::function<std::string(const std::string&)> peft_module_names(Architecture architecture) {
-  if (architecture != Architecture::VideoLlavaForConditionalGeneration) return {};
+  if (architecture != Architecture::VideoLlavaForConditionalGeneration &&
+      architecture != Architecture::VideoLlama3ForConditionalGeneration)
+    return {};
   return [](const std::string& name) { return layout_key(name, KeyLayout::HfLlava); };
 }
 

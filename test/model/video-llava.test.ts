@@ -9,35 +9,12 @@ import { readSafetensors, writeSafetensors } from '../../lib/model/safetensors.j
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { tensor, type Tensor } from '../../lib/tensor.js';
 import { FIXTURES, removeDir, tempDir } from '../helpers.js';
+import { assertClose, int64, placeholderForm as placeholderPrompt, readFixture } from './parity.js';
 
 const HF = join(FIXTURES, 'hf');
-const ATOL = 1e-5;
-const RTOL = 1e-4;
 const VIDEO_ID = 63n; // the fixtures' video_token_index
-
-function assertClose(actual: Tensor | undefined, expected: Tensor, what: string): void {
-  assert.ok(actual, `${what} is produced`);
-  assert.deepEqual(actual.shape, expected.shape, `${what} shape`);
-  const a = actual.toTypedArray() as Float32Array;
-  const b = expected.toTypedArray() as Float32Array;
-  for (let i = 0; i < a.length; i++) {
-    assert.ok(Math.abs(a[i]! - b[i]!) <= ATOL + RTOL * Math.abs(b[i]!), `${what}: element ${i} is ${a[i]}, expected ${b[i]}`);
-  }
-}
-
-async function fixture(name: string) {
-  const inputs = (await readSafetensors(join(HF, name, 'inputs.safetensors'))).tensors;
-  const expected = (await readSafetensors(join(HF, name, 'expected.safetensors'))).tensors;
-  return { inputs, expected };
-}
-
-const int64 = (t: Tensor) => Array.from(t.toTypedArray() as BigInt64Array);
-/** transformers' expanded prompt (one video id per visual token) as tpo's: the run of video ids -> one -200. */
-function placeholderForm(ids: bigint[]): Tensor {
-  const out: bigint[] = [];
-  for (const id of ids) if (id !== VIDEO_ID) out.push(id); else if (out.at(-1) !== -200n) out.push(-200n);
-  return tensor(BigInt64Array.from(out), [out.length]);
-}
+const fixture = (name: string) => readFixture(join(HF, name));
+const placeholderForm = (ids: bigint[]) => placeholderPrompt(ids, VIDEO_ID);
 
 async function logitsOf(model: VideoLM, inputs: Record<string, Tensor>): Promise<Tensor> {
   const out = await model.forward({ inputIds: inputs.input_ids_placeholder, attentionMask: undefined, pixelValues: inputs.pixel_values });
