@@ -39,8 +39,11 @@ await filterJsonl(join(world, 'val-long-benchmark.jsonl'), questions, (r) => {
   return types.has(r.type as string);
 });
 const answers = join(out, 'answers.jsonl');
+// The mix is the questions' own (without a pair target it is the share of each kind asked): every question is asked.
+const asked = (await readFile(questions, 'utf8')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { kind: string }).kind);
+const mix: [number, number] = [asked.filter((k) => k === 'localized').length, asked.filter((k) => k === 'comprehensive').length];
 await generatePairs({ model: resolve(values.base), questions, videoRoot: world, out: answers, manipulation: 'tpo', frames: 16,
-  mix: [1, 1], maxNewTokens: 24, judge: 'synthetic' });
+  mix: mix[0] + mix[1] ? mix : [1, 1], maxNewTokens: 24, judge: 'synthetic' });
 
 interface Row { type: string; reference: string; chosen?: string; preferred?: string }
 const read = async (file: string) => (await readFile(file, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Row);
