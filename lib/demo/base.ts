@@ -29,6 +29,8 @@ export interface CurriculumStage {
   frames: number;
   batchSize: number;
   steps: number;
+  /** AdamW's peak learning rate (default 1e-3). */
+  lr?: number;
 }
 
 export const BASE_CURRICULUM: readonly CurriculumStage[] = [
@@ -69,11 +71,11 @@ export async function initModel(files: string, to: string, seed: number): Promis
   await copyModelFiles(files, to);
 }
 
-/** One stage's SFT run: everything trained (the tower must learn to see), AdamW at 1e-3, cosine. */
+/** One stage's SFT run: everything trained (the tower must learn to see), AdamW at 1e-3 unless the stage says, cosine. */
 export function stageTrainConfig(stage: CurriculumStage, model: string, data: string, output: string, seed: number): TrainConfig {
   return {
     model, output, data: { train: data }, objective: 'sft', train: { vision: true, projector: true, language: true },
-    lr: 1e-3, batchSize: stage.batchSize, frames: stage.frames, maxSteps: stage.steps, epochs: 1000, seed,
+    lr: stage.lr ?? 1e-3, batchSize: stage.batchSize, frames: stage.frames, maxSteps: stage.steps, epochs: 1000, seed,
     schedule: { type: 'cosine', warmupRatio: 0.03 }, checkpoint: { every: 250, keepLast: 1 },
   };
 }
