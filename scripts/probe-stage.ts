@@ -8,8 +8,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { trainBase } from '../lib/demo/base.js';
+import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../lib/synthetic/questions.js';
 
-const TYPES = ['color', 'shape', 'motion', 'before', 'after', 'count', 'count-color', 'first-of', 'first', 'last', 'order'];
+const TYPES: readonly string[] = [...LOCALIZED_TYPES, ...COMPREHENSIVE_TYPES];
 const { values } = parseArgs({
   options: {
     out: { type: 'string', default: 'runs/probe' }, types: { type: 'string', default: 'shape' },
