@@ -4,6 +4,7 @@
 // questions it answers from the dense video (16 frames), and the report gives how many answers are above 5.
 //
 //   node dist/scripts/measure-base.js --base DIR [--world runs/s0/world] [--videos 40] [--out runs/measure/NAME]
+//                                     [--types color,shape,motion,count,count-color] [--frames 16]
 //
 // --world is an experiment.ts world folder (val-long-benchmark.jsonl and its videos). Answers are greedy, 24 new
 // tokens; the answers are kept under --out (<out>/answers.jsonl and .dropped.jsonl) and the numbers in
@@ -22,6 +23,8 @@ const { values } = parseArgs({
     base: { type: 'string', default: PACKAGED_BASE }, world: { type: 'string', default: 'runs/s0/world' },
     videos: { type: 'string', default: '40' }, out: { type: 'string', default: 'runs/measure/base' },
     types: { type: 'string', default: 'color,shape,motion,count,count-color' },
+    /** Frames each answer sees (16, as the pool and the evaluation; 1 to gate a single-frame stage's checkpoint). */
+    frames: { type: 'string', default: '16' },
   },
 });
 const world = resolve(values.world);
@@ -42,7 +45,7 @@ const answers = join(out, 'answers.jsonl');
 // The mix is the questions' own (without a pair target it is the share of each kind asked): every question is asked.
 const asked = (await readFile(questions, 'utf8')).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { kind: string }).kind);
 const mix: [number, number] = [asked.filter((k) => k === 'localized').length, asked.filter((k) => k === 'comprehensive').length];
-await generatePairs({ model: resolve(values.base), questions, videoRoot: world, out: answers, manipulation: 'tpo', frames: 16,
+await generatePairs({ model: resolve(values.base), questions, videoRoot: world, out: answers, manipulation: 'tpo', frames: Number(values.frames),
   mix: mix[0] + mix[1] ? mix : [1, 1], maxNewTokens: 24, judge: 'synthetic' });
 
 interface Row { type: string; reference: string; chosen?: string; preferred?: string }
