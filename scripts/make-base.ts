@@ -1,26 +1,34 @@
 // Remakes the SFT base the package ships (assets/base-model) from its recorded seed, with the curriculum the demo
 // uses for --train-base (lib/demo/base.ts: single frames, then clips of one or two events, then short videos):
 //
-//   node dist/scripts/make-base.js [--out runs/make-base] [--seed 1]
+//   node dist/scripts/make-base.js [--out runs/make-base] [--seed 1] [--curriculum base|seeing] [--to assets/base-model]
 //
-// About 20 minutes on 2 cores. The result is copied to assets/base-model with a record of how it was made.
+// About 20 minutes on 2 cores for `base`. The result is copied to --to (default the packaged base) with a record of
+// how it was made; --to elsewhere makes a candidate base to measure (scripts/measure-base.ts) without replacing it.
 import { cp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { writeJsonFile } from '../lib/data/jsonl.js';
-import { BASE_CURRICULUM, trainBase } from '../lib/demo/base.js';
+import { CURRICULA, trainBase } from '../lib/demo/base.js';
 import { PACKAGED_BASE } from '../lib/demo/demo.js';
 import { packageVersion } from '../lib/version.js';
 
-const { values } = parseArgs({ options: { out: { type: 'string', default: 'runs/make-base' }, seed: { type: 'string', default: '1' } } });
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string', default: 'runs/make-base' }, seed: { type: 'string', default: '1' },
+    curriculum: { type: 'string', default: 'base' }, to: { type: 'string', default: PACKAGED_BASE },
+  },
+});
+const curriculum = CURRICULA[values.curriculum];
+if (!curriculum) throw new Error(`make-base: --curriculum must be one of ${Object.keys(CURRICULA).join(', ')}, not '${values.curriculum}'`);
 const out = resolve(values.out);
+const to = resolve(values.to);
 const seed = Number(values.seed);
 const final = await trainBase(out, seed, ({ stage, step, total, loss }) =>
-  process.stderr.write(`\r${stage}: step ${step}/${total}  loss ${loss?.toFixed(4)}   `));
-await rm(PACKAGED_BASE, { recursive: true, force: true });
-await cp(final, PACKAGED_BASE, { recursive: true });
-await writeJsonFile(join(PACKAGED_BASE, 'made-by.json'), {
-  command: `node dist/scripts/make-base.js --seed ${seed}`, tpo: packageVersion(), seed, curriculum: BASE_CURRICULUM,
-});
-process.stderr.write(`\nwrote ${PACKAGED_BASE}\n`);
+  process.stderr.write(`\r${stage}: step ${step}/${total}  loss ${loss?.toFixed(4)}   `), curriculum);
+await rm(to, { recursive: true, force: true });
+await cp(final, to, { recursive: true });
+const flags = `--seed ${seed}${values.curriculum === 'base' ? '' : ` --curriculum ${values.curriculum}`}${to === resolve(PACKAGED_BASE) ? '' : ` --to ${values.to}`}`;
+await writeJsonFile(join(to, 'made-by.json'), { command: `node dist/scripts/make-base.js ${flags}`, tpo: packageVersion(), seed, curriculum });
+process.stderr.write(`\nwrote ${to}\n`);
