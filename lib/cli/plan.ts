@@ -1,31 +1,38 @@
 // `tpo plan --config run.json [--gpus 1x80GB] [--gpus 8x80GB] ...`: per-device memory of a training run and whether
 // it fits, with and without activation checkpointing (lib/train/plan.ts says what each term is).
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { TrainConfig } from '../train/config.js';
 import { CUDA_OVERHEAD, formatBytes, type MemoryPlan, modelShape, parseGpus, planMemory, type PlanRun } from '../train/plan.js';
 import { parse } from '../validate.js';
+import { loadVideoLlama3ProcessorConfig } from '../video/video-llama3.js';
 import { parseFlags, requireConfig, UsageError } from './flags.js';
 import { readConfigFile } from './overrides.js';
 
 export const PLAN_USAGE = `  plan --config FILE [--gpus NxSIZE ...] [--dtype D] [--frames N] [--prompt-tokens N] [--answer-tokens N]
-       [--zero1] [--json]               memory per device of the run's training step (weights, adapters,
+       [--frame-size HxW] [--zero1] [--json]
+                                        memory per device of the run's training step (weights, adapters,
                                         gradients, optimizer state, activations with and without activation
                                         checkpointing) and whether it fits each --gpus (default 1x80GB);
-                                        only the model folder's config.json is read`;
+                                        reads the model folder's config.json (and a VideoLLaMA3's
+                                        video_preprocessor_config.json); --frame-size: the videos' size before
+                                        a dynamic-resolution processor resizes them (default 720x1280)`;
 
 interface PlanRow { gpus: string; devices: number; deviceBytes: number; plan: MemoryPlan; fits: { checkpointing: boolean; fits: boolean; headroom: number }[] }
 
 export async function runPlan(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     config: 'string', gpus: 'strings', dtype: 'string', frames: 'number', 'prompt-tokens': 'number', 'answer-tokens': 'number',
-    zero1: 'boolean', json: 'boolean', set: 'strings',
+    zero1: 'boolean', json: 'boolean', set: 'strings', 'frame-size': 'string',
   });
   const file = requireConfig('tpo plan', values.config);
   const config = parse(TrainConfig, await readConfigFile(file, values.set), file);
   const configFile = join(config.model, 'config.json');
-  const shape = modelShape(JSON.parse(await readFile(configFile, 'utf8')), configFile);
+  const modelConfig = JSON.parse(await readFile(configFile, 'utf8')) as { model_type?: unknown };
+  const shape = modelShape(modelConfig, configFile, modelConfig.model_type === 'video_llama_3' ? await videoLlama3Budget(config.model) : {});
+  const frameSize = values['frame-size'] === undefined ? undefined : parseFrameSize(values['frame-size']);
   const dtype = values.dtype ?? config.dtype ?? 'bfloat16';
   if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16') throw new UsageError(`--dtype '${dtype}': float32, bfloat16 or float16`);
   const rows: PlanRow[] = [];
@@ -45,6 +52,7 @@ export async function runPlan(argv: string[]): Promise<number> {
       train: config.train,
       reference: config.reference,
       frames: values.frames ?? config.frames,
+      frameSize,
       promptTokens: values['prompt-tokens'] ?? 128,
       answerTokens: values['answer-tokens'] ?? 128,
       batchSize: config.batchSize,
@@ -64,6 +72,20 @@ export async function runPlan(argv: string[]): Promise<number> {
   }
   console.log(formatPlan(config.model, rows));
   return 0;
+}
+
+/** "720x1280": a frame's height and width. */
+function parseFrameSize(text: string): { height: number; width: number } {
+  const m = /^(\d+)\s*[x×]\s*(\d+)$/.exec(text.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new UsageError(`--frame-size '${text}': expected HEIGHTxWIDTH, e.g. 720x1280`);
+  return { height: Number(m[1]), width: Number(m[2]) };
+}
+
+/** A VideoLLaMA3 folder's pixel budget: its video processor config when it has one, else transformers' defaults. */
+async function videoLlama3Budget(dir: string): Promise<{ minPixels?: number; maxPixels?: number; mergeSize?: number }> {
+  if (!existsSync(join(dir, 'video_preprocessor_config.json')) && !existsSync(join(dir, 'preprocessor_config.json'))) return {};
+  const c = await loadVideoLlama3ProcessorConfig(dir);
+  return { minPixels: c.min_pixels ?? c.size.shortest_edge, maxPixels: c.max_pixels ?? c.size.longest_edge, mergeSize: c.merge_size };
 }
 
 function formatPlan(model: string, rows: PlanRow[]): string {

@@ -16,6 +16,7 @@
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
+import { smartResize } from '../video/video-llama3.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -25,11 +26,14 @@ const GiB = 1024 ** 3;
 export interface TextShape {
   vocab: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number;
   tied: boolean;
+  /** Qwen2: biases on q, k and v; LLaMA: attention_bias on all four projections, mlp_bias on the MLP's three. */
+  qkvBias: boolean; oBias: boolean; mlpBias: boolean;
 }
 
 export interface VisionShape {
-  kind: 'siglip' | 'clip'; imageSize: number; patchSize: number; hidden: number; intermediate: number; layers: number;
-  heads: number; channels: number;
+  /** videollama3: VideoLLaMA3's encoder over variable-size patch grids (no learned positions, no fixed image size). */
+  kind: 'siglip' | 'clip' | 'videollama3'; imageSize: number; patchSize: number; hidden: number; intermediate: number;
+  layers: number; heads: number; channels: number;
 }
 
 export interface MultimodalShape {
@@ -37,10 +41,23 @@ export interface MultimodalShape {
   newline: 'grid' | 'frame' | 'one_token' | 'no_token'; mergeType: string; selectFeature: 'patch' | 'cls_patch';
 }
 
+/** Video-LLaVA: two CLIP towers (video and image: both loaded), every frame's tokens kept with the class token, the
+ * projector reading the concatenated features of `selectLayers` layers. */
+export interface VideoLlavaShape { selectLayers: number; projectorBias: boolean }
+
+/** VideoLLaMA3: frames resized by its processor's smart_resize to multiples of patch x merge within a pixel budget
+ * shared by the whole video, each merge x merge block of patch features averaged into one token. */
+export interface VideoLlama3Shape { mergeSize: number; minPixels: number; maxPixels: number }
+
+export type Architecture = 'qwen2' | 'llama' | 'llava_qwen' | 'video_llava' | 'video_llama_3';
+
 export interface ModelShape {
+  architecture: Architecture;
   text: TextShape;
   vision?: VisionShape;
   mm?: MultimodalShape;
+  videoLlava?: VideoLlavaShape;
+  videoLlama3?: VideoLlama3Shape;
 }
 
 // The towers LLaVA-NeXT and LongVA name without a vision_config (native/model/config.cc known_tower).
@@ -57,12 +74,17 @@ const Positive = z.int().positive();
 const TextFields = z.looseObject({
   vocab_size: Positive, hidden_size: Positive, intermediate_size: Positive, num_hidden_layers: Positive,
   num_attention_heads: Positive, num_key_value_heads: Positive.optional(), head_dim: Positive.optional(),
-  tie_word_embeddings: z.boolean().optional(),
+  tie_word_embeddings: z.boolean().optional(), attention_bias: z.boolean().optional(), mlp_bias: z.boolean().optional(),
 });
 const VisionFields = z.looseObject({
   model_type: z.enum(['siglip_vision_model', 'clip_vision_model']), image_size: Positive, patch_size: Positive,
   hidden_size: Positive, intermediate_size: Positive, num_hidden_layers: Positive, num_attention_heads: Positive,
   num_channels: Positive.optional(), num_hidden_layers_in_checkpoint: Positive.optional(),
+});
+// VideoLlama3VisionConfig, with its defaults (native/model/config.cc parse_video_llama3_vision).
+const VideoLlama3VisionFields = z.looseObject({
+  patch_size: Positive.default(16), hidden_size: Positive.default(768), intermediate_size: Positive.default(3072),
+  num_hidden_layers: Positive.default(12), num_attention_heads: Positive.default(12), num_channels: Positive.default(3),
 });
 const MmFields = z.looseObject({
   mm_vision_tower: z.string().optional(),
@@ -74,27 +96,83 @@ const MmFields = z.looseObject({
   mm_vision_select_feature: z.enum(['patch', 'cls_patch']).optional(),
   vision_config: z.unknown().optional(),
 });
+const VideoLlavaFields = z.looseObject({
+  vision_feature_layer: z.union([z.int(), z.array(z.int()).min(1)]).optional(),
+  multimodal_projector_bias: z.boolean().optional(),
+  tie_word_embeddings: z.boolean().optional(),
+});
 
-/** The shapes the planner needs from a config.json (Qwen2 or LLaVA-Qwen), as native/model/config.cc reads them. */
-export function modelShape(config: unknown, source = 'config.json'): ModelShape {
-  const root = parse(z.looseObject({ model_type: z.enum(['qwen2', 'llava_qwen', 'llava']) }), config, source);
+/** VideoLLaMA3's video processor's pixel budget (video_preprocessor_config.json's size; transformers' defaults). */
+export interface VideoLlama3Budget { minPixels: number; maxPixels: number; mergeSize: number }
+const VIDEO_LLAMA3_BUDGET: VideoLlama3Budget = { minPixels: 128 * 28 * 28, maxPixels: 28 * 28 * 768, mergeSize: 2 };
+
+function textShape(config: unknown, source: string, decoder: 'qwen2' | 'llama'): TextShape {
   const t = parse(TextFields, config, source);
-  const text: TextShape = {
+  const llamaBias = t.attention_bias ?? false;
+  return {
     vocab: t.vocab_size, hidden: t.hidden_size, intermediate: t.intermediate_size, layers: t.num_hidden_layers,
     heads: t.num_attention_heads, kvHeads: t.num_key_value_heads ?? t.num_attention_heads,
     headDim: t.head_dim ?? t.hidden_size / t.num_attention_heads, tied: t.tie_word_embeddings ?? false,
+    qkvBias: decoder === 'qwen2' ? true : llamaBias, oBias: decoder === 'qwen2' ? false : llamaBias,
+    mlpBias: decoder === 'qwen2' ? false : (t.mlp_bias ?? false),
   };
-  if (root.model_type === 'qwen2') return { text };
+}
+
+function clipOrSiglip(vision: unknown, source: string): VisionShape {
+  const v = parse(VisionFields, vision, source);
+  return {
+    kind: v.model_type === 'clip_vision_model' ? 'clip' : 'siglip', imageSize: v.image_size, patchSize: v.patch_size,
+    hidden: v.hidden_size, intermediate: v.intermediate_size,
+    layers: v.num_hidden_layers_in_checkpoint ?? v.num_hidden_layers, heads: v.num_attention_heads,
+    channels: v.num_channels ?? 3,
+  };
+}
+
+/** The nested text_config (transformers' multimodal configs), or the top level. */
+function textConfigOf(config: Record<string, unknown>): [unknown, string] {
+  return config.text_config !== undefined ? [config.text_config, 'text_config'] : [config, ''];
+}
+
+/**
+ * The shapes the planner needs from a config.json (Qwen2, LLaMA, LLaVA-Qwen, Video-LLaVA, VideoLLaMA3), as
+ * native/model/config.cc reads them. `videoLlama3` is that model's video processor budget (its
+ * video_preprocessor_config.json, which config.json does not carry); transformers' defaults when absent.
+ */
+export function modelShape(config: unknown, source = 'config.json', videoLlama3: Partial<VideoLlama3Budget> = {}): ModelShape {
+  const root = parse(z.looseObject({ model_type: z.enum(['qwen2', 'llama', 'llava_qwen', 'llava', 'video_llava', 'video_llama_3']) }), config, source);
+  const c = config as Record<string, unknown>;
+  if (root.model_type === 'qwen2' || root.model_type === 'llama') {
+    return { architecture: root.model_type, text: textShape(config, source, root.model_type) };
+  }
+  if (root.model_type === 'video_llava') {
+    const [t, where] = textConfigOf(c);
+    const text = textShape(t, where ? `${source}: ${where}` : source, 'llama');
+    const f = parse(VideoLlavaFields, config, source);
+    text.tied = f.tie_word_embeddings ?? text.tied;
+    if (c.vision_config === undefined) throw new Error(`${source}: vision_config is missing (the planner needs the CLIP towers' shape)`);
+    const vision = clipOrSiglip({ model_type: 'clip_vision_model', ...(c.vision_config as object) }, `${source}: vision_config`);
+    const layers = Array.isArray(f.vision_feature_layer) ? f.vision_feature_layer.length : 1;
+    return { architecture: 'video_llava', text, vision, videoLlava: { selectLayers: layers, projectorBias: f.multimodal_projector_bias ?? true } };
+  }
+  if (root.model_type === 'video_llama_3') {
+    const [t, where] = textConfigOf(c);
+    const text = textShape(t, where ? `${source}: ${where}` : source, 'qwen2');
+    text.tied = (c.tie_word_embeddings as boolean | undefined) === true || text.tied;
+    const v = parse(VideoLlama3VisionFields, c.vision_config ?? {}, `${source}: vision_config`);
+    const vision: VisionShape = {
+      kind: 'videollama3', imageSize: 0, patchSize: v.patch_size, hidden: v.hidden_size, intermediate: v.intermediate_size,
+      layers: v.num_hidden_layers, heads: v.num_attention_heads, channels: v.num_channels,
+    };
+    return { architecture: 'video_llama_3', text, vision, videoLlama3: { ...VIDEO_LLAMA3_BUDGET, ...videoLlama3 } };
+  }
+  if (root.model_type === 'llava' && c.mm_video_tower !== undefined) {
+    throw new Error(`${source}: the original Video-LLaVA layout; convert it with transformers' layout (model_type video_llava) to plan it`);
+  }
+  const text = textShape(config, source, 'qwen2');
   const m = parse(MmFields, config, source);
   let vision: VisionShape | undefined;
   if (m.vision_config !== undefined) {
-    const v = parse(VisionFields, m.vision_config, `${source}: vision_config`);
-    vision = {
-      kind: v.model_type === 'clip_vision_model' ? 'clip' : 'siglip', imageSize: v.image_size, patchSize: v.patch_size,
-      hidden: v.hidden_size, intermediate: v.intermediate_size,
-      layers: v.num_hidden_layers_in_checkpoint ?? v.num_hidden_layers, heads: v.num_attention_heads,
-      channels: v.num_channels ?? 3,
-    };
+    vision = clipOrSiglip(m.vision_config, `${source}: vision_config`);
   } else {
     const known = Object.entries(KNOWN_TOWERS).find(([name]) => m.mm_vision_tower?.includes(name));
     if (!known) throw new Error(`${source}: vision_config is missing, and mm_vision_tower names no tower tpo knows the shape of`);
@@ -105,13 +183,40 @@ export function modelShape(config: unknown, source = 'config.json'): ModelShape 
     poolStride: m.mm_spatial_pool_stride ?? 2, newline: m.mm_newline_position ?? 'one_token',
     mergeType: m.mm_patch_merge_type ?? 'flat', selectFeature: m.mm_vision_select_feature ?? 'patch',
   };
-  return { text, vision, mm };
+  return { architecture: 'llava_qwen', text, vision, mm };
 }
 
-/** Visual tokens `frames` frames become (video_lm.cc: pool, then newline tokens as the merge type places them). */
-export function visualTokens(shape: ModelShape, frames: number): number {
+/** A video's frame size before the processor resizes it (dynamic-resolution models only: VideoLLaMA3). */
+export interface FrameSize { height: number; width: number }
+export const DEFAULT_FRAME_SIZE: FrameSize = { height: 720, width: 1280 };
+
+/** The patch grid [rows, columns] each frame of a `frames`-frame video becomes in the tower. */
+export function patchGrid(shape: ModelShape, frames: number, size: FrameSize = DEFAULT_FRAME_SIZE): [number, number] {
+  const { vision } = shape;
+  if (!vision) return [0, 0];
+  if (shape.videoLlama3) {
+    const b = shape.videoLlama3;
+    const target = smartResize(size.height, size.width, vision.patchSize * b.mergeSize, b.minPixels, Math.floor(b.maxPixels / Math.max(1, frames)));
+    return [target.height / vision.patchSize, target.width / vision.patchSize];
+  }
+  const grid = Math.floor(vision.imageSize / vision.patchSize);
+  return [grid, grid];
+}
+
+/**
+ * Visual tokens `frames` frames become (video_lm.cc): LLaVA's pooling and newline tokens as the merge type places
+ * them; Video-LLaVA's every patch and class token; VideoLLaMA3's merged grid, an upper bound (its token compression
+ * drops the tokens of frames that barely change, which depends on the pixels).
+ */
+export function visualTokens(shape: ModelShape, frames: number, size: FrameSize = DEFAULT_FRAME_SIZE): number {
   const { vision, mm } = shape;
-  if (!vision || !mm) return 0;
+  if (!vision) return 0;
+  if (shape.videoLlava) return frames * (Math.floor(vision.imageSize / vision.patchSize) ** 2 + 1);
+  if (shape.videoLlama3) {
+    const [rows, columns] = patchGrid(shape, frames, size);
+    return frames * (rows / shape.videoLlama3.mergeSize) * (columns / shape.videoLlama3.mergeSize);
+  }
+  if (!mm) return 0;
   const grid = Math.floor(vision.imageSize / vision.patchSize);
   const side = mm.poolMode === 'bilinear' ? Math.ceil(grid / mm.poolStride) : Math.floor(grid / mm.poolStride);
   const perFrame = side * side;
@@ -127,20 +232,33 @@ export function visualTokens(shape: ModelShape, frames: number): number {
 export function parameterCounts(shape: ModelShape): { language: number; vision: number; projector: number; lmHead: number } {
   const t = shape.text;
   const q = t.heads * t.headDim, kv = t.kvHeads * t.headDim;
-  const layer = t.hidden * q + q + 2 * (t.hidden * kv + kv) + q * t.hidden + 3 * t.hidden * t.intermediate + 2 * t.hidden;
+  const attention = t.hidden * q + 2 * t.hidden * kv + q * t.hidden + (t.qkvBias ? q + 2 * kv : 0) + (t.oBias ? t.hidden : 0);
+  const mlp = 3 * t.hidden * t.intermediate + (t.mlpBias ? 2 * t.intermediate + t.hidden : 0);
+  const layer = attention + mlp + 2 * t.hidden;
   const lmHead = t.tied ? 0 : t.vocab * t.hidden;
   const language = t.vocab * t.hidden + t.layers * layer + t.hidden + lmHead;
   let vision = 0, projector = 0;
-  if (shape.vision && shape.mm) {
-    const v = shape.vision;
-    const grid = Math.floor(v.imageSize / v.patchSize);
+  const v = shape.vision;
+  if (v) {
+    const grid = v.kind === 'videollama3' ? 0 : Math.floor(v.imageSize / v.patchSize);
     const clip = v.kind === 'clip';
-    // The patch convolution (SigLIP's with a bias, CLIP's with a class embedding instead), position embeddings.
+    // The patch convolution (SigLIP's and VideoLLaMA3's with a bias, CLIP's with a class embedding instead), position
+    // embeddings (none for VideoLLaMA3: 2D RoPE).
     const embed = v.channels * v.patchSize ** 2 * v.hidden + v.hidden + (grid * grid + (clip ? 1 : 0)) * v.hidden;
     const vlayer = 4 * (v.hidden * v.hidden + v.hidden) + 2 * v.hidden * v.intermediate + v.intermediate + v.hidden + 4 * v.hidden;
-    vision = embed + v.layers * vlayer + 2 * v.hidden /* post_layernorm */ + (clip ? 2 * v.hidden /* pre_layrnorm */ : 0);
-    projector = v.hidden * t.hidden + t.hidden + (shape.mm.projector === 'mlp2x_gelu' ? t.hidden * t.hidden + t.hidden : 0) +
-      (shape.mm.mergeType.includes('unpad') ? t.hidden /* image_newline */ : 0);
+    const tower = embed + v.layers * vlayer + 2 * v.hidden /* post_layernorm */ + (clip ? 2 * v.hidden /* pre_layrnorm */ : 0);
+    if (shape.videoLlava) {
+      vision = 2 * tower;  // the video tower and the image tower
+      const bias = shape.videoLlava.projectorBias ? 1 : 0;
+      projector = v.hidden * shape.videoLlava.selectLayers * t.hidden + t.hidden * t.hidden + 2 * bias * t.hidden;
+    } else if (shape.videoLlama3) {
+      vision = tower;
+      projector = v.hidden * t.hidden + t.hidden + t.hidden * t.hidden + t.hidden;
+    } else if (shape.mm) {
+      vision = tower;
+      projector = v.hidden * t.hidden + t.hidden + (shape.mm.projector === 'mlp2x_gelu' ? t.hidden * t.hidden + t.hidden : 0) +
+        (shape.mm.mergeType.includes('unpad') ? t.hidden /* image_newline */ : 0);
+    }
   }
   return { language, vision, projector, lmHead };
 }
@@ -165,6 +283,8 @@ export const PlanRun = z.strictObject({
     .prefault({}),
   reference: z.enum(['precomputed', 'lora-disabled', 'frozen-copy', 'none']).optional(),
   frames: z.int().min(0).default(16),
+  /** The videos' frame size before the processor resizes them (dynamic-resolution models: VideoLLaMA3). */
+  frameSize: z.strictObject({ height: z.int().positive(), width: z.int().positive() }).default(DEFAULT_FRAME_SIZE),
   /** Prompt tokens besides the video (system text and question) and each answer's tokens. */
   promptTokens: z.int().min(1).default(128),
   answerTokens: z.int().min(1).default(128),
@@ -281,7 +401,7 @@ function activationTerms(shape: ModelShape, run: Run, pairs: number, compute: nu
   const kv = t.kvHeads * t.headDim;
   // The prompt's positions but its last run once (inference.cc shared_prefix); each answer row holds that last
   // prompt token and the answer. The planner takes one video per pair (pairs about one video share more).
-  const prefix = pairs * (visualTokens(shape, run.frames) + run.promptTokens - 1);
+  const prefix = pairs * (visualTokens(shape, run.frames, run.frameSize) + run.promptTokens - 1);
   const rows = 2 * pairs;
   const rowTokens = run.answerTokens + 1;
   const rowTotal = rows * rowTokens;
@@ -362,14 +482,15 @@ export function planMemory(shape: ModelShape, options: PlanRun): MemoryPlan {
       // The frozen tower's forward on the frames (no gradient) runs before the language model: one layer's MLP
       // input, hidden and output states of every frame at once.
       const v = shape.vision;
-      const patches = Math.floor(v.imageSize / v.patchSize) ** 2;
+      const [rows, columns] = patchGrid(shape, run.frames, run.frameSize);
+      const patches = rows * columns + (v.kind === 'clip' ? 1 : 0);
       const tower = run.frames * patches * (v.intermediate * 2 + v.hidden * 3) * compute;
       if (tower > peak) [peak, phase] = [tower, 'the vision tower'];
     }
     return { checkpointing, terms: lm.terms, phase, bytes: peak };
   });
   return {
-    pairsPerMicroBatch: pairs, visualTokens: visualTokens(shape, run.frames), parameters, trainable, persistent, gradients,
+    pairsPerMicroBatch: pairs, visualTokens: visualTokens(shape, run.frames, run.frameSize), parameters, trainable, persistent, gradients,
     activations, total: activations.map((a) => ({ checkpointing: a.checkpointing, bytes: persistentBytes + a.bytes })),
   };
 }

@@ -94,6 +94,17 @@ struct Heartbeat {
   }
 };
 
+// The bytes a collective moves, after checking every tensor is contiguous: the backends write results in place
+// into the tensor's storage, so a strided view would be silently half-updated.
+int64_t contiguous_bytes(const std::vector<torch::Tensor>& tensors, const std::string& what, const char* collective) {
+  int64_t bytes = 0;
+  for (const auto& t : tensors) {
+    if (!t.is_contiguous()) throw std::invalid_argument(what + ": " + collective + " needs contiguous tensors");
+    bytes += t.numel() * t.element_size();
+  }
+  return bytes;
+}
+
 }  // namespace
 
 struct ProcessGroup::Impl {
@@ -327,11 +338,7 @@ const std::string& ProcessGroup::backend() const { return impl_->config.backend;
 CommStats ProcessGroup::stats() const { return impl_->stats; }
 
 void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, const std::string& what) {
-  int64_t bytes = 0;
-  for (const auto& t : tensors) {
-    if (!t.is_contiguous()) throw std::invalid_argument(what + ": all-reduce needs contiguous tensors");
-    bytes += t.numel() * t.element_size();
-  }
+  const int64_t bytes = contiguous_bytes(tensors, what, "all-reduce");
   const auto moved = impl_->to_comm(tensors);
   impl_->run(what, bytes, [&] {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;
@@ -345,11 +352,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, con
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root, const std::string& what) {
-  int64_t bytes = 0;
-  for (const auto& t : tensors) {
-    if (!t.is_contiguous()) throw std::invalid_argument(what + ": broadcast needs contiguous tensors");
-    bytes += t.numel() * t.element_size();
-  }
+  const int64_t bytes = contiguous_bytes(tensors, what, "broadcast");
   const auto moved = impl_->to_comm(tensors);
   impl_->run(what, bytes, [&] {
     std::vector<c10::intrusive_ptr<c10d::Work>> works;

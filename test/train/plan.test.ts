@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
+import { tensor } from '../../lib/tensor.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { modelShape, parameterCounts, parseGpus, planMemory, visualTokens } from '../../lib/train/plan.js';
 import { FIXTURES, ROOT } from '../helpers.js';
@@ -46,6 +47,36 @@ describe('memory planner', function () {
         }
       }
     }
+  });
+
+  it('counts Video-LLaVA (both towers, LLaMA without biases) and VideoLLaMA3 (its merged grid) as the native model has them', async () => {
+    for (const name of ['video_llava', 'video_llava_variant']) {
+      const config = JSON.parse(readFileSync(join(HF, name, 'config.json'), 'utf8'));
+      const shape = modelShape(config);
+      const counts = parameterCounts(shape);
+      using model = await VideoLM.load(join(HF, name));
+      assert.equal(counts.language + counts.vision + counts.projector, model.info.parameters, name);
+      const pixels = (await readSafetensors(join(HF, name, 'inputs.safetensors'))).tensors.pixel_values!;
+      const frames = pixels.shape.length === 5 ? pixels.shape[1]! : pixels.shape[0]!;
+      assert.equal(visualTokens(shape, frames), (await model.encodeVideo(pixels)).shape[0], name);
+    }
+    const dir = join(HF, 'video_llama3');
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    // The fixture's frames are 16 x 24, put through the processor's steps without resizing (a budget that keeps them).
+    const shape = modelShape(config, 'config.json', { minPixels: 1 });
+    using model = await VideoLM.load(dir);
+    const counts = parameterCounts(shape);
+    assert.equal(counts.language + counts.vision + counts.projector, model.info.parameters, 'video_llama3');
+    const frames = (await readSafetensors(join(dir, 'inputs.safetensors'))).tensors.frames!;
+    const [t, , h, w] = frames.shape as number[];
+    const out = await model.forward({ inputIds: tensor(BigInt64Array.from([1n, -200n, 2n]), [1, 3]), pixelValues: frames });
+    // Before its token compression (vision_features: every merged token); the compression only drops tokens.
+    assert.equal(visualTokens(shape, t!, { height: h!, width: w! }), out.vision_features!.shape[0]);
+    assert.ok((await model.encodeVideo(frames)).shape[0]! <= out.vision_features!.shape[0]!);
+    // transformers' default budget (28 x 28 x 768 pixels a video): a 720p frame of 16 is resized to 140 x 252 (within
+    // 37,632 pixels), 10 x 18 patches of 14, 5 x 9 merged tokens.
+    const real = modelShape({ ...config, vision_config: { ...config.vision_config, patch_size: 14 } });
+    assert.equal(visualTokens(real, 16), 16 * 5 * 9);
   });
 
   it('knows LLaVA-Video-7B: 8.03 B parameters, 210 tokens a frame, LoRA r 128 = 323 M', () => {
