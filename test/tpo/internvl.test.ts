@@ -25,15 +25,17 @@ describe('InternVL training', function () {
     const weights = (await readSafetensors(join(FIXTURE, 'model.safetensors'))).tensors;
     const size = (prefix: string) => Object.entries(weights).filter(([k]) => k.startsWith(prefix))
       .reduce((n, [, t]) => n + t.shape.reduce((a, b) => a * b, 1), 0);
-    assert.equal(model.setTrainable({ vision: true, lora: false }), size('model.vision_tower.'));
-    assert.equal(model.setTrainable({ projector: true, lora: false }), size('model.multi_modal_projector.'));
-    assert.equal(model.setTrainable({ language: true, lora: false }), size('model.language_model.'));
+    assert.equal(model.setTrainable({ vision: true, lora: false }), size('vision_tower.'));
+    assert.equal(model.setTrainable({ projector: true, lora: false }), size('multi_modal_projector.'));
+    assert.equal(model.setTrainable({ language: true, lora: false }), size('language_model.'));
   });
 
   it('prefix sharing, batched pairs and encode-once give the unshared loss and gradients (frame text around the frames)', async () => {
     using policy = await VideoLM.load(FIXTURE);
     policy.setFrameText(INTERNVL_FIXTURE_FRAME_TEXT);
     const inputs = (await readSafetensors(join(FIXTURE, 'inputs.safetensors'))).tensors;
-    await assertSavingsHold(policy, inputs.pixel_values!, GRADIENTS);
+    // 1e-6: this fixture's gradients reach 0.6-0.8 (VideoLLaMA3's 0.2-0.3); the shared and plain runs differ by
+    // 1e-6 of the largest element in either (float32), which is above 1e-7 on elements near zero
+    await assertSavingsHold(policy, inputs.pixel_values!, GRADIENTS, 1e-6);
   });
 });
