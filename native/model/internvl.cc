@@ -53,30 +53,30 @@ torch::Tensor InternVLVisionAttentionImpl::forward(const torch::Tensor& x) {
   return linear(projection_layer, out.transpose(1, 2).reshape({b, n, heads_ * head_dim_}));
 }
 
-InternVLVisionNormImpl::InternVLVisionNormImpl(const VisionConfig& c) : rms_(c.rms_norm), eps_(c.layer_norm_eps) {
-  weight = register_parameter("weight", new_parameter({c.hidden_size}));
-  if (!rms_) bias = register_parameter("bias", new_parameter({c.hidden_size}));
+namespace {
+
+// NORM2FN[norm_type]: torch's LayerNorm, or Qwen2's RMSNorm (InternVLVisionRMSNorm computes the same), under `name`.
+void register_norm(torch::nn::Module& m, const std::string& name, const VisionConfig& c, torch::nn::LayerNorm& ln, Qwen2RMSNorm& rms) {
+  if (c.rms_norm) rms = m.register_module(name, Qwen2RMSNorm(c.hidden_size, c.layer_norm_eps));
+  else ln = m.register_module(name, torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
 }
 
-torch::Tensor InternVLVisionNormImpl::forward(const torch::Tensor& x) {
-  if (!rms_) return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps_);
-  // InternVLVisionRMSNorm: in float32, as Qwen2RMSNorm
-  const auto h = x.to(torch::kFloat32);
-  return weight * (h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps_)).to(x.scalar_type());
-}
+}  // namespace
 
 InternVLVisionLayerImpl::InternVLVisionLayerImpl(const VisionConfig& c) {
   attention = register_module("attention", InternVLVisionAttention(c));
   mlp = register_module("mlp", VisionMLP(c));
-  layernorm_before = register_module("layernorm_before", InternVLVisionNorm(c));
-  layernorm_after = register_module("layernorm_after", InternVLVisionNorm(c));
+  register_norm(*this, "layernorm_before", c, layernorm_before, rms_before);
+  register_norm(*this, "layernorm_after", c, layernorm_after, rms_after);
   lambda_1 = register_parameter("lambda_1", new_parameter({c.hidden_size}));
   lambda_2 = register_parameter("lambda_2", new_parameter({c.hidden_size}));
 }
 
 torch::Tensor InternVLVisionLayerImpl::forward(const torch::Tensor& x) {
-  const auto h = lambda_1 * attention(layernorm_before(x)) + x;
-  return lambda_2 * mlp(layernorm_after(h)) + h;
+  const auto before = [this](const torch::Tensor& t) { return layernorm_before ? layernorm_before(t) : rms_before(t); };
+  const auto after = [this](const torch::Tensor& t) { return layernorm_after ? layernorm_after(t) : rms_after(t); };
+  const auto h = lambda_1 * attention(before(x)) + x;
+  return lambda_2 * mlp(after(h)) + h;
 }
 
 InternVLVisionEncoderImpl::InternVLVisionEncoderImpl(const VisionConfig& c) {
@@ -120,13 +120,7 @@ InternVLMultiModalProjectorImpl::InternVLMultiModalProjectorImpl(int64_t in, int
 }
 
 torch::Tensor InternVLMultiModalProjectorImpl::forward(const torch::Tensor& x) {
-  auto h = linear(linear_1, layer_norm(x));
-  switch (act_) {
-    case Activation::GeluTanh: h = torch::gelu(h, "tanh"); break;
-    case Activation::GeluErf: h = torch::gelu(h); break;
-    case Activation::QuickGelu: h = h * torch::sigmoid(1.702 * h); break;
-  }
-  return linear(linear_2, h);
+  return linear(linear_2, activate(act_, linear(linear_1, layer_norm(x))));
 }
 
 InternVLModelImpl::InternVLModelImpl(const Qwen2Config& text, const VisionConfig& vision, const MultimodalConfig& mm)

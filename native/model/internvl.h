@@ -57,19 +57,6 @@ class InternVLVisionAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(InternVLVisionAttention);
 
-// NORM2FN[norm_type]: LayerNorm or RMSNorm, under one name.
-class InternVLVisionNormImpl : public torch::nn::Module {
- public:
-  InternVLVisionNormImpl(const VisionConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);
-  torch::Tensor weight, bias;  // bias: LayerNorm only
-
- private:
-  bool rms_;
-  double eps_;
-};
-TORCH_MODULE(InternVLVisionNorm);
-
 // InternVLVisionLayer: h = x + lambda_1 * attention(layernorm_before(x)); h + lambda_2 * mlp(layernorm_after(h)).
 class InternVLVisionLayerImpl : public torch::nn::Module {
  public:
@@ -77,7 +64,9 @@ class InternVLVisionLayerImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   InternVLVisionAttention attention{nullptr};
   VisionMLP mlp{nullptr};
-  InternVLVisionNorm layernorm_before{nullptr}, layernorm_after{nullptr};
+  // NORM2FN[norm_type]: layer_norm or rms_norm (one of each pair exists, under the checkpoint's name)
+  torch::nn::LayerNorm layernorm_before{nullptr}, layernorm_after{nullptr};
+  Qwen2RMSNorm rms_before{nullptr}, rms_after{nullptr};
   torch::Tensor lambda_1, lambda_2;
 };
 TORCH_MODULE(InternVLVisionLayer);

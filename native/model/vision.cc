@@ -85,15 +85,16 @@ VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) : act_(c.hidden_act) {
   fc2 = register_module("fc2", Dense(c.intermediate_size, c.hidden_size));
 }
 
-torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) {
-  auto h = linear(fc1, x);
-  switch (act_) {
-    case Activation::GeluTanh: h = torch::gelu(h, "tanh"); break;
-    case Activation::GeluErf: h = torch::gelu(h); break;
-    case Activation::QuickGelu: h = h * torch::sigmoid(1.702 * h); break;
+torch::Tensor activate(Activation act, const torch::Tensor& x) {
+  switch (act) {
+    case Activation::GeluTanh: return torch::gelu(x, "tanh");
+    case Activation::GeluErf: return torch::gelu(x);
+    case Activation::QuickGelu: return x * torch::sigmoid(1.702 * x);
   }
-  return linear(fc2, h);
+  return x;
 }
+
+torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) { return linear(fc2, activate(act_, linear(fc1, x))); }
 
 VisionEncoderLayerImpl::VisionEncoderLayerImpl(const VisionConfig& c) {
   self_attn = register_module("self_attn", VisionAttention(c));
