@@ -97,11 +97,7 @@ VisionOutput InternVLVisionModelImpl::forward(const torch::Tensor& pixel_values,
   VisionOutput out;
   auto h = embeddings(pixel_values);
   out.hidden_states.push_back(h);
-  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
-  if (checkpoint) {
-    const auto params = parameters();
-    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
-  }
+  const bool checkpoint = checkpointing_pays(*this, gradient_checkpointing);
   for (int64_t i = 0; i < n; ++i) {
     auto layer = encoder->layer[i]->as<InternVLVisionLayerImpl>();
     h = checkpoint ? checkpointed([layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; }, {h})[0]

@@ -127,11 +127,7 @@ VisionOutput VisionTransformerImpl::forward(const torch::Tensor& pixel_values, i
   if (pre_layrnorm) h = pre_layrnorm(h);
   out.hidden_states.push_back(h);
   // Checkpointing pays only where a backward pass will run through the tower.
-  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
-  if (checkpoint) {
-    const auto params = parameters();
-    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
-  }
+  const bool checkpoint = checkpointing_pays(*this, gradient_checkpointing);
   for (int64_t i = 0; i < n; ++i) {
     auto layer = encoder->layers[i]->as<VisionEncoderLayerImpl>();
     h = checkpoint ? checkpointed([layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; }, {h})[0]
@@ -208,11 +204,7 @@ torch::Tensor VideoLlama3VisionModelImpl::forward(const torch::Tensor& patches, 
   // Each frame is its own attention sequence (get_vision_cu_seqlens): frames are the batch.
   auto h = embeddings(patches).view({g.t, g.h * g.w, d});
   const auto [cos, sin] = video_llama3_rotary(config_, g, h.device());
-  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
-  if (checkpoint) {
-    const auto params = parameters();
-    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
-  }
+  const bool checkpoint = checkpointing_pays(*this, gradient_checkpointing);
   for (const auto& module : *encoder->layers) {
     auto layer = module->as<VisionEncoderLayerImpl>();
     const auto run = [layer, c = cos, s = sin](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0], c, s)}; };
