@@ -112,13 +112,8 @@ export function videoLlama3FrameIndices(
 
 /** Reads a VideoLLaMA3 folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file. */
 export async function loadVideoLlama3ProcessorConfig(dir: string): Promise<z.output<typeof VideoLlama3ProcessorConfig>> {
-  const { file, json } = await readVideoProcessorJson(dir);
-  return parse(VideoLlama3ProcessorConfig, json, file);
-}
-
-/** A model folder's video_preprocessor_config.json (else preprocessor_config.json), parsed; errors name the file. */
-export async function readVideoProcessorJson(dir: string): Promise<{ file: string; json: unknown }> {
   let file = join(dir, 'video_preprocessor_config.json');
+  let json: unknown;
   try {
     try {
       checkInputFile(file, 'a video processor config');
@@ -126,10 +121,11 @@ export async function readVideoProcessorJson(dir: string): Promise<{ file: strin
       file = join(dir, 'preprocessor_config.json');
       checkInputFile(file, 'a video processor config');
     }
-    return { file, json: JSON.parse(await readFile(file, 'utf8')) };
+    json = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
     throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }
+  return parse(VideoLlama3ProcessorConfig, json, file);
 }
 
 /**
