@@ -106,7 +106,7 @@ export interface NativePreprocessConfig {
 
 export interface NativeModelInfo {
   architecture: 'Qwen2ForCausalLM' | 'LlamaForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM' | 'VideoLlavaForConditionalGeneration'
-    | 'VideoLlama3ForConditionalGeneration';
+    | 'VideoLlama3ForConditionalGeneration' | 'InternVLForConditionalGeneration';
   modelType: string;
   /** The checkpoint key layout it was loaded from: the original repository's (llava-next, also plain HF Qwen2 /
    * LLaMA / vision models; video-llava for Video-LLaVA), hf (transformers 5), hf-legacy (transformers 4). */
@@ -135,6 +135,8 @@ export interface NativeModel {
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
   /** The visual tokens `frames` frames become (from the config; no work on the weights). */
   videoTokenCount(frames: number): number;
+  /** InternVL: the token ids around each frame's visual tokens ([] clears them). */
+  setFrameText(frames: { before?: number[]; after?: number[] }[]): void;
   generate(options: {
     prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
     topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;

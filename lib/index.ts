@@ -13,7 +13,7 @@ export {
 export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
   CLIP_336, decodeSizeFor, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
-  SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo,
+  SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo, internvlFrameIndices, loadInternVLProcessorConfig, type InternVLSampleOptions,
 } from './video/index.js';
 export {
   Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,
@@ -102,7 +102,9 @@ export { mixed, quotas } from './tpo/quotas.js';
 export { DroppedPair, PairRecord, SkipRecord } from './tpo/records.js';
 export { captionWork, inputsFor, syntheticWork, type VideoWork } from './tpo/work.js';
 export { matchOption, MAX_OPTIONS, OPTION_LETTERS, type OptionMatch } from './data/answers.js';
-export { isVideoError, ModelSession, ON_VIDEO_ERROR, VideoError, type OnVideoError, type SessionOptions } from './model/session.js';
+export {
+  INTERNVL_MAX_FRAMES, internvlFrameText, isVideoError, ModelSession, ON_VIDEO_ERROR, VideoError, type OnVideoError, type SessionOptions,
+} from './model/session.js';
 export { fileDigest, modelDigest } from './model/digest.js';
 export {
   checkInputDir, checkInputFile, checkInputFileOrDir, PathError, prepareOutputDir, prepareOutputFile, prepareWritableDir,

@@ -18,7 +18,7 @@ export const SYNTH_USAGE = `  synth --out DIR [options]             a synthetic 
       --concurrency K     videos made at once (default: one per core)
       --no-videos         annotations and questions only
       --force             re-render existing videos; overwrite a folder made with other options
-      --model A           the tiny model's architecture: llava-video (default) | video-llava | video-llama3
+      --model A           the tiny model's architecture: llava-video (default) | video-llava | video-llama3 | internvl
       --json              print the summary as JSON`;
 
 /** Flags -> SynthOptions (validated by zod, so a bad value names its flag's field). */
@@ -66,7 +66,7 @@ export function formatSynth(s: SynthSummary): string {
       `(${s.rendered} rendered${codec}; ${s.skipped} already there)`,
     `questions  train ${s.questions.train}, val ${s.questions.val}, test ${s.questions.test} ` +
       '(each open and multiple choice in <split>-sft.jsonl, multiple choice in <split>-benchmark.jsonl)',
-    `model      ${s.out}/model: config.json, preprocessor_config.json (video-llama3: video_preprocessor_config.json), tokenizer.json, tokenizer_config.json`,
+    `model      ${s.out}/model: config.json, preprocessor_config.json (video-llama3, internvl: video_preprocessor_config.json), tokenizer.json, tokenizer_config.json`,
   ].join('\n');
 }
 

@@ -7,6 +7,7 @@ import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
+import { loadInternVLProcessorConfig } from '../video/internvl.js';
 import {
   loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3ResizeTarget,
 } from '../video/video-llama3.js';
@@ -30,7 +31,26 @@ export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
 /** The architectures that take a video. */
 const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set([
   'LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration', 'VideoLlama3ForConditionalGeneration',
+  'InternVLForConditionalGeneration',
 ]);
+
+/** The most frames an InternVL video may have in a session (its frame text is set for this many). */
+export const INTERNVL_MAX_FRAMES = 512;
+
+/**
+ * InternVLProcessor's text around each frame's visual tokens, as `tokenizer`'s ids: `Frame{i}: <img>` before
+ * (after a `\n` from the second frame on), `</img>` after: replace_video_token's layout, for VideoLM.setFrameText.
+ */
+export function internvlFrameText(tokenizer: Tokenizer, frames = INTERNVL_MAX_FRAMES, source = 'the tokenizer'): { before: number[]; after: number[] }[] {
+  const start = tokenizer.tokenToId('<img>'), end = tokenizer.tokenToId('</img>');
+  if (start === undefined || end === undefined) {
+    throw new Error(`${source}: InternVL's tokenizer must have the <img> and </img> tokens (its processor writes each frame between them)`);
+  }
+  return Array.from({ length: frames }, (_, i) => ({
+    before: [...tokenizer.encode(`${i ? '\n' : ''}Frame${i + 1}: `, { addSpecialTokens: false }), start],
+    after: [end],
+  }));
+}
 
 export interface SessionOptions {
   /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
@@ -58,8 +78,12 @@ export class ModelSession implements Disposable {
     try {
       const videoLlama3 = model.info.architecture === 'VideoLlama3ForConditionalGeneration'
         ? await loadVideoLlama3ProcessorConfig(dir) : undefined;
+      const internvl = model.info.architecture === 'InternVLForConditionalGeneration';
       const processor = videoLlama3 ? { do_resize: false, ...videoLlama3 }
+        : internvl ? await loadInternVLProcessorConfig(dir)
         : VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
+      // InternVL's video layout: each frame's tokens between "FrameN: <img>" and "</img>", as its processor writes them.
+      if (internvl) model.setFrameText(internvlFrameText(tokenizer, INTERNVL_MAX_FRAMES, dir));
       if (options.adapter) await model.loadLora(options.adapter);
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());

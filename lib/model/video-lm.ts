@@ -1,5 +1,5 @@
 // The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), Video-LLaVA / LLaVA-Hound
-// (VideoLlavaForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+// (VideoLlavaForConditionalGeneration), VideoLLaMA3, InternVL (InternVLForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
 import { existsSync } from 'node:fs';
 
 import { z } from 'zod';
@@ -31,7 +31,8 @@ export type LoadOptions = z.input<typeof LoadOptions>;
 const ForwardInputs = z.strictObject({
   inputIds: z.custom<Tensor>().optional(),
   attentionMask: z.custom<Tensor>().optional(),
-  /** Preprocessed frames [F, 3, S, S] of one video; it replaces the -200 id in every row. */
+  /** Preprocessed frames [F, 3, S, S] of one video; it replaces the -200 id in every row. InternVL's pixel_values
+   * (its processor's frames of one video, each an image) by transformers' name. */
   pixelValues: z.custom<Tensor>().optional(),
   /**
    * The same video by transformers' name and shape: Video-LLaVA's pixel_values_videos [1, F, 3, S, S]; with
@@ -202,6 +203,18 @@ export class VideoLM {
    */
   videoTokenCount(frames: number): number {
     return this.#model.videoTokenCount(parse(z.int().nonnegative(), frames, 'VideoLM.videoTokenCount: frames'));
+  }
+
+  /**
+   * InternVL: the token ids its processor writes around each frame's visual tokens (`Frame1: <img>` before, `</img>`
+   * after, `\n` between frames), one entry per frame, as many frames as a video may have. With them set, the visual
+   * tokens of encodeVideo (and of a video at the -200 placeholder) hold these ids' embeddings around each frame's
+   * tokens, and videoTokenCount counts them; [] goes back to the frames' tokens alone. Synchronous: refused
+   * (ERR_TPO_BUSY) while calls on the model run.
+   */
+  setFrameText(frames: { before?: number[]; after?: number[] }[]): void {
+    const Ids = z.array(z.int().nonnegative()).optional();
+    this.#model.setFrameText(parse(z.array(z.strictObject({ before: Ids, after: Ids })), frames, 'VideoLM.setFrameText'));
   }
 
   /** The longest sequence the language model takes (config.json's max_position_embeddings). */

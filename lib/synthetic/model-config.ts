@@ -232,3 +232,74 @@ export function tinyVideoLlama3Config(tokenizer: Tokenizer): Record<string, unkn
     },
   };
 }
+
+/**
+ * video_preprocessor_config.json of the tiny InternVL model: InternVLVideoProcessor's fields, frames resized to the
+ * tower's 64 x 64 (bicubic), rescaled, normalised with OPENAI_CLIP's mean and std (its defaults).
+ */
+export const TINY_INTERNVL_PROCESSOR_CONFIG = {
+  video_processor_type: 'InternVLVideoProcessor',
+  do_resize: true,
+  size: { height: FRAME_SIZE, width: FRAME_SIZE },
+  resample: 3,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+  do_convert_rgb: true,
+  initial_shift: true,
+} as const;
+
+/**
+ * config.json of a tiny InternVL (InternVLForConditionalGeneration) for the world's internvl tokenizer, as
+ * transformers writes internvl configs: InternViT (8 x 8 patches of the 64 x 64 frames, width 96, 3 layers, layer
+ * norms, attention biases, no qk-norm: InternVL3's settings), pixel_shuffle by 0.5 (16 tokens a frame), the
+ * projector and a Qwen2 LM of the LLaVA-Video tiny model's sizes, untied.
+ */
+export function tinyInternVLConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyInternVLConfig');
+  const endOfText = id('<|endoftext|>');
+  return {
+    architectures: ['InternVLForConditionalGeneration'],
+    model_type: 'internvl',
+    image_token_id: id('<IMG_CONTEXT>'),
+    image_seq_length: 16,
+    downsample_ratio: 0.5,
+    projector_hidden_act: 'gelu',
+    vision_feature_layer: -1,
+    vision_feature_select_strategy: 'default',
+    tie_word_embeddings: false,
+    text_config: {
+      model_type: 'qwen2',
+      vocab_size: tokenizer.vocabSize,
+      ...TINY_LM_SIZES,
+      rms_norm_eps: 1e-6,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
+      hidden_act: 'silu',
+      tie_word_embeddings: false,
+      use_sliding_window: false,
+      bos_token_id: endOfText,
+      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
+      pad_token_id: tokenizer.pad?.id ?? endOfText,
+    },
+    vision_config: {
+      model_type: 'internvl_vision',
+      image_size: [FRAME_SIZE, FRAME_SIZE],
+      patch_size: [8, 8],
+      hidden_size: 96,
+      intermediate_size: 384,
+      num_hidden_layers: 3,
+      num_attention_heads: 4,
+      num_channels: 3,
+      norm_type: 'layer_norm',
+      layer_norm_eps: 1e-6,
+      hidden_act: 'gelu',
+      attention_bias: true,
+      use_qk_norm: false,
+      use_mean_pooling: true,
+      layer_scale_init_value: 0.1,
+      use_absolute_position_embeddings: true,
+    },
+  };
+}

@@ -45,11 +45,14 @@ export const VIDEO_LLAVA_TOKENS = ['<s>', '</s>', 'USER:', 'ASSISTANT:'] as cons
 /** The tokens the VideoLLaMA3 variant adds: Qwen2.5's image and video placeholders (its processor's). */
 export const VIDEO_LLAMA3_TOKENS = ['<|image_pad|>', '<|video_pad|>'] as const;
 
-/** Which model family the tokenizer is for: Qwen2's chat format (the default, and VideoLLaMA3's), or Video-LLaVA's. */
-export type WorldFamily = 'llava-video' | 'video-llava' | 'video-llama3';
+/** The tokens the InternVL variant adds: its processor's <img> / </img> / <IMG_CONTEXT>, and the word of its frame labels. */
+export const INTERNVL_TOKENS = ['<img>', '</img>', '<IMG_CONTEXT>', 'Frame'] as const;
+
+/** Which model family the tokenizer is for: Qwen2's chat format (the default, VideoLLaMA3's, InternVL's), or Video-LLaVA's. */
+export type WorldFamily = 'llava-video' | 'video-llava' | 'video-llama3' | 'internvl';
 
 const EXTRA_TOKENS: Record<WorldFamily, readonly string[]> = {
-  'llava-video': [], 'video-llava': VIDEO_LLAVA_TOKENS, 'video-llama3': VIDEO_LLAMA3_TOKENS,
+  'llava-video': [], 'video-llava': VIDEO_LLAVA_TOKENS, 'video-llama3': VIDEO_LLAMA3_TOKENS, internvl: INTERNVL_TOKENS,
 };
 
 /**

@@ -2,3 +2,4 @@ export { decodeVideo, DecodeOptions, probeVideo, SamplePlan, type DecodedVideo, 
 export { CLIP_336, decodeSizeFor, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, SIGLIP_384 } from './preprocess.js';
 export { encodeVideo, VideoEncodeOptions, type EncodeResult } from './encode.js';
 export { smartResize, videoLlama3FrameIndices, VideoLlama3ProcessorConfig, videoLlama3ResizeTarget } from './video-llama3.js';
+export { internvlFrameIndices, type InternVLSampleOptions, loadInternVLProcessorConfig } from './internvl.js';

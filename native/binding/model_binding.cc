@@ -44,6 +44,7 @@ const char* architecture_name(model::Architecture a) {
     case model::Architecture::LlamaForCausalLM: return "LlamaForCausalLM";
     case model::Architecture::VideoLlavaForConditionalGeneration: return "VideoLlavaForConditionalGeneration";
     case model::Architecture::VideoLlama3ForConditionalGeneration: return "VideoLlama3ForConditionalGeneration";
+    case model::Architecture::InternVLForConditionalGeneration: return "InternVLForConditionalGeneration";
   }
   return "?";
 }
@@ -63,6 +64,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::forward>("forward"),
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
         InstanceMethod<&ModelHandle::video_token_count>("videoTokenCount"),
+        InstanceMethod<&ModelHandle::set_frame_text>("setFrameText"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
         InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
@@ -221,8 +223,40 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (!(frames >= 0) || frames != std::floor(frames) || frames > 9007199254740991.0)
       throw_argument_error(env, "Model.videoTokenCount: frames must be an integer >= 0");
     return Napi::Number::New(env, static_cast<double>(guarded(env, "Model.videoTokenCount", [&] {
-      return model::video_token_count(shared->model->config, static_cast<int64_t>(frames));
+      const auto n = static_cast<int64_t>(frames);
+      return model::video_token_count(shared->model->config, n) + (shared->model->lm ? shared->model->lm->frame_text_tokens(n) : 0);
     })));
+  }
+
+  // setFrameText([{before, after}, ...]): InternVL's text around each frame's visual tokens, as token ids
+  // (model::VideoLMImpl::set_frame_text); [] clears it. Changes the model: refused while calls run.
+  Napi::Value set_frame_text(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    const std::string what = "Model.setFrameText";
+    if (!shared->model->lm) throw_argument_error(env, what + ": a vision tower has no frame text");
+    if (!cb[0].IsArray()) throw_argument_error(env, what + ": expected an array of {before, after} id lists, one per frame");
+    const auto list = cb[0].As<Napi::Array>();
+    std::vector<model::VideoLMImpl::FrameText> text;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      const std::string item = what + ": frame " + std::to_string(i + 1);
+      const Args args(env, list.Get(i), item);
+      model::VideoLMImpl::FrameText t;
+      for (const auto& [key, out] : {std::pair{"before", &t.before}, {"after", &t.after}}) {
+        if (!args.has(key)) continue;
+        for (const double v : number_array(env, args.get(key), item + " " + key)) {
+          if (!(v >= 0) || v != std::floor(v) || v > 9007199254740991.0) throw_argument_error(env, item + " " + key + ": ids must be integers >= 0");
+          out->push_back(static_cast<int64_t>(v));
+        }
+      }
+      text.push_back(std::move(t));
+    }
+    const auto lock = lock_idle(env, *shared, what);
+    guarded(env, what.c_str(), [&] {
+      shared->model->lm->set_frame_text(std::move(text));
+      return 0;
+    });
+    return env.Undefined();
   }
 
   // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
@@ -403,6 +437,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         // VideoLLaMA3 has one layout, transformers' (no original-repository checkpoint of another is in use).
         if (shared->model->config.architecture == model::Architecture::VideoLlama3ForConditionalGeneration && name != "hf")
           throw_argument_error(env, "Model.save: a VideoLLaMA3 model is saved in transformers' layout (hf), not " + name);
+        // InternVL: transformers' layouts only (OpenGVLab's remote-code layout is not loaded).
+        if (shared->model->config.architecture == model::Architecture::InternVLForConditionalGeneration && name != "hf" &&
+            name != "hf-legacy")
+          throw_argument_error(env, "Model.save: an InternVL model is saved in transformers' layouts (hf-legacy, as its "
+                                    "save_pretrained writes, or hf), not " + name);
         if ((name == "llava-next" && video_llava) || (name == "video-llava" && !video_llava))
           throw_argument_error(env, "Model.save: layout " + name + " is not this model's original layout (" +
                                         layout_name_for(*shared->model, model::KeyLayout::Native) + ")");

@@ -181,11 +181,11 @@ Qwen2Config parse_decoder(const Fields& f, Decoder decoder) {
   return c;
 }
 
-Activation parse_activation(const Fields& f, const std::string& name) {
+Activation parse_activation(const Fields& f, const std::string& name, const char* key = "hidden_act") {
   if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluTanh;
   if (name == "gelu") return Activation::GeluErf;
   if (name == "quick_gelu") return Activation::QuickGelu;
-  f.fail("hidden_act", "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
+  f.fail(key, "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
 }
 
 // VideoLlama3VisionConfig, its defaults for what it leaves out: no image_size (the patch grid is each video's own).
@@ -443,6 +443,116 @@ void parse_video_llama3(const Fields& f, ModelConfig& config) {
   config.mm = m;
 }
 
+namespace {
+
+// A size InternVLVisionConfig may write as an integer or as [height, width]: tpo's tower takes square frames.
+int64_t square_size(const Fields& f, const char* key, int64_t fallback) {
+  if (!f.has(key)) return fallback;
+  const json& v = f.raw(key);
+  if (v.is_array()) {
+    if (v.size() != 2 || !v[0].is_number_integer() || !v[1].is_number_integer())
+      f.fail(key, "must be an integer or [height, width]");
+    if (v[0].get<int64_t>() != v[1].get<int64_t>())
+      f.fail(key, "[", v[0].get<int64_t>(), ", ", v[1].get<int64_t>(), "] is not square (tpo's InternVL tower takes square frames)");
+    return v[0].get<int64_t>();
+  }
+  return f.integer(key);
+}
+
+// InternVLVisionConfig (internvl_vision), its defaults for what it leaves out.
+VisionConfig parse_internvl_vision(const Fields& f) {
+  VisionConfig c;
+  c.kind = VisionKind::InternVL;
+  c.image_size = square_size(f, "image_size", 448);
+  c.patch_size = square_size(f, "patch_size", 14);
+  c.hidden_size = f.integer("hidden_size", 1024);
+  c.intermediate_size = f.integer("intermediate_size", 4096);
+  c.num_hidden_layers = f.integer("num_hidden_layers", 24);
+  c.num_attention_heads = f.integer("num_attention_heads", 16);
+  for (auto [key, v] : {std::pair{"image_size", c.image_size}, {"patch_size", c.patch_size},
+                        {"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                        {"num_attention_heads", c.num_attention_heads}})
+    require_positive(f, key, v);
+  require_positive(f, "num_hidden_layers", c.num_hidden_layers, kMaxLayers);
+  if (c.patch_size > c.image_size)
+    f.fail("patch_size", "(", c.patch_size, ") is larger than image_size (", c.image_size, ")");
+  if (c.hidden_size % c.num_attention_heads != 0)
+    f.fail("hidden_size", "(", c.hidden_size, ") must be divisible by num_attention_heads (", c.num_attention_heads, ")");
+  c.num_channels = f.integer("num_channels", 3);
+  require_positive(f, "num_channels", c.num_channels, 64);
+  c.layer_norm_eps = f.number("layer_norm_eps", 1e-6);
+  require_positive_number(f, "layer_norm_eps", c.layer_norm_eps);
+  c.hidden_act = parse_activation(f, f.string("hidden_act", "gelu"));
+  c.layers_in_checkpoint = c.num_hidden_layers;
+  const std::string norm = f.string("norm_type", "layer_norm");
+  if (norm != "layer_norm" && norm != "rms_norm") f.fail("norm_type", "'", norm, "' is not supported (layer_norm, rms_norm)");
+  c.rms_norm = norm == "rms_norm";
+  c.qk_norm = f.boolean("use_qk_norm", false);
+  c.attention_bias = f.boolean("attention_bias", false);
+  c.mean_pooling = f.boolean("use_mean_pooling", true);
+  c.layer_scale_init_value = f.number("layer_scale_init_value", 0.1);
+  if (!f.boolean("use_absolute_position_embeddings", true))
+    f.fail("use_absolute_position_embeddings", "false is not supported (InternVL's towers learn absolute positions)");
+  return c;
+}
+
+// InternVLConfig (transformers' internvl: InternVL3-*-hf, InternVideo2.5's architecture): vision_config
+// (internvl_vision), text_config (qwen2, the default, or llama), pixel_shuffle's downsample_ratio and the projector.
+void parse_internvl(const Fields& f, ModelConfig& config) {
+  config.architecture = Architecture::InternVLForConditionalGeneration;
+  static const json empty = json::object();
+  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
+  if (const std::string type = vision.string("model_type", "internvl_vision"); type != "internvl_vision")
+    vision.fail("model_type", "'", type, "' is not supported (InternVL's vision model is internvl_vision)");
+  config.vision = parse_internvl_vision(vision);
+  const Fields text = f.has("text_config") ? f.object("text_config") : Fields(empty, f.source(), "text_config.");
+  const std::string type = text.string("model_type", "qwen2");
+  if (type == "qwen2") config.text = parse_decoder(text, Decoder::Qwen2);
+  else if (type == "llama") config.text = parse_decoder(text, Decoder::Llama);
+  else if (type == "internlm2")
+    text.fail("model_type", "'internlm2' is not supported: tpo runs InternVL on Qwen2 or LLaMA language models (the -hf "
+                            "checkpoints transformers converts, e.g. OpenGVLab/InternVL3-1B-hf); InternLM2 needs "
+                            "OpenGVLab's remote code");
+  else text.fail("model_type", "'", type, "' is not supported (tpo runs InternVL on qwen2 or llama)");
+  // InternVLForConditionalGeneration ties lm_head to the embeddings by the top-level flag (InternVLConfig: true).
+  config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", true);
+  MultimodalConfig m;
+  const double ratio = f.number("downsample_ratio", 0.5);
+  const double inverse = ratio > 0 ? 1.0 / ratio : 0.0;
+  if (!std::isfinite(inverse) || inverse < 1 || std::abs(inverse - std::round(inverse)) > 1e-9)
+    f.fail("downsample_ratio", "(", ratio, ") must be 1 / k for an integer k >= 1 (0.5: 2 x 2 patches a token)");
+  m.shuffle = static_cast<int64_t>(std::round(inverse));
+  if (config.vision->grid() % m.shuffle != 0)
+    f.fail("downsample_ratio", "(", ratio, ") does not divide the tower's ", config.vision->grid(), "x",
+           config.vision->grid(), " patch grid");
+  m.projector_act = parse_activation(f, f.string("projector_hidden_act", "gelu"), "projector_hidden_act");
+  if (f.has("vision_feature_layer") && f.raw("vision_feature_layer").is_array())
+    f.fail("vision_feature_layer", "as a list is not supported for InternVL (its get_image_features takes one layer)");
+  m.select_layer = f.integer("vision_feature_layer", -1);
+  {
+    const int64_t total = config.vision->num_hidden_layers;
+    const int64_t index = m.select_layer < 0 ? total + 1 + m.select_layer : m.select_layer;
+    if (index < 0 || index > total)
+      f.fail("vision_feature_layer", "(", m.select_layer, ") is outside the tower's ", total, " layers");
+  }
+  m.select_layers = {m.select_layer};
+  const std::string strategy = f.string("vision_feature_select_strategy", "default");
+  if (strategy == "full")
+    f.fail("vision_feature_select_strategy", "full is not supported: InternVL's pixel_shuffle needs the square patch "
+                                             "grid, without the class token (use default)");
+  if (strategy != "default") f.fail("vision_feature_select_strategy", "must be default");
+  m.select_feature = "patch";
+  m.mm_hidden_size = config.vision->hidden_size;
+  m.image_token_index = -200;  // tpo's placeholder
+  // transformers' form: the processor writes image_token_id (<IMG_CONTEXT>) once per visual token, for videos too.
+  m.video_token_index = f.integer("image_token_id", 151667);
+  if (m.video_token_index < 0 || m.video_token_index >= config.text->vocab_size)
+    f.fail("image_token_id", "(", m.video_token_index, ") is outside the vocabulary [0, ", config.text->vocab_size, ")");
+  config.mm = m;
+}
+
+}  // namespace
+
 ModelConfig parse_config(const std::string& text, const std::string& source) {
   const json root = io::parse_json(text, source);
   if (!root.is_object()) throw std::invalid_argument(source + ": not a JSON object");
@@ -464,6 +574,11 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     parse_video_llava(f, config);
   } else if (type == "video_llama_3") {
     parse_video_llama3(f, config);
+  } else if (type == "internvl") {
+    parse_internvl(f, config);
+  } else if (type == "internvl_chat") {
+    f.fail("model_type", "'internvl_chat' (OpenGVLab's remote-code InternVLChatModel) is not supported: tpo loads "
+                         "transformers' internvl checkpoints (the -hf conversions, e.g. OpenGVLab/InternVL3-1B-hf)");
   } else if (type == "llava" && f.has("mm_video_tower")) {
     parse_video_llava_original(f, config);
   } else if (type == "llava_qwen" || type == "llava") {
@@ -480,7 +595,7 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     check_mm(f, *config.mm, *config.vision, *config.text);
   } else {
     f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llama, llava_qwen, video_llava, video_llama_3, "
-                                    "siglip_vision_model, clip_vision_model)");
+                                    "internvl, siglip_vision_model, clip_vision_model)");
   }
   return config;
 }

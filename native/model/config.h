@@ -47,7 +47,8 @@ struct Qwen2Config {
 };
 
 // VideoLlama3: VideoLLaMA3's SigLIP-style encoder over variable-size patch grids (no learned positions: 2D RoPE).
-enum class VisionKind { Siglip, Clip, VideoLlama3 };
+// InternVL: InternVLVisionModel (InternViT: class token, learned positions, layer scale, optional qk-norm).
+enum class VisionKind { Siglip, Clip, VideoLlama3, InternVL };
 enum class Activation { GeluTanh, GeluErf, QuickGelu };
 
 struct VisionConfig {
@@ -64,6 +65,13 @@ struct VisionConfig {
   // Layers the checkpoint holds: LLaVA-NeXT deletes SigLIP's last layer before saving.
   int64_t layers_in_checkpoint = 0;
   double rope_theta = 10000.0;  // VideoLlama3's axial 2D RoPE (rope_parameters.rope_theta)
+  // InternVL (InternVLVisionConfig): norm_type rms_norm (else layer_norm), use_qk_norm, attention_bias (q, k, v),
+  // use_mean_pooling (true: no final layernorm), layer_scale_init_value (lambda_1 / lambda_2's initial value).
+  bool rms_norm = false;
+  bool qk_norm = false;
+  bool attention_bias = false;
+  bool mean_pooling = true;
+  double layer_scale_init_value = 0.1;
   int64_t grid() const { return image_size / patch_size; }  // the conv drops leftover pixels
 };
 
@@ -89,6 +97,10 @@ struct MultimodalConfig {
   // change from the frame before (use_token_compression, _get_compression_mask's threshold 0.1 and 1 token a frame).
   int64_t merge_size = 2;
   bool token_compression = true;
+  // InternVL (InternVLConfig): pixel_shuffle by downsample_ratio = 1 / shuffle (0.5: 2 x 2 patches a token, their
+  // features side by side), then multi_modal_projector (LayerNorm, Linear, projector_hidden_act, Linear).
+  int64_t shuffle = 2;
+  Activation projector_act = Activation::GeluErf;
 };
 
 enum class Architecture {
@@ -98,6 +110,7 @@ enum class Architecture {
   LlavaQwenForCausalLM,
   VideoLlavaForConditionalGeneration,  // transformers' video_llava, and the original Video-LLaVA repo's llava config
   VideoLlama3ForConditionalGeneration,  // transformers' video_llama_3
+  InternVLForConditionalGeneration,     // transformers' internvl (InternVL3-*-hf, InternVideo2.5's architecture)
 };
 
 struct ModelConfig {

@@ -114,7 +114,13 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
     auto& p = item.value();
     if (is_placeholder(p)) p.set_data(torch::empty(p.sizes()));
     const bool norm = name.find("norm") != std::string::npos;  // RMSNorm / LayerNorm (input_layernorm, layer_norm1, ...)
-    if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0) p.zero_();
+    const auto ends = [&name](const std::string& tail) {
+      return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    if (ends(".bias")) p.zero_();
+    // InternVL's layer scale starts at layer_scale_init_value, its class token and positions at zero.
+    else if (ends(".lambda_1") || ends(".lambda_2")) p.fill_(out.config.vision->layer_scale_init_value);
+    else if (ends("embeddings.cls_token") || ends("embeddings.position_embeddings")) p.zero_();
     else if (norm) p.fill_(1.0);
     else p.normal_(0.0, std_dev, gen);
   }

@@ -64,6 +64,9 @@ int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   if (config.architecture == Architecture::VideoLlama3ForConditionalGeneration)
     throw std::invalid_argument("a VideoLLaMA3 video's visual tokens depend on its frame size and on its token compression "
                                 "(which frames change): encode it to count them");
+  if (config.architecture == Architecture::InternVLForConditionalGeneration)
+    return std::min(frames, (config.text ? config.text->max_position_embeddings : INT64_MAX / 4) + 1) *
+           internvl_tokens_per_frame(*config.vision, mm);
   if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
     // Every frame's tokens, its class token included (VideoLlavaProcessor: (S/p)^2 + 1 a frame).
     const int64_t per_frame = config.vision->grid() * config.vision->grid() + 1;
@@ -161,6 +164,9 @@ VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
   if (config.architecture == Architecture::VideoLlama3ForConditionalGeneration) {
     video_llama3 = std::make_shared<VideoLlama3ModelImpl>(*config.text, *config.vision);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llama3));
+  } else if (config.architecture == Architecture::InternVLForConditionalGeneration) {
+    internvl = std::make_shared<InternVLModelImpl>(*config.text, *config.vision, *config.mm);
+    model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(internvl));
   } else if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
     video_llava = std::make_shared<VideoLlavaModelImpl>(*config.text, *config.vision, *config.mm);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llava));
@@ -182,6 +188,7 @@ VisionTransformerImpl& VideoLMImpl::video_tower() {
 
 void VideoLMImpl::set_vision_gradient_checkpointing(bool on) {
   if (video_llama3) video_llama3->vision_model->gradient_checkpointing = on;
+  else if (internvl) internvl->vision_tower->gradient_checkpointing = on;
   else video_tower().gradient_checkpointing = on;
 }
 
@@ -199,6 +206,32 @@ torch::Tensor project_features(torch::nn::Sequential& projector, const torch::Te
 }
 
 }  // namespace
+
+void VideoLMImpl::set_frame_text(std::vector<FrameText> text) {
+  if (!internvl && !text.empty())
+    throw std::invalid_argument("frame text is InternVL's video layout; this model lays its frames' tokens out itself");
+  const int64_t vocab = config_.text->vocab_size;
+  for (size_t f = 0; f < text.size(); ++f)
+    for (const auto* ids : {&text[f].before, &text[f].after})
+      for (const int64_t id : *ids)
+        if (id < 0 || id >= vocab)
+          throw std::invalid_argument("frame text of frame " + std::to_string(f + 1) + " holds id " + std::to_string(id) +
+                                      ", outside the vocabulary [0, " + std::to_string(vocab) + ")");
+  frame_text_ = std::move(text);
+}
+
+int64_t VideoLMImpl::frame_text_tokens(int64_t frames) const {
+  if (frame_text_.empty() || frames <= 0) return 0;
+  if (frames > static_cast<int64_t>(frame_text_.size()))
+    throw std::invalid_argument("the frame text is set for " + std::to_string(frame_text_.size()) + " frames; the video has " +
+                                std::to_string(frames));
+  int64_t n = 0;
+  for (int64_t f = 0; f < frames; ++f) {
+    const FrameText& t = frame_text_[static_cast<size_t>(f)];
+    n += static_cast<int64_t>(t.before.size() + t.after.size());
+  }
+  return n;
+}
 
 torch::Tensor VideoLMImpl::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
@@ -256,14 +289,42 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
                                 std::to_string(vision.image_size) + "]");
   // Before the tower runs (its activations are the big allocation): visual tokens the language model could
   // never place are an error now, not after minutes of encoding.
-  const int64_t tokens = video_token_count(config_, pixel_values.size(0));
+  const int64_t tokens = video_token_count(config_, pixel_values.size(0)) + frame_text_tokens(pixel_values.size(0));
   if (tokens > config_.text->max_position_embeddings)
     throw std::invalid_argument(std::to_string(pixel_values.size(0)) + " frames make " + std::to_string(tokens) +
                                 " visual tokens, more than max_position_embeddings (" +
                                 std::to_string(config_.text->max_position_embeddings) + ")");
-  const int64_t layers = vision_layers_to_run(vision, mm);
   const auto device = model->embed_tokens->weight.device();
   VideoTokens out;
+  if (internvl) {
+    // get_image_features, each frame an image: pixel_shuffle'd features, multi_modal_projector; the frames' tokens
+    // one after the other (the processor writes each frame's between <img> and </img>).
+    out.features = internvl->vision_features(pixel_values.to(device));
+    const auto features = out.features.to(model->embed_tokens->weight.scalar_type());
+    const auto project = [this](const torch::Tensor& x) { return internvl->mm_projector->forward(x); };
+    out.projected = model->gradient_checkpointing
+                        ? checkpointed([project](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{project(in[0])}; },
+                                       {features})[0]
+                        : project(features);
+    out.pooled = out.projected;
+    if (frame_text_.empty()) {
+      out.tokens = out.projected.reshape({-1, out.projected.size(2)});
+      return out;
+    }
+    std::vector<torch::Tensor> parts;
+    const auto embed_ids = [&](const std::vector<int64_t>& ids) {
+      return model->embed_tokens(torch::tensor(ids, torch::kInt64).to(device)).to(out.projected.scalar_type());
+    };
+    for (int64_t f = 0; f < out.projected.size(0); ++f) {
+      const FrameText& text = frame_text_[static_cast<size_t>(f)];
+      if (!text.before.empty()) parts.push_back(embed_ids(text.before));
+      parts.push_back(out.projected[f]);
+      if (!text.after.empty()) parts.push_back(embed_ids(text.after));
+    }
+    out.tokens = torch::cat(parts, 0);
+    return out;
+  }
+  const int64_t layers = vision_layers_to_run(vision, mm);
   auto hidden = video_tower().forward(pixel_values.to(device), layers).hidden_states;
   torch::nn::Sequential& projector = video_llava ? video_llava->mm_projector : llava->mm_projector;
   if (video_llava) {
@@ -311,7 +372,7 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
   const auto device = model->embed_tokens->weight.device();
   const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
-  if ((video_llava || video_llama3) && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
+  if ((video_llava || video_llama3 || internvl) && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
     return embed_expanded(input_ids, attention_mask, video_tokens);
   const auto is_image = input_ids == image_id;
   const auto per_row = is_image.sum(1);

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "model/config.h"
+#include "model/internvl.h"
 #include "model/parameters.h"
 #include "model/qwen2.h"
 #include "model/vision.h"
@@ -97,7 +98,8 @@ class VideoLMImpl : public torch::nn::Module {
   bool has_vision() const {
     return config_.architecture == Architecture::LlavaQwenForCausalLM ||
            config_.architecture == Architecture::VideoLlavaForConditionalGeneration ||
-           config_.architecture == Architecture::VideoLlama3ForConditionalGeneration;
+           config_.architecture == Architecture::VideoLlama3ForConditionalGeneration ||
+           config_.architecture == Architecture::InternVLForConditionalGeneration;
   }
   // The vision transformer videos go through (not VideoLLaMA3's: video_llama3->vision_model).
   VisionTransformerImpl& video_tower();
@@ -123,14 +125,27 @@ class VideoLMImpl : public torch::nn::Module {
                    const torch::Tensor& video_tokens, bool output_hidden_states = false);
   torch::Tensor lm_head_weight() const;
 
+  // InternVL: the text InternVLProcessor writes around each frame's visual tokens ("Frame1: <img>" ... "</img>",
+  // frames joined by "\n"), as token ids per frame (the tokenizer's, so set by the caller). With it set,
+  // encode_video's tokens hold those ids' embeddings around each frame's tokens, so one -200 placeholder stands for
+  // the processor's whole video layout; without it (the default), the frames' tokens follow one another.
+  struct FrameText {
+    std::vector<int64_t> before, after;
+  };
+  void set_frame_text(std::vector<FrameText> text);
+  // The text's tokens for the first `frames` frames (0 when none is set).
+  int64_t frame_text_tokens(int64_t frames) const;
+
   std::shared_ptr<Qwen2ModelImpl> model;        // "model": Qwen2Model or LlavaQwenModel
   Dense lm_head{nullptr};                       // absent when tie_word_embeddings
   std::shared_ptr<LlavaQwenModelImpl> llava;    // the same module as `model`, for LLaVA-NeXT's architecture
   std::shared_ptr<VideoLlavaModelImpl> video_llava;  // the same module as `model`, for Video-LLaVA's
   std::shared_ptr<VideoLlama3ModelImpl> video_llama3;  // the same module as `model`, for VideoLLaMA3's
+  std::shared_ptr<InternVLModelImpl> internvl;          // the same module as `model`, for InternVL's
 
  private:
   ModelConfig config_;
+  std::vector<FrameText> frame_text_;
 };
 TORCH_MODULE(VideoLM);
 

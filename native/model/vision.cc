@@ -85,15 +85,16 @@ VisionMLPImpl::VisionMLPImpl(const VisionConfig& c) : act_(c.hidden_act) {
   fc2 = register_module("fc2", Dense(c.intermediate_size, c.hidden_size));
 }
 
-torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) {
-  auto h = linear(fc1, x);
-  switch (act_) {
-    case Activation::GeluTanh: h = torch::gelu(h, "tanh"); break;
-    case Activation::GeluErf: h = torch::gelu(h); break;
-    case Activation::QuickGelu: h = h * torch::sigmoid(1.702 * h); break;
+torch::Tensor activate(Activation act, const torch::Tensor& x) {
+  switch (act) {
+    case Activation::GeluTanh: return torch::gelu(x, "tanh");
+    case Activation::GeluErf: return torch::gelu(x);
+    case Activation::QuickGelu: return x * torch::sigmoid(1.702 * x);
   }
-  return linear(fc2, h);
+  return x;
 }
+
+torch::Tensor VisionMLPImpl::forward(const torch::Tensor& x) { return linear(fc2, activate(act_, linear(fc1, x))); }
 
 VisionEncoderLayerImpl::VisionEncoderLayerImpl(const VisionConfig& c) {
   self_attn = register_module("self_attn", VisionAttention(c));
@@ -126,11 +127,7 @@ VisionOutput VisionTransformerImpl::forward(const torch::Tensor& pixel_values, i
   if (pre_layrnorm) h = pre_layrnorm(h);
   out.hidden_states.push_back(h);
   // Checkpointing pays only where a backward pass will run through the tower.
-  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
-  if (checkpoint) {
-    const auto params = parameters();
-    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
-  }
+  const bool checkpoint = checkpointing_pays(*this, gradient_checkpointing);
   for (int64_t i = 0; i < n; ++i) {
     auto layer = encoder->layers[i]->as<VisionEncoderLayerImpl>();
     h = checkpoint ? checkpointed([layer](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0])}; }, {h})[0]
@@ -207,11 +204,7 @@ torch::Tensor VideoLlama3VisionModelImpl::forward(const torch::Tensor& patches, 
   // Each frame is its own attention sequence (get_vision_cu_seqlens): frames are the batch.
   auto h = embeddings(patches).view({g.t, g.h * g.w, d});
   const auto [cos, sin] = video_llama3_rotary(config_, g, h.device());
-  bool checkpoint = gradient_checkpointing && torch::GradMode::is_enabled();
-  if (checkpoint) {
-    const auto params = parameters();
-    checkpoint = std::any_of(params.begin(), params.end(), [](const torch::Tensor& p) { return p.requires_grad(); });
-  }
+  const bool checkpoint = checkpointing_pays(*this, gradient_checkpointing);
   for (const auto& module : *encoder->layers) {
     auto layer = module->as<VisionEncoderLayerImpl>();
     const auto run = [layer, c = cos, s = sin](const std::vector<torch::Tensor>& in) { return std::vector<torch::Tensor>{layer->forward(in[0], c, s)}; };

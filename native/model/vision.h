@@ -40,6 +40,9 @@ class VisionAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VisionAttention);
 
+// ACT2FN[name] for the activations towers and projectors use (config.h's Activation).
+torch::Tensor activate(Activation act, const torch::Tensor& x);
+
 class VisionMLPImpl : public torch::nn::Module {
  public:
   explicit VisionMLPImpl(const VisionConfig& config);

@@ -32,6 +32,9 @@ const std::vector<Rename>& renames(KeyLayout layout) {
       {"model.mm_projector.0.", "model.multi_modal_projector.linear_1."},
       {"model.mm_projector.2.", "model.multi_modal_projector.linear_2."},
       {"model.image_newline", "model.image_newline"},
+      // InternVL's tower keeps its name; its projector is tpo's mm_projector (model/internvl.h), LayerNorm first.
+      {"model.mm_projector.layer_norm.", "model.multi_modal_projector.layer_norm."},
+      {"model.vision_tower.", "model.vision_tower."},
       // VideoLLaMA3's vision model and projector keep their names beside model.language_model.
       {"model.vision_model.", "model.vision_model."},
       {"model.projector.", "model.projector."},
@@ -43,6 +46,9 @@ const std::vector<Rename>& renames(KeyLayout layout) {
       {"model.image_tower.image_tower.", "image_tower.vision_model."},
       {"model.video_tower.video_tower.", "video_tower."},  // (read only: transformers 5's save_pretrained)
       {"model.image_tower.image_tower.", "image_tower."},
+      // InternVL's (transformers 5's save_pretrained writes it so: vision_tower.*, multi_modal_projector.*)
+      {"model.mm_projector.layer_norm.", "multi_modal_projector.layer_norm."},
+      {"model.vision_tower.", "vision_tower."},
       {"model.mm_projector.0.", "multi_modal_projector.linear_1."},
       {"model.mm_projector.2.", "multi_modal_projector.linear_2."},
       {"model.image_newline", "image_newline"},
@@ -260,7 +266,8 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
 
 std::function<std::string(const std::string&)> peft_module_names(Architecture architecture) {
   if (architecture != Architecture::VideoLlavaForConditionalGeneration &&
-      architecture != Architecture::VideoLlama3ForConditionalGeneration)
+      architecture != Architecture::VideoLlama3ForConditionalGeneration &&
+      architecture != Architecture::InternVLForConditionalGeneration)
     return {};
   return [](const std::string& name) { return layout_key(name, KeyLayout::HfLlava); };
 }

@@ -35,3 +35,9 @@ export function placeholderForm(ids: bigint[], videoId: bigint): Tensor {
   for (const id of ids) if (id !== videoId) out.push(id); else if (out.at(-1) !== -200n) out.push(-200n);
   return tensor(BigInt64Array.from(out), [out.length]);
 }
+
+/** The InternVL fixture's frame text: its stand-in ids of "\n", "Frame", the digits, ":", <img> and </img>
+ * (scripts/fixtures/internvl_reference.py), for VideoLM.setFrameText. */
+export const INTERNVL_FIXTURE_FRAME_TEXT = Array.from({ length: 3 }, (_, i) => ({
+  before: [...(i ? [45] : []), 40, 41 + i, 44, 60], after: [61],
+}));
