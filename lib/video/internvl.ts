@@ -2,13 +2,11 @@
 // `num_frames`, or `fps` frames a second, evenly spaced from half a step in: initial_shift) and its preprocessing
 // (each frame resized to size {height, width}, bicubic; rescaled; normalised with OPENAI_CLIP's mean and std), read
 // from the model folder's video_preprocessor_config.json. Numbers only: decoding and the resize itself are native.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
 
-import { checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
 import { PreprocessorConfig } from './preprocess.js';
+import { readVideoProcessorFile } from './video-llama3.js';
 
 /** sample_frames' options: num_frames or fps (mutually exclusive), initial_shift (true: half a step; a number). */
 const SampleOptions = z.strictObject({
@@ -60,20 +58,7 @@ export const INTERNVL_VIDEO_DEFAULTS = {
  * InternVLVideoProcessor's defaults for the fields it leaves out. Errors name the file.
  */
 export async function loadInternVLProcessorConfig(dir: string): Promise<z.output<typeof PreprocessorConfig>> {
-  // (the file as loadVideoLlama3ProcessorConfig finds it; Qwen2.5-VL's branch makes that one reader for all)
-  let file = join(dir, 'video_preprocessor_config.json');
-  let json: unknown;
-  try {
-    try {
-      checkInputFile(file, 'a video processor config');
-    } catch {
-      file = join(dir, 'preprocessor_config.json');
-      checkInputFile(file, 'a video processor config');
-    }
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
-  }
+  const { file, json } = await readVideoProcessorFile(dir);
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: not a JSON object`);
   return parse(PreprocessorConfig, { ...INTERNVL_VIDEO_DEFAULTS, ...json }, file);
 }

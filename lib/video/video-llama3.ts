@@ -112,8 +112,13 @@ export function videoLlama3FrameIndices(
 
 /** Reads a VideoLLaMA3 folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file. */
 export async function loadVideoLlama3ProcessorConfig(dir: string): Promise<z.output<typeof VideoLlama3ProcessorConfig>> {
+  const { file, json } = await readVideoProcessorFile(dir);
+  return parse(VideoLlama3ProcessorConfig, json, file);
+}
+
+/** A folder's video_preprocessor_config.json (else preprocessor_config.json), parsed; errors name the file. */
+export async function readVideoProcessorFile(dir: string): Promise<{ file: string; json: unknown }> {
   let file = join(dir, 'video_preprocessor_config.json');
-  let json: unknown;
   try {
     try {
       checkInputFile(file, 'a video processor config');
@@ -121,11 +126,10 @@ export async function loadVideoLlama3ProcessorConfig(dir: string): Promise<z.out
       file = join(dir, 'preprocessor_config.json');
       checkInputFile(file, 'a video processor config');
     }
-    json = JSON.parse(await readFile(file, 'utf8'));
+    return { file, json: JSON.parse(await readFile(file, 'utf8')) };
   } catch (error) {
     throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }
-  return parse(VideoLlama3ProcessorConfig, json, file);
 }
 
 /**
