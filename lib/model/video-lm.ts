@@ -214,7 +214,19 @@ export class VideoLM {
    */
   setFrameText(frames: { before?: number[]; after?: number[] }[]): void {
     const Ids = z.array(z.int().nonnegative()).optional();
-    this.#model.setFrameText(parse(z.array(z.strictObject({ before: Ids, after: Ids })), frames, 'VideoLM.setFrameText'));
+    const text = parse(z.array(z.strictObject({ before: Ids, after: Ids })), frames, 'VideoLM.setFrameText');
+    this.#model.setFrameText(text);
+    this.#hasFrameText = text.some((f) => (f.before?.length ?? 0) + (f.after?.length ?? 0) > 0);
+  }
+
+  #hasFrameText = false;
+
+  /**
+   * Whether setFrameText put token embeddings among the visual tokens: then encodeVideo's tokens depend on
+   * embed_tokens too, not on the tower and projector alone.
+   */
+  get hasFrameText(): boolean {
+    return this.#hasFrameText;
   }
 
   /** The longest sequence the language model takes (config.json's max_position_embeddings). */

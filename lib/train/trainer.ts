@@ -167,10 +167,15 @@ export class Trainer extends EventEmitter<{
       if (resumeFrom) await policy.loadLora(resumeFrom);
       else policy.addLora({ ...c.lora, seed: c.seed });
     }
-    const parts = c.train;
-    policy.setTrainable({ ...parts, language: parts.language || (!c.lora && !parts.vision && !parts.projector), lora: true });
+    policy.setTrainable({ ...c.train, language: this.#trainsLanguage(), lora: true });
     policy.setGradientCheckpointing(c.gradientCheckpointing);
     if (this.#preference && this.#referenceMode() === 'frozen-copy') this.#reference = await VideoLM.load(c.model, load);
+  }
+
+  /** Whether the language model's own weights train (not only LoRA adapters): asked for, or the default of a full fine-tune. */
+  #trainsLanguage(): boolean {
+    const { lora, train } = this.config;
+    return train.language || (!lora && !train.vision && !train.projector);
   }
 
   // ------------------------------------------------------------------------------------------------ videos
@@ -198,7 +203,12 @@ export class Trainer extends EventEmitter<{
       this.#notice(`skipping ${path} and its records: ${error.message}`);
       return { skip: reason };
     }
-    const trainsTower = this.config.train.vision || this.config.train.projector;
+    // Tokens encoded here once are constants of every step: right while what makes them is frozen. Frame text
+    // (InternVL's "FrameN: <img>" ... "</img>") is embedded among them by embed_tokens, which a run that trains the
+    // language model's own weights updates, so such a run keeps the frames and encodes them in each step, where the
+    // frame text's embeddings get their gradient.
+    const trainsTower = this.config.train.vision || this.config.train.projector ||
+      (session.model.hasFrameText && this.#trainsLanguage());
     if (!trainsTower || this.#visualTokenCount === 0) {
       const tokens = await session.model.encodeVideo(pixels);
       this.#visualTokenCount = tokens.shape[0]!;
