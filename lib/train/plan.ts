@@ -16,7 +16,7 @@
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
-import { smartResize } from '../video/video-llama3.js';
+import { smartResize } from '../video/processor-rules.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
