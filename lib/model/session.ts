@@ -155,7 +155,10 @@ export class ModelSession implements Disposable {
   async #videoLlama3Pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[]; frameText: FrameText[] }> {
     const config = this.videoLlama3!;
     const info = await probeVideo(path);
-    const guess = plan.kind === 'uniform' ? plan.frames : 1;  // (the box only bounds decoding memory)
+    // The frames the plan decodes, where it says (the box only bounds decoding memory, but it is also where the
+    // resize starts from: a plan of the same frames by indices, as TimeWarp's, decodes as the uniform one does)
+    const guess = plan.kind === 'uniform' ? plan.frames : plan.kind === 'indices' ? plan.indices.length
+      : plan.kind === 'timestamps' ? plan.timestamps.length : 1;
     const box = videoLlama3ResizeTarget(info.height, info.width, guess, config);
     const decoded = await decodeVideo(path, plan, { atLeast: { width: 2 * box.width, height: 2 * box.height } });
     let frames = decoded.frames;

@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { ModelSession, videoLlama3FrameText } from '../../lib/model/session.js';
+import { tensor } from '../../lib/tensor.js';
 import { probeVideo } from '../../lib/video/decode.js';
+import { encodeVideo } from '../../lib/video/encode.js';
 import { removeDir, tempDir } from '../helpers.js';
 import { lines, runPipeline, writeWorld } from './pipeline.js';
 
@@ -38,6 +40,15 @@ describe('VideoLLaMA3 through the pipeline', function () {
         const text = frameText!.reduce((n, t) => n + t.before!.length, 0);
         const { tokens: withText } = await session.videoTokens(video, { kind: 'uniform', frames: 8 });
         assert.equal(withText.shape[0], tokens.shape[0]! + text);
+        // A 192 x 192 video (resized to 80 x 80 for 8 frames): the same frames by indices (TimeWarp's plans) are
+        // decoded and resized as the uniform plan's
+        const big = join(dir, 'big.mp4');
+        const values = Uint8Array.from({ length: 8 * 192 * 192 * 3 }, (_, i) => (i * 7 + (i >> 9)) % 251);
+        await encodeVideo(tensor(values, [8, 192, 192, 3]), big, { fps: 8 });
+        const uniform = await session.pixels(big, { kind: 'uniform', frames: 8 });
+        const byIndices = await session.pixels(big, { kind: 'indices', indices: uniform.indices });
+        assert.deepEqual(uniform.pixels.shape, [8, 3, 80, 80]);
+        assert.deepEqual(byIndices.pixels.toTypedArray(), uniform.pixels.toTypedArray());
       }
       const { pairs, results } = await runPipeline(dir, modelDir, 8);
       // generate's default 16 frames, fewer for the sparse side of a comprehensive pair
