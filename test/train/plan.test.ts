@@ -1,7 +1,7 @@
 // lib/train/plan.ts and `tpo plan`: the memory planner against tpo's own models and measured peaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
@@ -10,7 +10,7 @@ import { VideoLM } from '../../lib/model/video-lm.js';
 import { internvlFrameText } from '../../lib/model/session.js';
 import { worldTokenizer } from '../../lib/synthetic/tokenizer.js';
 import { internvlFrameTextTokens, modelShape, parameterCounts, parseGpus, planMemory, visualTokens } from '../../lib/train/plan.js';
-import { FIXTURES, ROOT } from '../helpers.js';
+import { FIXTURES, removeDir, ROOT, tempDir } from '../helpers.js';
 import { type MeasureCase, measureStepPeak } from './plan-measure.js';
 
 const HF = join(FIXTURES, 'hf');
@@ -188,5 +188,29 @@ describe('memory planner', function () {
       { encoding: 'utf8', cwd: ROOT });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--gpus 'lots': expected COUNTxSIZE/);
+  });
+
+  it("tpo plan reads a Qwen2.5-VL folder's video processor config, naming the file and field it refuses", () => {
+    const dir = tempDir('tpo-plan-qwen25vl-');
+    try {
+      const seven = JSON.parse(readFileSync(join(HF, 'qwen2_5_vl_processor', 'plan_counts.json'), 'utf8'))['qwen2.5-vl-7b'].config;
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(seven));
+      // Qwen2.5-VL-7B-Instruct's preprocessor_config.json budget: 720p frames become 728 x 1288, 26 x 46 tokens a
+      // temporal patch of two frames
+      writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, image_processor_type: 'Qwen2VLImageProcessor' }));
+      writeFileSync(join(dir, 'run.json'), JSON.stringify({ model: dir, output: join(dir, 'run'), data: { train: join(dir, 'pairs.jsonl') }, lora: { r: 64, alpha: 128 }, frames: 32 }));
+      const plan = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'plan', '--config', join(dir, 'run.json'), ...args], { encoding: 'utf8' });
+      const r = plan('--json');
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { rows: { plan: { visualTokens: number; parameters: number } }[] };
+      assert.equal(out.rows[0]!.plan.visualTokens, 16 * 26 * 46);
+      assert.equal(out.rows[0]!.plan.parameters, 8_292_166_656);
+      writeFileSync(join(dir, 'video_preprocessor_config.json'), JSON.stringify({ size: { shortest_edge: 'small' } }));
+      const bad = plan();
+      assert.notEqual(bad.status, 0);
+      assert.match(bad.stderr, /video_preprocessor_config\.json: size\.shortest_edge/);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
