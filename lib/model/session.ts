@@ -5,7 +5,7 @@ import { encodePrompt } from '../data/encode.js';
 import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
-import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
+import { decodeVideo, probeVideo, type SamplePlan, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { loadInternVLProcessorConfig } from '../video/internvl.js';
 import {
@@ -168,9 +168,10 @@ export class ModelSession implements Disposable {
         frames.dispose();
         frames = corrupted;
       }
-      // Its processor's time stamps: each frame's index over the video's frame rate (1 when unknown, as it takes).
+      // Its processor's time stamps: each frame's index over the video's frame rate (1 when unknown, as it takes),
+      // in the video the plan's frames make (a manipulated input's own times: shownTimes).
       const fps = decoded.info.fps > 0 ? decoded.info.fps : 1;
-      const frameText = videoLlama3FrameText(this.tokenizer, decoded.indices.map((i) => i / fps));
+      const frameText = videoLlama3FrameText(this.tokenizer, shownTimes(plan, decoded.indices.map((i) => i / fps)));
       return { pixels: await preprocessVideoLlama3(frames, info, config), indices: decoded.indices, frameText };
     } finally {
       frames.dispose();

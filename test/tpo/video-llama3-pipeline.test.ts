@@ -40,6 +40,11 @@ describe('VideoLLaMA3 through the pipeline', function () {
         const text = frameText!.reduce((n, t) => n + t.before!.length, 0);
         const { tokens: withText } = await session.videoTokens(video, { kind: 'uniform', frames: 8 });
         assert.equal(withText.shape[0], tokens.shape[0]! + text);
+        // the same frames in another order (TimeWarp's shuffled scenes) are shown at the same times: the time stamps
+        // do not give the true order away
+        const reversed = await session.pixels(video, { kind: 'indices', indices: [...indices].reverse() });
+        assert.deepEqual(reversed.indices, [...indices].reverse());
+        assert.deepEqual(reversed.frameText, frameText);
         // A 192 x 192 video (resized to 80 x 80 for 8 frames): the same frames by indices (TimeWarp's plans) are
         // decoded and resized as the uniform plan's
         const big = join(dir, 'big.mp4');
