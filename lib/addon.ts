@@ -132,7 +132,7 @@ export interface NativeModel {
     inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
     videoGridThw?: Tensor; videoMergeSizes?: Tensor; videoCompressionMask?: Tensor;
   }): Promise<Record<string, Tensor>>;
-  encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
+  encodeVideo(pixels: Tensor, frameText?: { before?: number[]; after?: number[] }[]): Promise<Tensor<'float32'>>;
   /** The visual tokens `frames` frames become (from the config; no work on the weights). */
   videoTokenCount(frames: number): number;
   /** InternVL: the token ids around each frame's visual tokens ([] clears them). */

@@ -13,7 +13,8 @@ export {
 export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
   CLIP_336, decodeSizeFor, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
-  SamplePlan, SIGLIP_384, type DecodedVideo, type VideoInfo, internvlFrameIndices, loadInternVLProcessorConfig, type InternVLSampleOptions,
+  SamplePlan, shownTimes, SIGLIP_384, type DecodedVideo, type VideoInfo, internvlFrameIndices, loadInternVLProcessorConfig, type InternVLSampleOptions,
+  loadQwen25VLProcessorConfig, Qwen25VLProcessorConfig, qwen25vlFrameIndices, qwen25vlResizeTarget, qwen25vlVideoLayout, type Qwen25VLVideoLayout,
 } from './video/index.js';
 export {
   Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,
@@ -70,7 +71,7 @@ export {
   formatComparisonTable, writeReport,
   type CategoryAccuracy, type DemoReport, type ModelScores, type PairStats, type ReportFiles, type StageTiming,
 } from './report/report.js';
-export { VideoLM, type ForwardInputs, type GenerateOptions, type LoadOptions, type LogprobOptions, type LoraOptions, type ModelInfo, type SaveOptions } from './model/video-lm.js';
+export { VideoLM, type ForwardInputs, type FrameText, type GenerateOptions, type LoadOptions, type LogprobOptions, type LoraOptions, type ModelInfo, type SaveOptions } from './model/video-lm.js';
 export { copyModelFiles } from './model/files.js';
 export { CorruptOptions, corruptFrames } from './video/corrupt.js';
 export { TrainConfig, PRESETS, type ResolvedTrainConfig } from './train/config.js';
@@ -103,7 +104,8 @@ export { DroppedPair, PairRecord, SkipRecord } from './tpo/records.js';
 export { captionWork, inputsFor, syntheticWork, type VideoWork } from './tpo/work.js';
 export { matchOption, MAX_OPTIONS, OPTION_LETTERS, type OptionMatch } from './data/answers.js';
 export {
-  INTERNVL_MAX_FRAMES, internvlFrameText, isVideoError, ModelSession, ON_VIDEO_ERROR, VideoError, type OnVideoError, type SessionOptions,
+  INTERNVL_MAX_FRAMES, internvlFrameText, isVideoError, ModelSession, ON_VIDEO_ERROR, pythonFixed1, VideoError, videoLlama3FrameText,
+  type OnVideoError, type SessionOptions,
 } from './model/session.js';
 export { fileDigest, modelDigest } from './model/digest.js';
 export {

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { TrainConfig } from '../train/config.js';
 import { CUDA_OVERHEAD, formatBytes, type MemoryPlan, modelShape, parseGpus, planMemory, type PlanRun } from '../train/plan.js';
 import { parse } from '../validate.js';
+import { readVideoProcessorFile } from '../video/processor-rules.js';
+import { Qwen25VLProcessorConfig } from '../video/qwen2-5-vl.js';
 import { loadVideoLlama3ProcessorConfig } from '../video/video-llama3.js';
 import { parseFlags, requireConfig, UsageError } from './flags.js';
 import { readConfigFile } from './overrides.js';
@@ -16,9 +18,10 @@ export const PLAN_USAGE = `  plan --config FILE [--gpus NxSIZE ...] [--dtype D] 
                                         memory per device of the run's training step (weights, adapters,
                                         gradients, optimizer state, activations with and without activation
                                         checkpointing) and whether it fits each --gpus (default 1x80GB);
-                                        reads the model folder's config.json (and a VideoLLaMA3's
-                                        video_preprocessor_config.json); --frame-size: the videos' size before
-                                        a dynamic-resolution processor resizes them (default 720x1280)`;
+                                        reads the model folder's config.json (and a VideoLLaMA3's or
+                                        Qwen2.5-VL's video_preprocessor_config.json); --frame-size: the videos'
+                                        size before a dynamic-resolution processor resizes them (default
+                                        720x1280)`;
 
 interface PlanRow { gpus: string; devices: number; deviceBytes: number; plan: MemoryPlan; fits: { checkpointing: boolean; fits: boolean; headroom: number }[] }
 
@@ -31,7 +34,8 @@ export async function runPlan(argv: string[]): Promise<number> {
   const config = parse(TrainConfig, await readConfigFile(file, values.set), file);
   const configFile = join(config.model, 'config.json');
   const modelConfig = JSON.parse(await readFile(configFile, 'utf8')) as { model_type?: unknown };
-  const shape = modelShape(modelConfig, configFile, modelConfig.model_type === 'video_llama_3' ? await videoLlama3Budget(config.model) : {});
+  const shape = modelShape(modelConfig, configFile, modelConfig.model_type === 'video_llama_3' ? { videoLlama3: await videoLlama3Budget(config.model) }
+    : modelConfig.model_type === 'qwen2_5_vl' ? { qwen25vl: await qwen25vlProcessor(config.model) } : {});
   const frameSize = values['frame-size'] === undefined ? undefined : parseFrameSize(values['frame-size']);
   const dtype = values.dtype ?? config.dtype ?? 'bfloat16';
   if (dtype !== 'float32' && dtype !== 'bfloat16' && dtype !== 'float16') throw new UsageError(`--dtype '${dtype}': float32, bfloat16 or float16`);
@@ -86,6 +90,15 @@ async function videoLlama3Budget(dir: string): Promise<{ minPixels?: number; max
   if (!existsSync(join(dir, 'video_preprocessor_config.json')) && !existsSync(join(dir, 'preprocessor_config.json'))) return {};
   const c = await loadVideoLlama3ProcessorConfig(dir);
   return { minPixels: c.min_pixels ?? c.size.shortest_edge, maxPixels: c.max_pixels ?? c.size.longest_edge, mergeSize: c.merge_size };
+}
+
+/** A Qwen2.5-VL folder's video processor config as written (what it leaves out is the tower's or the processor's
+ * default), checked against lib/video/qwen2-5-vl.ts' schema naming the file; none: the processor's defaults. */
+async function qwen25vlProcessor(dir: string): Promise<Qwen25VLProcessorConfig> {
+  if (!existsSync(join(dir, 'video_preprocessor_config.json')) && !existsSync(join(dir, 'preprocessor_config.json'))) return {};
+  const { file, json } = await readVideoProcessorFile(dir);
+  parse(Qwen25VLProcessorConfig, json, file);
+  return json as Qwen25VLProcessorConfig;
 }
 
 function formatPlan(model: string, rows: PlanRow[]): string {

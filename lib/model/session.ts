@@ -5,7 +5,7 @@ import { encodePrompt } from '../data/encode.js';
 import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
-import { decodeVideo, probeVideo, type SamplePlan } from '../video/decode.js';
+import { decodeVideo, probeVideo, type SamplePlan, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { loadInternVLProcessorConfig } from '../video/internvl.js';
 import {
@@ -13,7 +13,7 @@ import {
 } from '../video/video-llama3.js';
 import { videoLlavaChatTemplate } from './templates.js';
 import { Tokenizer } from './tokenizer.js';
-import { type LoadOptions, VideoLM } from './video-lm.js';
+import { type FrameText, type LoadOptions, VideoLM } from './video-lm.js';
 
 /** A video that could not be decoded or preprocessed (code ERR_TPO_VIDEO): a skip mode counts it and goes on. */
 export class VideoError extends Error {
@@ -50,6 +50,24 @@ export function internvlFrameText(tokenizer: Tokenizer, frames = INTERNVL_MAX_FR
     before: [...tokenizer.encode(`${i ? '\n' : ''}Frame${i + 1}: `, { addSpecialTokens: false }), start],
     after: [end],
   }));
+}
+
+/** Python's f"{x:.1f}" for x >= 0: the nearest tenth, a tie (x exactly k / 4, k odd) to the even one (toFixed
+ * takes the larger). */
+export function pythonFixed1(x: number): string {
+  if (!Number.isInteger(4 * x) || Number.isInteger(2 * x)) return x.toFixed(1);
+  const n = Math.floor(10 * x);  // (exact: 10 x = 2.5 k)
+  const even = n % 2 === 0 ? n : n + 1;
+  return `${Math.floor(even / 10)}.${even % 10}`;
+}
+
+/**
+ * VideoLlama3Processor's text before each frame's kept tokens, as `tokenizer`'s ids: `Time {t:.1f}s:` (t the
+ * frame's time stamp, seconds), after a `,` from the second frame on (replace_video_token's layout), for
+ * VideoLM.encodeVideo's frameText.
+ */
+export function videoLlama3FrameText(tokenizer: Tokenizer, timestamps: readonly number[]): FrameText[] {
+  return timestamps.map((t, i) => ({ before: tokenizer.encode(`${i ? ',' : ''}Time ${pythonFixed1(t)}s:`, { addSpecialTokens: false }), after: [] }));
 }
 
 export interface SessionOptions {
@@ -110,7 +128,7 @@ export class ModelSession implements Disposable {
    * are decoded scaled down to the tower's box (decodeSizeFor), so a high-resolution video costs no more memory than
    * the tower needs.
    */
-  async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[] }> {
+  async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[]; frameText?: FrameText[] }> {
     if (!this.processor) throw new TypeError(`${this.dir}: a ${this.model.info.architecture} model takes no video`);
     let frames: Tensor<'uint8'> | undefined;
     try {
@@ -134,10 +152,13 @@ export class ModelSession implements Disposable {
    * VideoLLaMA3: its processor resizes each video by the video's own size and frame count (smart_resize); frames
    * are decoded scaled to twice that box, then resized to it exactly.
    */
-  async #videoLlama3Pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[] }> {
+  async #videoLlama3Pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[]; frameText: FrameText[] }> {
     const config = this.videoLlama3!;
     const info = await probeVideo(path);
-    const guess = plan.kind === 'uniform' ? plan.frames : 1;  // (the box only bounds decoding memory)
+    // The frames the plan decodes, where it says (the box only bounds decoding memory, but it is also where the
+    // resize starts from: a plan of the same frames by indices, as TimeWarp's, decodes as the uniform one does)
+    const guess = plan.kind === 'uniform' ? plan.frames : plan.kind === 'indices' ? plan.indices.length
+      : plan.kind === 'timestamps' ? plan.timestamps.length : 1;
     const box = videoLlama3ResizeTarget(info.height, info.width, guess, config);
     const decoded = await decodeVideo(path, plan, { atLeast: { width: 2 * box.width, height: 2 * box.height } });
     let frames = decoded.frames;
@@ -147,17 +168,24 @@ export class ModelSession implements Disposable {
         frames.dispose();
         frames = corrupted;
       }
-      return { pixels: await preprocessVideoLlama3(frames, info, config), indices: decoded.indices };
+      // Its processor's time stamps: each frame's index over the video's frame rate (1 when unknown, as it takes),
+      // in the video the plan's frames make (a manipulated input's own times: shownTimes).
+      const fps = decoded.info.fps > 0 ? decoded.info.fps : 1;
+      const frameText = videoLlama3FrameText(this.tokenizer, shownTimes(plan, decoded.indices.map((i) => i / fps)));
+      return { pixels: await preprocessVideoLlama3(frames, info, config), indices: decoded.indices, frameText };
     } finally {
       frames.dispose();
     }
   }
 
-  /** The video's visual tokens [V, D]: decoded, preprocessed and encoded once, for every prompt that shares them. */
+  /**
+   * The video's visual tokens [V, D]: decoded, preprocessed and encoded once, for every prompt that shares them
+   * (VideoLLaMA3: with its processor's time stamp before each frame's tokens).
+   */
   async videoTokens(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ tokens: Tensor<'float32'>; indices: number[] }> {
-    const { pixels, indices } = await this.pixels(path, plan, corrupt);
+    const { pixels, indices, frameText } = await this.pixels(path, plan, corrupt);
     try {
-      return { tokens: await this.model.encodeVideo(pixels), indices };
+      return { tokens: await this.model.encodeVideo(pixels, frameText ? { frameText } : {}), indices };
     } finally {
       pixels.dispose();
     }

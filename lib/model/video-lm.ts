@@ -50,6 +50,9 @@ const ForwardInputs = z.strictObject({
 export type ForwardInputs = z.input<typeof ForwardInputs>;
 
 const Ids = z.custom<Tensor>((t) => t instanceof Object && 'dtype' in (t as object), 'a Tensor of token ids');
+/** The token ids a processor writes before and after one frame's visual tokens (setFrameText, encodeVideo). */
+const FrameText = z.strictObject({ before: z.array(z.int().nonnegative()).optional(), after: z.array(z.int().nonnegative()).optional() });
+export type FrameText = z.input<typeof FrameText>;
 /** The video of a call: frames [F, 3, S, S] (encoded in the call) or visual tokens [V, D] from encodeVideo. */
 const Video = { pixelValues: z.custom<Tensor>().optional(), videoTokens: z.custom<Tensor>().optional() };
 
@@ -192,9 +195,14 @@ export class VideoLM {
     return await this.#model.forward({ ...rest, pixelValues: frames });
   }
 
-  /** Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. */
-  encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>> {
-    return this.#model.encodeVideo(pixels);
+  /**
+   * Preprocessed frames [F, 3, S, S] -> the visual tokens [V, hidden] that replace the -200 id. `frameText`: this
+   * video's text around each frame (as setFrameText's; VideoLLaMA3's time stamps, which differ by video: session.ts
+   * videoLlama3FrameText), instead of the model's.
+   */
+  encodeVideo(pixels: Tensor, options: { frameText?: FrameText[] } = {}): Promise<Tensor<'float32'>> {
+    const { frameText } = parse(z.strictObject({ frameText: z.array(FrameText).optional() }), options, 'VideoLM.encodeVideo: options');
+    return frameText === undefined ? this.#model.encodeVideo(pixels) : this.#model.encodeVideo(pixels, frameText);
   }
 
   /**
@@ -212,9 +220,8 @@ export class VideoLM {
    * tokens, and videoTokenCount counts them; [] goes back to the frames' tokens alone. Synchronous: refused
    * (ERR_TPO_BUSY) while calls on the model run.
    */
-  setFrameText(frames: { before?: number[]; after?: number[] }[]): void {
-    const Ids = z.array(z.int().nonnegative()).optional();
-    const text = parse(z.array(z.strictObject({ before: Ids, after: Ids })), frames, 'VideoLM.setFrameText');
+  setFrameText(frames: FrameText[]): void {
+    const text = parse(z.array(FrameText), frames, 'VideoLM.setFrameText');
     this.#model.setFrameText(text);
     this.#hasFrameText = text.some((f) => (f.before?.length ?? 0) + (f.after?.length ?? 0) > 0);
   }

@@ -16,7 +16,8 @@
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
-import { smartResize } from '../video/video-llama3.js';
+import { smartResize } from '../video/processor-rules.js';
+import { Qwen25VLProcessorConfig, qwen25vlResizeTarget } from '../video/qwen2-5-vl.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -31,9 +32,11 @@ export interface TextShape {
 }
 
 export interface VisionShape {
-  /** videollama3: VideoLLaMA3's encoder over variable-size patch grids (no learned positions, no fixed image size). */
-  kind: 'siglip' | 'clip' | 'videollama3'; imageSize: number; patchSize: number; hidden: number; intermediate: number;
-  layers: number; heads: number; channels: number;
+  /** videollama3: VideoLLaMA3's encoder over variable-size patch grids (no learned positions, no fixed image size);
+   * internvl: InternViT (class token, learned positions, layer scale); qwen25vl: Qwen2.5-VL's windowed ViT (a
+   * Conv3d over temporal_patch_size frames, RMSNorm, SwiGLU, 2D RoPE; variable-size grids). */
+  kind: 'siglip' | 'clip' | 'videollama3' | 'internvl' | 'qwen25vl'; imageSize: number; patchSize: number; hidden: number;
+  intermediate: number; layers: number; heads: number; channels: number;
 }
 
 export interface MultimodalShape {
@@ -49,7 +52,17 @@ export interface VideoLlavaShape { selectLayers: number; projectorBias: boolean 
  * shared by the whole video, each merge x merge block of patch features averaged into one token. */
 export interface VideoLlama3Shape { mergeSize: number; minPixels: number; maxPixels: number }
 
-export type Architecture = 'qwen2' | 'llama' | 'llava_qwen' | 'video_llava' | 'video_llama_3';
+/** InternVL: InternViT's options that add parameters, pixel_shuffle's factor (1 / downsample_ratio) and the
+ * projector (LayerNorm, Linear, act, Linear over shuffle^2 x the tower's width). */
+export interface InternVLShape { shuffle: number; qkNorm: boolean; attentionBias: boolean; rmsNorm: boolean; finalNorm: boolean }
+
+/** Qwen2.5-VL: the patch merger (RMSNorm, then Linear, GELU, Linear over merge^2 patches to out_hidden_size), the
+ * temporal patch, and the video processor that sizes the frames (its video_preprocessor_config.json). */
+export interface Qwen25VLShape {
+  mergeSize: number; temporalPatchSize: number; outHidden: number; processor: z.output<typeof Qwen25VLProcessorConfig>;
+}
+
+export type Architecture = 'qwen2' | 'llama' | 'llava_qwen' | 'video_llava' | 'video_llama_3' | 'internvl' | 'qwen2_5_vl';
 
 export interface ModelShape {
   architecture: Architecture;
@@ -58,6 +71,8 @@ export interface ModelShape {
   mm?: MultimodalShape;
   videoLlava?: VideoLlavaShape;
   videoLlama3?: VideoLlama3Shape;
+  internvl?: InternVLShape;
+  qwen25vl?: Qwen25VLShape;
 }
 
 // The towers LLaVA-NeXT and LongVA name without a vision_config (native/model/config.cc known_tower).
@@ -102,6 +117,28 @@ const VideoLlavaFields = z.looseObject({
   tie_word_embeddings: z.boolean().optional(),
 });
 
+// InternVLVisionConfig, with its defaults (native/model/config.cc parse_internvl_vision); sizes an integer or
+// [height, width] (square: tpo's tower takes square frames).
+const SquareSize = z.union([Positive, z.tuple([Positive, Positive])])
+  .refine((v) => typeof v === 'number' || v[0] === v[1], "must be square (tpo's InternVL tower takes square frames)")
+  .transform((v) => (typeof v === 'number' ? v : v[0]));
+const InternVLVisionFields = z.looseObject({
+  image_size: SquareSize.default(448), patch_size: SquareSize.default(14), hidden_size: Positive.default(1024),
+  intermediate_size: Positive.default(4096), num_hidden_layers: Positive.default(24), num_attention_heads: Positive.default(16),
+  num_channels: Positive.default(3), norm_type: z.enum(['layer_norm', 'rms_norm']).default('layer_norm'),
+  use_qk_norm: z.boolean().default(false), attention_bias: z.boolean().default(false), use_mean_pooling: z.boolean().default(true),
+});
+const InternVLFields = z.looseObject({
+  downsample_ratio: z.number().positive().max(1).default(0.5), tie_word_embeddings: z.boolean().default(true),
+  text_config: z.looseObject({ model_type: z.enum(['qwen2', 'llama']).default('qwen2') }).optional(),
+});
+// Qwen2_5_VLVisionConfig, with its defaults.
+const Qwen25VLVisionFields = z.looseObject({
+  depth: Positive.default(32), hidden_size: Positive.default(3584), intermediate_size: Positive.default(3420),
+  num_heads: Positive.default(16), in_channels: Positive.default(3), patch_size: Positive.default(14),
+  spatial_merge_size: Positive.default(2), temporal_patch_size: Positive.default(2), out_hidden_size: Positive.default(3584),
+});
+
 /** VideoLLaMA3's video processor's pixel budget (video_preprocessor_config.json's size; transformers' defaults). */
 export interface VideoLlama3Budget { minPixels: number; maxPixels: number; mergeSize: number }
 const VIDEO_LLAMA3_BUDGET: VideoLlama3Budget = { minPixels: 128 * 28 * 28, maxPixels: 28 * 28 * 768, mergeSize: 2 };
@@ -133,13 +170,27 @@ function textConfigOf(config: Record<string, unknown>): [unknown, string] {
   return config.text_config !== undefined ? [config.text_config, 'text_config'] : [config, ''];
 }
 
+/** The video processor configs a dynamic-resolution model's frame sizes come from (config.json does not carry them). */
+export interface ProcessorBudgets {
+  /** VideoLLaMA3's pixel budget (its video_preprocessor_config.json); transformers' defaults when absent. */
+  videoLlama3?: Partial<VideoLlama3Budget>;
+  /** Qwen2.5-VL's video_preprocessor_config.json (lib/video/qwen2-5-vl.ts); Qwen2VLVideoProcessor's defaults when absent. */
+  qwen25vl?: Qwen25VLProcessorConfig;
+}
+
 /**
- * The shapes the planner needs from a config.json (Qwen2, LLaMA, LLaVA-Qwen, Video-LLaVA, VideoLLaMA3), as
- * native/model/config.cc reads them. `videoLlama3` is that model's video processor budget (its
- * video_preprocessor_config.json, which config.json does not carry); transformers' defaults when absent.
+ * The shapes the planner needs from a config.json (Qwen2, LLaMA, LLaVA-Qwen, Video-LLaVA, VideoLLaMA3, InternVL,
+ * Qwen2.5-VL), as native/model/config.cc reads them (Qwen2.5-VL: as transformers' Qwen2_5_VLConfig does, its text
+ * fields in text_config or, as transformers 4 wrote them, at the top level). `budgets`: the video processor configs
+ * of the dynamic-resolution models (a plain `Partial<VideoLlama3Budget>` is VideoLLaMA3's).
  */
-export function modelShape(config: unknown, source = 'config.json', videoLlama3: Partial<VideoLlama3Budget> = {}): ModelShape {
-  const root = parse(z.looseObject({ model_type: z.enum(['qwen2', 'llama', 'llava_qwen', 'llava', 'video_llava', 'video_llama_3']) }), config, source);
+export function modelShape(config: unknown, source = 'config.json', budgets: ProcessorBudgets | Partial<VideoLlama3Budget> = {}): ModelShape {
+  const root = parse(z.looseObject({
+    model_type: z.enum(['qwen2', 'llama', 'llava_qwen', 'llava', 'video_llava', 'video_llama_3', 'internvl', 'qwen2_5_vl']),
+  }), config, source);
+  const processors: ProcessorBudgets = 'videoLlama3' in budgets || 'qwen25vl' in budgets ? budgets as ProcessorBudgets
+    : { videoLlama3: budgets as Partial<VideoLlama3Budget> };
+  const videoLlama3 = processors.videoLlama3 ?? {};
   const c = config as Record<string, unknown>;
   if (root.model_type === 'qwen2' || root.model_type === 'llama') {
     return { architecture: root.model_type, text: textShape(config, source, root.model_type) };
@@ -164,6 +215,44 @@ export function modelShape(config: unknown, source = 'config.json', videoLlama3:
       layers: v.num_hidden_layers, heads: v.num_attention_heads, channels: v.num_channels,
     };
     return { architecture: 'video_llama_3', text, vision, videoLlama3: { ...VIDEO_LLAMA3_BUDGET, ...videoLlama3 } };
+  }
+  if (root.model_type === 'internvl') {
+    const f = parse(InternVLFields, config, source);
+    const text = textShape(c.text_config ?? {}, `${source}: text_config`, f.text_config?.model_type ?? 'qwen2');
+    text.tied = f.tie_word_embeddings;  // InternVLForConditionalGeneration ties by the top-level flag
+    const v = parse(InternVLVisionFields, c.vision_config ?? {}, `${source}: vision_config`);
+    const shuffle = Math.round(1 / f.downsample_ratio);
+    if (Math.abs(1 / f.downsample_ratio - shuffle) > 1e-9) throw new Error(`${source}: downsample_ratio (${f.downsample_ratio}) must be 1 / k for an integer k`);
+    const vision: VisionShape = {
+      kind: 'internvl', imageSize: v.image_size, patchSize: v.patch_size, hidden: v.hidden_size, intermediate: v.intermediate_size,
+      layers: v.num_hidden_layers, heads: v.num_attention_heads, channels: v.num_channels,
+    };
+    if (Math.floor(v.image_size / v.patch_size) % shuffle !== 0) {
+      throw new Error(`${source}: downsample_ratio (${f.downsample_ratio}) does not divide the tower's ${Math.floor(v.image_size / v.patch_size)}-patch grid`);
+    }
+    return {
+      architecture: 'internvl', text, vision,
+      internvl: { shuffle, qkNorm: v.use_qk_norm, attentionBias: v.attention_bias, rmsNorm: v.norm_type === 'rms_norm', finalNorm: !v.use_mean_pooling },
+    };
+  }
+  if (root.model_type === 'qwen2_5_vl') {
+    const [t, where] = textConfigOf(c);
+    const text = textShape(t, where ? `${source}: ${where}` : source, 'qwen2');
+    // Qwen2_5_VLConfig: untied unless the top level (or, as transformers 4 saved it, text_config) says tied
+    text.tied = (c.tie_word_embeddings as boolean | undefined) === true || text.tied;
+    const v = parse(Qwen25VLVisionFields, c.vision_config ?? {}, `${source}: vision_config`);
+    const vision: VisionShape = {
+      kind: 'qwen25vl', imageSize: 0, patchSize: v.patch_size, hidden: v.hidden_size, intermediate: v.intermediate_size,
+      layers: v.depth, heads: v.num_heads, channels: v.in_channels,
+    };
+    // The processor's patch, merge and temporal sizes are the tower's unless its config says otherwise.
+    const processor = parse(Qwen25VLProcessorConfig, {
+      patch_size: v.patch_size, merge_size: v.spatial_merge_size, temporal_patch_size: v.temporal_patch_size, ...processors.qwen25vl,
+    }, `${source}: the video processor config`);
+    return {
+      architecture: 'qwen2_5_vl', text, vision,
+      qwen25vl: { mergeSize: v.spatial_merge_size, temporalPatchSize: v.temporal_patch_size, outHidden: v.out_hidden_size, processor },
+    };
   }
   if (root.model_type === 'llava' && c.mm_video_tower !== undefined) {
     throw new Error(`${source}: the original Video-LLaVA layout; convert it with transformers' layout (model_type video_llava) to plan it`);
@@ -199,19 +288,51 @@ export function patchGrid(shape: ModelShape, frames: number, size: FrameSize = D
     const target = smartResize(size.height, size.width, vision.patchSize * b.mergeSize, b.minPixels, Math.floor(b.maxPixels / Math.max(1, frames)));
     return [target.height / vision.patchSize, target.width / vision.patchSize];
   }
+  if (shape.qwen25vl) {
+    const target = qwen25vlResizeTarget(size.height, size.width, Math.max(1, frames), shape.qwen25vl.processor);
+    return [target.height / vision.patchSize, target.width / vision.patchSize];
+  }
   const grid = Math.floor(vision.imageSize / vision.patchSize);
   return [grid, grid];
+}
+
+/** Temporal patches `frames` frames make: Qwen2.5-VL's frames in pairs (temporal_patch_size; the last repeated to
+ * fill one), every other model's one each. */
+export function temporalPatches(shape: ModelShape, frames: number): number {
+  return shape.qwen25vl ? Math.ceil(frames / shape.qwen25vl.temporalPatchSize) : frames;
+}
+
+/**
+ * The tokens of the text ModelSession writes around InternVL's frames (session.ts internvlFrameText, as
+ * InternVLProcessor does): `Frame{i}: <img>` before each, `</img>` after, a newline between: with InternVL3's
+ * Qwen2 tokenizer, "Frame", one token a digit, ":", " ", <img>, </img>, and "\n" from the second frame on.
+ */
+export function internvlFrameTextTokens(frames: number): number {
+  let n = 0;
+  for (let f = 1; f <= frames; f++) n += 5 + String(f).length + (f > 1 ? 1 : 0);
+  return n;
 }
 
 /**
  * Visual tokens `frames` frames become (video_lm.cc): LLaVA's pooling and newline tokens as the merge type places
  * them; Video-LLaVA's every patch and class token; VideoLLaMA3's merged grid, an upper bound (its token compression
- * drops the tokens of frames that barely change, which depends on the pixels).
+ * drops the tokens of frames that barely change, which depends on the pixels); InternVL's pixel-shuffled grid, with
+ * `frameText` the text ModelSession lays around each frame (internvlFrameTextTokens); Qwen2.5-VL's merged grid of
+ * each temporal patch (grid / merge^2, frames in pairs).
  */
-export function visualTokens(shape: ModelShape, frames: number, size: FrameSize = DEFAULT_FRAME_SIZE): number {
+export function visualTokens(shape: ModelShape, frames: number, size: FrameSize = DEFAULT_FRAME_SIZE, options: { frameText?: boolean } = {}): number {
   const { vision, mm } = shape;
   if (!vision) return 0;
   if (shape.videoLlava) return frames * (Math.floor(vision.imageSize / vision.patchSize) ** 2 + 1);
+  if (shape.internvl) {
+    const side = Math.floor(vision.imageSize / vision.patchSize) / shape.internvl.shuffle;
+    return frames * side * side + (options.frameText === false ? 0 : internvlFrameTextTokens(frames));
+  }
+  if (shape.qwen25vl) {
+    if (frames === 0) return 0;
+    const [rows, columns] = patchGrid(shape, frames, size);
+    return temporalPatches(shape, frames) * (rows * columns) / shape.qwen25vl.mergeSize ** 2;
+  }
   if (shape.videoLlama3) {
     const [rows, columns] = patchGrid(shape, frames, size);
     return frames * (rows / shape.videoLlama3.mergeSize) * (columns / shape.videoLlama3.mergeSize);
@@ -239,7 +360,26 @@ export function parameterCounts(shape: ModelShape): { language: number; vision: 
   const language = t.vocab * t.hidden + t.layers * layer + t.hidden + lmHead;
   let vision = 0, projector = 0;
   const v = shape.vision;
-  if (v) {
+  if (v && shape.internvl) {
+    const x = shape.internvl, h = v.hidden, grid = Math.floor(v.imageSize / v.patchSize);
+    // embeddings: the class token, the patch convolution (with a bias), learned positions (the class token's too)
+    const embed = h + v.channels * v.patchSize ** 2 * h + h + (grid * grid + 1) * h;
+    const norm = x.rmsNorm ? h : 2 * h;
+    const layer = 3 * h * h + (x.attentionBias ? 3 * h : 0) + h * h + h /* projection_layer */ + (x.qkNorm ? 2 * h : 0) +
+      2 * h * v.intermediate + v.intermediate + h /* mlp */ + 2 * norm + 2 * h /* lambda_1, lambda_2 */;
+    vision = embed + v.layers * layer + (x.finalNorm ? 2 * h : 0);
+    const wide = h * x.shuffle ** 2;
+    projector = 2 * wide + wide * t.hidden + t.hidden + t.hidden * t.hidden + t.hidden;
+  } else if (v && shape.qwen25vl) {
+    const q = shape.qwen25vl, h = v.hidden;
+    // patch_embed: a Conv3d without a bias; blocks: two RMSNorms, qkv and proj with biases, a SwiGLU MLP with biases
+    const embed = v.channels * q.temporalPatchSize * v.patchSize ** 2 * h;
+    const block = 2 * h + 3 * h * h + 3 * h + h * h + h + 3 * h * v.intermediate + 2 * v.intermediate + h;
+    vision = embed + v.layers * block;
+    // the merger: ln_q (RMSNorm), Linear(h m^2, h m^2), GELU, Linear(h m^2, out_hidden_size)
+    const wide = h * q.mergeSize ** 2;
+    projector = h + wide * wide + wide + wide * q.outHidden + q.outHidden;
+  } else if (v) {
     const grid = v.kind === 'videollama3' ? 0 : Math.floor(v.imageSize / v.patchSize);
     const clip = v.kind === 'clip';
     // The patch convolution (SigLIP's and VideoLLaMA3's with a bias, CLIP's with a class embedding instead), position
@@ -483,8 +623,10 @@ export function planMemory(shape: ModelShape, options: PlanRun): MemoryPlan {
       // input, hidden and output states of every frame at once.
       const v = shape.vision;
       const [rows, columns] = patchGrid(shape, run.frames, run.frameSize);
-      const patches = rows * columns + (v.kind === 'clip' ? 1 : 0);
-      const tower = run.frames * patches * (v.intermediate * 2 + v.hidden * 3) * compute;
+      const patches = rows * columns + (v.kind === 'clip' || v.kind === 'internvl' ? 1 : 0);
+      // (Qwen2.5-VL's tower sees temporal patches, and its SwiGLU MLP keeps gate, up and their product)
+      const mlp = v.kind === 'qwen25vl' ? 3 : 2;
+      const tower = temporalPatches(shape, run.frames) * patches * (v.intermediate * mlp + v.hidden * 3) * compute;
       if (tower > peak) [peak, phase] = [tower, 'the vision tower'];
     }
     return { checkpointing, terms: lm.terms, phase, bytes: peak };

@@ -28,7 +28,7 @@ import { fileDigest, modelDigest } from '../model/digest.js';
 import { prepareOutputDir } from '../paths.js';
 import { copyModelFiles } from '../model/files.js';
 import { isVideoError, ModelSession } from '../model/session.js';
-import { VideoLM } from '../model/video-lm.js';
+import { type FrameText, VideoLM } from '../model/video-lm.js';
 import { type NativePair, type PreferenceMetrics, type Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
@@ -194,8 +194,9 @@ export class Trainer extends EventEmitter<{
     const cached = this.#videos.get(path);
     if (cached) return { video: cached };
     let pixels: Tensor;
+    let frameText: FrameText[] | undefined;  // VideoLLaMA3's time stamps (ModelSession.pixels)
     try {
-      ({ pixels } = await session.pixels(path, { kind: 'uniform', frames: this.config.frames }));
+      ({ pixels, frameText } = await session.pixels(path, { kind: 'uniform', frames: this.config.frames }));
     } catch (error) {
       if (!isVideoError(error) || this.config.onVideoError === 'stop') throw error;
       const reason = `video: ${error.message}`;
@@ -210,7 +211,7 @@ export class Trainer extends EventEmitter<{
     const trainsTower = this.config.train.vision || this.config.train.projector ||
       (session.model.hasFrameText && this.#trainsLanguage());
     if (!trainsTower || this.#visualTokenCount === 0) {
-      const tokens = await session.model.encodeVideo(pixels);
+      const tokens = await session.model.encodeVideo(pixels, frameText ? { frameText } : {});
       this.#visualTokenCount = tokens.shape[0]!;
       if (!trainsTower) {
         pixels.dispose();

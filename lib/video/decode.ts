@@ -32,6 +32,32 @@ export const SamplePlan = z.discriminatedUnion('kind', [
 ]);
 export type SamplePlan = z.input<typeof SamplePlan>;
 
+/**
+ * The time (seconds) of each frame a plan decodes in the video those frames make, from their `times` in the source:
+ * a manipulated input is a video of its own, so a model whose processor writes frame times (VideoLLaMA3's
+ * "Time t:") is shown that video's, and the times say nothing its frames do not:
+ * - a segment kept (`range`): the times from the segment's start;
+ * - segments removed (`exclude`): each cut moves the times after it up by its length;
+ * - frames by index in another order (TimeWarp's shuffled scenes): the same frames' times in order, by position
+ *   (uniform sampling of the reordered video picks the same instants), so the times do not give the order away;
+ * - otherwise the frames' own times.
+ */
+export function shownTimes(plan: SamplePlan, times: readonly number[]): number[] {
+  const p = parse(SamplePlan, plan, 'shownTimes: plan');
+  if (p.kind === 'indices' || p.kind === 'timestamps') return [...times].sort((a, b) => a - b);
+  const start = p.range?.[0] ?? 0;
+  // the removed segments after the start, merged where they overlap
+  const cuts: [number, number][] = [];
+  for (const [s, e] of [...(p.exclude ?? [])].sort((a, b) => a[0] - b[0])) {
+    const from = Math.max(s, start);
+    if (e <= from) continue;
+    const last = cuts.at(-1);
+    if (last && from <= last[1]) last[1] = Math.max(last[1], e);
+    else cuts.push([from, e]);
+  }
+  return times.map((t) => t - start - cuts.reduce((gone, [s, e]) => gone + (e <= t ? e - s : 0), 0));
+}
+
 export const DecodeOptions = z.strictObject({
   /** Output width and height; give one to keep the aspect ratio, none for the video's own size. */
   width: z.number().int().positive().optional(),

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 import { parse } from '../validate.js';
 import { PreprocessorConfig } from './preprocess.js';
-import { readVideoProcessorFile } from './video-llama3.js';
+import { readVideoProcessorFile } from './processor-rules.js';
 
 /** sample_frames' options: num_frames or fps (mutually exclusive), initial_shift (true: half a step; a number). */
 const SampleOptions = z.strictObject({

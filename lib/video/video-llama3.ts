@@ -2,14 +2,12 @@
 // (sample_frames: `fps` frames a second within [min_frames, max_frames], or `num_frames`) and the size each frame is
 // resized to (smart_resize: both sides multiples of patch_size x merge_size, the area within [min_pixels,
 // max_pixels / frames], the aspect ratio kept). Numbers only: the decoding and the resize itself are native.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { z } from 'zod';
 
 import type { Tensor } from '../native.js';
-import { checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
 import { preprocessFrames } from './preprocess.js';
+import { readVideoProcessorFile, sampleFrames, smartResize } from './processor-rules.js';
 
 const Positive = z.number().int().positive();
 
@@ -37,38 +35,6 @@ export const VideoLlama3ProcessorConfig = z.object({
 });
 export type VideoLlama3ProcessorConfig = z.input<typeof VideoLlama3ProcessorConfig>;
 
-function argumentError(message: string): Error {
-  return Object.assign(new RangeError(message), { code: 'ERR_TPO_ARGUMENT' });
-}
-
-/** Python's round(): halves to the even neighbour. */
-function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (diff > 0.5) return floor + 1;
-  if (diff < 0.5) return floor;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
-
-/** smart_resize(height, width, factor, min_pixels, max_pixels) as transformers computes it. */
-export function smartResize(height: number, width: number, factor: number, minPixels: number, maxPixels: number): { height: number; width: number } {
-  if (Math.max(height, width) / Math.min(height, width) > 200) {
-    throw argumentError(`VideoLLaMA3 resize: absolute aspect ratio must be smaller than 200, got ${Math.max(height, width) / Math.min(height, width)}`);
-  }
-  let h = roundHalfEven(height / factor) * factor;
-  let w = roundHalfEven(width / factor) * factor;
-  if (h * w > maxPixels) {
-    const beta = Math.sqrt((height * width) / maxPixels);
-    h = Math.max(factor, Math.floor(height / beta / factor) * factor);
-    w = Math.max(factor, Math.floor(width / beta / factor) * factor);
-  } else if (h * w < minPixels) {
-    const beta = Math.sqrt(minPixels / (height * width));
-    h = Math.ceil((height * beta) / factor) * factor;
-    w = Math.ceil((width * beta) / factor) * factor;
-  }
-  return { height: h, width: w };
-}
-
 /** The size VideoLLaMA3's processor resizes every frame of a `frames`-frame video of height x width to. */
 export function videoLlama3ResizeTarget(height: number, width: number, frames: number, config: VideoLlama3ProcessorConfig = {}): { height: number; width: number } {
   const c = parse(VideoLlama3ProcessorConfig, config, 'videoLlama3ResizeTarget: config');
@@ -76,7 +42,7 @@ export function videoLlama3ResizeTarget(height: number, width: number, frames: n
   const minPixels = c.min_pixels ?? c.size.shortest_edge;
   const maxPixels = c.max_pixels ?? c.size.longest_edge;
   // ("diff from Qwen!": the pixel budget is the whole video's, shared by its frames)
-  return smartResize(height, width, c.patch_size * c.merge_size, minPixels, Math.floor(maxPixels / frames));
+  return smartResize(height, width, c.patch_size * c.merge_size, minPixels, Math.floor(maxPixels / frames), 'VideoLLaMA3');
 }
 
 /**
@@ -89,47 +55,13 @@ export function videoLlama3FrameIndices(
 ): number[] {
   const c = parse(VideoLlama3ProcessorConfig, config, 'videoLlama3FrameIndices: config');
   parse(Positive, totalFrames, 'videoLlama3FrameIndices: totalFrames');
-  if (c.fps !== undefined && c.num_frames !== undefined) throw argumentError('VideoLLaMA3 sampling: num_frames and fps are mutually exclusive');
-  const tps = c.temporal_patch_size;
-  let frames: number | undefined;
-  if (c.num_frames !== undefined) {
-    frames = roundHalfEven(c.num_frames / tps) * tps;
-  } else if (c.fps !== undefined) {
-    if (videoFps === undefined || !(videoFps > 0)) throw argumentError('VideoLLaMA3 sampling: fps sampling needs the video\'s frame rate');
-    const maxFrames = Math.floor(Math.min(c.max_frames, totalFrames) / tps) * tps;
-    const wanted = (totalFrames / videoFps) * c.fps;
-    frames = Math.floor(Math.min(Math.max(wanted, c.min_frames), maxFrames, totalFrames) / tps) * tps;
-  }
-  if (frames === undefined) return Array.from({ length: totalFrames }, (_, i) => i);
-  if (frames > totalFrames) {
-    throw argumentError(`VideoLLaMA3 sampling: ${frames} frames asked of a video of ${totalFrames}; ask for fewer frames or a lower fps`);
-  }
-  if (frames < 1) throw argumentError(`VideoLLaMA3 sampling: ${frames} frames (num_frames or fps too low for temporal_patch_size ${tps})`);
-  const step = totalFrames / frames;
-  const count = Math.ceil(totalFrames / step);
-  return Array.from({ length: count }, (_, i) => Math.trunc(Math.fround(i * step)));
+  return sampleFrames(totalFrames, videoFps, c, 'VideoLLaMA3');
 }
 
 /** Reads a VideoLLaMA3 folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file. */
 export async function loadVideoLlama3ProcessorConfig(dir: string): Promise<z.output<typeof VideoLlama3ProcessorConfig>> {
   const { file, json } = await readVideoProcessorFile(dir);
   return parse(VideoLlama3ProcessorConfig, json, file);
-}
-
-/** A folder's video_preprocessor_config.json (else preprocessor_config.json), parsed; errors name the file. */
-export async function readVideoProcessorFile(dir: string): Promise<{ file: string; json: unknown }> {
-  let file = join(dir, 'video_preprocessor_config.json');
-  try {
-    try {
-      checkInputFile(file, 'a video processor config');
-    } catch {
-      file = join(dir, 'preprocessor_config.json');
-      checkInputFile(file, 'a video processor config');
-    }
-    return { file, json: JSON.parse(await readFile(file, 'utf8')) };
-  } catch (error) {
-    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
-  }
 }
 
 /**

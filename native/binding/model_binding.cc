@@ -198,18 +198,22 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [](Napi::Env env, NamedOutputs out) -> Napi::Value { return outputs_to_js(env, std::move(out)); });
   }
 
+  // encodeVideo(pixels, frameText?): frameText [{before, after}, ...] is this call's text around each frame
+  // (VideoLLaMA3's time stamps, which differ by video); without it, the model's (setFrameText).
   Napi::Value encode_video(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
     auto shared = live(env);
     torch::Tensor pixels = TensorHandle::unwrap(env, cb[0], "Model.encodeVideo: pixels");
     if (!shared->model->lm || !shared->model->lm->has_vision())
       throw_argument_error(env, "Model.encodeVideo: this model has no vision tower");
+    std::optional<std::vector<model::VideoLMImpl::FrameText>> text;
+    if (cb.Length() > 1 && !cb[1].IsUndefined()) text = frame_text_arg(env, cb[1], "Model.encodeVideo: frameText");
     return run_async(
         env, "Model.encodeVideo",
-        [call = ModelCall(shared), pixels] {
+        [call = ModelCall(shared), pixels, text] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return call.model().lm->encode_video(pixels).tokens;
+          return call.model().lm->encode_video(pixels, text ? &*text : nullptr).tokens;
         },
         [](Napi::Env env, torch::Tensor tokens) -> Napi::Value { return TensorHandle::wrap(env, std::move(tokens)); });
   }
@@ -228,15 +232,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     })));
   }
 
-  // setFrameText([{before, after}, ...]): InternVL's text around each frame's visual tokens, as token ids
+  // setFrameText([{before, after}, ...]): InternVL's (or VideoLLaMA3's) text around each frame's visual tokens, as token ids
   // (model::VideoLMImpl::set_frame_text); [] clears it. Changes the model: refused while calls run.
-  Napi::Value set_frame_text(const Napi::CallbackInfo& cb) {
-    Napi::Env env = cb.Env();
-    auto shared = live(env);
-    const std::string what = "Model.setFrameText";
-    if (!shared->model->lm) throw_argument_error(env, what + ": a vision tower has no frame text");
-    if (!cb[0].IsArray()) throw_argument_error(env, what + ": expected an array of {before, after} id lists, one per frame");
-    const auto list = cb[0].As<Napi::Array>();
+  // [{before, after}, ...]: token ids around each frame.
+  static std::vector<model::VideoLMImpl::FrameText> frame_text_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
+    if (!value.IsArray()) throw_argument_error(env, what + ": expected an array of {before, after} id lists, one per frame");
+    const auto list = value.As<Napi::Array>();
     std::vector<model::VideoLMImpl::FrameText> text;
     for (uint32_t i = 0; i < list.Length(); ++i) {
       const std::string item = what + ": frame " + std::to_string(i + 1);
@@ -251,6 +252,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
       text.push_back(std::move(t));
     }
+    return text;
+  }
+
+  Napi::Value set_frame_text(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    const std::string what = "Model.setFrameText";
+    if (!shared->model->lm) throw_argument_error(env, what + ": a vision tower has no frame text");
+    auto text = frame_text_arg(env, cb[0], what);
     const auto lock = lock_idle(env, *shared, what);
     guarded(env, what.c_str(), [&] {
       shared->model->lm->set_frame_text(std::move(text));

@@ -207,9 +207,9 @@ torch::Tensor project_features(torch::nn::Sequential& projector, const torch::Te
 
 }  // namespace
 
-void VideoLMImpl::set_frame_text(std::vector<FrameText> text) {
-  if (!internvl && !text.empty())
-    throw std::invalid_argument("frame text is InternVL's video layout; this model lays its frames' tokens out itself");
+void VideoLMImpl::check_frame_text(const std::vector<FrameText>& text) const {
+  if (!internvl && !video_llama3 && !text.empty())
+    throw std::invalid_argument("frame text is InternVL's and VideoLLaMA3's video layout; this model lays its frames' tokens out itself");
   const int64_t vocab = config_.text->vocab_size;
   for (size_t f = 0; f < text.size(); ++f)
     for (const auto* ids : {&text[f].before, &text[f].after})
@@ -217,20 +217,47 @@ void VideoLMImpl::set_frame_text(std::vector<FrameText> text) {
         if (id < 0 || id >= vocab)
           throw std::invalid_argument("frame text of frame " + std::to_string(f + 1) + " holds id " + std::to_string(id) +
                                       ", outside the vocabulary [0, " + std::to_string(vocab) + ")");
+}
+
+void VideoLMImpl::set_frame_text(std::vector<FrameText> text) {
+  check_frame_text(text);
   frame_text_ = std::move(text);
 }
 
-int64_t VideoLMImpl::frame_text_tokens(int64_t frames) const {
-  if (frame_text_.empty() || frames <= 0) return 0;
-  if (frames > static_cast<int64_t>(frame_text_.size()))
-    throw std::invalid_argument("the frame text is set for " + std::to_string(frame_text_.size()) + " frames; the video has " +
+namespace {
+
+// The tokens of `text` for the first `frames` frames (0 when there is none).
+int64_t count_frame_text(const std::vector<VideoLMImpl::FrameText>& text, int64_t frames) {
+  if (text.empty() || frames <= 0) return 0;
+  if (frames > static_cast<int64_t>(text.size()))
+    throw std::invalid_argument("the frame text is set for " + std::to_string(text.size()) + " frames; the video has " +
                                 std::to_string(frames));
   int64_t n = 0;
   for (int64_t f = 0; f < frames; ++f) {
-    const FrameText& t = frame_text_[static_cast<size_t>(f)];
+    const VideoLMImpl::FrameText& t = text[static_cast<size_t>(f)];
     n += static_cast<int64_t>(t.before.size() + t.after.size());
   }
   return n;
+}
+
+}  // namespace
+
+int64_t VideoLMImpl::frame_text_tokens(int64_t frames) const { return count_frame_text(frame_text_, frames); }
+
+torch::Tensor VideoLMImpl::with_frame_text(const std::vector<torch::Tensor>& frames, const std::vector<FrameText>& text) {
+  count_frame_text(text, static_cast<int64_t>(frames.size()));  // (enough frames of text)
+  std::vector<torch::Tensor> parts;
+  const auto device = model->embed_tokens->weight.device();
+  const auto embed_ids = [&](const std::vector<int64_t>& ids, const torch::Tensor& like) {
+    return model->embed_tokens(torch::tensor(ids, torch::kInt64).to(device)).to(like.scalar_type());
+  };
+  for (size_t f = 0; f < frames.size(); ++f) {
+    const FrameText& t = text[f];
+    if (!t.before.empty()) parts.push_back(embed_ids(t.before, frames[f]));
+    parts.push_back(frames[f]);
+    if (!t.after.empty()) parts.push_back(embed_ids(t.after, frames[f]));
+  }
+  return torch::cat(parts, 0);
 }
 
 torch::Tensor VideoLMImpl::lm_head_weight() const {
@@ -238,9 +265,11 @@ torch::Tensor VideoLMImpl::lm_head_weight() const {
 }
 
 VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid,
-                                              const torch::Tensor& compression_mask) {
+                                              const torch::Tensor& compression_mask, const std::vector<FrameText>* frame_text) {
   if (!video_llama3) throw std::invalid_argument("video grids (video_grid_thw) are VideoLLaMA3's input; this model takes frames");
   check_patch_grid(patches, grid);
+  if (frame_text) check_frame_text(*frame_text);
+  const std::vector<FrameText>& text = frame_text ? *frame_text : frame_text_;
   const auto device = model->embed_tokens->weight.device();
   const int64_t tokens = grid.t * (grid.h / grid.merge) * (grid.w / grid.merge);
   torch::Tensor kept;
@@ -253,7 +282,7 @@ VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, cons
     kept = video_llama3_compression_mask(patches.to(device, torch::kFloat32), grid);
   }
   // Before the tower runs (its activations are the big allocation): the kept tokens are known from the mask.
-  const int64_t kept_count = kept.defined() ? kept.sum().item<int64_t>() : tokens;
+  const int64_t kept_count = (kept.defined() ? kept.sum().item<int64_t>() : tokens) + count_frame_text(text, grid.t);
   if (kept_count > config_.text->max_position_embeddings)
     throw std::invalid_argument(std::to_string(grid.t) + " frames make " + std::to_string(kept_count) +
                                 " visual tokens, more than max_position_embeddings (" +
@@ -269,18 +298,28 @@ VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, cons
   out.pooled = out.projected;
   out.kept = kept.defined() ? kept : torch::ones({out.projected.size(0)}, torch::TensorOptions().dtype(torch::kBool).device(device));
   out.tokens = kept.defined() ? out.projected.index({kept}) : out.projected;
+  if (!text.empty()) {
+    // Each frame's kept tokens after its text, as VideoLlama3Processor.replace_video_token writes a video.
+    const int64_t per_frame = (grid.h / grid.merge) * (grid.w / grid.merge);
+    std::vector<torch::Tensor> frames;
+    for (int64_t f = 0; f < grid.t; ++f)
+      frames.push_back(out.projected.narrow(0, f * per_frame, per_frame).index({out.kept.narrow(0, f * per_frame, per_frame)}));
+    out.tokens = with_frame_text(frames, text);
+  }
   return out;
 }
 
-VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
+VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text) {
   if (!has_vision()) throw std::invalid_argument("this model has no vision tower");
+  if (frame_text) check_frame_text(*frame_text);
+  const std::vector<FrameText>& text = frame_text ? *frame_text : frame_text_;
   if (video_llama3) {
     // VideoLlama3VideoProcessor's patchify of already resized and normalised frames (temporal_patch_size 1).
     const VisionConfig& v = *config_.vision;
     const int64_t m = config_.mm->merge_size;
     const auto patches = video_llama3_patchify(pixel_values, v.patch_size, m);
     const PatchGrid grid{pixel_values.size(0), pixel_values.size(2) / v.patch_size, pixel_values.size(3) / v.patch_size, m};
-    return encode_video_patches(patches, grid, {});
+    return encode_video_patches(patches, grid, {}, &text);
   }
   const VisionConfig& vision = *config_.vision;
   const MultimodalConfig& mm = *config_.mm;
@@ -289,7 +328,7 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
                                 std::to_string(vision.image_size) + "]");
   // Before the tower runs (its activations are the big allocation): visual tokens the language model could
   // never place are an error now, not after minutes of encoding.
-  const int64_t tokens = video_token_count(config_, pixel_values.size(0)) + frame_text_tokens(pixel_values.size(0));
+  const int64_t tokens = video_token_count(config_, pixel_values.size(0)) + count_frame_text(text, pixel_values.size(0));
   if (tokens > config_.text->max_position_embeddings)
     throw std::invalid_argument(std::to_string(pixel_values.size(0)) + " frames make " + std::to_string(tokens) +
                                 " visual tokens, more than max_position_embeddings (" +
@@ -307,21 +346,13 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values) {
                                        {features})[0]
                         : project(features);
     out.pooled = out.projected;
-    if (frame_text_.empty()) {
+    if (text.empty()) {
       out.tokens = out.projected.reshape({-1, out.projected.size(2)});
       return out;
     }
-    std::vector<torch::Tensor> parts;
-    const auto embed_ids = [&](const std::vector<int64_t>& ids) {
-      return model->embed_tokens(torch::tensor(ids, torch::kInt64).to(device)).to(out.projected.scalar_type());
-    };
-    for (int64_t f = 0; f < out.projected.size(0); ++f) {
-      const FrameText& text = frame_text_[static_cast<size_t>(f)];
-      if (!text.before.empty()) parts.push_back(embed_ids(text.before));
-      parts.push_back(out.projected[f]);
-      if (!text.after.empty()) parts.push_back(embed_ids(text.after));
-    }
-    out.tokens = torch::cat(parts, 0);
+    std::vector<torch::Tensor> frames;
+    for (int64_t f = 0; f < out.projected.size(0); ++f) frames.push_back(out.projected[f]);
+    out.tokens = with_frame_text(frames, text);
     return out;
   }
   const int64_t layers = vision_layers_to_run(vision, mm);

@@ -105,13 +105,21 @@ class VideoLMImpl : public torch::nn::Module {
   VisionTransformerImpl& video_tower();
   void set_vision_gradient_checkpointing(bool on);
 
+  // The text a processor writes around each frame's visual tokens, as token ids per frame (see set_frame_text).
+  struct FrameText {
+    std::vector<int64_t> before, after;
+  };
+
   // Frames (already preprocessed, [F, 3, S, S]; VideoLLaMA3: [F, 3, H, W], H and W multiples of patch x merge)
-  // to the visual tokens that replace the -200 id.
-  VideoTokens encode_video(const torch::Tensor& pixel_values);
+  // to the visual tokens that replace the -200 id. `frame_text`: this call's text around each frame (VideoLLaMA3's
+  // time stamps differ by video); nullptr: the model's (set_frame_text).
+  VideoTokens encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text = nullptr);
   // VideoLLaMA3 in transformers' form: pixel_values_videos [t*h*w, 3*p*p] (its processor's patches), grid
   // (video_grid_thw, video_merge_sizes) and video_compression_mask ([t*h/m*w/m] bool; undefined: the
-  // processor's rule when config's token_compression, else every token).
-  VideoTokens encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid, const torch::Tensor& compression_mask);
+  // processor's rule when config's token_compression, else every token). With frame text, each frame's kept tokens
+  // between its text.
+  VideoTokens encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid, const torch::Tensor& compression_mask,
+                                   const std::vector<FrameText>* frame_text = nullptr);
   // input_ids: [B, L] with the image id once per row (tpo's placeholder, -200), or, for Video-LLaVA and VideoLLaMA3,
   // transformers' video token id once per visual token (Video-LLaVA's processor expands <video> so; VideoLLaMA3's
   // puts each frame's kept tokens after its time stamp).
@@ -125,13 +133,11 @@ class VideoLMImpl : public torch::nn::Module {
                    const torch::Tensor& video_tokens, bool output_hidden_states = false);
   torch::Tensor lm_head_weight() const;
 
-  // InternVL: the text InternVLProcessor writes around each frame's visual tokens ("Frame1: <img>" ... "</img>",
-  // frames joined by "\n"), as token ids per frame (the tokenizer's, so set by the caller). With it set,
+  // InternVL and VideoLLaMA3: the text their processors write around each frame's visual tokens (InternVL's
+  // "Frame1: <img>" ... "</img>", frames joined by "\n"; VideoLLaMA3's "Time 0.0s:" before each frame's kept
+  // tokens, frames joined by ","), as token ids per frame (the tokenizer's, so set by the caller). With it set,
   // encode_video's tokens hold those ids' embeddings around each frame's tokens, so one -200 placeholder stands for
   // the processor's whole video layout; without it (the default), the frames' tokens follow one another.
-  struct FrameText {
-    std::vector<int64_t> before, after;
-  };
   void set_frame_text(std::vector<FrameText> text);
   // The text's tokens for the first `frames` frames (0 when none is set).
   int64_t frame_text_tokens(int64_t frames) const;
@@ -146,6 +152,10 @@ class VideoLMImpl : public torch::nn::Module {
  private:
   ModelConfig config_;
   std::vector<FrameText> frame_text_;
+  // Ids outside the vocabulary, or a model that lays its frames out itself, are an error.
+  void check_frame_text(const std::vector<FrameText>& text) const;
+  // Each frame's tokens [n_f, D] with the embeddings of its text around them, one after the other.
+  torch::Tensor with_frame_text(const std::vector<torch::Tensor>& frames, const std::vector<FrameText>& text);
 };
 TORCH_MODULE(VideoLM);
 

@@ -79,8 +79,8 @@ describe('InternVL parity with transformers (InternVLForConditionalGeneration)',
     // more frames than the text is set for; ids outside the vocabulary; another architecture
     await assert.rejects(model.encodeVideo(tensor(new Float32Array(4 * 3 * 16 * 16), [4, 3, 16, 16])), /the frame text is set for 3 frames; the video has 4/);
     assert.throws(() => model.setFrameText([{ before: [64] }]), /frame text of frame 1 holds id 64, outside the vocabulary \[0, 64\)/);
-    using other = await VideoLM.load(join(FIXTURES, 'hf', 'video_llama3'));
-    assert.throws(() => other.setFrameText(INTERNVL_FIXTURE_FRAME_TEXT), /frame text is InternVL's video layout/);
+    using other = await VideoLM.load(join(FIXTURES, 'hf', 'video_llava'));
+    assert.throws(() => other.setFrameText(INTERNVL_FIXTURE_FRAME_TEXT), /frame text is InternVL's and VideoLLaMA3's video layout/);
     model.setFrameText([]);
     assert.equal(model.videoTokenCount(3), 12);
   });

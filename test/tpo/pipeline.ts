@@ -1,6 +1,7 @@
 // The pipeline run each architecture's test goes through: the synthetic world's tiny model of that architecture
-// (random weights saved in its folder), then `tpo generate` (TPO's pairs, no judge), `tpo train` (TPO with LoRA,
-// 2 steps) and `tpo eval` (4 questions) as the command line runs them.
+// (random weights saved in its folder), then `tpo generate` (TPO's pairs, no judge; and TimeWarp's: the scenes
+// shuffled, the frames corrupted), `tpo train` (TPO with LoRA, 2 steps) and `tpo eval` (4 questions) as the command
+// line runs them.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ export async function runPipeline(dir: string, modelDir: string, frames?: number
   run(['generate', '--config', genConfig]);
   const pairs = lines(pairsFile);
   assert.ok(pairs.length >= 2, `pairs kept: ${pairs.length}`);
+  const timewarp = runTimeWarp(dir, modelDir, run);
 
   const runConfig = join(dir, 'run.json');
   writeFileSync(runConfig, JSON.stringify({
@@ -58,5 +60,38 @@ export async function runPipeline(dir: string, modelDir: string, frames?: number
   const results = JSON.parse(run(['eval', '--model', modelDir, '--adapter', adapter, '--benchmark',
     join(dir, 'test-benchmark.jsonl'), '--limit', '4', ...(frames ? ['--frames', String(frames)] : []), '--json']));
   assert.equal(results.results.n, 4);
-  return { pairs, results };
+  return { pairs, results, timewarp };
+}
+
+/**
+ * TimeWarp's manipulations through `tpo generate` (no judge): explicit (the order questions answered from the
+ * frames in true order and with the video's scenes shuffled, the world's annotations giving the scenes) and
+ * implicit (the same frames clean and corrupted). Each must answer from the frames its plan says.
+ */
+function runTimeWarp(dir: string, modelDir: string, run: (args: string[]) => string) {
+  const out: Record<'explicit' | 'implicit', any[]> = { explicit: [], implicit: [] };
+  for (const kind of ['explicit', 'implicit'] as const) {
+    const file = join(dir, `timewarp-${kind}`, 'pairs.jsonl');
+    const config = join(dir, `timewarp-${kind}.json`);
+    writeFileSync(config, JSON.stringify({
+      model: modelDir, questions: join(dir, 'train-benchmark.jsonl'), annotations: join(dir, 'train-annotations.jsonl'),
+      out: file, manipulation: `timewarp-${kind}`, maxNewTokens: 4, judge: 'none', temperature: 1, seed: 7, targetPairs: 4,
+    }));
+    run(['generate', '--config', config]);
+    const records = [...lines(file), ...lines(`${file}.dropped.jsonl`)].filter((r) => r.frames);
+    assert.ok(records.length > 0, `timewarp-${kind}: no question answered`);
+    for (const r of records) {
+      assert.equal(r.manipulation, `timewarp-${kind}`);
+      if (kind === 'explicit') {
+        // the same frames, the scenes in another order
+        assert.deepEqual([...r.frames.dispreferred].sort((a: number, b: number) => a - b), r.frames.preferred);
+        assert.notDeepEqual(r.frames.dispreferred, r.frames.preferred);
+        assert.ok(Array.isArray(r.sceneOrder) && r.sceneOrder.length >= 2, JSON.stringify(r.sceneOrder));
+      } else {
+        assert.deepEqual(r.frames.dispreferred, r.frames.preferred);
+      }
+    }
+    out[kind] = records;
+  }
+  return out;
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans } from '../../lib/tpo/plans.js';
 import { corruptFrames } from '../../lib/video/corrupt.js';
-import { decodeVideo } from '../../lib/video/decode.js';
+import { decodeVideo, shownTimes } from '../../lib/video/decode.js';
 import { removeDir, tempDir } from '../helpers.js';
 
 describe('TPO manipulated inputs', function () {
@@ -64,6 +64,26 @@ describe('TPO manipulated inputs', function () {
     }
     assert.throws(() => shuffledScenePlans([[0, 20]], { frameCount: 200, fps: 10 }, 16, 0), /at least two scenes/);
     assert.throws(() => shuffledScenePlans([[0, 19.9], [19.95, 20]], { frameCount: 200, fps: 10 }, 4, 0), /shuffling needs two/);
+  });
+
+  it('each input shows its own video\'s times (shownTimes): a kept segment from 0, a cut closed up, shuffled scenes at the true order\'s times', async () => {
+    const times = (d: { indices: number[] }) => d.indices.map((i) => i / 10);
+    const { preferred, dispreferred } = localizedPlans([6, 9], 8);
+    const inside = shownTimes(preferred, times(await decodeVideo(video, preferred)));
+    assert.ok(inside[0]! < 0.1 && inside.every((t) => t >= 0 && t < 3), `${inside}`);
+    const source = times(await decodeVideo(video, dispreferred));
+    const outside = shownTimes(dispreferred, source);
+    // 20 s less the 3 s cut: the frames after 9 s move up by 3 s, the ones before stay
+    assert.deepEqual(outside, source.map((t) => (t >= 9 ? t - 3 : t)));
+    assert.ok(outside.at(-1)! < 17 && outside.every((t, k) => k === 0 || t > outside[k - 1]!));
+    const scenes: [number, number][] = [[0, 5], [5, 14], [14, 20]];
+    const plans = shuffledScenePlans(scenes, { frameCount: 200, fps: 10 }, 16, 3);
+    const truth = times(await decodeVideo(video, plans.preferred));
+    const shuffled = times(await decodeVideo(video, plans.dispreferred));
+    assert.notDeepEqual(shuffled, truth);
+    assert.deepEqual(shownTimes(plans.dispreferred, shuffled), shownTimes(plans.preferred, truth));
+    assert.deepEqual(shownTimes(plans.preferred, truth), truth);
+    assert.deepEqual(shownTimes({ kind: 'uniform', frames: 3, range: [2, 10], exclude: [[4, 6], [5, 7], [0, 1]] }, [2, 3, 8, 9.5]), [0, 1, 3, 4.5]);
   });
 
   it('TimeWarp implicit: the same frames, corrupted the same way for a seed, untouched at scale 1 without jitter', async () => {

@@ -30,4 +30,13 @@ describe('VideoLLaMA3 training', function () {
     const inputs = (await readSafetensors(join(FIXTURE, 'inputs.safetensors'))).tensors;
     await assertSavingsHold(policy, inputs.frames!, GRADIENTS);
   });
+
+  it('the same with its processor\'s time stamps before each frame\'s kept tokens (frame text)', async () => {
+    using policy = await VideoLM.load(FIXTURE);
+    const inputs = (await readSafetensors(join(FIXTURE, 'inputs.safetensors'))).tensors;
+    const frames = inputs.frames!.shape[0]!;
+    // the fixture's stand-ins: TIME (40) before each frame, COMMA (41) between frames
+    policy.setFrameText(Array.from({ length: frames }, (_, f) => ({ before: f ? [41, 40] : [40] })));
+    await assertSavingsHold(policy, inputs.frames!, GRADIENTS);
+  });
 });

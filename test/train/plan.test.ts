@@ -1,14 +1,16 @@
 // lib/train/plan.ts and `tpo plan`: the memory planner against tpo's own models and measured peaks.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { tensor } from '../../lib/tensor.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
-import { modelShape, parameterCounts, parseGpus, planMemory, visualTokens } from '../../lib/train/plan.js';
-import { FIXTURES, ROOT } from '../helpers.js';
+import { internvlFrameText } from '../../lib/model/session.js';
+import { worldTokenizer } from '../../lib/synthetic/tokenizer.js';
+import { internvlFrameTextTokens, modelShape, parameterCounts, parseGpus, planMemory, visualTokens } from '../../lib/train/plan.js';
+import { FIXTURES, removeDir, ROOT, tempDir } from '../helpers.js';
 import { type MeasureCase, measureStepPeak } from './plan-measure.js';
 
 const HF = join(FIXTURES, 'hf');
@@ -79,6 +81,63 @@ describe('memory planner', function () {
     assert.equal(visualTokens(real, 16), 16 * 5 * 9);
   });
 
+  it('counts InternVL (InternViT, pixel_shuffle, its projector; Qwen2 or LLaMA) as the native model has them', async () => {
+    for (const name of ['internvl', 'internvl_variant']) {
+      const config = JSON.parse(readFileSync(join(HF, name, 'config.json'), 'utf8'));
+      const shape = modelShape(config);
+      const counts = parameterCounts(shape);
+      using model = await VideoLM.load(join(HF, name));
+      assert.equal(counts.language + counts.vision + counts.projector, model.info.parameters, name);
+      const pixels = (await readSafetensors(join(HF, name, 'inputs.safetensors'))).tensors.pixel_values!;
+      const frames = pixels.shape[0]!;
+      // the tower's tokens alone (no frame text set), then with text of the lengths ModelSession's has around them
+      assert.equal(visualTokens(shape, frames, undefined, { frameText: false }), (await model.encodeVideo(pixels)).shape[0], name);
+      const text = internvlFrameText(worldTokenizer('internvl'), frames);
+      model.setFrameText(text.map(({ before, after }) => ({ before: before.map(() => 1), after: after.map(() => 2) })));
+      assert.equal(visualTokens(shape, frames), (await model.encodeVideo(pixels)).shape[0], name);
+      assert.equal(visualTokens(shape, frames), model.videoTokenCount(frames), name);
+    }
+    // The frame text's length: the world's tokenizer writes "FrameN: " as Qwen2's does for N < 10 ("Frame", "N",
+    // ":", " "); from frame 10 on Qwen2's writes a token a digit.
+    const tokenizer = worldTokenizer('internvl');
+    for (const frames of [1, 2, 9]) {
+      assert.equal(internvlFrameText(tokenizer, frames).reduce((n, t) => n + t.before.length + t.after.length, 0), internvlFrameTextTokens(frames));
+    }
+    assert.equal(internvlFrameTextTokens(12) - internvlFrameTextTokens(9), 3 * (5 + 2 + 1));
+    // InternVL3's 448 x 448 frames of 14 x 14 patches, pixel-shuffled by 2: 256 tokens a frame
+    const internvl3 = { model_type: 'internvl', text_config: { model_type: 'qwen2', vocab_size: 151674, hidden_size: 896,
+      intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2 } };
+    assert.equal(visualTokens(modelShape(internvl3), 16, undefined, { frameText: false }), 16 * 256);
+    assert.throws(() => modelShape({ ...internvl3, downsample_ratio: 0.3 }), /downsample_ratio \(0.3\) must be 1 \/ k/);
+    assert.throws(() => modelShape({ ...internvl3, vision_config: { image_size: [448, 224] } }), /vision_config: image_size: .*square/);
+  });
+
+  it("counts Qwen2.5-VL as transformers builds it, and its video tokens as its processor makes them", () => {
+    const dir = join(HF, 'qwen2_5_vl_processor');
+    const reference = JSON.parse(readFileSync(join(dir, 'plan_counts.json'), 'utf8'));
+    const cases = [
+      { name: 'tiny', config: JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), counts: reference.tiny.counts },
+      { name: 'qwen2.5-vl-7b', config: reference['qwen2.5-vl-7b'].config, counts: reference['qwen2.5-vl-7b'].counts },
+    ];
+    for (const c of cases) {
+      const counts = parameterCounts(modelShape(c.config));
+      assert.deepEqual({ vision: counts.vision, merger: counts.projector, language: counts.language - counts.lmHead, lm_head: counts.lmHead },
+        { vision: c.counts.vision, merger: c.counts.merger, language: c.counts.language, lm_head: c.counts.lm_head }, c.name);
+    }
+    // The videos Qwen2_5_VLProcessor put through (processor_cases.json): the planner's tokens are its <|video_pad|> count.
+    const seven = cases[1]!.config;
+    const videos = JSON.parse(readFileSync(join(dir, 'processor_cases.json'), 'utf8')).videos as
+      { height: number; width: number; options: Record<string, unknown>; indices: number[]; video_tokens: number }[];
+    for (const v of videos) {
+      const shape = modelShape(seven, 'config.json', { qwen25vl: v.options });
+      assert.equal(visualTokens(shape, v.indices.length, { height: v.height, width: v.width }), v.video_tokens, JSON.stringify(v.options));
+    }
+    // transformers' defaults: a 720p frame is resized to 560 x 1008 (within 602,112 pixels), 40 x 72 patches, 20 x 36
+    // tokens per temporal patch of two frames
+    assert.equal(visualTokens(modelShape(seven), 16), 8 * 20 * 36);
+    assert.throws(() => modelShape(seven, 'config.json', { qwen25vl: { merge_size: 0 } }), /video processor config: merge_size/);
+  });
+
   it('knows LLaVA-Video-7B: 8.03 B parameters, 210 tokens a frame, LoRA r 128 = 323 M', () => {
     const shape = modelShape(JSON.parse(readFileSync(join(ROOT, 'docs', 'plan', 'llava-video-7b-qwen2', 'config.json'), 'utf8')));
     const c = parameterCounts(shape);
@@ -129,5 +188,29 @@ describe('memory planner', function () {
       { encoding: 'utf8', cwd: ROOT });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--gpus 'lots': expected COUNTxSIZE/);
+  });
+
+  it("tpo plan reads a Qwen2.5-VL folder's video processor config, naming the file and field it refuses", () => {
+    const dir = tempDir('tpo-plan-qwen25vl-');
+    try {
+      const seven = JSON.parse(readFileSync(join(HF, 'qwen2_5_vl_processor', 'plan_counts.json'), 'utf8'))['qwen2.5-vl-7b'].config;
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(seven));
+      // Qwen2.5-VL-7B-Instruct's preprocessor_config.json budget: 720p frames become 728 x 1288, 26 x 46 tokens a
+      // temporal patch of two frames
+      writeFileSync(join(dir, 'preprocessor_config.json'), JSON.stringify({ min_pixels: 3136, max_pixels: 12845056, image_processor_type: 'Qwen2VLImageProcessor' }));
+      writeFileSync(join(dir, 'run.json'), JSON.stringify({ model: dir, output: join(dir, 'run'), data: { train: join(dir, 'pairs.jsonl') }, lora: { r: 64, alpha: 128 }, frames: 32 }));
+      const plan = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist', 'lib', 'cli', 'main.js'), 'plan', '--config', join(dir, 'run.json'), ...args], { encoding: 'utf8' });
+      const r = plan('--json');
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { rows: { plan: { visualTokens: number; parameters: number } }[] };
+      assert.equal(out.rows[0]!.plan.visualTokens, 16 * 26 * 46);
+      assert.equal(out.rows[0]!.plan.parameters, 8_292_166_656);
+      writeFileSync(join(dir, 'video_preprocessor_config.json'), JSON.stringify({ size: { shortest_edge: 'small' } }));
+      const bad = plan();
+      assert.notEqual(bad.status, 0);
+      assert.match(bad.stderr, /video_preprocessor_config\.json: size\.shortest_edge/);
+    } finally {
+      removeDir(dir);
+    }
   });
 });
