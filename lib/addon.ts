@@ -106,7 +106,8 @@ export interface NativePreprocessConfig {
 
 export interface NativeModelInfo {
   architecture: 'Qwen2ForCausalLM' | 'LlamaForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM' | 'VideoLlavaForConditionalGeneration'
-    | 'VideoLlama3ForConditionalGeneration' | 'InternVLForConditionalGeneration';
+    | 'VideoLlama3ForConditionalGeneration' | 'InternVLForConditionalGeneration'
+    | 'Qwen2_5_VLForConditionalGeneration';
   modelType: string;
   /** The checkpoint key layout it was loaded from: the original repository's (llava-next, also plain HF Qwen2 /
    * LLaMA / vision models; video-llava for Video-LLaVA), hf (transformers 5), hf-legacy (transformers 4). */
@@ -130,7 +131,7 @@ export interface NativeModel {
   readonly info: NativeModelInfo;
   forward(inputs: {
     inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
-    videoGridThw?: Tensor; videoMergeSizes?: Tensor; videoCompressionMask?: Tensor;
+    videoGridThw?: Tensor; videoMergeSizes?: Tensor; videoCompressionMask?: Tensor; secondPerGridTs?: Tensor;
   }): Promise<Record<string, Tensor>>;
   encodeVideo(pixels: Tensor): Promise<Tensor<'float32'>>;
   /** The visual tokens `frames` frames become (from the config; no work on the weights). */

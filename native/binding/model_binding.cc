@@ -45,6 +45,7 @@ const char* architecture_name(model::Architecture a) {
     case model::Architecture::VideoLlavaForConditionalGeneration: return "VideoLlavaForConditionalGeneration";
     case model::Architecture::VideoLlama3ForConditionalGeneration: return "VideoLlama3ForConditionalGeneration";
     case model::Architecture::InternVLForConditionalGeneration: return "InternVLForConditionalGeneration";
+    case model::Architecture::Qwen2_5_VLForConditionalGeneration: return "Qwen2_5_VLForConditionalGeneration";
   }
   return "?";
 }
@@ -53,6 +54,9 @@ const char* architecture_name(model::Architecture a) {
 std::string layout_name_for(const model::LoadedModel& m, model::KeyLayout layout) {
   if (layout == model::KeyLayout::Native && m.config.architecture == model::Architecture::VideoLlavaForConditionalGeneration)
     return "video-llava";
+  // Qwen2.5-VL's module names are save_pretrained's (visual.*, model.*, lm_head.*): transformers' legacy layout.
+  if (layout == model::KeyLayout::Native && m.config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration)
+    return "hf-legacy";
   return model::layout_name(layout);
 }
 
@@ -137,11 +141,33 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (args.has("inputIds")) ids = TensorHandle::unwrap(env, args.get("inputIds"), "Model.forward: inputIds");
     if (args.has("attentionMask")) mask = TensorHandle::unwrap(env, args.get("attentionMask"), "Model.forward: attentionMask");
     if (args.has("pixelValues")) pixels = TensorHandle::unwrap(env, args.get("pixelValues"), "Model.forward: pixelValues");
+    // transformers' name of a video's pixels (Qwen2.5-VL's, VideoLLaMA3's patches)
+    if (args.has("pixelValuesVideos")) {
+      if (pixels.defined()) throw_argument_error(env, "Model.forward: give pixelValues or pixelValuesVideos, not both");
+      pixels = TensorHandle::unwrap(env, args.get("pixelValuesVideos"), "Model.forward: pixelValuesVideos");
+    }
     const bool hidden = args.boolean("outputHiddenStates", false);
+    const bool qwen = model.lm && model.config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration;
+    std::optional<model::Qwen2_5_VLGrid> qwen_grid;
+    double second_per_grid_t = qwen ? model.lm->second_per_grid_t() : 0;
+    if (args.has("secondPerGridTs")) {
+      if (!qwen) throw_argument_error(env, "Model.forward: secondPerGridTs is Qwen2.5-VL's input");
+      const auto s = TensorHandle::unwrap(env, args.get("secondPerGridTs"), "Model.forward: secondPerGridTs");
+      if (s.numel() != 1) throw_argument_error(env, "Model.forward: secondPerGridTs must be one video's seconds ([1]), got " + c10::str(s.sizes()));
+      second_per_grid_t = s.to(torch::kFloat64).reshape({1})[0].item<double>();
+    }
+    if (qwen && args.has("videoGridThw")) {
+      const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
+      if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
+        throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
+      const auto v = thw.to(torch::kInt64).reshape({3});
+      qwen_grid = model::Qwen2_5_VLGrid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
+      if (!pixels.defined()) throw_argument_error(env, "Model.forward: videoGridThw needs the video's patches (pixelValuesVideos)");
+    }
     // VideoLLaMA3's transformers inputs: pixelValues are then its processor's patches [t*h*w, 3*p*p].
     std::optional<model::PatchGrid> grid;
     torch::Tensor compression;
-    if (args.has("videoGridThw")) {
+    if (!qwen && args.has("videoGridThw")) {
       const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
       if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
         throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
@@ -165,7 +191,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (ids.defined()) check_ids(env, ids, "Model.forward: inputIds");
     return run_async(
         env, "Model.forward",
-        [call = ModelCall(shared), ids, mask, pixels, hidden, grid, compression] {
+        [call = ModelCall(shared), ids, mask, pixels, hidden, grid, compression, qwen_grid, second_per_grid_t] {
           const Reading reading(call);
           LoadedModel& m = call.model();
           torch::NoGradGuard no_grad;
@@ -177,7 +203,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
             return out;
           }
           torch::Tensor video;
+          model::VideoRope rope;
           if (pixels.defined()) {
+            if (m.lm && m.lm->visual) {
+              // Qwen2.5-VL: its processor's patches and grid, or frames patchified as the processor does.
+              model::Qwen2_5_VLGrid g;
+              if (qwen_grid) g = *qwen_grid;
+              const auto patches = qwen_grid ? pixels : model::qwen2_5_vl_patchify(*m.config.vision, pixels, g);
+              return qwen_outputs(m, ids, mask, m.lm->encode_video_grid(patches, g, second_per_grid_t), hidden);
+            }
             auto tokens = grid ? m.lm->encode_video_patches(pixels, *grid, compression) : m.lm->encode_video(pixels);
             if (tokens.kept.defined()) out.emplace_back("compression_mask", tokens.kept);
             out.emplace_back("vision_features", tokens.features);
@@ -196,6 +230,24 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           return out;
         },
         [](Napi::Env env, NamedOutputs out) -> Napi::Value { return outputs_to_js(env, std::move(out)); });
+  }
+
+  // forward's outputs for a Qwen2.5-VL video: the tower's, the language model's on M-RoPE positions, and those.
+  static NamedOutputs qwen_outputs(model::LoadedModel& m, const torch::Tensor& ids, const torch::Tensor& mask,
+                                   const model::VideoTokens& tokens, bool hidden) {
+    NamedOutputs out;
+    out.emplace_back("vision_features", tokens.features);
+    out.emplace_back("video_tokens", tokens.tokens);
+    auto r = m.lm->forward(ids.to(torch::kInt64), mask, tokens.tokens, hidden, tokens.rope);
+    out.emplace_back("logits", r.logits);
+    out.emplace_back("inputs_embeds", r.inputs_embeds);
+    out.emplace_back("attention_mask", r.attention_mask);
+    out.emplace_back("position_ids", r.position_ids);
+    out.emplace_back("rope_deltas", r.rope_deltas);
+    out.emplace_back("last_hidden_state", r.lm.last_hidden_state);
+    out.emplace_back("last_layer_output", r.lm.last_layer_output);
+    if (hidden) add_states(out, "hidden_states.", r.lm.hidden_states);
+    return out;
   }
 
   Napi::Value encode_video(const Napi::CallbackInfo& cb) {
@@ -442,6 +494,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
             name != "hf-legacy")
           throw_argument_error(env, "Model.save: an InternVL model is saved in transformers' layouts (hf-legacy, as its "
                                     "save_pretrained writes, or hf), not " + name);
+        if (shared->model->config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration) {
+          if (name != "hf" && name != "hf-legacy")
+            throw_argument_error(env, "Model.save: a Qwen2.5-VL model is saved in transformers' layouts (hf-legacy, as its "
+                                      "save_pretrained writes, or hf), not " + name);
+          layout = name == "hf" ? model::KeyLayout::HfLlava : model::KeyLayout::Native;
+        }
         if ((name == "llava-next" && video_llava) || (name == "video-llava" && !video_llava))
           throw_argument_error(env, "Model.save: layout " + name + " is not this model's original layout (" +
                                         layout_name_for(*shared->model, model::KeyLayout::Native) + ")");

@@ -82,7 +82,22 @@ std::pair<torch::Tensor, torch::Tensor> Qwen2RotaryEmbeddingImpl::forward(const 
     if (seq_len > config_.max_position_embeddings) inv_freq = rope_inverse_frequencies(config_, seq_len).first;
   }
   // freqs[b, l, i] = position[b, l] * inv_freq[i], in float32 (transformers disables autocast here).
-  const auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(x.device()).view({1, 1, -1});
+  auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(x.device()).view({1, 1, -1});
+  if (position_ids.dim() == 3) {
+    // M-RoPE (Qwen2_5_VLRotaryEmbedding.recomposition_frequencies): positions [3, B, L] (temporal, height, width);
+    // section s of the frequencies rotates by position row s.
+    if (config_.mrope_section.empty() || position_ids.size(0) != 3)
+      throw std::invalid_argument("position ids [3, batch, length] are M-RoPE's; this model's RoPE takes [batch, length]");
+    std::vector<torch::Tensor> sections;
+    int64_t start = 0;
+    for (size_t i = 0; i < config_.mrope_section.size(); ++i) {
+      const int64_t n = config_.mrope_section[i];
+      sections.push_back(freqs[static_cast<int64_t>(i % 3)].narrow(-1, start, n));
+      start += n;
+    }
+    freqs = torch::cat(sections, -1);
+  }
+  // (Positions [B, L] under M-RoPE are text's: the three rows equal, which is plain RoPE.)
   const auto emb = torch::cat({freqs, freqs}, -1);
   if (attention_scaling_ != 1.0)
     return {(emb.cos() * attention_scaling_).to(x.scalar_type()), (emb.sin() * attention_scaling_).to(x.scalar_type())};

@@ -151,7 +151,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
     // A mask the caller built (generation builds one for all its steps); else one is made from attention_mask.
     const AttentionMask* attention = nullptr;
   };
-  // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
+  // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] (M-RoPE: [3, B, L]) or
   // undefined (0, 1, ... after the cache and the shared prefix).
   Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                       const torch::Tensor& position_ids, const Options& options);
