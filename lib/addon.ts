@@ -138,6 +138,7 @@ export interface NativeModel {
   videoTokenCount(frames: number): number;
   /** InternVL: the token ids around each frame's visual tokens ([] clears them). */
   setFrameText(frames: { before?: number[]; after?: number[] }[]): void;
+  setSecondPerGridTs(seconds: number): void;
   generate(options: {
     prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
     topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;

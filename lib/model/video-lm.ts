@@ -223,6 +223,15 @@ export class VideoLM {
     this.#model.setFrameText(parse(z.array(z.strictObject({ before: Ids, after: Ids })), frames, 'VideoLM.setFrameText'));
   }
 
+  /**
+   * Qwen2.5-VL: the seconds a temporal patch of the frames given to encodeVideo / generate / logprobs spans (its
+   * processor's second_per_grid_ts = temporal_patch_size / fps; the M-RoPE's time scale). Default: fps 2.
+   * Synchronous: refused (ERR_TPO_BUSY) while calls on the model run.
+   */
+  setSecondPerGridTs(seconds: number): void {
+    this.#model.setSecondPerGridTs(parse(z.number().nonnegative(), seconds, 'VideoLM.setSecondPerGridTs'));
+  }
+
   /** The longest sequence the language model takes (config.json's max_position_embeddings). */
   get maxPositions(): number {
     const value = this.config.max_position_embeddings;

@@ -69,6 +69,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
         InstanceMethod<&ModelHandle::video_token_count>("videoTokenCount"),
         InstanceMethod<&ModelHandle::set_frame_text>("setFrameText"),
+        InstanceMethod<&ModelHandle::set_second_per_grid_ts>("setSecondPerGridTs"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
         InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
@@ -311,6 +312,23 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return env.Undefined();
   }
 
+  // setSecondPerGridTs(seconds): Qwen2.5-VL's seconds a temporal patch of frames spans (model::VideoLMImpl::
+  // set_second_per_grid_t). Changes the model: refused while calls run.
+  Napi::Value set_second_per_grid_ts(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    const std::string what = "Model.setSecondPerGridTs";
+    if (!shared->model->lm) throw_argument_error(env, what + ": a vision tower alone has no temporal RoPE");
+    if (!cb[0].IsNumber()) throw_argument_error(env, what + ": expected the seconds a temporal patch spans");
+    const double seconds = cb[0].As<Napi::Number>().DoubleValue();
+    const auto lock = lock_idle(env, *shared, what);
+    guarded(env, what.c_str(), [&] {
+      shared->model->lm->set_second_per_grid_t(seconds);
+      return 0;
+    });
+    return env.Undefined();
+  }
+
   // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
   static torch::Tensor video_arg(Napi::Env env, const Args& args, const std::string& what) {
     if (args.has("videoTokens")) return TensorHandle::unwrap(env, args.get("videoTokens"), what + ": videoTokens");
@@ -337,9 +355,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // Visual tokens for a call: encoded here when given frames (4-D), used as they are when given tokens (2-D).
-  static torch::Tensor video_tokens(LoadedModel& m, const torch::Tensor& video) {
-    if (!video.defined() || video.dim() == 2) return video;
-    return m.lm->encode_video(video).tokens;
+  // The same with what else the encoding gives: Qwen2.5-VL's M-RoPE positions of the tokens.
+  static model::VideoTokens encoded(LoadedModel& m, const torch::Tensor& video) {
+    if (!video.defined() || video.dim() == 2) {
+      model::VideoTokens given;
+      given.tokens = video;
+      return given;
+    }
+    return m.lm->encode_video(video);
   }
 
   // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
@@ -370,7 +393,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [call = ModelCall(shared), prompts, video, o] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return model::generate(*call.model().lm, prompts, video_tokens(call.model(), video), o);
+          const auto v = encoded(call.model(), video);
+          return model::generate(*call.model().lm, prompts, v.tokens, o, v.rope);
         },
         [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
           auto tokens = Napi::Array::New(env, r.tokens.size());
@@ -405,7 +429,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [call = ModelCall(shared), prompt, answers, video, share] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto r = model::answer_logprobs(*call.model().lm, prompt, answers, video_tokens(call.model(), video), share);
+          const auto v = encoded(call.model(), video);
+          auto r = model::answer_logprobs(*call.model().lm, prompt, answers, v.tokens, share, false, v.rope);
           // Scores leave native code here: a NaN would compare as neither better nor worse than any other answer
           // and turn an evaluation into the share of questions answered A. Cheap: one value per answer.
           if (!torch::isfinite(r.sums).all().item<bool>())
@@ -447,7 +472,8 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         [call = ModelCall(shared), items, video, share] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto results = model::prompts_logprobs(*call.model().lm, items, video_tokens(call.model(), video), share);
+          const auto v = encoded(call.model(), video);
+          auto results = model::prompts_logprobs(*call.model().lm, items, v.tokens, share, false, v.rope);
           // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
           for (size_t i = 0; i < results.size(); ++i)
             if (!torch::isfinite(results[i].sums).all().item<bool>())
@@ -616,6 +642,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       const std::string& name = item.key();
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
+      // Qwen2.5-VL: the patch merger is its projector (LLaMA-Factory's freeze_multi_modal_projector), the rest of
+      // visual.* its tower
+      else if (name.rfind("visual.merger.", 0) == 0) train = projector;
+      else if (name.rfind("visual.", 0) == 0) train = vision;
       else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
                name.rfind("model.vision_model.", 0) == 0 ||  // VideoLLaMA3's
                name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;

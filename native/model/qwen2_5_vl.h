@@ -128,14 +128,9 @@ void check_qwen2_5_vl_grid(const VisionConfig& config, const torch::Tensor& patc
 // T padded to a multiple of temporal_patch_size by repeating the last frame, then [t*h*w, C * temporal * p * p].
 torch::Tensor qwen2_5_vl_patchify(const VisionConfig& config, const torch::Tensor& frames, Qwen2_5_VLGrid& grid);
 
-// A video's M-RoPE positions, from its first position (get_vision_position_ids with start 0): [3, t*h/m*w/m] int64
-// (temporal: floor(i * tokens_per_second * second_per_grid_t), height, width, in the merged tokens' raster order),
-// and how far the text after it starts from its first position: transformers 5.18's get_rope_index advances by
-// max(h/m, w/m).
-struct VideoRope {
-  torch::Tensor offsets;
-  int64_t span = 0;
-};
+// A video's M-RoPE positions (model/qwen2.h's VideoRope), from its first position (get_vision_position_ids with start
+// 0): temporal floor(i * tokens_per_second * second_per_grid_t), height, width, in the merged tokens' raster order;
+// the text after it starts max(h/m, w/m) after its first position, as transformers 5.18's get_rope_index advances.
 VideoRope qwen2_5_vl_rope_positions(const VisionConfig& config, const Qwen2_5_VLGrid& grid, double second_per_grid_t);
 
 }  // namespace tpo::model

@@ -472,32 +472,30 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed_expanded(const torch:
 
 std::pair<torch::Tensor, torch::Tensor> mrope_position_ids(const torch::Tensor& attention_mask, const torch::Tensor& is_video,
                                                            const VideoRope& rope) {
-  const auto mask = attention_mask.to(torch::kBool);
-  const int64_t b = mask.size(0), l = mask.size(1);
-  const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(mask.device());
-  auto positions = torch::zeros({3, b, l}, index_options);
-  std::vector<int64_t> deltas;
+  const auto mask = attention_mask.to(torch::kInt64);
+  const int64_t b = mask.size(0);
+  const auto plain = (mask.cumsum(1) - 1).clamp_min(0);
+  const auto video = is_video.to(mask.device(), torch::kBool) & mask.to(torch::kBool);
+  std::vector<int64_t> starts;
   for (int64_t r = 0; r < b; ++r) {
-    const auto real = mask[r].nonzero().view({-1});  // the row's tokens, padding left out
-    const int64_t n = real.size(0);
-    const auto video = is_video[r].to(mask.device()).index_select(0, real).nonzero().view({-1});
-    // The row's positions counting its tokens; after the video they continue from its start plus its span.
-    auto row = torch::arange(n, index_options).unsqueeze(0).expand({3, n}).clone();
-    if (video.size(0) > 0) {
-      const int64_t start = video[0].item<int64_t>(), count = video.size(0);
-      if (!rope.offsets.defined() || count != rope.offsets.size(1) || video[-1].item<int64_t>() != start + count - 1)
-        throw std::invalid_argument("row " + std::to_string(r) + ": the video's tokens must be one run of " +
-                                    std::to_string(rope.offsets.defined() ? rope.offsets.size(1) : 0) +
-                                    " (the video's M-RoPE positions), got " + std::to_string(count));
-      row.narrow(1, start, count).copy_(rope.offsets.to(mask.device()) + start);
-      if (start + count < n)
-        row.narrow(1, start + count, n - start - count) = torch::arange(n - start - count, index_options).unsqueeze(0).expand({3, -1}) +
-                                                          (start + rope.span);
+    const auto where = video[r].nonzero().view({-1});
+    if (where.size(0) == 0) {
+      starts.push_back(-1);
+      continue;
     }
-    positions.select(1, r).index_copy_(1, real, row);
-    deltas.push_back(n > 0 ? row.max().item<int64_t>() + 1 - n : 0);
+    const int64_t count = where.size(0), first = plain[r][where[0]].item<int64_t>();
+    if (!rope.offsets.defined() || count != rope.offsets.size(1) || plain[r][where[-1]].item<int64_t>() != first + count - 1)
+      throw std::invalid_argument("row " + std::to_string(r) + ": the video's tokens must be one run of " +
+                                  std::to_string(rope.offsets.defined() ? rope.offsets.size(1) : 0) +
+                                  " (the video's M-RoPE positions), got " + std::to_string(count));
+    starts.push_back(first);
   }
-  return {positions, torch::tensor(deltas, index_options)};
+  const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(mask.device());
+  auto positions = mrope_positions(plain, torch::tensor(starts, index_options), rope)
+                       .masked_fill(mask.logical_not().unsqueeze(0), 0);  // padding: 0, as get_rope_index leaves it
+  // rope deltas: the row's largest position + 1 - its tokens
+  const auto largest = std::get<0>(positions.amax(0).max(1));
+  return {positions, largest + 1 - mask.sum(1)};
 }
 
 LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

@@ -64,6 +64,37 @@ describe('Qwen2.5-VL parity with transformers (Qwen2_5_VLForConditionalGeneratio
     assert.notDeepEqual(int64(defaulted.position_ids!), int64(expected['prompt.position_ids']!));
   });
 
+  it('answer log-probs, and greedy KV-cache generation equal to generate(): positions continue from the rope deltas', async () => {
+    const { inputs, expected } = await fixture();
+    using model = await VideoLM.load(DIR);
+    model.setSecondPerGridTs(0.75);
+    const prompt = placeholderForm(int64(inputs.prompt!));
+    for (const sharePrefix of [true, false]) {
+      const { sums } = await model.logprobs({ prompt, answers: [inputs.answer_0!, inputs.answer_1!], pixelValues: inputs.frames, sharePrefix });
+      assertClose(sums, expected.answer_logps!, `answer_logps (sharePrefix ${sharePrefix})`);
+    }
+    const want = int64(expected.generated!).map(Number);
+    for (const useCache of [true, false]) {
+      for (const sharePrefix of [true, false]) {
+        const { tokens } = await model.generate({ prompts: [prompt, prompt], pixelValues: inputs.frames, maxNewTokens: 8, useCache, sharePrefix });
+        assert.deepEqual(tokens, [want, want], `generate (useCache ${useCache}, sharePrefix ${sharePrefix})`);
+      }
+    }
+    // two prompts of different lengths before the video: each row's video starts where its prompt puts it
+    const longer = tensor(BigInt64Array.from([5n, ...int64(prompt)]), [prompt.shape[0]! + 1]);
+    const both = await model.logprobsBatch({ items: [{ prompt, answers: [inputs.answer_0!] }, { prompt: longer, answers: [inputs.answer_0!] }],
+      pixelValues: inputs.frames });
+    const first = expected.answer_logps!.toTypedArray() as Float32Array;
+    assertClose(both[0]!.sums, tensor(Float32Array.from([first[0]!]), [1]), 'answer_logps of the first of two prompts');
+    const alone = await model.logprobs({ prompt: longer, answers: [inputs.answer_0!], pixelValues: inputs.frames, sharePrefix: false });
+    assertClose(both[1]!.sums, alone.sums, 'the second prompt (its video one position later) as it scores alone');
+    // visual tokens alone carry no grid: refused rather than run on plain RoPE
+    const tokens = await model.encodeVideo(inputs.frames!);
+    await assert.rejects(model.logprobs({ prompt, answers: [inputs.answer_0!], videoTokens: tokens }),
+      /a Qwen2.5-VL video's visual tokens need their M-RoPE positions \(its grid\)/);
+    assert.throws(() => model.setSecondPerGridTs(-1), /VideoLM.setSecondPerGridTs/);
+  });
+
   it("PEFT's adapter loads by transformers' module names and saves by them", async () => {
     const { inputs, expected } = await fixture();
     using model = await VideoLM.load(DIR);
