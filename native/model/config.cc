@@ -93,9 +93,10 @@ void require_positive_number(const Fields& f, const char* key, double value) {
 
 // Fields a text config may leave out (transformers writes only the non-defaults into nested configs of older
 // checkpoints): LlamaConfig's defaults. Qwen2's configs are read as they have always been written, in full.
-enum class Decoder { Qwen2, Llama };
+// Qwen2_5_VL: Qwen2's, with M-RoPE's rope type (mrope) accepted.
+enum class Decoder { Qwen2, Llama, Qwen2_5_VL };
 
-RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
+RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c, bool mrope = false) {
   RopeScaling r;
   const Fields rope = f.object(key);
   const std::string type = rope.has("rope_type") ? rope.string("rope_type", "default") : rope.string("type", "default");
@@ -104,8 +105,8 @@ RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
   require_positive_number(rope, "rope_theta", c.rope_theta);
   if (rope.has("partial_rotary_factor") && rope.number("partial_rotary_factor", 1.0) != 1.0)
     rope.fail("partial_rotary_factor", "other than 1 is not supported");
-  // Qwen2-VL's configs name M-RoPE "mrope"; transformers reads it as the default RoPE with mrope_section.
-  if (type == "default" || type == "mrope") return r;
+  // Qwen2.5-VL's Hub configs name M-RoPE "mrope"; transformers reads it as the default RoPE with mrope_section.
+  if (type == "default" || (mrope && type == "mrope")) return r;
   const auto factor = [&] {
     const double v = rope.number("factor", 0.0);
     if (!std::isfinite(v) || !(v >= 1.0)) rope.fail("factor", "must be a finite number >= 1, got ", v);
@@ -129,7 +130,7 @@ RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
     r.original_max_position_embeddings = rope.integer("original_max_position_embeddings", c.max_position_embeddings);
     require_positive(rope, "original_max_position_embeddings", r.original_max_position_embeddings, int64_t{1} << 30);
   } else {
-    rope.fail("rope_type", "'", type, "' is not supported (default, linear, dynamic, llama3, mrope)");
+    rope.fail("rope_type", "'", type, "' is not supported (default, linear, dynamic, llama3", mrope ? ", mrope)" : ")");
   }
   return r;
 }
@@ -163,8 +164,9 @@ Qwen2Config parse_decoder(const Fields& f, Decoder decoder) {
   require_positive_number(f, "rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   // transformers 5 writes rope_parameters (rope_theta inside); older configs rope_scaling beside rope_theta.
-  if (f.has("rope_parameters")) c.rope_scaling = parse_rope(f, "rope_parameters", c);
-  else if (f.has("rope_scaling")) c.rope_scaling = parse_rope(f, "rope_scaling", c);
+  const bool mrope = decoder == Decoder::Qwen2_5_VL;
+  if (f.has("rope_parameters")) c.rope_scaling = parse_rope(f, "rope_parameters", c, mrope);
+  else if (f.has("rope_scaling")) c.rope_scaling = parse_rope(f, "rope_scaling", c, mrope);
   if (llama) {
     c.qkv_bias = c.o_bias = f.boolean("attention_bias", false);
     c.mlp_bias = f.boolean("mlp_bias", false);
@@ -629,7 +631,7 @@ void parse_qwen2_5_vl(const Fields& f, ModelConfig& config) {
   if (f.has("text_config"))
     if (const std::string type = text.string("model_type", "qwen2_5_vl_text"); type != "qwen2_5_vl_text")
       text.fail("model_type", "'", type, "' is not supported (Qwen2.5-VL's language model is qwen2_5_vl_text)");
-  config.text = parse_decoder(text, Decoder::Qwen2);
+  config.text = parse_decoder(text, Decoder::Qwen2_5_VL);
   config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", config.text->tie_word_embeddings);
   const char* rope_key = text.has("rope_parameters") ? "rope_parameters" : text.has("rope_scaling") ? "rope_scaling" : nullptr;
   if (!rope_key) text.fail("rope_parameters", "is missing (Qwen2.5-VL's M-RoPE needs its mrope_section)");

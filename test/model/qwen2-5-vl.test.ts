@@ -3,7 +3,7 @@
 // a non-square grid, full-attention blocks, the patch merger, an M-RoPE language model), its inputs (the video
 // processor's patches of 5 frames, prompts in Qwen's video layout) and what transformers / PEFT computed.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
@@ -95,6 +95,22 @@ describe('Qwen2.5-VL parity with transformers (Qwen2_5_VLForConditionalGeneratio
     assert.throws(() => model.setSecondPerGridTs(-1), /VideoLM.setSecondPerGridTs/);
   });
 
+  it("the Hub's config form: the text config at the top level, rope_scaling of type mrope", async () => {
+    const { inputs, expected } = await fixture();
+    const config = JSON.parse(readFileSync(join(DIR, 'config.json'), 'utf8')) as Record<string, unknown> & { text_config: Record<string, unknown> };
+    const { rope_parameters: rope, model_type: _, ...text } = config.text_config as Record<string, unknown> & { rope_parameters: Record<string, unknown> };
+    const flat: Record<string, unknown> = { ...config, ...text, rope_theta: rope.rope_theta,
+      rope_scaling: { type: 'mrope', mrope_section: rope.mrope_section } };
+    delete flat.text_config;
+    const dir = tempDir();
+    dirs.push(dir);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(flat));
+    copyFileSync(join(DIR, 'model.safetensors'), join(dir, 'model.safetensors'));
+    using model = await VideoLM.load(dir);
+    const out = await model.forward({ inputIds: inputs.input_ids, attentionMask: inputs.attention_mask, ...videoInputs(inputs) });
+    assertClose(out.logits, expected.logits!, 'logits with the flat config');
+  });
+
   it("PEFT's adapter loads by transformers' module names and saves by them", async () => {
     const { inputs, expected } = await fixture();
     using model = await VideoLM.load(DIR);
@@ -161,6 +177,8 @@ describe('Qwen2.5-VL config: errors name the field', function () {
       /config: text_config\.rope_parameters\.mrope_section sums to 6; it must be head_dim \/ 2 = 8/],
     ['no mrope_section', (c) => { delete c.text_config.rope_parameters.mrope_section; },
       /config: text_config\.rope_parameters\.mrope_section must be three section sizes \(temporal, height, width\)/],
+    ['a rope type other than default / mrope', (c) => { c.text_config.rope_parameters.rope_type = 'yarn'; },
+      /config: text_config\.rope_parameters\.rope_type 'yarn' is not supported \(default, linear, dynamic, llama3, mrope\)/],
     ['Qwen2-VL', (c) => { c.model_type = 'qwen2_vl'; }, /config: model_type 'qwen2_vl' \(Qwen2-VL\) is not supported: tpo runs Qwen2\.5-VL/],
     ['a merger width other than the LM hidden size', (c) => { c.vision_config.out_hidden_size = 48; },
       /config: vision_config\.out_hidden_size \(48\) must equal the language model's hidden_size \(32\)/],
