@@ -140,14 +140,17 @@ export interface NativeModel {
   setFrameText(frames: { before?: number[]; after?: number[] }[]): void;
   setSecondPerGridTs(seconds: number): void;
   generate(options: {
-    prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
+    prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor; secondPerGridTs?: number;
+    maxNewTokens?: number; temperature?: number;
     topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;
   }): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }>;
   logprobs(options: {
-    prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+    prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor; secondPerGridTs?: number;
+    sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }>;
   logprobsBatch(options: {
-    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor;
+    secondPerGridTs?: number; sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]>;
   addLora(options: { r?: number; alpha?: number; dropout?: number; targetModules?: string[]; seed?: number }): number;
   setLoraEnabled(enabled: boolean): void;

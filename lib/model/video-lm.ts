@@ -57,7 +57,14 @@ export type ForwardInputs = z.input<typeof ForwardInputs>;
 
 const Ids = z.custom<Tensor>((t) => t instanceof Object && 'dtype' in (t as object), 'a Tensor of token ids');
 /** The video of a call: frames [F, 3, S, S] (encoded in the call) or visual tokens [V, D] from encodeVideo. */
-const Video = { pixelValues: z.custom<Tensor>().optional(), videoTokens: z.custom<Tensor>().optional() };
+const Video = {
+  pixelValues: z.custom<Tensor>().optional(),
+  videoTokens: z.custom<Tensor>().optional(),
+  /** Qwen2.5-VL's videoTokens: their video's grid [t, h, w] (video_grid_thw; `videoGrid`), whose M-RoPE positions
+   * they take, and the seconds a temporal patch spans (default: the model's, setSecondPerGridTs). */
+  videoGridThw: z.custom<Tensor>().optional(),
+  secondPerGridTs: z.number().nonnegative().optional(),
+};
 
 const GenerateOptions = z.strictObject({
   /** 1-D id tensors, each with the image id once (all about the same video) or none. */

@@ -336,6 +336,32 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return torch::Tensor();
   }
 
+  // Qwen2.5-VL's visual tokens given alone (videoTokens, from encodeVideo) with their video's grid: videoGridThw
+  // [t, h, w] and secondPerGridTs (seconds; default the model's), from which their M-RoPE positions follow.
+  static std::optional<model::VideoRope> video_rope_arg(Napi::Env env, const Args& args, const LoadedModel& m, const std::string& what) {
+    if (!args.has("videoGridThw")) {
+      if (args.has("secondPerGridTs")) throw_argument_error(env, what + ": secondPerGridTs goes with videoGridThw");
+      return std::nullopt;
+    }
+    if (!m.lm || !m.lm->visual) throw_argument_error(env, what + ": videoGridThw with visual tokens is Qwen2.5-VL's input");
+    if (!args.has("videoTokens")) throw_argument_error(env, what + ": videoGridThw goes with videoTokens (frames carry their own grid)");
+    const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), what + ": videoGridThw");
+    if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
+      throw_argument_error(env, what + ": videoGridThw must be one video's integer [t, h, w], got " + c10::str(thw.sizes()));
+    const auto v = thw.to(torch::kInt64).reshape({3});
+    const model::Qwen2_5_VLGrid grid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
+    const int64_t m_size = m.config.vision->spatial_merge_size;
+    if (grid.t < 1 || grid.h < 1 || grid.w < 1 || grid.h % m_size != 0 || grid.w % m_size != 0)
+      throw_argument_error(env, what + ": videoGridThw must be positive with h and w multiples of spatial_merge_size (" +
+                                    std::to_string(m_size) + ")");
+    double seconds = m.lm->second_per_grid_t();
+    if (args.has("secondPerGridTs")) {
+      seconds = args.number("secondPerGridTs", seconds);
+      if (!std::isfinite(seconds) || seconds < 0) throw_argument_error(env, what + ": secondPerGridTs must be a finite number >= 0");
+    }
+    return model::qwen2_5_vl_rope_positions(*m.config.vision, grid, seconds);
+  }
+
   // Token ids must be integers: a float tensor would be truncated to ids nobody meant.
   static void check_ids(Napi::Env env, const torch::Tensor& ids, const std::string& what) {
     if (c10::isFloatingType(ids.scalar_type()) || ids.scalar_type() == torch::kBool)
@@ -374,6 +400,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     const Args args(env, cb[0], "Model.generate");
     auto prompts = tensor_list(env, args.get("prompts"), "Model.generate: prompts");
     const torch::Tensor video = video_arg(env, args, "Model.generate");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.generate");
     model::GenerateOptions o;
     o.max_new_tokens = args.integer("maxNewTokens", 64);
     o.temperature = args.number("temperature", 0);
@@ -390,10 +417,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
     return run_async(
         env, "Model.generate",
-        [call = ModelCall(shared), prompts, video, o] {
+        [call = ModelCall(shared), prompts, video, o, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          const auto v = encoded(call.model(), video);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
           return model::generate(*call.model().lm, prompts, v.tokens, o, v.rope);
         },
         [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
@@ -423,13 +451,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     check_ids(env, prompt, "Model.logprobs: prompt");
     auto answers = tensor_list(env, args.get("answers"), "Model.logprobs: answers");
     const torch::Tensor video = video_arg(env, args, "Model.logprobs");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobs");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobs",
-        [call = ModelCall(shared), prompt, answers, video, share] {
+        [call = ModelCall(shared), prompt, answers, video, share, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          const auto v = encoded(call.model(), video);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
           auto r = model::answer_logprobs(*call.model().lm, prompt, answers, v.tokens, share, false, v.rope);
           // Scores leave native code here: a NaN would compare as neither better nor worse than any other answer
           // and turn an evaluation into the share of questions answered A. Cheap: one value per answer.
@@ -466,13 +496,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       items.push_back({prompt, tensor_list(env, item.get("answers"), what + ".answers")});
     }
     const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobsBatch");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobsBatch",
-        [call = ModelCall(shared), items, video, share] {
+        [call = ModelCall(shared), items, video, share, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          const auto v = encoded(call.model(), video);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
           auto results = model::prompts_logprobs(*call.model().lm, items, v.tokens, share, false, v.rope);
           // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
           for (size_t i = 0; i < results.size(); ++i)

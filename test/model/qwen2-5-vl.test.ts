@@ -88,8 +88,16 @@ describe('Qwen2.5-VL parity with transformers (Qwen2_5_VLForConditionalGeneratio
     assertClose(both[0]!.sums, tensor(Float32Array.from([first[0]!]), [1]), 'answer_logps of the first of two prompts');
     const alone = await model.logprobs({ prompt: longer, answers: [inputs.answer_0!], pixelValues: inputs.frames, sharePrefix: false });
     assertClose(both[1]!.sums, alone.sums, 'the second prompt (its video one position later) as it scores alone');
-    // visual tokens alone carry no grid: refused rather than run on plain RoPE
+    // visual tokens with their grid (as encodeVideo returns them for the frames)
     const tokens = await model.encodeVideo(inputs.frames!);
+    const withGrid = { videoTokens: tokens, videoGridThw: inputs.video_grid_thw };
+    assertClose((await model.logprobs({ prompt, answers: [inputs.answer_0!, inputs.answer_1!], ...withGrid })).sums, expected.answer_logps!,
+      'answer_logps of visual tokens with their grid');
+    assert.deepEqual((await model.generate({ prompts: [prompt], ...withGrid, maxNewTokens: 8 })).tokens, [want], 'generate from visual tokens');
+    // another seconds per temporal patch: other positions
+    const other = await model.logprobs({ prompt, answers: [inputs.answer_0!], ...withGrid, secondPerGridTs: 2 });
+    assert.notDeepEqual(Array.from(other.sums.toTypedArray()), [first[0]]);
+    // visual tokens alone carry no grid: refused rather than run on plain RoPE
     await assert.rejects(model.logprobs({ prompt, answers: [inputs.answer_0!], videoTokens: tokens }),
       /a Qwen2.5-VL video's visual tokens need their M-RoPE positions \(its grid\)/);
     assert.throws(() => model.setSecondPerGridTs(-1), /VideoLM.setSecondPerGridTs/);
