@@ -145,6 +145,9 @@ describe('Qwen2.5-VL parity with transformers (Qwen2_5_VLForConditionalGeneratio
     const keys = Object.keys((await readSafetensors(join(dir, 'legacy', 'model.safetensors'))).tensors);
     const original = Object.keys((await readSafetensors(join(DIR, 'model.safetensors'))).tensors);
     assert.deepEqual(keys.sort(), original.sort());
+    await model.save(join(dir, 'legacy-named'), { layout: 'hf-legacy' });
+    const named = Object.keys((await readSafetensors(join(dir, 'legacy-named', 'model.safetensors'))).tensors);
+    assert.deepEqual(named.sort(), original.sort());
     // and transformers' in-memory layout (model.language_model.*, model.visual.*)
     await model.save(join(dir, 'hf'), { layout: 'hf' });
     const hfKeys = Object.keys((await readSafetensors(join(dir, 'hf', 'model.safetensors'))).tensors);
