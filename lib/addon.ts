@@ -106,7 +106,8 @@ export interface NativePreprocessConfig {
 
 export interface NativeModelInfo {
   architecture: 'Qwen2ForCausalLM' | 'LlamaForCausalLM' | 'VisionModel' | 'LlavaQwenForCausalLM' | 'VideoLlavaForConditionalGeneration'
-    | 'VideoLlama3ForConditionalGeneration' | 'InternVLForConditionalGeneration';
+    | 'VideoLlama3ForConditionalGeneration' | 'InternVLForConditionalGeneration'
+    | 'Qwen2_5_VLForConditionalGeneration';
   modelType: string;
   /** The checkpoint key layout it was loaded from: the original repository's (llava-next, also plain HF Qwen2 /
    * LLaMA / vision models; video-llava for Video-LLaVA), hf (transformers 5), hf-legacy (transformers 4). */
@@ -130,22 +131,26 @@ export interface NativeModel {
   readonly info: NativeModelInfo;
   forward(inputs: {
     inputIds?: Tensor; attentionMask?: Tensor; pixelValues?: Tensor; outputHiddenStates?: boolean;
-    videoGridThw?: Tensor; videoMergeSizes?: Tensor; videoCompressionMask?: Tensor;
+    videoGridThw?: Tensor; videoMergeSizes?: Tensor; videoCompressionMask?: Tensor; secondPerGridTs?: Tensor;
   }): Promise<Record<string, Tensor>>;
   encodeVideo(pixels: Tensor, frameText?: { before?: number[]; after?: number[] }[]): Promise<Tensor<'float32'>>;
   /** The visual tokens `frames` frames become (from the config; no work on the weights). */
   videoTokenCount(frames: number): number;
   /** InternVL: the token ids around each frame's visual tokens ([] clears them). */
   setFrameText(frames: { before?: number[]; after?: number[] }[]): void;
+  setSecondPerGridTs(seconds: number): void;
   generate(options: {
-    prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; maxNewTokens?: number; temperature?: number;
+    prompts: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor; secondPerGridTs?: number;
+    maxNewTokens?: number; temperature?: number;
     topP?: number; seed?: number; stopIds?: number[]; useCache?: boolean; sharePrefix?: boolean;
   }): Promise<{ tokens: number[][]; finishReasons: ('stop' | 'length')[] }>;
   logprobs(options: {
-    prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+    prompt: Tensor; answers: Tensor[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor; secondPerGridTs?: number;
+    sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }>;
   logprobsBatch(options: {
-    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; sharePrefix?: boolean;
+    items: { prompt: Tensor; answers: Tensor[] }[]; pixelValues?: Tensor; videoTokens?: Tensor; videoGridThw?: Tensor;
+    secondPerGridTs?: number; sharePrefix?: boolean;
   }): Promise<{ sums: Tensor<'float32'>; tokenLogprobs: Tensor<'float32'>[] }[]>;
   addLora(options: { r?: number; alpha?: number; dropout?: number; targetModules?: string[]; seed?: number }): number;
   setLoraEnabled(enabled: boolean): void;

@@ -18,7 +18,7 @@ export const SYNTH_USAGE = `  synth --out DIR [options]             a synthetic 
       --concurrency K     videos made at once (default: one per core)
       --no-videos         annotations and questions only
       --force             re-render existing videos; overwrite a folder made with other options
-      --model A           the tiny model's architecture: llava-video (default) | video-llava | video-llama3 | internvl
+      --model A           the tiny model's architecture: llava-video (default) | video-llava | video-llama3 | internvl | qwen2.5-vl
       --json              print the summary as JSON`;
 
 /** Flags -> SynthOptions (validated by zod, so a bad value names its flag's field). */

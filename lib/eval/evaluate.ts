@@ -136,7 +136,10 @@ const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
  * Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. Every question
  * of the video in one native call: what the prompts share (the system text and the video) runs once.
  */
-async function scoreLoglik(runner: Runner, items: EvalItem[], videoTokens: Tensor): Promise<EvalSample[]> {
+/** A video's visual tokens as generate / logprobs take them (Qwen2.5-VL's with their grid). */
+type VideoInput = { videoTokens: Tensor; videoGridThw?: Tensor };
+
+async function scoreLoglik(runner: Runner, items: EvalItem[], video: VideoInput): Promise<EvalSample[]> {
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
   // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
   const encoded = items.map((item) => item.options.map((answer) =>
@@ -146,7 +149,7 @@ async function scoreLoglik(runner: Runner, items: EvalItem[], videoTokens: Tenso
     answers: options.map((e) => ids(e.inputIds.subarray(e.promptLength))),
   }));
   try {
-    const results = await runner.session.model.logprobsBatch({ items: batch, videoTokens }).catch((error: unknown) => {
+    const results = await runner.session.model.logprobsBatch({ items: batch, ...video }).catch((error: unknown) => {
       // The native call refuses non-finite scores itself (they never leave it): said as this module says it.
       if ((error as { code?: string }).code !== 'ERR_TPO_NON_FINITE') throw error;
       throw new NonFiniteScoreError(runner.config.model, `a log-likelihood of the questions on ${items[0]!.video}`, { cause: error });
@@ -175,15 +178,15 @@ async function scoreLoglik(runner: Runner, items: EvalItem[], videoTokens: Tenso
 }
 
 /** Generative scoring: every question of the video, lettered options, greedy, in one native call. */
-async function scoreGenerate(runner: Runner, items: EvalItem[], videoTokens: Tensor): Promise<EvalSample[]> {
+async function scoreGenerate(runner: Runner, items: EvalItem[], video: VideoInput): Promise<EvalSample[]> {
   const { session } = runner;
   const prompts = items.map((item) => session.prompt(`${IMAGE_PLACEHOLDER}\n${formatOptions(item.question, item.options)}`));
   try {
     // Greedy decoding over NaN logits still picks tokens: one log-likelihood tells whether the model computes numbers.
-    if (!runner.finite) await scoreLoglik(runner, [{ ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }], videoTokens);
+    if (!runner.finite) await scoreLoglik(runner, [{ ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }], video);
     runner.finite = true;
     const { tokens } = await session.model.generate({
-      prompts, videoTokens, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: session.stopIds,
+      prompts, ...video, maxNewTokens: runner.config.maxNewTokens, temperature: 0, stopIds: session.stopIds,
     });
     return items.map((item, i) => {
       const response = session.tokenizer.decode(tokens[i]!, { skipSpecialTokens: true }).trim();
@@ -236,8 +239,9 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
   const videos = groupByVideo(items);
   for (const { videoPath, records } of group ? roundRobin(videos, group.rank, group.size) : videos) {
     let videoTokens: Tensor;
+    let video: VideoInput;
     try {
-      ({ tokens: videoTokens } = await session.videoTokens(videoPath, { kind: 'uniform', frames: c.frames }));
+      ({ tokens: videoTokens, video } = await session.videoTokens(videoPath, { kind: 'uniform', frames: c.frames }));
     } catch (error) {
       if (!isVideoError(error) || c.onVideoError === 'stop') throw error;
       for (const item of records) skipped.push({ id: item.id, video: item.video, reason: error.message });
@@ -246,14 +250,15 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
     }
     try {
       if (c.method === 'generate') {
-        for (const sample of await scoreGenerate(runner, records, videoTokens)) byId.set(sample.id, sample);
+        for (const sample of await scoreGenerate(runner, records, video)) byId.set(sample.id, sample);
         onProgress?.(done(), items.length);
       } else {
-        for (const sample of await scoreLoglik(runner, records, videoTokens)) byId.set(sample.id, sample);
+        for (const sample of await scoreLoglik(runner, records, video)) byId.set(sample.id, sample);
         onProgress?.(done(), items.length);
       }
     } finally {
       videoTokens.dispose();
+      video.videoGridThw?.dispose();
     }
   }
   if (group) {

@@ -31,7 +31,7 @@ export type OnVideoError = (typeof ON_VIDEO_ERROR)[number];
 /** The architectures that take a video. */
 const VIDEO_ARCHITECTURES: ReadonlySet<string> = new Set([
   'LlavaQwenForCausalLM', 'VideoLlavaForConditionalGeneration', 'VideoLlama3ForConditionalGeneration',
-  'InternVLForConditionalGeneration',
+  'InternVLForConditionalGeneration', 'Qwen2_5_VLForConditionalGeneration',
 ]);
 
 /** The most frames an InternVL video may have in a session (its frame text is set for this many). */
@@ -180,15 +180,30 @@ export class ModelSession implements Disposable {
 
   /**
    * The video's visual tokens [V, D]: decoded, preprocessed and encoded once, for every prompt that shares them
-   * (VideoLLaMA3: with its processor's time stamp before each frame's tokens).
+   * (VideoLLaMA3: with its processor's time stamp before each frame's tokens); `video` is what a generate /
+   * logprobs call takes for them (Qwen2.5-VL's with their grid, whose M-RoPE positions they take).
    */
-  async videoTokens(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ tokens: Tensor<'float32'>; indices: number[] }> {
+  async videoTokens(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{
+    tokens: Tensor<'float32'>; indices: number[]; video: { videoTokens: Tensor; videoGridThw?: Tensor };
+  }> {
     const { pixels, indices, frameText } = await this.pixels(path, plan, corrupt);
     try {
-      return { tokens: await this.model.encodeVideo(pixels, frameText ? { frameText } : {}), indices };
+      const tokens = await this.model.encodeVideo(pixels, frameText ? { frameText } : {});
+      return { tokens, indices, video: { videoTokens: tokens, ...this.#videoGrid(pixels.shape) } };
     } finally {
       pixels.dispose();
     }
+  }
+
+  /** Qwen2.5-VL: video_grid_thw of preprocessed frames [T, 3, H, W], as its patchify pads T to temporal patches. */
+  #videoGrid(shape: readonly number[]): { videoGridThw?: Tensor } {
+    if (this.model.info.architecture !== 'Qwen2_5_VLForConditionalGeneration') return {};
+    const vision = (JSON.parse(this.model.info.config) as { vision_config?: { patch_size?: number; temporal_patch_size?: number } })
+      .vision_config ?? {};
+    const patch = vision.patch_size ?? 14, temporal = vision.temporal_patch_size ?? 2;
+    const [frames, , height, width] = shape as [number, number, number, number];
+    const grid = [Math.ceil(frames / temporal), height / patch, width / patch];
+    return { videoGridThw: tensor(BigInt64Array.from(grid.map(BigInt)), [1, 3]) };
   }
 
   dispose(): void {

@@ -1,5 +1,6 @@
 // The video LMM from TypeScript: LLaVA-Video / LongVA (LlavaQwenForCausalLM), Video-LLaVA / LLaVA-Hound
-// (VideoLlavaForConditionalGeneration), VideoLLaMA3, InternVL (InternVLForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
+// (VideoLlavaForConditionalGeneration), VideoLLaMA3, InternVL (InternVLForConditionalGeneration), Qwen2.5-VL
+// (Qwen2_5_VLForConditionalGeneration), plain Qwen2ForCausalLM / LlamaForCausalLM, and the SigLIP / CLIP towers alone, loaded from their own checkpoint folders (native/model/).
 import { existsSync } from 'node:fs';
 
 import { z } from 'zod';
@@ -36,15 +37,20 @@ const ForwardInputs = z.strictObject({
   pixelValues: z.custom<Tensor>().optional(),
   /**
    * The same video by transformers' name and shape: Video-LLaVA's pixel_values_videos [1, F, 3, S, S]; with
-   * videoGridThw, VideoLLaMA3's, its processor's flattened patches [t*h*w, 3*p*p].
+   * videoGridThw, VideoLLaMA3's and Qwen2.5-VL's, their processors' flattened patches [t*h*w, 3*p*p] (Qwen2.5-VL:
+   * [t*h*w, 3*temporal_patch_size*p*p]). Qwen2.5-VL's frames [T, 3, H, W] go in pixelValues (patchified as its
+   * processor does).
    */
   pixelValuesVideos: z.custom<Tensor>().optional(),
-  /** VideoLLaMA3: video_grid_thw of one video, [1, 3] (frames, patch rows, patch columns). */
+  /** VideoLLaMA3, Qwen2.5-VL: video_grid_thw of one video, [1, 3] (temporal patches, patch rows, patch columns). */
   videoGridThw: z.custom<Tensor>().optional(),
   /** VideoLLaMA3: video_merge_sizes, [1] (default: 2, its processor's merge_size). */
   videoMergeSizes: z.custom<Tensor>().optional(),
   /** VideoLLaMA3: video_compression_mask, one bool per merged token (default: its processor's rule on the patches). */
   videoCompressionMask: z.custom<Tensor>().optional(),
+  /** Qwen2.5-VL: second_per_grid_ts of one video, [1]: the seconds a temporal patch spans (its M-RoPE's time scale;
+   * default: the processor's temporal_patch_size / fps at fps 2). */
+  secondPerGridTs: z.custom<Tensor>().optional(),
   outputHiddenStates: z.boolean().optional(),
 });
 export type ForwardInputs = z.input<typeof ForwardInputs>;
@@ -54,7 +60,14 @@ const Ids = z.custom<Tensor>((t) => t instanceof Object && 'dtype' in (t as obje
 const FrameText = z.strictObject({ before: z.array(z.int().nonnegative()).optional(), after: z.array(z.int().nonnegative()).optional() });
 export type FrameText = z.input<typeof FrameText>;
 /** The video of a call: frames [F, 3, S, S] (encoded in the call) or visual tokens [V, D] from encodeVideo. */
-const Video = { pixelValues: z.custom<Tensor>().optional(), videoTokens: z.custom<Tensor>().optional() };
+const Video = {
+  pixelValues: z.custom<Tensor>().optional(),
+  videoTokens: z.custom<Tensor>().optional(),
+  /** Qwen2.5-VL's videoTokens: their video's grid [t, h, w] (video_grid_thw; `videoGrid`), whose M-RoPE positions
+   * they take, and the seconds a temporal patch spans (default: the model's, setSecondPerGridTs). */
+  videoGridThw: z.custom<Tensor>().optional(),
+  secondPerGridTs: z.number().nonnegative().optional(),
+};
 
 const GenerateOptions = z.strictObject({
   /** 1-D id tensors, each with the image id once (all about the same video) or none. */
@@ -234,6 +247,15 @@ export class VideoLM {
    */
   get hasFrameText(): boolean {
     return this.#hasFrameText;
+  }
+
+  /**
+   * Qwen2.5-VL: the seconds a temporal patch of the frames given to encodeVideo / generate / logprobs spans (its
+   * processor's second_per_grid_ts = temporal_patch_size / fps; the M-RoPE's time scale). Default: fps 2.
+   * Synchronous: refused (ERR_TPO_BUSY) while calls on the model run.
+   */
+  setSecondPerGridTs(seconds: number): void {
+    this.#model.setSecondPerGridTs(parse(z.number().nonnegative(), seconds, 'VideoLM.setSecondPerGridTs'));
   }
 
   /** The longest sequence the language model takes (config.json's max_position_embeddings). */

@@ -24,6 +24,7 @@ import { annotation } from './captions.js';
 import {
   tinyModelConfig, TINY_PREPROCESSOR_CONFIG, tinyVideoLlavaConfig, TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG,
   TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG, tinyVideoLlama3Config, TINY_INTERNVL_PROCESSOR_CONFIG, tinyInternVLConfig,
+  TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG, tinyQwen2_5VLConfig,
 } from './model-config.js';
 import { makeQuestions } from './questions.js';
 import { deriveSeed, Random } from './random.js';
@@ -53,7 +54,7 @@ export const SynthOptions = z.strictObject({
   /** Re-render videos already present, and overwrite a folder made with other options. */
   force: z.boolean().default(false),
   /** The tiny model's architecture under model/: LLaVA-Video's (SigLIP, pooling, Qwen2) or Video-LLaVA's (CLIP, LLaMA). */
-  model: z.enum(['llava-video', 'video-llava', 'video-llama3', 'internvl']).default('llava-video'),
+  model: z.enum(['llava-video', 'video-llava', 'video-llama3', 'internvl', 'qwen2.5-vl']).default('llava-video'),
 });
 export type SynthOptions = z.input<typeof SynthOptions>;
 
@@ -188,6 +189,11 @@ export async function writeModelFiles(dir: string, family: WorldFamily = 'llava-
   if (family === 'video-llama3') {
     await writeJsonFile(join(dir, 'config.json'), tinyVideoLlama3Config(tokenizer));
     await writeJsonFile(join(dir, 'video_preprocessor_config.json'), TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG);
+    return;
+  }
+  if (family === 'qwen2.5-vl') {
+    await writeJsonFile(join(dir, 'config.json'), tinyQwen2_5VLConfig(tokenizer));
+    await writeJsonFile(join(dir, 'preprocessor_config.json'), TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG);
     return;
   }
   if (family === 'internvl') {

@@ -234,6 +234,76 @@ export function tinyVideoLlama3Config(tokenizer: Tokenizer): Record<string, unkn
 }
 
 /**
+ * preprocessor_config.json of the tiny Qwen2.5-VL model, for tpo's frame preprocessing: frames resized to 64 x 64
+ * (a multiple of patch_size x spatial_merge_size = 16), rescaled, normalised with OPENAI_CLIP's mean and std
+ * (Qwen2VLImageProcessor's). Its processor's smart resize and fps sampling are not this file's.
+ */
+export const TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG = {
+  image_processor_type: 'Qwen2VLImageProcessor',
+  do_resize: true,
+  size: { height: FRAME_SIZE, width: FRAME_SIZE },
+  resample: 3,
+  do_rescale: true,
+  rescale_factor: 1 / 255,
+  do_normalize: true,
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+  patch_size: 8,
+  temporal_patch_size: 2,
+  merge_size: 2,
+} as const;
+
+/**
+ * config.json of a tiny Qwen2.5-VL (Qwen2_5_VLForConditionalGeneration) for the world's qwen2.5-vl tokenizer, as
+ * transformers 5 writes qwen2_5_vl configs: the windowed ViT (8 x 8 patches of the 64 x 64 frames, 2 frames a
+ * temporal patch, width 96, 4 blocks, windows of 2 x 2 merged tokens and full attention in blocks 1 and 3), the
+ * merger (2 x 2 patches a token: 16 tokens per 2 frames) and a Qwen2 LM of the LLaVA-Video tiny model's sizes with
+ * M-RoPE over its 32-wide heads, untied.
+ */
+export function tinyQwen2_5VLConfig(tokenizer: Tokenizer): Record<string, unknown> {
+  const id = tokenIds(tokenizer, 'tinyQwen2_5VLConfig');
+  const endOfText = id('<|endoftext|>');
+  return {
+    architectures: ['Qwen2_5_VLForConditionalGeneration'],
+    model_type: 'qwen2_5_vl',
+    video_token_id: id('<|video_pad|>'),
+    image_token_id: id('<|video_pad|>'),  // (tpo encodes videos only; the world has no image token)
+    vision_start_token_id: id('<|vision_start|>'),
+    vision_end_token_id: id('<|vision_end|>'),
+    tie_word_embeddings: false,
+    text_config: {
+      model_type: 'qwen2_5_vl_text',
+      vocab_size: tokenizer.vocabSize,
+      ...TINY_LM_SIZES,
+      rms_norm_eps: 1e-6,
+      rope_parameters: { rope_type: 'default', rope_theta: 10000.0, mrope_section: [4, 6, 6] },
+      hidden_act: 'silu',
+      use_sliding_window: false,
+      bos_token_id: endOfText,
+      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
+      pad_token_id: tokenizer.pad?.id ?? endOfText,
+    },
+    vision_config: {
+      model_type: 'qwen2_5_vl_vision',
+      depth: 4,
+      hidden_size: 96,
+      intermediate_size: 256,
+      num_heads: 4,
+      in_channels: 3,
+      patch_size: 8,
+      temporal_patch_size: 2,
+      spatial_merge_size: 2,
+      window_size: 32,
+      fullatt_block_indexes: [1, 3],
+      out_hidden_size: TINY_LM_SIZES.hidden_size,
+      tokens_per_second: 2,
+      hidden_act: 'silu',
+      rope_parameters: { rope_type: 'axial', rope_theta: 10000.0 },
+    },
+  };
+}
+
+/**
  * video_preprocessor_config.json of the tiny InternVL model: InternVLVideoProcessor's fields, frames resized to the
  * tower's 64 x 64 (bicubic), rescaled, normalised with OPENAI_CLIP's mean and std (its defaults).
  */

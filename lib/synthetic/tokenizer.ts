@@ -48,11 +48,22 @@ export const VIDEO_LLAMA3_TOKENS = ['<|image_pad|>', '<|video_pad|>'] as const;
 /** The tokens the InternVL variant adds: its processor's <img> / </img> / <IMG_CONTEXT>, and the word of its frame labels. */
 export const INTERNVL_TOKENS = ['<img>', '</img>', '<IMG_CONTEXT>', 'Frame'] as const;
 
-/** Which model family the tokenizer is for: Qwen2's chat format (the default, VideoLLaMA3's, InternVL's), or Video-LLaVA's. */
-export type WorldFamily = 'llava-video' | 'video-llava' | 'video-llama3' | 'internvl';
+/** The tokens the Qwen2.5-VL variant adds: the ones Qwen's chat format writes a video with
+ * (<|vision_start|> <|video_pad|> x tokens <|vision_end|>). */
+export const QWEN2_5_VL_TOKENS = ['<|vision_start|>', '<|vision_end|>', '<|video_pad|>'] as const;
+
+/** Qwen2.5-VL's chat format: Qwen2's, the video (tpo's <image> placeholder) between <|vision_start|> and
+ * <|vision_end|> as Qwen2.5-VL's template writes a video part. */
+export const QWEN2_5_VL_CHAT_TEMPLATE = CHAT_TEMPLATE.replace(
+  "message['content']", "(message['content'] | replace('<image>', '<|vision_start|><image><|vision_end|>'))");
+
+/** Which model family the tokenizer is for: Qwen2's chat format (the default, VideoLLaMA3's, InternVL's, Qwen2.5-VL's
+ * with its vision markers), or Video-LLaVA's. */
+export type WorldFamily = 'llava-video' | 'video-llava' | 'video-llama3' | 'internvl' | 'qwen2.5-vl';
 
 const EXTRA_TOKENS: Record<WorldFamily, readonly string[]> = {
   'llava-video': [], 'video-llava': VIDEO_LLAVA_TOKENS, 'video-llama3': VIDEO_LLAMA3_TOKENS, internvl: INTERNVL_TOKENS,
+  'qwen2.5-vl': QWEN2_5_VL_TOKENS,
 };
 
 /**
@@ -90,7 +101,7 @@ export function worldTokenizerFiles(family: WorldFamily = 'llava-video'): Tokeni
     eos_token: family === 'video-llava' ? '</s>' : '<|im_end|>',
     pad_token: '<|endoftext|>',
     unk_token: '<unk>',
-    chat_template: family === 'video-llava' ? videoLlavaChatTemplate('') : CHAT_TEMPLATE,
+    chat_template: family === 'video-llava' ? videoLlavaChatTemplate('') : family === 'qwen2.5-vl' ? QWEN2_5_VL_CHAT_TEMPLATE : CHAT_TEMPLATE,
     clean_up_tokenization_spaces: false,
     model_max_length: 4096,
     tokenizer_class: 'PreTrainedTokenizerFast',

@@ -143,15 +143,16 @@ async function workOf(c: Resolved, state: GenerationState, client: ChatClient | 
 async function answer(
   session: ModelSession, c: Resolved, videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number,
 ): Promise<Answers> {
-  const { tokens: videoTokens, indices } = await session.videoTokens(videoPath, plan, corrupt === undefined ? undefined : { ...c.corrupt, seed: corrupt });
+  const { tokens: videoTokens, indices, video } = await session.videoTokens(videoPath, plan, corrupt === undefined ? undefined : { ...c.corrupt, seed: corrupt });
   const prompts: Tensor[] = questions.map((q) => session.prompt(`<image>\n${q.question}`));
   try {
     const { tokens } = await session.model.generate({
-      prompts, videoTokens, maxNewTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP, seed, stopIds: session.stopIds,
+      prompts, ...video, maxNewTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP, seed, stopIds: session.stopIds,
     });
     return { texts: tokens.map((t) => session.tokenizer.decode(t, { skipSpecialTokens: true }).trim()), indices };
   } finally {
     videoTokens.dispose();
+    video.videoGridThw?.dispose();
     for (const p of prompts) p.dispose();
   }
 }

@@ -210,10 +210,13 @@ export class Trainer extends EventEmitter<{
     // frame text's embeddings get their gradient.
     const trainsTower = this.config.train.vision || this.config.train.projector ||
       (session.model.hasFrameText && this.#trainsLanguage());
+    // (Qwen2.5-VL's visual tokens take their M-RoPE positions from the video's grid, which only its frames carry
+    // into a training step: its videos stay frames, encoded once a step)
+    const tokensCarryPositions = session.model.info.architecture !== 'Qwen2_5_VLForConditionalGeneration';
     if (!trainsTower || this.#visualTokenCount === 0) {
       const tokens = await session.model.encodeVideo(pixels, frameText ? { frameText } : {});
       this.#visualTokenCount = tokens.shape[0]!;
-      if (!trainsTower) {
+      if (!trainsTower && tokensCarryPositions) {
         pixels.dispose();
         return { video: this.#keep(path, tokens) };
       }

@@ -45,6 +45,7 @@ const char* architecture_name(model::Architecture a) {
     case model::Architecture::VideoLlavaForConditionalGeneration: return "VideoLlavaForConditionalGeneration";
     case model::Architecture::VideoLlama3ForConditionalGeneration: return "VideoLlama3ForConditionalGeneration";
     case model::Architecture::InternVLForConditionalGeneration: return "InternVLForConditionalGeneration";
+    case model::Architecture::Qwen2_5_VLForConditionalGeneration: return "Qwen2_5_VLForConditionalGeneration";
   }
   return "?";
 }
@@ -53,6 +54,9 @@ const char* architecture_name(model::Architecture a) {
 std::string layout_name_for(const model::LoadedModel& m, model::KeyLayout layout) {
   if (layout == model::KeyLayout::Native && m.config.architecture == model::Architecture::VideoLlavaForConditionalGeneration)
     return "video-llava";
+  // Qwen2.5-VL's module names are save_pretrained's (visual.*, model.*, lm_head.*): transformers' legacy layout.
+  if (layout == model::KeyLayout::Native && m.config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration)
+    return "hf-legacy";
   return model::layout_name(layout);
 }
 
@@ -65,6 +69,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
         InstanceMethod<&ModelHandle::encode_video>("encodeVideo"),
         InstanceMethod<&ModelHandle::video_token_count>("videoTokenCount"),
         InstanceMethod<&ModelHandle::set_frame_text>("setFrameText"),
+        InstanceMethod<&ModelHandle::set_second_per_grid_ts>("setSecondPerGridTs"),
         InstanceMethod<&ModelHandle::generate>("generate"),
         InstanceMethod<&ModelHandle::logprobs>("logprobs"),
         InstanceMethod<&ModelHandle::logprobs_batch>("logprobsBatch"),
@@ -137,11 +142,33 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (args.has("inputIds")) ids = TensorHandle::unwrap(env, args.get("inputIds"), "Model.forward: inputIds");
     if (args.has("attentionMask")) mask = TensorHandle::unwrap(env, args.get("attentionMask"), "Model.forward: attentionMask");
     if (args.has("pixelValues")) pixels = TensorHandle::unwrap(env, args.get("pixelValues"), "Model.forward: pixelValues");
+    // transformers' name of a video's pixels (Qwen2.5-VL's, VideoLLaMA3's patches)
+    if (args.has("pixelValuesVideos")) {
+      if (pixels.defined()) throw_argument_error(env, "Model.forward: give pixelValues or pixelValuesVideos, not both");
+      pixels = TensorHandle::unwrap(env, args.get("pixelValuesVideos"), "Model.forward: pixelValuesVideos");
+    }
     const bool hidden = args.boolean("outputHiddenStates", false);
+    const bool qwen = model.lm && model.config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration;
+    std::optional<model::Qwen2_5_VLGrid> qwen_grid;
+    double second_per_grid_t = qwen ? model.lm->second_per_grid_t() : 0;
+    if (args.has("secondPerGridTs")) {
+      if (!qwen) throw_argument_error(env, "Model.forward: secondPerGridTs is Qwen2.5-VL's input");
+      const auto s = TensorHandle::unwrap(env, args.get("secondPerGridTs"), "Model.forward: secondPerGridTs");
+      if (s.numel() != 1) throw_argument_error(env, "Model.forward: secondPerGridTs must be one video's seconds ([1]), got " + c10::str(s.sizes()));
+      second_per_grid_t = s.to(torch::kFloat64).reshape({1})[0].item<double>();
+    }
+    if (qwen && args.has("videoGridThw")) {
+      const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
+      if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
+        throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
+      const auto v = thw.to(torch::kInt64).reshape({3});
+      qwen_grid = model::Qwen2_5_VLGrid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
+      if (!pixels.defined()) throw_argument_error(env, "Model.forward: videoGridThw needs the video's patches (pixelValuesVideos)");
+    }
     // VideoLLaMA3's transformers inputs: pixelValues are then its processor's patches [t*h*w, 3*p*p].
     std::optional<model::PatchGrid> grid;
     torch::Tensor compression;
-    if (args.has("videoGridThw")) {
+    if (!qwen && args.has("videoGridThw")) {
       const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
       if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
         throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
@@ -165,7 +192,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (ids.defined()) check_ids(env, ids, "Model.forward: inputIds");
     return run_async(
         env, "Model.forward",
-        [call = ModelCall(shared), ids, mask, pixels, hidden, grid, compression] {
+        [call = ModelCall(shared), ids, mask, pixels, hidden, grid, compression, qwen_grid, second_per_grid_t] {
           const Reading reading(call);
           LoadedModel& m = call.model();
           torch::NoGradGuard no_grad;
@@ -177,7 +204,15 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
             return out;
           }
           torch::Tensor video;
+          model::VideoRope rope;
           if (pixels.defined()) {
+            if (m.lm && m.lm->visual) {
+              // Qwen2.5-VL: its processor's patches and grid, or frames patchified as the processor does.
+              model::Qwen2_5_VLGrid g;
+              if (qwen_grid) g = *qwen_grid;
+              const auto patches = qwen_grid ? pixels : model::qwen2_5_vl_patchify(*m.config.vision, pixels, g);
+              return qwen_outputs(m, ids, mask, m.lm->encode_video_grid(patches, g, second_per_grid_t), hidden);
+            }
             auto tokens = grid ? m.lm->encode_video_patches(pixels, *grid, compression) : m.lm->encode_video(pixels);
             if (tokens.kept.defined()) out.emplace_back("compression_mask", tokens.kept);
             out.emplace_back("vision_features", tokens.features);
@@ -196,6 +231,24 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
           return out;
         },
         [](Napi::Env env, NamedOutputs out) -> Napi::Value { return outputs_to_js(env, std::move(out)); });
+  }
+
+  // forward's outputs for a Qwen2.5-VL video: the tower's, the language model's on M-RoPE positions, and those.
+  static NamedOutputs qwen_outputs(model::LoadedModel& m, const torch::Tensor& ids, const torch::Tensor& mask,
+                                   const model::VideoTokens& tokens, bool hidden) {
+    NamedOutputs out;
+    out.emplace_back("vision_features", tokens.features);
+    out.emplace_back("video_tokens", tokens.tokens);
+    auto r = m.lm->forward(ids.to(torch::kInt64), mask, tokens.tokens, hidden, tokens.rope);
+    out.emplace_back("logits", r.logits);
+    out.emplace_back("inputs_embeds", r.inputs_embeds);
+    out.emplace_back("attention_mask", r.attention_mask);
+    out.emplace_back("position_ids", r.position_ids);
+    out.emplace_back("rope_deltas", r.rope_deltas);
+    out.emplace_back("last_hidden_state", r.lm.last_hidden_state);
+    out.emplace_back("last_layer_output", r.lm.last_layer_output);
+    if (hidden) add_states(out, "hidden_states.", r.lm.hidden_states);
+    return out;
   }
 
   // encodeVideo(pixels, frameText?): frameText [{before, after}, ...] is this call's text around each frame
@@ -269,11 +322,54 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return env.Undefined();
   }
 
+  // setSecondPerGridTs(seconds): Qwen2.5-VL's seconds a temporal patch of frames spans (model::VideoLMImpl::
+  // set_second_per_grid_t). Changes the model: refused while calls run.
+  Napi::Value set_second_per_grid_ts(const Napi::CallbackInfo& cb) {
+    Napi::Env env = cb.Env();
+    auto shared = live(env);
+    const std::string what = "Model.setSecondPerGridTs";
+    if (!shared->model->lm) throw_argument_error(env, what + ": a vision tower alone has no temporal RoPE");
+    if (!cb[0].IsNumber()) throw_argument_error(env, what + ": expected the seconds a temporal patch spans");
+    const double seconds = cb[0].As<Napi::Number>().DoubleValue();
+    const auto lock = lock_idle(env, *shared, what);
+    guarded(env, what.c_str(), [&] {
+      shared->model->lm->set_second_per_grid_t(seconds);
+      return 0;
+    });
+    return env.Undefined();
+  }
+
   // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
   static torch::Tensor video_arg(Napi::Env env, const Args& args, const std::string& what) {
     if (args.has("videoTokens")) return TensorHandle::unwrap(env, args.get("videoTokens"), what + ": videoTokens");
     if (args.has("pixelValues")) return TensorHandle::unwrap(env, args.get("pixelValues"), what + ": pixelValues");
     return torch::Tensor();
+  }
+
+  // Qwen2.5-VL's visual tokens given alone (videoTokens, from encodeVideo) with their video's grid: videoGridThw
+  // [t, h, w] and secondPerGridTs (seconds; default the model's), from which their M-RoPE positions follow.
+  static std::optional<model::VideoRope> video_rope_arg(Napi::Env env, const Args& args, const LoadedModel& m, const std::string& what) {
+    if (!args.has("videoGridThw")) {
+      if (args.has("secondPerGridTs")) throw_argument_error(env, what + ": secondPerGridTs goes with videoGridThw");
+      return std::nullopt;
+    }
+    if (!m.lm || !m.lm->visual) throw_argument_error(env, what + ": videoGridThw with visual tokens is Qwen2.5-VL's input");
+    if (!args.has("videoTokens")) throw_argument_error(env, what + ": videoGridThw goes with videoTokens (frames carry their own grid)");
+    const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), what + ": videoGridThw");
+    if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
+      throw_argument_error(env, what + ": videoGridThw must be one video's integer [t, h, w], got " + c10::str(thw.sizes()));
+    const auto v = thw.to(torch::kInt64).reshape({3});
+    const model::Qwen2_5_VLGrid grid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
+    const int64_t m_size = m.config.vision->spatial_merge_size;
+    if (grid.t < 1 || grid.h < 1 || grid.w < 1 || grid.h % m_size != 0 || grid.w % m_size != 0)
+      throw_argument_error(env, what + ": videoGridThw must be positive with h and w multiples of spatial_merge_size (" +
+                                    std::to_string(m_size) + ")");
+    double seconds = m.lm->second_per_grid_t();
+    if (args.has("secondPerGridTs")) {
+      seconds = args.number("secondPerGridTs", seconds);
+      if (!std::isfinite(seconds) || seconds < 0) throw_argument_error(env, what + ": secondPerGridTs must be a finite number >= 0");
+    }
+    return model::qwen2_5_vl_rope_positions(*m.config.vision, grid, seconds);
   }
 
   // Token ids must be integers: a float tensor would be truncated to ids nobody meant.
@@ -295,9 +391,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
   }
 
   // Visual tokens for a call: encoded here when given frames (4-D), used as they are when given tokens (2-D).
-  static torch::Tensor video_tokens(LoadedModel& m, const torch::Tensor& video) {
-    if (!video.defined() || video.dim() == 2) return video;
-    return m.lm->encode_video(video).tokens;
+  // The same with what else the encoding gives: Qwen2.5-VL's M-RoPE positions of the tokens.
+  static model::VideoTokens encoded(LoadedModel& m, const torch::Tensor& video) {
+    if (!video.defined() || video.dim() == 2) {
+      model::VideoTokens given;
+      given.tokens = video;
+      return given;
+    }
+    return m.lm->encode_video(video);
   }
 
   // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
@@ -309,6 +410,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     const Args args(env, cb[0], "Model.generate");
     auto prompts = tensor_list(env, args.get("prompts"), "Model.generate: prompts");
     const torch::Tensor video = video_arg(env, args, "Model.generate");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.generate");
     model::GenerateOptions o;
     o.max_new_tokens = args.integer("maxNewTokens", 64);
     o.temperature = args.number("temperature", 0);
@@ -325,10 +427,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
     return run_async(
         env, "Model.generate",
-        [call = ModelCall(shared), prompts, video, o] {
+        [call = ModelCall(shared), prompts, video, o, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          return model::generate(*call.model().lm, prompts, video_tokens(call.model(), video), o);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
+          return model::generate(*call.model().lm, prompts, v.tokens, o, v.rope);
         },
         [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
           auto tokens = Napi::Array::New(env, r.tokens.size());
@@ -357,13 +461,16 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     check_ids(env, prompt, "Model.logprobs: prompt");
     auto answers = tensor_list(env, args.get("answers"), "Model.logprobs: answers");
     const torch::Tensor video = video_arg(env, args, "Model.logprobs");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobs");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobs",
-        [call = ModelCall(shared), prompt, answers, video, share] {
+        [call = ModelCall(shared), prompt, answers, video, share, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto r = model::answer_logprobs(*call.model().lm, prompt, answers, video_tokens(call.model(), video), share);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
+          auto r = model::answer_logprobs(*call.model().lm, prompt, answers, v.tokens, share, false, v.rope);
           // Scores leave native code here: a NaN would compare as neither better nor worse than any other answer
           // and turn an evaluation into the share of questions answered A. Cheap: one value per answer.
           if (!torch::isfinite(r.sums).all().item<bool>())
@@ -399,13 +506,16 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       items.push_back({prompt, tensor_list(env, item.get("answers"), what + ".answers")});
     }
     const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
+    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobsBatch");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobsBatch",
-        [call = ModelCall(shared), items, video, share] {
+        [call = ModelCall(shared), items, video, share, rope] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto results = model::prompts_logprobs(*call.model().lm, items, video_tokens(call.model(), video), share);
+          auto v = encoded(call.model(), video);
+          if (rope) v.rope = *rope;
+          auto results = model::prompts_logprobs(*call.model().lm, items, v.tokens, share, false, v.rope);
           // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
           for (size_t i = 0; i < results.size(); ++i)
             if (!torch::isfinite(results[i].sums).all().item<bool>())
@@ -452,6 +562,12 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
             name != "hf-legacy")
           throw_argument_error(env, "Model.save: an InternVL model is saved in transformers' layouts (hf-legacy, as its "
                                     "save_pretrained writes, or hf), not " + name);
+        if (shared->model->config.architecture == model::Architecture::Qwen2_5_VLForConditionalGeneration) {
+          if (name != "hf" && name != "hf-legacy")
+            throw_argument_error(env, "Model.save: a Qwen2.5-VL model is saved in transformers' layouts (hf-legacy, as its "
+                                      "save_pretrained writes, or hf), not " + name);
+          layout = name == "hf" ? model::KeyLayout::HfLlava : model::KeyLayout::Native;
+        }
         if ((name == "llava-next" && video_llava) || (name == "video-llava" && !video_llava))
           throw_argument_error(env, "Model.save: layout " + name + " is not this model's original layout (" +
                                         layout_name_for(*shared->model, model::KeyLayout::Native) + ")");
@@ -568,6 +684,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       const std::string& name = item.key();
       bool train;
       if (name.find(".lora_") != std::string::npos) train = lora;
+      // Qwen2.5-VL: the patch merger is its projector (LLaMA-Factory's freeze_multi_modal_projector), the rest of
+      // visual.* its tower
+      else if (name.rfind("visual.merger.", 0) == 0) train = projector;
+      else if (name.rfind("visual.", 0) == 0) train = vision;
       else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
                name.rfind("model.vision_model.", 0) == 0 ||  // VideoLLaMA3's
                name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;

@@ -93,9 +93,10 @@ void require_positive_number(const Fields& f, const char* key, double value) {
 
 // Fields a text config may leave out (transformers writes only the non-defaults into nested configs of older
 // checkpoints): LlamaConfig's defaults. Qwen2's configs are read as they have always been written, in full.
-enum class Decoder { Qwen2, Llama };
+// Qwen2_5_VL: Qwen2's, with M-RoPE's rope type (mrope) accepted.
+enum class Decoder { Qwen2, Llama, Qwen2_5_VL };
 
-RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
+RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c, bool mrope = false) {
   RopeScaling r;
   const Fields rope = f.object(key);
   const std::string type = rope.has("rope_type") ? rope.string("rope_type", "default") : rope.string("type", "default");
@@ -104,7 +105,8 @@ RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
   require_positive_number(rope, "rope_theta", c.rope_theta);
   if (rope.has("partial_rotary_factor") && rope.number("partial_rotary_factor", 1.0) != 1.0)
     rope.fail("partial_rotary_factor", "other than 1 is not supported");
-  if (type == "default") return r;
+  // Qwen2.5-VL's Hub configs name M-RoPE "mrope"; transformers reads it as the default RoPE with mrope_section.
+  if (type == "default" || (mrope && type == "mrope")) return r;
   const auto factor = [&] {
     const double v = rope.number("factor", 0.0);
     if (!std::isfinite(v) || !(v >= 1.0)) rope.fail("factor", "must be a finite number >= 1, got ", v);
@@ -128,7 +130,7 @@ RopeScaling parse_rope(const Fields& f, const char* key, Qwen2Config& c) {
     r.original_max_position_embeddings = rope.integer("original_max_position_embeddings", c.max_position_embeddings);
     require_positive(rope, "original_max_position_embeddings", r.original_max_position_embeddings, int64_t{1} << 30);
   } else {
-    rope.fail("rope_type", "'", type, "' is not supported (default, linear, dynamic, llama3)");
+    rope.fail("rope_type", "'", type, "' is not supported (default, linear, dynamic, llama3", mrope ? ", mrope)" : ")");
   }
   return r;
 }
@@ -162,8 +164,9 @@ Qwen2Config parse_decoder(const Fields& f, Decoder decoder) {
   require_positive_number(f, "rms_norm_eps", c.rms_norm_eps);
   c.tie_word_embeddings = f.boolean("tie_word_embeddings", false);
   // transformers 5 writes rope_parameters (rope_theta inside); older configs rope_scaling beside rope_theta.
-  if (f.has("rope_parameters")) c.rope_scaling = parse_rope(f, "rope_parameters", c);
-  else if (f.has("rope_scaling")) c.rope_scaling = parse_rope(f, "rope_scaling", c);
+  const bool mrope = decoder == Decoder::Qwen2_5_VL;
+  if (f.has("rope_parameters")) c.rope_scaling = parse_rope(f, "rope_parameters", c, mrope);
+  else if (f.has("rope_scaling")) c.rope_scaling = parse_rope(f, "rope_scaling", c, mrope);
   if (llama) {
     c.qkv_bias = c.o_bias = f.boolean("attention_bias", false);
     c.mlp_bias = f.boolean("mlp_bias", false);
@@ -185,7 +188,8 @@ Activation parse_activation(const Fields& f, const std::string& name, const char
   if (name == "gelu_pytorch_tanh" || name == "gelu_new") return Activation::GeluTanh;
   if (name == "gelu") return Activation::GeluErf;
   if (name == "quick_gelu") return Activation::QuickGelu;
-  f.fail(key, "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu)");
+  if (name == "silu") return Activation::Silu;
+  f.fail(key, "'", name, "' is not supported (gelu_pytorch_tanh, gelu, quick_gelu, silu)");
 }
 
 // VideoLlama3VisionConfig, its defaults for what it leaves out: no image_size (the patch grid is each video's own).
@@ -404,6 +408,7 @@ const char* activation_name(Activation a) {
     case Activation::GeluTanh: return "gelu_pytorch_tanh";
     case Activation::GeluErf: return "gelu";
     case Activation::QuickGelu: return "quick_gelu";
+    case Activation::Silu: return "silu";
   }
   return "?";
 }
@@ -551,6 +556,110 @@ void parse_internvl(const Fields& f, ModelConfig& config) {
   config.mm = m;
 }
 
+
+// Qwen2_5_VLVisionConfig (qwen2_5_vl_vision), its defaults for what it leaves out.
+VisionConfig parse_qwen2_5_vl_vision(const Fields& f) {
+  VisionConfig c;
+  c.kind = VisionKind::Qwen2_5_VL;
+  c.num_hidden_layers = f.integer("depth", 32);
+  c.hidden_size = f.integer("hidden_size", 3584);
+  c.intermediate_size = f.integer("intermediate_size", 3420);
+  c.num_attention_heads = f.integer("num_heads", 16);
+  c.num_channels = f.integer("in_channels", 3);
+  c.patch_size = f.integer("patch_size", 14);
+  c.temporal_patch_size = f.integer("temporal_patch_size", 2);
+  c.spatial_merge_size = f.integer("spatial_merge_size", 2);
+  c.window_size = f.integer("window_size", 112);
+  c.out_hidden_size = f.integer("out_hidden_size", 3584);
+  for (auto [key, v] : {std::pair{"hidden_size", c.hidden_size}, {"intermediate_size", c.intermediate_size},
+                        {"num_heads", c.num_attention_heads}, {"patch_size", c.patch_size},
+                        {"temporal_patch_size", c.temporal_patch_size}, {"spatial_merge_size", c.spatial_merge_size},
+                        {"window_size", c.window_size}, {"out_hidden_size", c.out_hidden_size}})
+    require_positive(f, key, v);
+  require_positive(f, "depth", c.num_hidden_layers, kMaxLayers);
+  require_positive(f, "in_channels", c.num_channels, 64);
+  if (c.hidden_size % c.num_attention_heads != 0)
+    f.fail("hidden_size", "(", c.hidden_size, ") must be divisible by num_heads (", c.num_attention_heads, ")");
+  if ((c.hidden_size / c.num_attention_heads) % 4 != 0)
+    f.fail("hidden_size", "/ num_heads (", c.hidden_size / c.num_attention_heads,
+           ") must be a multiple of 4 (the 2D RoPE rotates h and w in a quarter of the head each)");
+  // get_vision_window_index: windows of window_size / spatial_merge_size / patch_size merged tokens a side.
+  if (c.window_size / c.spatial_merge_size / c.patch_size < 1)
+    f.fail("window_size", "(", c.window_size, ") must span at least one merged token (spatial_merge_size x patch_size = ",
+           c.spatial_merge_size * c.patch_size, " pixels)");
+  c.hidden_act = parse_activation(f, f.string("hidden_act", "silu"));
+  if (c.hidden_act != Activation::Silu && c.hidden_act != Activation::GeluTanh && c.hidden_act != Activation::GeluErf)
+    f.fail("hidden_act", "'", activation_name(c.hidden_act), "' is not supported for Qwen2.5-VL's tower (silu, gelu, gelu_pytorch_tanh)");
+  c.tokens_per_second = f.number("tokens_per_second", 4);
+  if (!std::isfinite(c.tokens_per_second) || c.tokens_per_second < 0)
+    f.fail("tokens_per_second", "must be a finite number >= 0, got ", c.tokens_per_second);
+  if (f.has("fullatt_block_indexes")) {
+    const json& v = f.raw("fullatt_block_indexes");
+    if (!v.is_array()) f.fail("fullatt_block_indexes", "must be a list of block indexes");
+    for (const json& i : v) {
+      if (!i.is_number_integer() || i.get<int64_t>() < 0 || i.get<int64_t>() >= c.num_hidden_layers)
+        f.fail("fullatt_block_indexes", "must hold block indexes in [0, depth = ", c.num_hidden_layers, ")");
+      c.fullatt_block_indexes.push_back(i.get<int64_t>());
+    }
+  } else {
+    c.fullatt_block_indexes = {7, 15, 23, 31};
+    std::erase_if(c.fullatt_block_indexes, [&](int64_t i) { return i >= c.num_hidden_layers; });
+  }
+  if (f.has("rope_parameters")) {
+    const Fields rope = f.object("rope_parameters");
+    if (const std::string type = rope.string("rope_type", "axial"); type != "axial")
+      rope.fail("rope_type", "'", type, "' is not supported (Qwen2.5-VL's vision RoPE is axial)");
+    c.rope_theta = rope.number("rope_theta", c.rope_theta);
+  }
+  require_positive_number(f, "rope_parameters.rope_theta", c.rope_theta);
+  c.layers_in_checkpoint = c.num_hidden_layers;
+  c.layer_norm_eps = 1e-6;  // Qwen2_5_VLVisionBlock's and the merger's RMSNorm
+  return c;
+}
+
+// Qwen2_5_VLConfig (transformers' qwen2_5_vl): vision_config (qwen2_5_vl_vision) and the text config, nested
+// (text_config, as transformers 5 writes it) or at the top level (the Hub's Qwen2.5-VL-*-Instruct configs), its
+// rope_parameters (or rope_scaling) carrying mrope_section; the video and vision start ids.
+void parse_qwen2_5_vl(const Fields& f, ModelConfig& config) {
+  config.architecture = Architecture::Qwen2_5_VLForConditionalGeneration;
+  static const json empty = json::object();
+  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
+  if (const std::string type = vision.string("model_type", "qwen2_5_vl_vision"); type != "qwen2_5_vl_vision")
+    vision.fail("model_type", "'", type, "' is not supported (Qwen2.5-VL's vision model is qwen2_5_vl_vision)");
+  config.vision = parse_qwen2_5_vl_vision(vision);
+  const Fields text = f.has("text_config") ? f.object("text_config") : f;
+  if (f.has("text_config"))
+    if (const std::string type = text.string("model_type", "qwen2_5_vl_text"); type != "qwen2_5_vl_text")
+      text.fail("model_type", "'", type, "' is not supported (Qwen2.5-VL's language model is qwen2_5_vl_text)");
+  config.text = parse_decoder(text, Decoder::Qwen2_5_VL);
+  config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", config.text->tie_word_embeddings);
+  const char* rope_key = text.has("rope_parameters") ? "rope_parameters" : text.has("rope_scaling") ? "rope_scaling" : nullptr;
+  if (!rope_key) text.fail("rope_parameters", "is missing (Qwen2.5-VL's M-RoPE needs its mrope_section)");
+  const Fields rope = text.object(rope_key);
+  if (!rope.has("mrope_section") || !rope.raw("mrope_section").is_array() || rope.raw("mrope_section").size() != 3)
+    rope.fail("mrope_section", "must be three section sizes (temporal, height, width)");
+  int64_t total = 0;
+  for (const json& v : rope.raw("mrope_section")) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0) rope.fail("mrope_section", "must hold integers >= 0");
+    config.text->mrope_section.push_back(v.get<int64_t>());
+    total += v.get<int64_t>();
+  }
+  if (total != config.text->head_dim / 2)
+    rope.fail("mrope_section", "sums to ", total, "; it must be head_dim / 2 = ", config.text->head_dim / 2,
+              " (one section per rotary frequency)");
+  if (config.vision->out_hidden_size != config.text->hidden_size)
+    vision.fail("out_hidden_size", "(", config.vision->out_hidden_size, ") must equal the language model's hidden_size (",
+                config.text->hidden_size, ")");
+  MultimodalConfig m;
+  m.mm_hidden_size = config.vision->hidden_size;
+  m.merge_size = config.vision->spatial_merge_size;
+  m.image_token_index = -200;  // tpo's placeholder
+  m.video_token_index = f.integer("video_token_id", 151656);
+  f.integer("image_token_id", 151655);  // a type check only: tpo encodes videos, not images
+  if (m.video_token_index < 0 || m.video_token_index >= config.text->vocab_size)
+    f.fail("video_token_id", "(", m.video_token_index, ") is outside the vocabulary [0, ", config.text->vocab_size, ")");
+  config.mm = m;
+}
 }  // namespace
 
 ModelConfig parse_config(const std::string& text, const std::string& source) {
@@ -576,6 +685,11 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     parse_video_llama3(f, config);
   } else if (type == "internvl") {
     parse_internvl(f, config);
+  } else if (type == "qwen2_5_vl") {
+    parse_qwen2_5_vl(f, config);
+  } else if (type == "qwen2_vl") {
+    f.fail("model_type", "'qwen2_vl' (Qwen2-VL) is not supported: tpo runs Qwen2.5-VL (qwen2_5_vl), whose tower "
+                         "attends in windows and whose M-RoPE scales time by second_per_grid_ts");
   } else if (type == "internvl_chat") {
     f.fail("model_type", "'internvl_chat' (OpenGVLab's remote-code InternVLChatModel) is not supported: tpo loads "
                          "transformers' internvl checkpoints (the -hf conversions, e.g. OpenGVLab/InternVL3-1B-hf)");
@@ -595,7 +709,7 @@ ModelConfig parse_config(const std::string& text, const std::string& source) {
     check_mm(f, *config.mm, *config.vision, *config.text);
   } else {
     f.fail("model_type", "'", type, "' is not an architecture tpo knows (qwen2, llama, llava_qwen, video_llava, video_llama_3, "
-                                    "internvl, siglip_vision_model, clip_vision_model)");
+                                    "internvl, qwen2_5_vl, siglip_vision_model, clip_vision_model)");
   }
   return config;
 }

@@ -44,12 +44,17 @@ struct Qwen2Config {
   int64_t bos_token_id = -1;
   int64_t eos_token_id = -1;
   int64_t pad_token_id = -1;
+  // Qwen2.5-VL's 3D multimodal RoPE (rope_parameters.mrope_section): the head's rotary frequencies split in three
+  // sections that rotate by the temporal, height and width position each. Empty: plain RoPE.
+  std::vector<int64_t> mrope_section{};
 };
 
 // VideoLlama3: VideoLLaMA3's SigLIP-style encoder over variable-size patch grids (no learned positions: 2D RoPE).
 // InternVL: InternVLVisionModel (InternViT: class token, learned positions, layer scale, optional qk-norm).
-enum class VisionKind { Siglip, Clip, VideoLlama3, InternVL };
-enum class Activation { GeluTanh, GeluErf, QuickGelu };
+// Qwen2_5_VL: Qwen2_5_VisionTransformerPretrainedModel (Conv3d patches over temporal_patch_size frames, 2D RoPE,
+// window attention but in fullatt_block_indexes, RMSNorm, SwiGLU, the patch merger).
+enum class VisionKind { Siglip, Clip, VideoLlama3, InternVL, Qwen2_5_VL };
+enum class Activation { GeluTanh, GeluErf, QuickGelu, Silu };
 
 struct VisionConfig {
   VisionKind kind = VisionKind::Siglip;
@@ -72,6 +77,15 @@ struct VisionConfig {
   bool attention_bias = false;
   bool mean_pooling = true;
   double layer_scale_init_value = 0.1;
+  // Qwen2.5-VL (Qwen2_5_VLVisionConfig): frames per patch, merge_size x merge_size patches a visual token, the
+  // attention window in pixels, the blocks that attend over the whole frame, the merger's output width, and the
+  // temporal RoPE's scale (tokens_per_second x second_per_grid_t per temporal patch).
+  int64_t temporal_patch_size = 1;
+  int64_t spatial_merge_size = 1;
+  int64_t window_size = 0;
+  std::vector<int64_t> fullatt_block_indexes{};
+  int64_t out_hidden_size = 0;
+  double tokens_per_second = 1;
   int64_t grid() const { return image_size / patch_size; }  // the conv drops leftover pixels
 };
 
@@ -111,6 +125,7 @@ enum class Architecture {
   VideoLlavaForConditionalGeneration,  // transformers' video_llava, and the original Video-LLaVA repo's llava config
   VideoLlama3ForConditionalGeneration,  // transformers' video_llama_3
   InternVLForConditionalGeneration,     // transformers' internvl (InternVL3-*-hf, InternVideo2.5's architecture)
+  Qwen2_5_VLForConditionalGeneration,   // transformers' qwen2_5_vl (Qwen2.5-VL-*-Instruct)
 };
 
 struct ModelConfig {

@@ -42,6 +42,32 @@ Batch left_padded(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, co
   return b;
 }
 
+// Each prompt's plain position of its video's first token (the image id's index; -1 without one), for M-RoPE; and
+// a Qwen2.5-VL video given without its positions is refused rather than run on plain RoPE.
+torch::Tensor video_starts(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
+                           const VideoRope& rope) {
+  if (!lm.visual || !video_tokens.defined()) return {};
+  if (!rope.offsets.defined() || rope.offsets.size(1) != video_tokens.size(0))
+    throw std::invalid_argument("a Qwen2.5-VL video's visual tokens need their M-RoPE positions (its grid): give the "
+                                "video's frames (pixelValues), not visual tokens alone");
+  const int64_t image_id = lm.config().mm->image_token_index;
+  std::vector<int64_t> starts;
+  for (const auto& p : prompts) {
+    const auto where = (p.to(torch::kInt64) == image_id).nonzero();
+    starts.push_back(where.size(0) > 0 ? where[0][0].item<int64_t>() : -1);
+  }
+  return torch::tensor(starts, torch::TensorOptions().dtype(torch::kInt64).device(lm.model->embed_tokens->weight.device()));
+}
+
+// Options that map a forward's plain positions to M-RoPE's (none without a Qwen2.5-VL video).
+Qwen2ModelImpl::Options with_rope(Qwen2ModelImpl::Options o, const VideoRope& rope, const torch::Tensor& starts) {
+  if (starts.defined()) {
+    o.video_rope = &rope;
+    o.video_start = starts;
+  }
+  return o;
+}
+
 torch::Tensor next_tokens(const torch::Tensor& logits, const GenerateOptions& o, at::Generator& gen) {
   if (o.temperature <= 0) return logits.argmax(-1);
   auto scaled = logits.to(torch::kFloat32) / o.temperature;
@@ -84,7 +110,9 @@ int64_t shared_prefix(const std::vector<torch::Tensor>& prompts, int64_t image_i
 
 // A full forward per token over the left-padded batch: the slow reference the cached path is tested against.
 GenerateResult generate_without_cache(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
-                                      const GenerateOptions& o, at::Generator& gen) {
+                                      const GenerateOptions& o, at::Generator& gen, const VideoRope& rope,
+                                      const torch::Tensor& starts) {
+  const auto options = with_rope({}, rope, starts);
   Batch batch = left_padded(lm, prompts, video_tokens);
   const int64_t rows = batch.embeds.size(0);
   GenerateResult result;
@@ -93,7 +121,7 @@ GenerateResult generate_without_cache(VideoLMImpl& lm, const std::vector<torch::
   std::vector<bool> done(static_cast<size_t>(rows), false);
   torch::Tensor embeds = batch.embeds, mask = batch.mask, positions = batch.positions;
   for (int64_t step = 0; step < o.max_new_tokens; ++step) {
-    const auto out = lm.model->forward(embeds, mask, positions);
+    const auto out = lm.model->forward(embeds, mask, positions, options);
     const auto token = next_tokens(last_logits(lm, out.last_hidden_state), o, gen).cpu();
     bool all_done = true;
     for (int64_t r = 0; r < rows; ++r) {
@@ -122,8 +150,9 @@ GenerateResult generate_without_cache(VideoLMImpl& lm, const std::vector<torch::
 // reserved for the whole generation, and only each prompt's own remainder runs batched (left-padded, so every
 // row's next token is in the last column). Then one position a step, written into the cache in place.
 GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
-                        const GenerateOptions& o) {
+                        const GenerateOptions& o, const VideoRope& rope) {
   if (prompts.empty()) throw std::invalid_argument("generate: no prompts");
+  const auto starts = video_starts(lm, prompts, video_tokens, rope);
   if (o.max_new_tokens < 1) throw std::invalid_argument("generate: max_new_tokens must be >= 1");
   torch::NoGradGuard no_grad;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);  // sampling draws on the CPU, for the same
@@ -143,7 +172,7 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
     throw std::invalid_argument("generate: the prompt (" + std::to_string(longest) + " positions) plus " +
                                 std::to_string(o.max_new_tokens) + " new tokens exceeds max_position_embeddings (" +
                                 std::to_string(text.max_position_embeddings) + ")");
-  if (!o.use_cache) return generate_without_cache(lm, prompts, video_tokens, o, gen);
+  if (!o.use_cache) return generate_without_cache(lm, prompts, video_tokens, o, gen, rope, starts);
 
   const auto b = static_cast<int64_t>(rows.size());
   const int64_t shared = o.share_prefix ? shared_prefix(prompts, image_id, video_tokens.defined() ? video_tokens.size(0) : 1) : 0;
@@ -153,7 +182,8 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   Qwen2ModelImpl::Options scoring;
   scoring.padding = PaddingOutputs::Unused;
   if (shared > 0) {
-    Qwen2ModelImpl::Options o = scoring;
+    // (the shared positions are every prompt's: the first prompt's video start is theirs)
+    Qwen2ModelImpl::Options o = with_rope(scoring, rope, starts.defined() ? starts.narrow(0, 0, 1) : starts);
     o.cache = &prefix;
     o.outputs_for_last = 0;  // only the shared positions' keys and values are wanted
     lm.model->forward(rows[0].narrow(0, 0, shared).unsqueeze(0), {}, {}, o);
@@ -173,6 +203,7 @@ GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& promp
   }
   // Positions count each row's real tokens only, so a padded row continues as if it ran alone.
   auto positions = (key_mask.narrow(1, 0, shared + suffix).cumsum(1) - 1).clamp_min(0).narrow(1, shared, suffix);
+  scoring = with_rope(scoring, rope, starts);
   KVCache cache;
   const int64_t head_dim = text.head_dim;
   cache.reserve(text.num_hidden_layers, b, text.num_key_value_heads, capacity, head_dim, options);
@@ -242,7 +273,8 @@ struct Row {
 // per-token log-probs [R, A_max], zero past each answer. lm_head runs at answer positions only. With `log_sq_mass`,
 // also each row's Σ over its answer positions of log Σ_v p(v)² [R], without gradient.
 torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std::vector<Row>& rows,
-                         torch::Tensor* log_sq_mass = nullptr) {
+                         torch::Tensor* log_sq_mass = nullptr, const VideoRope& rope = {},
+                         const torch::Tensor& starts = {}, const std::vector<const VideoRope*>& row_ropes = {}) {
   const auto& text = *lm.config().text;
   const int64_t s = prefix.defined() ? prefix.size(1) : 0;
   const auto r = static_cast<int64_t>(rows.size());
@@ -256,7 +288,7 @@ torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std
                                 std::to_string(text.max_position_embeddings) + ")");
   KVCache shared;
   if (s > 0) {
-    Qwen2ModelImpl::Options o;
+    Qwen2ModelImpl::Options o = with_rope({}, rope, starts.defined() ? starts.narrow(0, 0, 1) : starts);
     o.cache = &shared;
     o.padding = PaddingOutputs::Unused;
     o.outputs_for_last = 0;  // the rows read its keys and values, nothing else
@@ -273,10 +305,23 @@ torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std
     padded.push_back(e.size(0) == longest ? e : torch::cat({e, torch::zeros({longest - e.size(0), d}, options)}, 0));
     mask[i].narrow(0, 0, e.size(0)).fill_(1);
   }
-  Qwen2ModelImpl::Options o;
+  Qwen2ModelImpl::Options o = with_rope({}, rope, starts);
   o.shared_prefix = s > 0 ? &shared : nullptr;
   o.padding = PaddingOutputs::Unused;
-  const auto hidden = lm.model->forward(torch::stack(padded), mask, {}, o).last_hidden_state;  // [R, L, D]
+  torch::Tensor positions;
+  if (!row_ropes.empty()) {
+    // Each row about its own video (batched sequences): its M-RoPE positions from its own video's grid.
+    std::vector<torch::Tensor> per_row;
+    const auto plain = torch::arange(s, s + longest, index_options).unsqueeze(0);
+    for (int64_t i = 0; i < r; ++i) {
+      const VideoRope* own = row_ropes[static_cast<size_t>(i)];
+      per_row.push_back(own && own->offsets.defined() ? mrope_positions(plain, starts.narrow(0, i, 1), *own)
+                                                      : plain.unsqueeze(0).expand({3, 1, longest}));
+    }
+    positions = torch::cat(per_row, 1);
+    o.video_rope = nullptr;
+  }
+  const auto hidden = lm.model->forward(torch::stack(padded), mask, positions, o).last_hidden_state;  // [R, L, D]
   // The hidden state before each answer token, gathered into [R, A, D]; ids [R, A] and their mask beside it.
   auto index = torch::zeros({r, longest_answer}, index_options);
   auto ids = torch::zeros({r, longest_answer}, index_options);
@@ -301,7 +346,8 @@ torch::Tensor score_rows(VideoLMImpl& lm, const torch::Tensor& prefix, const std
 }  // namespace
 
 std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<PromptAnswers>& items,
-                                             const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass) {
+                                             const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass,
+                                             const VideoRope& rope) {
   if (items.empty()) throw std::invalid_argument("logprobs: no prompts");
   const auto& text = *lm.config().text;
   const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
@@ -318,6 +364,8 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
     embeds.push_back(lm.embed(ids.unsqueeze(0), torch::Tensor(), has_image ? video_tokens : torch::Tensor()).first[0]);
   }
   const int64_t s = share_prefix ? shared_prefix(prompts, image_id, video_tokens.defined() ? video_tokens.size(0) : 1) : 0;
+  const auto prompt_starts = video_starts(lm, prompts, video_tokens, rope);
+  std::vector<int64_t> row_prompt;  // each row's prompt, for its video start
   std::vector<Row> rows;
   for (size_t i = 0; i < items.size(); ++i) {
     const auto own = embeds[i].narrow(0, s, embeds[i].size(0) - s);
@@ -326,11 +374,15 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
       check_answer(answer, text.vocab_size, (items.size() > 1 ? "prompt " + std::to_string(i) + " " : "") + "answer " + std::to_string(j));
       const auto on_device = answer.to(device);
       rows.push_back({torch::cat({own, lm.model->embed_tokens(on_device)}, 0), on_device});
+      row_prompt.push_back(static_cast<int64_t>(i));
     }
   }
+  const auto row_starts = prompt_starts.defined()
+                              ? prompt_starts.index_select(0, torch::tensor(row_prompt, torch::kInt64).to(prompt_starts.device()))
+                              : torch::Tensor();
   torch::Tensor sq_mass;
   const auto logp = score_rows(lm, s > 0 ? embeds[0].narrow(0, 0, s).unsqueeze(0) : torch::Tensor(), rows,
-                               log_sq_mass ? &sq_mass : nullptr);
+                               log_sq_mass ? &sq_mass : nullptr, rope, row_starts);
   const auto sums = logp.sum(1);
   std::vector<AnswerLogprobs> out;
   int64_t row = 0;
@@ -347,15 +399,19 @@ std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<
 }
 
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
-                               const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass) {
+                               const torch::Tensor& video_tokens, bool share_prefix, bool log_sq_mass, const VideoRope& rope) {
   if (answers.empty()) throw std::invalid_argument("logprobs: no answers");
-  return prompts_logprobs(lm, {{prompt, answers}}, video_tokens, share_prefix, log_sq_mass).front();
+  return prompts_logprobs(lm, {{prompt, answers}}, video_tokens, share_prefix, log_sq_mass, rope).front();
 }
 
-torch::Tensor VisualTokenCache::operator()(const torch::Tensor& video) {
-  if (!video.defined() || video.dim() != 4) return video;
+const VideoTokens& VisualTokenCache::encoded(const torch::Tensor& video) {
+  if (!video.defined() || video.dim() != 4) {
+    given_ = VideoTokens();
+    given_.tokens = video;
+    return given_;
+  }
   auto& tokens = tokens_[video.unsafeGetTensorImpl()];
-  if (!tokens.defined()) tokens = lm_.encode_video(video).tokens;
+  if (!tokens.tokens.defined()) tokens = lm_.encode_video(video);
   return tokens;
 }
 
@@ -369,6 +425,8 @@ BatchScores batch_answer_scores(VideoLMImpl& lm, const std::vector<ScoredSequenc
   const int64_t image_id = lm.config().mm ? lm.config().mm->image_token_index : -200;
   const auto device = lm.model->embed_tokens->weight.device();
   std::vector<Row> rows;
+  std::vector<const VideoRope*> ropes;
+  std::vector<int64_t> starts;
   for (size_t i = 0; i < sequences.size(); ++i) {
     const auto& s = sequences[i];
     const std::string which = "sequence " + std::to_string(i);
@@ -377,12 +435,20 @@ BatchScores batch_answer_scores(VideoLMImpl& lm, const std::vector<ScoredSequenc
     check_answer(answer, text.vocab_size, which + ": the answer");
     const auto ids = s.prompt.to(torch::kInt64).unsqueeze(0);
     const bool has_image = (ids == image_id).any().item<bool>();
+    if (lm.visual) {
+      // Qwen2.5-VL: each sequence's positions from its own video's grid
+      const auto row_starts = video_starts(lm, {s.prompt}, has_image ? s.video_tokens : torch::Tensor(), s.video_rope);
+      ropes.push_back(has_image ? &s.video_rope : nullptr);
+      starts.push_back(row_starts.defined() ? row_starts[0].item<int64_t>() : -1);
+    }
     const auto prompt = lm.embed(ids, torch::Tensor(), has_image ? s.video_tokens : torch::Tensor()).first[0];
     const auto on_device = answer.to(device);
     rows.push_back({torch::cat({prompt, lm.model->embed_tokens(on_device)}, 0), on_device});
   }
   BatchScores out;
-  out.token_logprobs = score_rows(lm, torch::Tensor(), rows, log_sq_mass ? &out.log_sq_mass : nullptr);
+  const auto device_starts = torch::tensor(starts, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  out.token_logprobs = score_rows(lm, torch::Tensor(), rows, log_sq_mass ? &out.log_sq_mass : nullptr, {},
+                                  ropes.empty() ? torch::Tensor() : device_starts, ropes);
   return out;
 }
 

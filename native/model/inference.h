@@ -30,8 +30,9 @@ struct GenerateResult {
 };
 
 // prompts: 1-D int64 ids each, holding the image id once when `video_tokens` is given (the same video for all).
+// video_rope: Qwen2.5-VL's M-RoPE positions of the video's tokens (VideoTokens::rope), required for its videos.
 GenerateResult generate(VideoLMImpl& lm, const std::vector<torch::Tensor>& prompts, const torch::Tensor& video_tokens,
-                        const GenerateOptions& options);
+                        const GenerateOptions& options, const VideoRope& video_rope = {});
 
 struct AnswerLogprobs {
   std::vector<torch::Tensor> token_logprobs;  // per answer, [A_i] float32
@@ -51,29 +52,35 @@ struct PromptAnswers {
 // one prompt, all of it but its last token) run once with batch 1, and every (rest of the prompt, answer) row runs
 // in one batch that reads their keys and values once; without, each row is its prompt and answer in full. Both
 // give the same numbers; only answer positions go through lm_head.
+// video_rope as generate's.
 std::vector<AnswerLogprobs> prompts_logprobs(VideoLMImpl& lm, const std::vector<PromptAnswers>& items,
                                              const torch::Tensor& video_tokens, bool share_prefix = true,
-                                             bool log_sq_mass = false);
+                                             bool log_sq_mass = false, const VideoRope& video_rope = {});
 
 // prompts_logprobs for one prompt.
 AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, const std::vector<torch::Tensor>& answers,
-                               const torch::Tensor& video_tokens, bool share_prefix = true, bool log_sq_mass = false);
+                               const torch::Tensor& video_tokens, bool share_prefix = true, bool log_sq_mass = false,
+                               const VideoRope& video_rope = {});
 
 // Visual tokens of the videos of one step, each encoded once: records about one video share its frames tensor, so
 // the tower runs (and back-propagates) once for all of them. Visual tokens [V, D] pass through as they are.
 class VisualTokenCache {
  public:
   explicit VisualTokenCache(VideoLMImpl& lm) : lm_(lm) {}
-  torch::Tensor operator()(const torch::Tensor& video);
+  torch::Tensor operator()(const torch::Tensor& video) { return encoded(video).tokens; }
+  // The tokens with what else the encoding gives (Qwen2.5-VL: their M-RoPE positions).
+  const VideoTokens& encoded(const torch::Tensor& video);
 
  private:
   VideoLMImpl& lm_;
-  std::unordered_map<const void*, torch::Tensor> tokens_;
+  std::unordered_map<const void*, VideoTokens> tokens_;
+  VideoTokens given_;
 };
 
 // One prompt + answer sequence to score, with its own visual tokens (undefined without a video).
 struct ScoredSequence {
   torch::Tensor prompt, answer, video_tokens;
+  VideoRope video_rope;  // Qwen2.5-VL: the video's M-RoPE positions (VideoTokens::rope)
 };
 
 // Summed log p(answer_i | prompt_i, video_i) for every sequence, [N]: the numbers answer_logprobs gives without a

@@ -113,7 +113,8 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
     const std::string& name = item.key();
     auto& p = item.value();
     if (is_placeholder(p)) p.set_data(torch::empty(p.sizes()));
-    const bool norm = name.find("norm") != std::string::npos;  // RMSNorm / LayerNorm (input_layernorm, layer_norm1, ...)
+    // (Qwen2.5-VL's merger norm is ln_q)
+    const bool norm = name.find("norm") != std::string::npos || name.find(".ln_q.") != std::string::npos;  // RMSNorm / LayerNorm (input_layernorm, layer_norm1, ...)
     const auto ends = [&name](const std::string& tail) {
       return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
     };

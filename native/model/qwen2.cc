@@ -82,7 +82,22 @@ std::pair<torch::Tensor, torch::Tensor> Qwen2RotaryEmbeddingImpl::forward(const 
     if (seq_len > config_.max_position_embeddings) inv_freq = rope_inverse_frequencies(config_, seq_len).first;
   }
   // freqs[b, l, i] = position[b, l] * inv_freq[i], in float32 (transformers disables autocast here).
-  const auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(x.device()).view({1, 1, -1});
+  auto freqs = position_ids.to(torch::kFloat32).unsqueeze(-1) * inv_freq.to(x.device()).view({1, 1, -1});
+  if (position_ids.dim() == 3) {
+    // M-RoPE (Qwen2_5_VLRotaryEmbedding.recomposition_frequencies): positions [3, B, L] (temporal, height, width);
+    // section s of the frequencies rotates by position row s.
+    if (config_.mrope_section.empty() || position_ids.size(0) != 3)
+      throw std::invalid_argument("position ids [3, batch, length] are M-RoPE's; this model's RoPE takes [batch, length]");
+    std::vector<torch::Tensor> sections;
+    int64_t start = 0;
+    for (size_t i = 0; i < config_.mrope_section.size(); ++i) {
+      const int64_t n = config_.mrope_section[i];
+      sections.push_back(freqs[static_cast<int64_t>(i % 3)].narrow(-1, start, n));
+      start += n;
+    }
+    freqs = torch::cat(sections, -1);
+  }
+  // (Positions [B, L] under M-RoPE are text's: the three rows equal, which is plain RoPE.)
   const auto emb = torch::cat({freqs, freqs}, -1);
   if (attention_scaling_ != 1.0)
     return {(emb.cos() * attention_scaling_).to(x.scalar_type()), (emb.sin() * attention_scaling_).to(x.scalar_type())};
@@ -351,6 +366,19 @@ torch::Tensor checkpointed_layer(Qwen2DecoderLayerImpl& layer, size_t index, con
 
 }  // namespace
 
+torch::Tensor mrope_positions(const torch::Tensor& plain, const torch::Tensor& start, const VideoRope& rope) {
+  const int64_t b = plain.size(0), l = plain.size(1), v = rope.offsets.size(1);
+  const auto offsets = rope.offsets.to(plain.device());
+  const auto s = start.to(plain.device()).view({-1, 1}).expand({b, 1});
+  const auto from_start = plain - s;  // [B, L]
+  const auto has_video = s >= 0;
+  const auto in_video = has_video & (from_start >= 0) & (from_start < v);
+  const auto after = has_video & (from_start >= v);
+  const auto video = offsets.index_select(1, from_start.clamp(0, std::max<int64_t>(v - 1, 0)).reshape({-1})).view({3, b, l}) + s;
+  const auto text = torch::where(after, plain + (rope.span - v), plain).unsqueeze(0).expand({3, b, l});
+  return torch::where(in_video.unsqueeze(0), video, text);
+}
+
 Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                                     const torch::Tensor& position_ids, const Options& o) {
   const int64_t b = inputs_embeds.size(0), l = inputs_embeds.size(1);
@@ -361,6 +389,8 @@ Qwen2Output Qwen2ModelImpl::forward(const torch::Tensor& inputs_embeds, const to
   if (!positions.defined())
     positions = torch::arange(offset, offset + l, torch::TensorOptions().dtype(torch::kInt64).device(inputs_embeds.device()))
                     .unsqueeze(0).expand({b, l});
+  if (o.video_rope && o.video_rope->offsets.defined() && positions.dim() == 2)
+    positions = mrope_positions(positions, o.video_start, *o.video_rope);
   if (o.outputs_for_last > l) throw std::invalid_argument("outputs_for_last exceeds the positions given");
   LayerInputs in;
   in.mask = o.attention ? *o.attention

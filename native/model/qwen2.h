@@ -85,6 +85,19 @@ enum class PaddingOutputs { AsTransformers, Unused };
 AttentionMask attention_mask_for(const torch::Tensor& attention_mask, int64_t batch, int64_t new_len, int64_t past,
                                  torch::ScalarType dtype, torch::Device device, PaddingOutputs padding);
 
+// A video's M-RoPE positions (Qwen2.5-VL's 3D RoPE) from its first position: offsets [3, V] int64 (temporal, height,
+// width of each of its V tokens), and how far the text after it starts from its first position.
+struct VideoRope {
+  torch::Tensor offsets;
+  int64_t span = 0;
+};
+
+// M-RoPE position ids [3, B, L] of sequences holding one video each, from their plain positions [B, L] (each row's
+// tokens counted, as positions are everywhere else): before the video the plain positions, at its V tokens the
+// video's start plus its offsets, after it the plain positions moved by span - V (get_rope_index's layout). start
+// [B] (or [1], for every row): each row's plain position of its first video token, -1 for a row without one.
+torch::Tensor mrope_positions(const torch::Tensor& plain, const torch::Tensor& start, const VideoRope& rope);
+
 // What a decoder layer needs besides its input: the same for every layer of one forward (queries aside).
 struct LayerInputs {
   std::pair<torch::Tensor, torch::Tensor> rope;  // cos, sin [B, L, d]
@@ -150,8 +163,12 @@ class Qwen2ModelImpl : public torch::nn::Module {
     int64_t outputs_for_last = -1;
     // A mask the caller built (generation builds one for all its steps); else one is made from attention_mask.
     const AttentionMask* attention = nullptr;
+    // M-RoPE (Qwen2.5-VL): the positions [B, L] given (or 0, 1, ... after the cache and the shared prefix) are the
+    // plain ones, mapped to [3, B, L] by mrope_positions with this video and its start in each row.
+    const VideoRope* video_rope = nullptr;
+    torch::Tensor video_start;
   };
-  // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] or
+  // attention_mask: [B, cached + L] (1 = token, 0 = padding) or undefined (all tokens); position_ids: [B, L] (M-RoPE: [3, B, L]) or
   // undefined (0, 1, ... after the cache and the shared prefix).
   Qwen2Output forward(const torch::Tensor& inputs_embeds, const torch::Tensor& attention_mask,
                       const torch::Tensor& position_ids, const Options& options);

@@ -64,6 +64,9 @@ int64_t video_token_count(const ModelConfig& config, int64_t frames) {
   if (config.architecture == Architecture::VideoLlama3ForConditionalGeneration)
     throw std::invalid_argument("a VideoLLaMA3 video's visual tokens depend on its frame size and on its token compression "
                                 "(which frames change): encode it to count them");
+  if (config.architecture == Architecture::Qwen2_5_VLForConditionalGeneration)
+    throw std::invalid_argument("a Qwen2.5-VL video's visual tokens depend on its frame size (the processor resizes each "
+                                "video to its own grid): encode it to count them");
   if (config.architecture == Architecture::InternVLForConditionalGeneration)
     return std::min(frames, (config.text ? config.text->max_position_embeddings : INT64_MAX / 4) + 1) *
            internvl_tokens_per_frame(*config.vision, mm);
@@ -167,6 +170,11 @@ VideoLMImpl::VideoLMImpl(const ModelConfig& config) : config_(config) {
   } else if (config.architecture == Architecture::InternVLForConditionalGeneration) {
     internvl = std::make_shared<InternVLModelImpl>(*config.text, *config.vision, *config.mm);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(internvl));
+  } else if (config.architecture == Architecture::Qwen2_5_VLForConditionalGeneration) {
+    model = register_module("model", std::make_shared<Qwen2ModelImpl>(*config.text));
+    visual = register_module("visual", Qwen2_5_VisionTransformer(*config.vision));
+    // The processor's default sampling: fps 2, so a temporal patch spans temporal_patch_size / 2 seconds.
+    second_per_grid_t_ = static_cast<double>(config.vision->temporal_patch_size) / 2.0;
   } else if (config.architecture == Architecture::VideoLlavaForConditionalGeneration) {
     video_llava = std::make_shared<VideoLlavaModelImpl>(*config.text, *config.vision, *config.mm);
     model = register_module("model", std::static_pointer_cast<Qwen2ModelImpl>(video_llava));
@@ -189,6 +197,7 @@ VisionTransformerImpl& VideoLMImpl::video_tower() {
 void VideoLMImpl::set_vision_gradient_checkpointing(bool on) {
   if (video_llama3) video_llama3->vision_model->gradient_checkpointing = on;
   else if (internvl) internvl->vision_tower->gradient_checkpointing = on;
+  else if (visual) visual->gradient_checkpointing = on;
   else video_tower().gradient_checkpointing = on;
 }
 
@@ -264,6 +273,34 @@ torch::Tensor VideoLMImpl::lm_head_weight() const {
   return lm_head ? lm_head->weight : model->embed_tokens->weight;
 }
 
+void VideoLMImpl::set_second_per_grid_t(double seconds) {
+  if (!visual) throw std::invalid_argument("second_per_grid_ts is Qwen2.5-VL's; this model has no temporal RoPE");
+  if (!std::isfinite(seconds) || seconds < 0) throw std::invalid_argument("second_per_grid_ts must be a finite number >= 0");
+  second_per_grid_t_ = seconds;
+}
+
+VideoTokens VideoLMImpl::encode_video_grid(const torch::Tensor& patches, const Qwen2_5_VLGrid& grid, double second_per_grid_t) {
+  if (!visual) throw std::invalid_argument("video_grid_thw with second_per_grid_ts is Qwen2.5-VL's input; this model takes frames");
+  if (!std::isfinite(second_per_grid_t) || second_per_grid_t < 0)
+    throw std::invalid_argument("second_per_grid_ts must be a finite number >= 0, got " + std::to_string(second_per_grid_t));
+  const VisionConfig& v = *config_.vision;
+  check_qwen2_5_vl_grid(v, patches, grid);
+  const int64_t m = v.spatial_merge_size, tokens = grid.t * (grid.h / m) * (grid.w / m);
+  // Before the tower runs: visual tokens the language model could never place are an error now.
+  if (tokens > config_.text->max_position_embeddings)
+    throw std::invalid_argument("video_grid_thw [" + std::to_string(grid.t) + ", " + std::to_string(grid.h) + ", " +
+                                std::to_string(grid.w) + "] makes " + std::to_string(tokens) +
+                                " visual tokens, more than max_position_embeddings (" +
+                                std::to_string(config_.text->max_position_embeddings) + ")");
+  const auto device = model->embed_tokens->weight.device();
+  VideoTokens out;
+  out.features = visual->forward(patches.to(device), grid).pooler_output;
+  out.projected = out.pooled = out.tokens = out.features.to(model->embed_tokens->weight.scalar_type());
+  out.rope = qwen2_5_vl_rope_positions(v, grid, second_per_grid_t);
+  out.rope.offsets = out.rope.offsets.to(device);
+  return out;
+}
+
 VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, const PatchGrid& grid,
                                               const torch::Tensor& compression_mask, const std::vector<FrameText>* frame_text) {
   if (!video_llama3) throw std::invalid_argument("video grids (video_grid_thw) are VideoLLaMA3's input; this model takes frames");
@@ -313,6 +350,12 @@ VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values, const s
   if (!has_vision()) throw std::invalid_argument("this model has no vision tower");
   if (frame_text) check_frame_text(*frame_text);
   const std::vector<FrameText>& text = frame_text ? *frame_text : frame_text_;
+  if (visual) {
+    // Qwen2VLVideoProcessor's patchify of already resized and normalised frames.
+    Qwen2_5_VLGrid grid;
+    const auto patches = qwen2_5_vl_patchify(*config_.vision, pixel_values, grid);
+    return encode_video_grid(patches, grid, second_per_grid_t_);
+  }
   if (video_llama3) {
     // VideoLlama3VideoProcessor's patchify of already resized and normalised frames (temporal_patch_size 1).
     const VisionConfig& v = *config_.vision;
@@ -403,7 +446,7 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed(const torch::Tensor& 
   if (input_ids.dim() != 2) throw std::invalid_argument("input_ids must be [batch, length]");
   const auto device = model->embed_tokens->weight.device();
   const int64_t image_id = config_.mm ? config_.mm->image_token_index : -200;
-  if ((video_llava || video_llama3 || internvl) && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
+  if ((video_llava || video_llama3 || internvl || visual) && config_.mm->video_token_index >= 0 && (input_ids == config_.mm->video_token_index).any().item<bool>())
     return embed_expanded(input_ids, attention_mask, video_tokens);
   const auto is_image = input_ids == image_id;
   const auto per_row = is_image.sum(1);
@@ -458,8 +501,36 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed_expanded(const torch:
   return {torch::stack(rows), (attention_mask.defined() ? attention_mask : torch::ones_like(input_ids)).to(device)};
 }
 
+std::pair<torch::Tensor, torch::Tensor> mrope_position_ids(const torch::Tensor& attention_mask, const torch::Tensor& is_video,
+                                                           const VideoRope& rope) {
+  const auto mask = attention_mask.to(torch::kInt64);
+  const int64_t b = mask.size(0);
+  const auto plain = (mask.cumsum(1) - 1).clamp_min(0);
+  const auto video = is_video.to(mask.device(), torch::kBool) & mask.to(torch::kBool);
+  std::vector<int64_t> starts;
+  for (int64_t r = 0; r < b; ++r) {
+    const auto where = video[r].nonzero().view({-1});
+    if (where.size(0) == 0) {
+      starts.push_back(-1);
+      continue;
+    }
+    const int64_t count = where.size(0), first = plain[r][where[0]].item<int64_t>();
+    if (!rope.offsets.defined() || count != rope.offsets.size(1) || plain[r][where[-1]].item<int64_t>() != first + count - 1)
+      throw std::invalid_argument("row " + std::to_string(r) + ": the video's tokens must be one run of " +
+                                  std::to_string(rope.offsets.defined() ? rope.offsets.size(1) : 0) +
+                                  " (the video's M-RoPE positions), got " + std::to_string(count));
+    starts.push_back(first);
+  }
+  const auto index_options = torch::TensorOptions().dtype(torch::kInt64).device(mask.device());
+  auto positions = mrope_positions(plain, torch::tensor(starts, index_options), rope)
+                       .masked_fill(mask.logical_not().unsqueeze(0), 0);  // padding: 0, as get_rope_index leaves it
+  // rope deltas: the row's largest position + 1 - its tokens
+  const auto largest = std::get<0>(positions.amax(0).max(1));
+  return {positions, largest + 1 - mask.sum(1)};
+}
+
 LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                              const torch::Tensor& video_tokens, bool output_hidden_states) {
+                              const torch::Tensor& video_tokens, bool output_hidden_states, const VideoRope& video_rope) {
   LMOutput out;
   std::tie(out.inputs_embeds, out.attention_mask) = embed(input_ids, attention_mask, video_tokens);
   if (out.inputs_embeds.size(1) > config_.text->max_position_embeddings)
@@ -468,7 +539,21 @@ LMOutput VideoLMImpl::forward(const torch::Tensor& input_ids, const torch::Tenso
                                 std::to_string(config_.text->max_position_embeddings) + ")");
   Qwen2ModelImpl::Options o;
   o.output_hidden_states = output_hidden_states;
-  out.lm = model->forward(out.inputs_embeds, out.attention_mask, {}, o);
+  if (visual && video_tokens.defined()) {
+    // Where each row's video lies after splicing: transformers' form holds video ids, tpo's one -200 per row.
+    const auto ids = input_ids.to(out.attention_mask.device());
+    const int64_t v = video_tokens.size(0);
+    torch::Tensor is_video;
+    if ((ids == config_.mm->video_token_index).any().item<bool>()) {
+      is_video = ids == config_.mm->video_token_index;
+    } else {
+      is_video = torch::zeros(out.attention_mask.sizes(), torch::TensorOptions().dtype(torch::kBool).device(ids.device()));
+      const auto where = (ids == config_.mm->image_token_index).to(torch::kInt64).argmax(1);
+      for (int64_t r = 0; r < ids.size(0); ++r) is_video[r].narrow(0, where[r].item<int64_t>(), v).fill_(true);
+    }
+    std::tie(out.position_ids, out.rope_deltas) = mrope_position_ids(out.attention_mask, is_video, video_rope);
+  }
+  out.lm = model->forward(out.inputs_embeds, out.attention_mask, out.position_ids, o);
   out.logits = torch::nn::functional::linear(out.lm.last_hidden_state, lm_head_weight());
   return out;
 }

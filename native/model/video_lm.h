@@ -18,6 +18,7 @@
 #include "model/internvl.h"
 #include "model/parameters.h"
 #include "model/qwen2.h"
+#include "model/qwen2_5_vl.h"
 #include "model/vision.h"
 
 namespace tpo::model {
@@ -81,12 +82,15 @@ struct VideoTokens {
   torch::Tensor pooled;     // [F, N', D]  after get_2dPool
   torch::Tensor tokens;     // [V, D]      with newline tokens, in sequence order
   torch::Tensor kept;       // VideoLLaMA3: [F*N'] bool, the compression mask (which pooled tokens are in `tokens`)
+  VideoRope rope;           // Qwen2.5-VL: the tokens' M-RoPE positions from the video's first (offsets undefined: none)
 };
 
 struct LMOutput {
   torch::Tensor logits;          // [B, L, vocab]
   torch::Tensor inputs_embeds;   // [B, L, D] after splicing
   torch::Tensor attention_mask;  // [B, L] after splicing
+  torch::Tensor position_ids;    // Qwen2.5-VL with a video: [3, B, L], get_rope_index's
+  torch::Tensor rope_deltas;     // and [B]: how far the positions after the video lag (or lead) the token count
   Qwen2Output lm;
 };
 
@@ -99,7 +103,8 @@ class VideoLMImpl : public torch::nn::Module {
     return config_.architecture == Architecture::LlavaQwenForCausalLM ||
            config_.architecture == Architecture::VideoLlavaForConditionalGeneration ||
            config_.architecture == Architecture::VideoLlama3ForConditionalGeneration ||
-           config_.architecture == Architecture::InternVLForConditionalGeneration;
+           config_.architecture == Architecture::InternVLForConditionalGeneration ||
+           config_.architecture == Architecture::Qwen2_5_VLForConditionalGeneration;
   }
   // The vision transformer videos go through (not VideoLLaMA3's: video_llama3->vision_model).
   VisionTransformerImpl& video_tower();
@@ -129,8 +134,18 @@ class VideoLMImpl : public torch::nn::Module {
   // transformers' layout of the same: one video_token_index per visual token in every row.
   std::pair<torch::Tensor, torch::Tensor> embed_expanded(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                                                          const torch::Tensor& video_tokens);
+  // Qwen2.5-VL in transformers' form: pixel_values_videos [t*h*w, C*temporal*p*p] (its processor's patches), the
+  // grid (video_grid_thw) and second_per_grid_ts (seconds a temporal patch spans) -> the merger's tokens and their
+  // M-RoPE positions.
+  VideoTokens encode_video_grid(const torch::Tensor& patches, const Qwen2_5_VLGrid& grid, double second_per_grid_t);
+  // Qwen2.5-VL: the seconds a temporal patch of frames given to encode_video spans (the processor's
+  // temporal_patch_size / fps; by default its fps, 2).
+  double second_per_grid_t() const { return second_per_grid_t_; }
+  void set_second_per_grid_t(double seconds);
+  // video_rope: Qwen2.5-VL's positions of the video's tokens (VideoTokens::rope); with them the language model runs
+  // on M-RoPE position ids [3, B, L] as get_rope_index computes them.
   LMOutput forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                   const torch::Tensor& video_tokens, bool output_hidden_states = false);
+                   const torch::Tensor& video_tokens, bool output_hidden_states = false, const VideoRope& video_rope = {});
   torch::Tensor lm_head_weight() const;
 
   // InternVL and VideoLLaMA3: the text their processors write around each frame's visual tokens (InternVL's
@@ -148,6 +163,7 @@ class VideoLMImpl : public torch::nn::Module {
   std::shared_ptr<VideoLlavaModelImpl> video_llava;  // the same module as `model`, for Video-LLaVA's
   std::shared_ptr<VideoLlama3ModelImpl> video_llama3;  // the same module as `model`, for VideoLLaMA3's
   std::shared_ptr<InternVLModelImpl> internvl;          // the same module as `model`, for InternVL's
+  Qwen2_5_VisionTransformer visual{nullptr};            // Qwen2.5-VL's tower and merger, beside `model` (visual.*)
 
  private:
   ModelConfig config_;
@@ -156,8 +172,16 @@ class VideoLMImpl : public torch::nn::Module {
   void check_frame_text(const std::vector<FrameText>& text) const;
   // Each frame's tokens [n_f, D] with the embeddings of its text around them, one after the other.
   torch::Tensor with_frame_text(const std::vector<torch::Tensor>& frames, const std::vector<FrameText>& text);
+  double second_per_grid_t_ = 1.0;
 };
 TORCH_MODULE(VideoLM);
+
+// get_rope_index for rows holding one video each: position ids [3, B, L] and rope deltas [B]. attention_mask [B, L]
+// (1 = token; padding gets position 0, as transformers writes), is_video [B, L] bool (each row's video tokens, one
+// run of rope.offsets' length, or none). Text counts up from 0 before the video and from the video's first position
+// plus rope.span after it.
+std::pair<torch::Tensor, torch::Tensor> mrope_position_ids(const torch::Tensor& attention_mask, const torch::Tensor& is_video,
+                                                           const VideoRope& rope);
 
 // How many visual tokens `frames` frames become (the rows of encode_video's `tokens`), from the config alone: a
 // caller checks that a video fits max_position_embeddings before decoding it. Throws for a model without vision.

@@ -59,22 +59,21 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
   return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// apply_rotary_pos_emb_vision: in float32 whatever the weights' dtype, as transformers does. x [B, N, H, hd].
-torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+}  // namespace
+
+torch::Tensor rotate_vision(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const auto xf = x.to(torch::kFloat32);
   const auto c = cos.unsqueeze(-2), s = sin.unsqueeze(-2);  // [N, 1, hd]
   return (xf * c + rotate_half(xf) * s).to(x.scalar_type());
 }
-
-}  // namespace
 
 torch::Tensor VisionAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const int64_t b = x.size(0), n = x.size(1);
   auto heads = [&](const torch::Tensor& t) { return t.view({b, n, heads_, head_dim_}); };
   auto q = heads(linear(q_proj, x)), k = heads(linear(k_proj, x));
   if (cos.defined()) {
-    q = rotate(q, cos, sin);
-    k = rotate(k, cos, sin);
+    q = rotate_vision(q, cos, sin);
+    k = rotate_vision(k, cos, sin);
   }
   auto out = at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), heads(linear(v_proj, x)).transpose(1, 2));
   return linear(out_proj, out.transpose(1, 2).reshape({b, n, heads_ * head_dim_}));
@@ -90,6 +89,7 @@ torch::Tensor activate(Activation act, const torch::Tensor& x) {
     case Activation::GeluTanh: return torch::gelu(x, "tanh");
     case Activation::GeluErf: return torch::gelu(x);
     case Activation::QuickGelu: return x * torch::sigmoid(1.702 * x);
+    case Activation::Silu: return torch::silu(x);
   }
   return x;
 }

@@ -40,6 +40,10 @@ class VisionAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VisionAttention);
 
+// apply_rotary_pos_emb_vision: in float32 whatever the weights' dtype, as transformers does. x [..., N, H, hd],
+// cos and sin [N, hd].
+torch::Tensor rotate_vision(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
 // ACT2FN[name] for the activations towers and projectors use (config.h's Activation).
 torch::Tensor activate(Activation act, const torch::Tensor& x);
 
@@ -136,6 +140,7 @@ TORCH_MODULE(VideoLlama3VisionModel);
 void check_patch_grid(const torch::Tensor& patches, const PatchGrid& grid);
 
 // VideoLlama3VisionRotaryEmbedding for one frame's grid, in the block-major patch order: cos and sin [h*w, head_dim].
+// Qwen2_5_VLVisionRotaryEmbedding is the same axial RoPE over the same order (model/qwen2_5_vl.cc).
 std::pair<torch::Tensor, torch::Tensor> video_llama3_rotary(const VisionConfig& config, const PatchGrid& grid,
                                                             torch::Device device);
 // The processor's patchify: frames [t, C, H, W] (H, W multiples of patch * merge) -> patches [t*h*w, C*p*p].

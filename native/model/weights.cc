@@ -26,6 +26,8 @@ const std::vector<Rename>& renames(KeyLayout layout) {
   // name, and its save_pretrained writes it so (beside language_model.model.*: the legacy layout); transformers 4
   // (the Hub's Video-LLaVA-7B-hf) under vision_model.
   static const std::vector<Rename> hf = {
+      // Qwen2.5-VL's tower and merger: tpo's (and save_pretrained's) visual.* beside model.language_model.
+      {"visual.", "model.visual."},
       {"model.vision_tower.vision_tower.vision_model.", "model.vision_tower.vision_model."},
       {"model.video_tower.video_tower.", "model.video_tower."},
       {"model.image_tower.image_tower.", "model.image_tower."},
@@ -267,7 +269,8 @@ LoadReport load_weights(torch::nn::Module& module, const io::SafetensorsCheckpoi
 std::function<std::string(const std::string&)> peft_module_names(Architecture architecture) {
   if (architecture != Architecture::VideoLlavaForConditionalGeneration &&
       architecture != Architecture::VideoLlama3ForConditionalGeneration &&
-      architecture != Architecture::InternVLForConditionalGeneration)
+      architecture != Architecture::InternVLForConditionalGeneration &&
+      architecture != Architecture::Qwen2_5_VLForConditionalGeneration)
     return {};
   return [](const std::string& name) { return layout_key(name, KeyLayout::HfLlava); };
 }

@@ -247,7 +247,10 @@ StepMetrics Trainer::sft_step(const std::vector<std::vector<SftExample>>& micro_
     // sums every record's gradient through one graph), then score every record in one padded forward.
     model::VisualTokenCache visual(*policy_->lm);
     std::vector<model::ScoredSequence> sequences;
-    for (const auto& e : batch) sequences.push_back({e.prompt, e.answer, visual(e.video)});
+    for (const auto& e : batch) {
+      const model::VideoTokens& video = visual.encoded(e.video);
+      sequences.push_back({e.prompt, e.answer, video.tokens, video.rope});
+    }
     const auto sum = model::batch_answer_logprobs(*policy_->lm, sequences).sum();
     const auto part = -sum / total;
     part.backward();

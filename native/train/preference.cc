@@ -20,9 +20,15 @@ struct AdaptersOff {
 
 // Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if
 // its weights differ; we encode with each model that scores, sharing when they are the same model).
-torch::Tensor tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
-  if (!video.defined() || video.dim() == 2) return video;
-  return lm.encode_video(video).tokens;
+// With the tokens, what else the encoding gives: Qwen2.5-VL's M-RoPE positions of them (the text after a video sits
+// where its grid puts it, so every shared or batched form scores it at the same positions).
+model::VideoTokens tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
+  model::VideoTokens given;
+  if (!video.defined() || video.dim() == 2) {
+    given.tokens = video;
+    return given;
+  }
+  return lm.encode_video(video);
 }
 
 }  // namespace
@@ -40,10 +46,11 @@ Scores score_batched(model::VideoLMImpl& lm, const std::vector<Pair>& pairs, boo
   model::VisualTokenCache visual(lm);  // each distinct video encoded once
   std::vector<model::ScoredSequence> sequences;
   for (const auto& pair : pairs) {
-    torch::Tensor video = visual(pair.video);
+    const model::VideoTokens& encoded = visual.encoded(pair.video);
+    torch::Tensor video = encoded.tokens;
     if (detach_video && video.defined()) video = video.detach();
-    sequences.push_back({pair.prompt, pair.chosen, video});
-    sequences.push_back({pair.prompt, pair.rejected, video});
+    sequences.push_back({pair.prompt, pair.chosen, video, encoded.rope});
+    sequences.push_back({pair.prompt, pair.rejected, video, encoded.rope});
   }
   const auto scores = model::batch_answer_scores(lm, sequences, sq_mass);
   const auto per_token = scores.token_logprobs.view({static_cast<int64_t>(pairs.size()), 2, -1});
@@ -149,13 +156,13 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       if (fresh) groups.emplace_back();
       groups[it->second].push_back(i);
     }
-    auto score = [&](model::VideoLMImpl& lm, const std::vector<size_t>& group, const torch::Tensor& video,
+    auto score = [&](model::VideoLMImpl& lm, const std::vector<size_t>& group, const model::VideoTokens& video,
                      std::vector<torch::Tensor>& chosen, std::vector<torch::Tensor>& rejected,
                      std::vector<torch::Tensor>& chosen_tokens, std::vector<torch::Tensor>& rejected_tokens,
                      std::vector<torch::Tensor>* chosen_sq, std::vector<torch::Tensor>* rejected_sq) {
       std::vector<model::PromptAnswers> items;
       for (size_t i : group) items.push_back({pairs[i].prompt, {pairs[i].chosen, pairs[i].rejected}});
-      const auto scored = model::prompts_logprobs(lm, items, video, config.share_prefix, chosen_sq != nullptr);
+      const auto scored = model::prompts_logprobs(lm, items, video.tokens, config.share_prefix, chosen_sq != nullptr, video.rope);
       for (size_t k = 0; k < group.size(); ++k) {
         chosen[group[k]] = scored[k].sums[0];
         rejected[group[k]] = scored[k].sums[1];
@@ -168,7 +175,7 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
       }
     };
     for (const auto& group : groups) {
-      const torch::Tensor video = tokens_of(policy, pairs[group[0]].video);
+      const model::VideoTokens video = tokens_of(policy, pairs[group[0]].video);
       score(policy, group, video, pc, pr, pc_tokens, pr_tokens, sq_mass ? &pc_sq : nullptr, sq_mass ? &pr_sq : nullptr);
       if (!online_reference) continue;
       torch::NoGradGuard no_grad;
@@ -176,7 +183,9 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
         // The base model is the reference: the same weights with every adapter switched off, and the same visual
         // tokens (LoRA adapts the language model only, so the tower's output is the base model's).
         const AdaptersOff off(policy);
-        score(policy, group, video.defined() ? video.detach() : video, ref_c, ref_r, ref_c_tokens, ref_r_tokens, nullptr, nullptr);
+        model::VideoTokens detached = video;
+        if (detached.tokens.defined()) detached.tokens = detached.tokens.detach();
+        score(policy, group, detached, ref_c, ref_r, ref_c_tokens, ref_r_tokens, nullptr, nullptr);
       } else {
         score(*reference, group, tokens_of(*reference, pairs[group[0]].video), ref_c, ref_r, ref_c_tokens, ref_r_tokens,
               nullptr, nullptr);
@@ -186,8 +195,10 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
     // As TRL runs it: each answer with its own copy of the prompt, the video encoded again for every answer and
     // model (the baseline `tpo bench pytorch` measures the savings against).
     auto score = [&](model::VideoLMImpl& lm, const Pair& pair, bool with_sq) {
-      auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, tokens_of(lm, pair.video), config.share_prefix, with_sq);
-      auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, tokens_of(lm, pair.video), config.share_prefix, with_sq);
+      const auto cv = tokens_of(lm, pair.video);
+      auto c = model::answer_logprobs(lm, pair.prompt, {pair.chosen}, cv.tokens, config.share_prefix, with_sq, cv.rope);
+      const auto rv = tokens_of(lm, pair.video);
+      auto r = model::answer_logprobs(lm, pair.prompt, {pair.rejected}, rv.tokens, config.share_prefix, with_sq, rv.rope);
       return std::make_pair(c, r);
     };
     for (size_t i = 0; i < n; ++i) {

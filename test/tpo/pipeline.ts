@@ -17,7 +17,7 @@ export const lines = (file: string): any[] =>
   (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
 
 /** The world (6 videos) with its tiny `model` in `dir`/model, random weights saved there. */
-export async function writeWorld(dir: string, model: 'video-llava' | 'video-llama3' | 'internvl'): Promise<string> {
+export async function writeWorld(dir: string, model: 'video-llava' | 'video-llama3' | 'internvl' | 'qwen2.5-vl'): Promise<string> {
   await writeSynthDataset({ out: dir, videos: 6, seed: 3, world: { length: 'short' }, concurrency: 2, model });
   const modelDir = join(dir, 'model');
   const config = JSON.parse(readFileSync(join(modelDir, 'config.json'), 'utf8'));
