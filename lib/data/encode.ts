@@ -83,17 +83,19 @@ export interface PairInputs {
 interface Prompt {
   ids: number[];
   imageIndex: number;
-  /** The question text's tokens after the image: [imageIndex + 1, questionEnd). Only these may be dropped. */
+  /** The question text's tokens after the image (and after a marker the model writes there, Tokenizer.setVideoMarkup):
+   * [questionStart, questionEnd). Only these may be dropped. */
+  questionStart: number;
   questionEnd: number;
 }
 
-/** The user turn's content: the question with `<image>` once (put first, on its own line, when absent). */
-function userContent(question: string, source?: RecordSource): string {
+/** The user turn's content: the question with `<image>` once (put first, joined by `separator`: LLaVA's newline, when absent). */
+function userContent(question: string, separator: string, source?: RecordSource): string {
   const count = question.split(IMAGE_PLACEHOLDER).length - 1;
   if (count > 1) {
     throw new DataError(`has ${count} ${IMAGE_PLACEHOLDER} placeholders; a record has one video`, source, 'prompt');
   }
-  return count === 1 ? question : `${IMAGE_PLACEHOLDER}\n${question}`;
+  return count === 1 ? question : `${IMAGE_PLACEHOLDER}${separator}${question}`;
 }
 
 function encodeText(tokenizer: Tokenizer, text: string): number[] {
@@ -105,7 +107,8 @@ function endsWith(ids: readonly number[], tail: readonly number[]): boolean {
 }
 
 function encodePromptParts(tokenizer: Tokenizer, question: string, o: Resolved, source?: RecordSource): Prompt {
-  const content = userContent(question, source);
+  const markup = tokenizer.videoMarkup;
+  const content = userContent(question, markup.separator, source);
   const messages: ChatMessage[] = [
     ...(o.system !== undefined ? [{ role: 'system', content: o.system }] : []),
     { role: 'user', content },
@@ -117,8 +120,15 @@ function encodePromptParts(tokenizer: Tokenizer, question: string, o: Resolved, 
     throw new DataError(`the rendered prompt has ${n} ${IMAGE_PLACEHOLDER} placeholders, not 1`, source, 'prompt');
   }
   const [before, after] = pieces as [string, string];
+  // The model's markers around the video where the template wrote none (Qwen2.5-VL's <|vision_start|> ...)
+  const marked = before.endsWith(markup.before) && after.startsWith(markup.after);
   const beforeIds = encodeText(tokenizer, before);
-  const afterIds = encodeText(tokenizer, after);
+  let afterIds = encodeText(tokenizer, after);
+  if (!marked) {
+    beforeIds.push(...encodeText(tokenizer, markup.before));
+    afterIds = [...encodeText(tokenizer, markup.after), ...afterIds];
+  }
+  const markerAfter = marked ? 0 : afterIds.length - encodeText(tokenizer, after).length;
   // The question's own tokens are those of `after` up to the template's tail ("<|im_end|>\n<|im_start|>assistant\n").
   // They are known exactly when the template wrote the text verbatim and the tail tokenizes the same on its own;
   // otherwise nothing of the question may be dropped.
@@ -126,12 +136,13 @@ function encodePromptParts(tokenizer: Tokenizer, question: string, o: Resolved, 
   let questionLength = 0;
   if (after.startsWith(userAfter)) {
     const tailIds = encodeText(tokenizer, after.slice(userAfter.length));
-    if (endsWith(afterIds, tailIds)) questionLength = afterIds.length - tailIds.length;
+    if (endsWith(afterIds, tailIds)) questionLength = afterIds.length - tailIds.length - markerAfter;
   }
   return {
     ids: [...beforeIds, IMAGE_TOKEN_INDEX, ...afterIds],
     imageIndex: beforeIds.length,
-    questionEnd: beforeIds.length + 1 + questionLength,
+    questionStart: beforeIds.length + 1 + markerAfter,
+    questionEnd: beforeIds.length + 1 + markerAfter + questionLength,
   };
 }
 
@@ -188,7 +199,7 @@ function planTruncation(prompt: Prompt, answers: number[][], o: Resolved, source
   const budget = o.maxLength - promptLength;
   if (budget >= Math.max(...floors)) return { questionCut: 0, answerKeep: lengths.map((n) => Math.min(n, budget)) };
   const need = promptLength + Math.max(...floors) - o.maxLength;
-  const questionLength = prompt.questionEnd - prompt.imageIndex - 1;
+  const questionLength = prompt.questionEnd - prompt.questionStart;
   if (need > questionLength) {
     const fixed = promptLength - questionLength + Math.max(...floors);
     throw new DataError(
@@ -206,12 +217,12 @@ function applyPlan(
   const dropped: DroppedSpan[] = [];
   let ids = prompt.ids;
   if (plan.questionCut > 0) {
-    const start = o.keepQuestion === 'end' ? prompt.imageIndex + 1 : prompt.questionEnd - plan.questionCut;
+    const start = o.keepQuestion === 'end' ? prompt.questionStart : prompt.questionEnd - plan.questionCut;
     const removed = ids.slice(start, start + plan.questionCut);
     ids = [...ids.slice(0, start), ...ids.slice(start + plan.questionCut)];
     dropped.push({
       part: 'question', side: o.keepQuestion === 'end' ? 'start' : 'end', tokens: removed.length,
-      of: prompt.questionEnd - prompt.imageIndex - 1, text: tokenizer.decode(removed),
+      of: prompt.questionEnd - prompt.questionStart, text: tokenizer.decode(removed),
     });
   }
   const kept = answers.map((a, i) => {
@@ -227,7 +238,7 @@ function applyPlan(
     .map((d) => `${d.side === 'start' ? 'the first' : 'the last'} ${d.tokens} of ${d.of} ${d.part} tokens`)
     .join(', ');
   return {
-    prompt: { ids, imageIndex: prompt.imageIndex, questionEnd: prompt.questionEnd - plan.questionCut },
+    prompt: { ids, imageIndex: prompt.imageIndex, questionStart: prompt.questionStart, questionEnd: prompt.questionEnd - plan.questionCut },
     answers: kept,
     truncation: {
       maxLength: o.maxLength!, visualTokens: o.visualTokens, lengthBefore: length(prompt.ids, answers),

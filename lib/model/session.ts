@@ -12,7 +12,7 @@ import {
   loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3ResizeTarget,
 } from '../video/video-llama3.js';
 import { videoLlavaChatTemplate } from './templates.js';
-import { Tokenizer } from './tokenizer.js';
+import { Tokenizer, type VideoMarkup } from './tokenizer.js';
 import { type FrameText, type LoadOptions, VideoLM } from './video-lm.js';
 
 /** A video that could not be decoded or preprocessed (code ERR_TPO_VIDEO): a skip mode counts it and goes on. */
@@ -78,6 +78,14 @@ export interface SessionOptions {
   load?: LoadOptions;
 }
 
+/** Qwen2.5-VL's text around a video in a user turn (its chat template's video part), for Tokenizer.setVideoMarkup. */
+export function qwen25vlVideoMarkup(tokenizer: Tokenizer, source = 'the tokenizer'): VideoMarkup {
+  for (const token of ['<|vision_start|>', '<|vision_end|>']) {
+    if (tokenizer.tokenToId(token) === undefined) throw new TypeError(`${source}: a Qwen2.5-VL tokenizer needs the token ${token}; it has none`);
+  }
+  return { before: '<|vision_start|>', after: '<|vision_end|>', separator: '' };
+}
+
 export class ModelSession implements Disposable {
   private constructor(
     readonly dir: string,
@@ -103,6 +111,9 @@ export class ModelSession implements Disposable {
       // InternVL's video layout: each frame's tokens between "FrameN: <img>" and "</img>", as its processor writes them.
       if (internvl) model.setFrameText(internvlFrameText(tokenizer, INTERNVL_MAX_FRAMES, dir));
       if (options.adapter) await model.loadLora(options.adapter);
+      // Qwen2.5-VL's template writes a video part as <|vision_start|><|video_pad|><|vision_end|> before the text, a
+      // string as it is: tpo's string prompts get the markers from the tokenizer's video markup.
+      if (model.info.architecture === 'Qwen2_5_VLForConditionalGeneration') tokenizer.setVideoMarkup(qwen25vlVideoMarkup(tokenizer, dir));
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
       return new ModelSession(dir, model, tokenizer, processor, videoLlama3);

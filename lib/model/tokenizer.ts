@@ -87,6 +87,14 @@ export type EncodeOptions = z.input<typeof EncodeOptions>;
 const DecodeOptions = z.strictObject({ skipSpecialTokens: z.boolean().default(false) });
 export type DecodeOptions = z.input<typeof DecodeOptions>;
 
+const VideoMarkupSchema = z.strictObject({
+  before: z.string().default(''),
+  after: z.string().default(''),
+  separator: z.string().default('\n'),
+});
+/** Tokenizer.setVideoMarkup's text around a video placeholder. */
+export type VideoMarkup = z.input<typeof VideoMarkupSchema>;
+
 /** An Error with tpo's code for bad input (a file, a field, an argument). */
 function argumentError(message: string, Kind: ErrorConstructor = Error): Error {
   return Object.assign(new Kind(message), { code: 'ERR_TPO_ARGUMENT' });
@@ -261,6 +269,23 @@ export class Tokenizer {
     this.#templates.set('default', template);
     return true;
   }
+
+  /**
+   * The text a model's processor writes around a video in a user turn where the chat template, given a string,
+   * writes only what the string holds: Qwen2.5-VL's template lays out a video content part as
+   * `<|vision_start|><|video_pad|><|vision_end|>` straight before the text, a string as it is. encodePrompt then
+   * puts `before` / `after` around the placeholder (unless the rendered prompt has them there already) and joins a
+   * question without a placeholder to the video with `separator` (LLaVA's "\n" by default).
+   */
+  setVideoMarkup(markup: VideoMarkup): void {
+    this.#videoMarkup = parse(VideoMarkupSchema, markup, 'Tokenizer.setVideoMarkup');
+  }
+
+  get videoMarkup(): Required<VideoMarkup> {
+    return this.#videoMarkup;
+  }
+
+  #videoMarkup: Required<VideoMarkup> = { before: '', after: '', separator: '\n' };
 
   /** Names of the chat templates the tokenizer carries ('default' for a single one). */
   get chatTemplates(): string[] {

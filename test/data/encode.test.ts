@@ -220,4 +220,41 @@ describe('model inputs', () => {
       removeDir(dir);
     }
   });
+
+  describe("with a model's video markup (Qwen2.5-VL's <|vision_start|> ... <|vision_end|>)", () => {
+    const QWEN = join(FIXTURES, 'hf', 'qwen2_5_vl_prompt');
+    const reference = JSON.parse(readFileSync(join(QWEN, 'cases.json'), 'utf8')) as {
+      video_pad: number; cases: { system: string | null; question: string; ids: number[] }[];
+    };
+    let qwen: Tokenizer;
+    before(async () => {
+      qwen = await Tokenizer.load(QWEN);
+      qwen.setVideoMarkup({ before: '<|vision_start|>', after: '<|vision_end|>', separator: '' });
+    });
+
+    for (const c of reference.cases) {
+      it(`a string prompt's ids are those transformers renders for a video part then the text${c.system ? ' (with a system turn)' : ''}`, () => {
+        const { ids } = encodePrompt(qwen, c.question, c.system ? { system: c.system } : {});
+        assert.deepEqual(Array.from(ids), c.ids.map((id) => (id === reference.video_pad ? IMAGE_TOKEN_INDEX : id)));
+      });
+    }
+
+    it('adds no second pair of markers where the template writes them, and truncation keeps them', async () => {
+      const start = qwen.tokenToId('<|vision_start|>')!, end = qwen.tokenToId('<|vision_end|>')!;
+      const marked = await Tokenizer.load(QWEN);
+      marked.setVideoMarkup({ before: '<|vision_start|>', after: '<|vision_end|>', separator: '' });
+      const question = `<|vision_start|><image><|vision_end|>${LONG_QUESTION}`;
+      const once = Array.from(encodePrompt(marked, question).ids);
+      assert.deepEqual(once, Array.from(encodePrompt(qwen, LONG_QUESTION).ids));
+      const at = once.indexOf(IMAGE_TOKEN_INDEX);
+      assert.deepEqual([once[at - 1], once[at + 1]], [start, end]);
+      assert.equal(count(once, start), 1);
+      // a prompt cut to fit keeps the markers on both sides of the video and drops question text only
+      const pair = encodePair(qwen, { prompt: LONG_QUESTION, chosen: 'yes', rejected: 'no' }, { maxLength: once.length - 10 });
+      const cut = Array.from(pair.promptIds);
+      assert.ok(pair.truncation && cut.length < once.length, 'the question was cut');
+      assert.deepEqual([cut[pair.imageIndex - 1], cut[pair.imageIndex + 1]], [start, end]);
+      assert.ok(pair.truncation?.dropped.every((d) => d.part === 'question'), pair.truncation?.summary);
+    });
+  });
 });
