@@ -49,6 +49,29 @@ function tokenIds(tokenizer: Tokenizer, what: string): (token: string) => number
   };
 }
 
+/**
+ * The text_config of the tiny models whose language model is Qwen2's (VideoLLaMA3, InternVL; Qwen2.5-VL's with
+ * M-RoPE): the LLaVA-Video tiny model's sizes, untied, Qwen2's token ids from `tokenizer`; `extra` overrides.
+ */
+function tinyQwen2TextConfig(tokenizer: Tokenizer, what: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const id = tokenIds(tokenizer, what);
+  const endOfText = id('<|endoftext|>');
+  return {
+    model_type: 'qwen2',
+    vocab_size: tokenizer.vocabSize,
+    ...TINY_LM_SIZES,
+    rms_norm_eps: 1e-6,
+    rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
+    hidden_act: 'silu',
+    tie_word_embeddings: false,
+    use_sliding_window: false,
+    bos_token_id: endOfText,
+    eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
+    pad_token_id: tokenizer.pad?.id ?? endOfText,
+    ...extra,
+  };
+}
+
 export function tinyModelConfig(tokenizer: Tokenizer): Record<string, unknown> {
   const id = tokenIds(tokenizer, 'tinyModelConfig');
   const endOfText = id('<|endoftext|>');
@@ -198,26 +221,13 @@ export const TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG = {
  */
 export function tinyVideoLlama3Config(tokenizer: Tokenizer): Record<string, unknown> {
   const id = tokenIds(tokenizer, 'tinyVideoLlama3Config');
-  const endOfText = id('<|endoftext|>');
   return {
     architectures: ['VideoLlama3ForConditionalGeneration'],
     model_type: 'video_llama_3',
     image_token_id: id('<|image_pad|>'),
     video_token_id: id('<|video_pad|>'),
     tie_word_embeddings: false,
-    text_config: {
-      model_type: 'qwen2',
-      vocab_size: tokenizer.vocabSize,
-      ...TINY_LM_SIZES,
-      rms_norm_eps: 1e-6,
-      rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
-      hidden_act: 'silu',
-      tie_word_embeddings: false,
-      use_sliding_window: false,
-      bos_token_id: endOfText,
-      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
-      pad_token_id: tokenizer.pad?.id ?? endOfText,
-    },
+    text_config: tinyQwen2TextConfig(tokenizer, 'tinyVideoLlama3Config'),
     vision_config: {
       model_type: 'video_llama_3_vision',
       patch_size: 8,
@@ -262,7 +272,6 @@ export const TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG = {
  */
 export function tinyQwen2_5VLConfig(tokenizer: Tokenizer): Record<string, unknown> {
   const id = tokenIds(tokenizer, 'tinyQwen2_5VLConfig');
-  const endOfText = id('<|endoftext|>');
   return {
     architectures: ['Qwen2_5_VLForConditionalGeneration'],
     model_type: 'qwen2_5_vl',
@@ -271,18 +280,10 @@ export function tinyQwen2_5VLConfig(tokenizer: Tokenizer): Record<string, unknow
     vision_start_token_id: id('<|vision_start|>'),
     vision_end_token_id: id('<|vision_end|>'),
     tie_word_embeddings: false,
-    text_config: {
+    text_config: tinyQwen2TextConfig(tokenizer, 'tinyQwen2_5VLConfig', {
       model_type: 'qwen2_5_vl_text',
-      vocab_size: tokenizer.vocabSize,
-      ...TINY_LM_SIZES,
-      rms_norm_eps: 1e-6,
       rope_parameters: { rope_type: 'default', rope_theta: 10000.0, mrope_section: [4, 6, 6] },
-      hidden_act: 'silu',
-      use_sliding_window: false,
-      bos_token_id: endOfText,
-      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
-      pad_token_id: tokenizer.pad?.id ?? endOfText,
-    },
+    }),
     vision_config: {
       model_type: 'qwen2_5_vl_vision',
       depth: 4,
@@ -329,7 +330,6 @@ export const TINY_INTERNVL_PROCESSOR_CONFIG = {
  */
 export function tinyInternVLConfig(tokenizer: Tokenizer): Record<string, unknown> {
   const id = tokenIds(tokenizer, 'tinyInternVLConfig');
-  const endOfText = id('<|endoftext|>');
   return {
     architectures: ['InternVLForConditionalGeneration'],
     model_type: 'internvl',
@@ -340,19 +340,7 @@ export function tinyInternVLConfig(tokenizer: Tokenizer): Record<string, unknown
     vision_feature_layer: -1,
     vision_feature_select_strategy: 'default',
     tie_word_embeddings: false,
-    text_config: {
-      model_type: 'qwen2',
-      vocab_size: tokenizer.vocabSize,
-      ...TINY_LM_SIZES,
-      rms_norm_eps: 1e-6,
-      rope_parameters: { rope_type: 'default', rope_theta: 10000.0 },
-      hidden_act: 'silu',
-      tie_word_embeddings: false,
-      use_sliding_window: false,
-      bos_token_id: endOfText,
-      eos_token_id: tokenizer.eos?.id ?? id('<|im_end|>'),
-      pad_token_id: tokenizer.pad?.id ?? endOfText,
-    },
+    text_config: tinyQwen2TextConfig(tokenizer, 'tinyInternVLConfig'),
     vision_config: {
       model_type: 'internvl_vision',
       image_size: [FRAME_SIZE, FRAME_SIZE],
