@@ -5,7 +5,7 @@ import { encodePrompt } from '../data/encode.js';
 import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
-import { decodeVideo, probeVideo, type SamplePlan, shownTimes } from '../video/decode.js';
+import { decodeVideo, probeVideo, type SamplePlan, shownDuration, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { loadInternVLProcessorConfig } from '../video/internvl.js';
 import {
@@ -205,8 +205,11 @@ export class ModelSession implements Disposable {
         const frameText = videoLlama3FrameText(this.tokenizer, shownTimes(plan, decoded.indices.map((i) => i / (fps ?? 1))));
         return { pixels: await preprocessVideoLlama3(frames, info, this.videoLlama3), indices: decoded.indices, frameText };
       }
-      // second_per_grid_ts from the sampled frames' rate: their share of the video's frames at its rate.
-      const total = Math.max(decoded.info.frameCount, decoded.indices.length);
+      // second_per_grid_ts from the sampled frames' rate: their share of the frames of the video they make (a kept
+      // or cut segment's own length: shownDuration) at its rate.
+      const restricted = (plan.kind === 'uniform' || plan.kind === 'fps') && (plan.range !== undefined || (plan.exclude?.length ?? 0) > 0);
+      const shown = restricted && fps ? Math.round(shownDuration(plan, decoded.info.duration) * fps) : decoded.info.frameCount;
+      const total = Math.max(shown, decoded.indices.length);
       const secondPerGridTs = qwen25vlSecondPerGridT(decoded.indices.length, total, fps, this.qwen25vl);
       return { pixels: await preprocessQwen25VL(frames, info, this.qwen25vl!), indices: decoded.indices, secondPerGridTs };
     } finally {

@@ -251,8 +251,9 @@ export class VideoLM {
   }
 
   /**
-   * Qwen2.5-VL: the seconds a temporal patch of the frames given to encodeVideo / generate / logprobs spans (its
-   * processor's second_per_grid_ts = temporal_patch_size / fps; the M-RoPE's time scale). Default: fps 2.
+   * Qwen2.5-VL: the seconds a temporal patch spans (its processor's second_per_grid_ts = temporal_patch_size / fps;
+   * the M-RoPE's time scale) for a call that gives no `secondPerGridTs` of its own (ModelSession gives each video's).
+   * Default: fps 2.
    * Synchronous: refused (ERR_TPO_BUSY) while calls on the model run.
    */
   setSecondPerGridTs(seconds: number): void {

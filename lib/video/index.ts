@@ -1,4 +1,4 @@
-export { decodeVideo, DecodeOptions, probeVideo, SamplePlan, shownTimes, type DecodedVideo, type VideoInfo } from './decode.js';
+export { decodeVideo, DecodeOptions, probeVideo, SamplePlan, shownDuration, shownTimes, type DecodedVideo, type VideoInfo } from './decode.js';
 export { CLIP_336, decodeSizeFor, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, SIGLIP_384 } from './preprocess.js';
 export { encodeVideo, VideoEncodeOptions, type EncodeResult } from './encode.js';
 export { smartResize } from './processor-rules.js';

@@ -63,6 +63,14 @@ describe("ModelSession on Qwen2.5-VL: each video's own layout", function () {
       assert.deepEqual(int64(input.videoGridThw!), [layout.grid.t, layout.grid.h, layout.grid.w].map(BigInt));
       assert.equal(input.secondPerGridTs, layout.secondPerGridT);
 
+      // a kept segment (1 s, 10 frames) is a video of its own: 4 of its frames are 4 a second
+      const segment = await session.pixels(video, { kind: 'uniform', frames: 4, range: [0.5, 1.5] });
+      const short = qwen25vlVideoLayout({ totalFrames: 10, height: info.height, width: info.width, fps: info.fps },
+        { ...QWEN2_5_VL_7B_PREPROCESSOR, do_sample_frames: true, num_frames: 4 });
+      assert.equal(segment.secondPerGridTs, short.secondPerGridT);
+      assert.equal(segment.secondPerGridTs, 0.5);
+      segment.pixels.dispose();
+
       // the tokens with their grid and seconds score as the frames with those seconds; the model's default (1 s) is
       // another video's time scale
       using prompt = session.prompt('<image>\nwhat is first ?');
