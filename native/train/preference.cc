@@ -140,9 +140,10 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   std::vector<torch::Tensor> ref_c(n), ref_r(n);
 
   if (config.encode_once) {
-    // The pairs about one video (the same frames tensor, as the trainer passes them) are scored together: the
-    // video is encoded once for them, and with share_prefix everything their prompts start with (the system
-    // text and the video) runs once, each pair's question and answers after it (model::prompts_logprobs).
+    // The pairs about one video (the same frames tensor with one layout, as the trainer passes them; the first
+    // pair's layout stands for the group) are scored together: the video is encoded once for them, and with
+    // share_prefix everything their prompts start with (the system text and the video) runs once, each pair's
+    // question and answers after it (model::prompts_logprobs).
     std::vector<std::vector<size_t>> groups;
     std::unordered_map<const void*, size_t> group_of;
     for (size_t i = 0; i < n; ++i) {
