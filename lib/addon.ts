@@ -184,8 +184,25 @@ export interface NativeEncodeOptions {
   fps: number; codec?: string; crf?: number; preset?: string; gop?: number | undefined; threads?: number;
 }
 
-export interface NativePair {
-  prompt: Tensor; chosen: Tensor; rejected: Tensor; video?: Tensor; reference?: [number, number];
+/**
+ * A record's video as a training step takes it, in its own layout (what eval encodes, so training sees the same):
+ * frames [F, 3, H, W] with VideoLLaMA3's `frameText` (its time stamps) and Qwen2.5-VL's `secondPerGridTs`, or the
+ * visual tokens [V, D] encodeVideo made of them, with Qwen2.5-VL's `videoGridThw` ([1, 3]) and `secondPerGridTs`
+ * (their M-RoPE positions' grid and time scale).
+ */
+export interface NativeVideoInput {
+  video?: Tensor;
+  frameText?: { before?: number[]; after?: number[] }[];
+  videoGridThw?: Tensor;
+  secondPerGridTs?: number;
+}
+
+export interface NativePair extends NativeVideoInput {
+  prompt: Tensor; chosen: Tensor; rejected: Tensor; reference?: [number, number];
+}
+
+export interface NativeSftRecord extends NativeVideoInput {
+  prompt: Tensor; answer: Tensor;
 }
 
 /** The loss as the native step and forward take it: every field given (lib/train/loss.ts fills the defaults). */
@@ -277,7 +294,7 @@ export interface NativeTrainer {
   /** Bytes of AdamW moments this process holds (a partition of them under shardOptimizer). */
   readonly optimizerBytes: number;
   preferenceStep(options: NativeForwardSettings & { microBatches: NativePair[][]; lr: number; encodeOnce: boolean }): Promise<NativeStepResult>;
-  sftStep(options: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult>;
+  sftStep(options: { microBatches: NativeSftRecord[][]; lr: number }): Promise<NativeStepResult>;
   saveState(path: string): Promise<void>;
   /** One file, or the shards of a sharded state (this rank takes the moments of its parameters from them). */
   loadState(path: string | string[]): Promise<void>;

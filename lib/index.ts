@@ -13,8 +13,8 @@ export {
 export { doctor, formatDoctor, type DoctorCheck, type DoctorReport } from './doctor.js';
 export {
   CLIP_336, decodeSizeFor, decodeVideo, DecodeOptions as VideoDecodeOptions, loadPreprocessorConfig, PreprocessorConfig, preprocessFrames, probeVideo,
-  SamplePlan, shownTimes, SIGLIP_384, type DecodedVideo, type VideoInfo, internvlFrameIndices, loadInternVLProcessorConfig, type InternVLSampleOptions,
-  loadQwen25VLProcessorConfig, Qwen25VLProcessorConfig, qwen25vlFrameIndices, qwen25vlResizeTarget, qwen25vlVideoLayout, type Qwen25VLVideoLayout,
+  SamplePlan, shownDuration, shownTimes, SIGLIP_384, type DecodedVideo, type VideoInfo, internvlFrameIndices, loadInternVLProcessorConfig, type InternVLSampleOptions,
+  loadQwen25VLProcessorConfig, preprocessQwen25VL, Qwen25VLProcessorConfig, qwen25vlFrameIndices, qwen25vlResizeTarget, qwen25vlSecondPerGridT, qwen25vlVideoLayout, type Qwen25VLVideoLayout,
 } from './video/index.js';
 export {
   Tokenizer, type AddedTokenInfo, type ChatMessage, type ChatOptions, type DecodeOptions, type EncodeOptions,

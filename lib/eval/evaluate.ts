@@ -23,7 +23,7 @@ import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { DistributedConfig } from '../dist/config.js';
 import { Group, roundRobin } from '../dist/group.js';
 import { defaultFrames } from '../model/files.js';
-import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
+import { type EncodedVideo, isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile, prepareWritableDir } from '../paths.js';
 import { tensor } from '../tensor.js';
@@ -136,8 +136,8 @@ const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
  * Log-likelihood scoring: the prompt `<image>\n` + question, each option as the assistant's answer. Every question
  * of the video in one native call: what the prompts share (the system text and the video) runs once.
  */
-/** A video's visual tokens as generate / logprobs take them (Qwen2.5-VL's with their grid). */
-type VideoInput = { videoTokens: Tensor; videoGridThw?: Tensor };
+/** A video's visual tokens as generate / logprobs take them (Qwen2.5-VL's with their grid and second_per_grid_ts). */
+type VideoInput = EncodedVideo;
 
 async function scoreLoglik(runner: Runner, items: EvalItem[], video: VideoInput): Promise<EvalSample[]> {
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn

@@ -5,9 +5,12 @@ import { encodePrompt } from '../data/encode.js';
 import type { Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
-import { decodeVideo, probeVideo, type SamplePlan, shownTimes } from '../video/decode.js';
+import { decodeVideo, probeVideo, type SamplePlan, shownDuration, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
 import { loadInternVLProcessorConfig } from '../video/internvl.js';
+import {
+  loadQwen25VLProcessorConfig, preprocessQwen25VL, type Qwen25VLProcessorConfig, qwen25vlResizeTarget, qwen25vlSecondPerGridT,
+} from '../video/qwen2-5-vl.js';
 import {
   loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3ResizeTarget,
 } from '../video/video-llama3.js';
@@ -70,6 +73,27 @@ export function videoLlama3FrameText(tokenizer: Tokenizer, timestamps: readonly 
   return timestamps.map((t, i) => ({ before: tokenizer.encode(`${i ? ',' : ''}Time ${pythonFixed1(t)}s:`, { addSpecialTokens: false }), after: [] }));
 }
 
+/**
+ * A video's frames as ModelSession.pixels makes them, with what its processor lays out by the video itself: every
+ * path (generation, eval, training) passes these on, so each sees the same layout.
+ */
+export interface VideoPixels {
+  /** float32 [F, 3, H, W], preprocessed for the tower. */
+  pixels: Tensor<'float32'>;
+  indices: number[];
+  /** VideoLLaMA3: its time stamp before each frame's tokens ("Time t.ts:"). */
+  frameText?: FrameText[];
+  /** Qwen2.5-VL: second_per_grid_ts, the seconds a temporal patch of these frames spans (M-RoPE's time scale). */
+  secondPerGridTs?: number;
+}
+
+/** What generate / logprobs take for a video's visual tokens: Qwen2.5-VL's with their grid and time scale. */
+export interface EncodedVideo {
+  videoTokens: Tensor;
+  videoGridThw?: Tensor;
+  secondPerGridTs?: number;
+}
+
 export interface SessionOptions {
   /** Load the weights from this folder instead (a full checkpoint); tokenizer and preprocessing stay the model's. */
   weights?: string;
@@ -95,6 +119,8 @@ export class ModelSession implements Disposable {
     readonly processor: PreprocessorConfig | undefined,
     /** VideoLLaMA3's video processor (each video resized by its own size; `processor` then only normalises). */
     readonly videoLlama3?: VideoLlama3ProcessorConfig,
+    /** Qwen2.5-VL's video processor (each video resized by its own size, its own second_per_grid_ts). */
+    readonly qwen25vl?: Qwen25VLProcessorConfig,
   ) {}
 
   /** The model folder's tokenizer, preprocessor config (video models) and weights (or `weights`'), and `adapter`. */
@@ -104,8 +130,11 @@ export class ModelSession implements Disposable {
     try {
       const videoLlama3 = model.info.architecture === 'VideoLlama3ForConditionalGeneration'
         ? await loadVideoLlama3ProcessorConfig(dir) : undefined;
+      const qwen25vl = model.info.architecture === 'Qwen2_5_VLForConditionalGeneration'
+        ? await loadQwen25VLProcessorConfig(dir) : undefined;
       const internvl = model.info.architecture === 'InternVLForConditionalGeneration';
-      const processor = videoLlama3 ? { do_resize: false, ...videoLlama3 }
+      const own = videoLlama3 ?? qwen25vl;
+      const processor = own ? { do_resize: false, ...own }
         : internvl ? await loadInternVLProcessorConfig(dir)
         : VIDEO_ARCHITECTURES.has(model.info.architecture) ? await loadPreprocessorConfig(dir) : undefined;
       // InternVL's video layout: each frame's tokens between "FrameN: <img>" and "</img>", as its processor writes them.
@@ -116,7 +145,7 @@ export class ModelSession implements Disposable {
       if (model.info.architecture === 'Qwen2_5_VLForConditionalGeneration') tokenizer.setVideoMarkup(qwen25vlVideoMarkup(tokenizer, dir));
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
-      return new ModelSession(dir, model, tokenizer, processor, videoLlama3);
+      return new ModelSession(dir, model, tokenizer, processor, videoLlama3, qwen25vl);
     } catch (error) {
       model.dispose();
       throw error;
@@ -139,11 +168,11 @@ export class ModelSession implements Disposable {
    * are decoded scaled down to the tower's box (decodeSizeFor), so a high-resolution video costs no more memory than
    * the tower needs.
    */
-  async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[]; frameText?: FrameText[] }> {
+  async pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<VideoPixels> {
     if (!this.processor) throw new TypeError(`${this.dir}: a ${this.model.info.architecture} model takes no video`);
     let frames: Tensor<'uint8'> | undefined;
     try {
-      if (this.videoLlama3) return await this.#videoLlama3Pixels(path, plan, corrupt);
+      if (this.videoLlama3 || this.qwen25vl) return await this.#ownSizePixels(path, plan, corrupt);
       const decoded = await decodeVideo(path, plan, { atLeast: decodeSizeFor(this.processor) });
       frames = decoded.frames;
       if (corrupt) {
@@ -160,17 +189,18 @@ export class ModelSession implements Disposable {
   }
 
   /**
-   * VideoLLaMA3: its processor resizes each video by the video's own size and frame count (smart_resize); frames
-   * are decoded scaled to twice that box, then resized to it exactly.
+   * VideoLLaMA3 and Qwen2.5-VL: their processors resize each video by the video's own size and frame count
+   * (smart_resize); frames are decoded scaled to twice that box, then resized to it exactly. With them, what else the
+   * processor lays out by the video: VideoLLaMA3's time stamps, Qwen2.5-VL's second_per_grid_ts.
    */
-  async #videoLlama3Pixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{ pixels: Tensor<'float32'>; indices: number[]; frameText: FrameText[] }> {
-    const config = this.videoLlama3!;
+  async #ownSizePixels(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<VideoPixels> {
     const info = await probeVideo(path);
     // The frames the plan decodes, where it says (the box only bounds decoding memory, but it is also where the
     // resize starts from: a plan of the same frames by indices, as TimeWarp's, decodes as the uniform one does)
     const guess = plan.kind === 'uniform' ? plan.frames : plan.kind === 'indices' ? plan.indices.length
       : plan.kind === 'timestamps' ? plan.timestamps.length : 1;
-    const box = videoLlama3ResizeTarget(info.height, info.width, guess, config);
+    const box = this.videoLlama3 ? videoLlama3ResizeTarget(info.height, info.width, guess, this.videoLlama3)
+      : qwen25vlResizeTarget(info.height, info.width, guess, this.qwen25vl);
     const decoded = await decodeVideo(path, plan, { atLeast: { width: 2 * box.width, height: 2 * box.height } });
     let frames = decoded.frames;
     try {
@@ -179,30 +209,52 @@ export class ModelSession implements Disposable {
         frames.dispose();
         frames = corrupted;
       }
-      // Its processor's time stamps: each frame's index over the video's frame rate (1 when unknown, as it takes),
-      // in the video the plan's frames make (a manipulated input's own times: shownTimes).
-      const fps = decoded.info.fps > 0 ? decoded.info.fps : 1;
-      const frameText = videoLlama3FrameText(this.tokenizer, shownTimes(plan, decoded.indices.map((i) => i / fps)));
-      return { pixels: await preprocessVideoLlama3(frames, info, config), indices: decoded.indices, frameText };
+      const fps = decoded.info.fps > 0 ? decoded.info.fps : undefined;
+      if (this.videoLlama3) {
+        // Its processor's time stamps: each frame's index over the video's frame rate (1 when unknown, as it
+        // takes), in the video the plan's frames make (a manipulated input's own times: shownTimes).
+        const frameText = videoLlama3FrameText(this.tokenizer, shownTimes(plan, decoded.indices.map((i) => i / (fps ?? 1))));
+        return { pixels: await preprocessVideoLlama3(frames, info, this.videoLlama3), indices: decoded.indices, frameText };
+      }
+      // second_per_grid_ts from the sampled frames' rate: their share of the frames of the video they make (a kept
+      // or cut segment's own length: shownDuration) at its rate.
+      const restricted = (plan.kind === 'uniform' || plan.kind === 'fps') && (plan.range !== undefined || (plan.exclude?.length ?? 0) > 0);
+      const shown = restricted && fps ? Math.round(shownDuration(plan, decoded.info.duration) * fps) : decoded.info.frameCount;
+      const total = Math.max(shown, decoded.indices.length);
+      const secondPerGridTs = qwen25vlSecondPerGridT(decoded.indices.length, total, fps, this.qwen25vl);
+      return { pixels: await preprocessQwen25VL(frames, info, this.qwen25vl!), indices: decoded.indices, secondPerGridTs };
     } finally {
       frames.dispose();
     }
   }
 
   /**
+   * The visual tokens [V, D] of frames from `pixels` (VideoLLaMA3: with its time stamp before each frame's tokens),
+   * and `video`, what a generate / logprobs call takes for them (Qwen2.5-VL's with their grid and
+   * second_per_grid_ts, from which their M-RoPE positions follow). The frames stay the caller's.
+   */
+  async encode(video: VideoPixels): Promise<{ tokens: Tensor<'float32'>; video: EncodedVideo }> {
+    const { pixels, frameText, secondPerGridTs } = video;
+    const tokens = await this.model.encodeVideo(pixels, frameText ? { frameText } : {});
+    return {
+      tokens,
+      video: { videoTokens: tokens, ...this.#videoGrid(pixels.shape), ...(secondPerGridTs === undefined ? {} : { secondPerGridTs }) },
+    };
+  }
+
+  /**
    * The video's visual tokens [V, D]: decoded, preprocessed and encoded once, for every prompt that shares them
    * (VideoLLaMA3: with its processor's time stamp before each frame's tokens); `video` is what a generate /
-   * logprobs call takes for them (Qwen2.5-VL's with their grid, whose M-RoPE positions they take).
+   * logprobs call takes for them (Qwen2.5-VL's with their grid and second_per_grid_ts).
    */
   async videoTokens(path: string, plan: SamplePlan, corrupt?: CorruptOptions): Promise<{
-    tokens: Tensor<'float32'>; indices: number[]; video: { videoTokens: Tensor; videoGridThw?: Tensor };
+    tokens: Tensor<'float32'>; indices: number[]; video: EncodedVideo;
   }> {
-    const { pixels, indices, frameText } = await this.pixels(path, plan, corrupt);
+    const decoded = await this.pixels(path, plan, corrupt);
     try {
-      const tokens = await this.model.encodeVideo(pixels, frameText ? { frameText } : {});
-      return { tokens, indices, video: { videoTokens: tokens, ...this.#videoGrid(pixels.shape) } };
+      return { ...(await this.encode(decoded)), indices: decoded.indices };
     } finally {
-      pixels.dispose();
+      decoded.pixels.dispose();
     }
   }
 

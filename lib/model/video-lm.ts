@@ -63,8 +63,9 @@ export type FrameText = z.input<typeof FrameText>;
 const Video = {
   pixelValues: z.custom<Tensor>().optional(),
   videoTokens: z.custom<Tensor>().optional(),
-  /** Qwen2.5-VL's videoTokens: their video's grid [t, h, w] (video_grid_thw; `videoGrid`), whose M-RoPE positions
-   * they take, and the seconds a temporal patch spans (default: the model's, setSecondPerGridTs). */
+  /** Qwen2.5-VL's videoTokens: their video's grid [t, h, w] (video_grid_thw; ModelSession.videoTokens), whose
+   * M-RoPE positions they take; with them or with frames, the video's seconds a temporal patch spans (its processor's
+   * second_per_grid_ts, per video: ModelSession.pixels; default: the model's, setSecondPerGridTs). */
   videoGridThw: z.custom<Tensor>().optional(),
   secondPerGridTs: z.number().nonnegative().optional(),
 };
@@ -250,8 +251,9 @@ export class VideoLM {
   }
 
   /**
-   * Qwen2.5-VL: the seconds a temporal patch of the frames given to encodeVideo / generate / logprobs spans (its
-   * processor's second_per_grid_ts = temporal_patch_size / fps; the M-RoPE's time scale). Default: fps 2.
+   * Qwen2.5-VL: the seconds a temporal patch spans (its processor's second_per_grid_ts = temporal_patch_size / fps;
+   * the M-RoPE's time scale) for a call that gives no `secondPerGridTs` of its own (ModelSession gives each video's).
+   * Default: fps 2.
    * Synchronous: refused (ERR_TPO_BUSY) while calls on the model run.
    */
   setSecondPerGridTs(seconds: number): void {

@@ -24,7 +24,7 @@ import { annotation } from './captions.js';
 import {
   tinyModelConfig, TINY_PREPROCESSOR_CONFIG, tinyVideoLlavaConfig, TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG,
   TINY_VIDEO_LLAMA3_PROCESSOR_CONFIG, tinyVideoLlama3Config, TINY_INTERNVL_PROCESSOR_CONFIG, tinyInternVLConfig,
-  TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG, tinyQwen2_5VLConfig,
+  TINY_QWEN2_5_VL_PROCESSOR_CONFIG, tinyQwen2_5VLConfig,
 } from './model-config.js';
 import { makeQuestions } from './questions.js';
 import { deriveSeed, Random } from './random.js';
@@ -178,7 +178,8 @@ async function writeSplit(o: z.output<typeof SynthOptions>, split: Split, planne
 /**
  * The world's tokenizer and a tiny model's config, preprocessor config included, into `dir`: LLaVA-Video's
  * architecture (the default), Video-LLaVA's (`video-llava`: its tokenizer variant, config and processor) or
- * VideoLLaMA3's (`video-llama3`: Qwen2's chat format with its placeholder tokens, config, video processor).
+ * VideoLLaMA3's (`video-llama3`: Qwen2's chat format with its placeholder tokens, config, video processor), InternVL's
+ * and Qwen2.5-VL's (their configs and video processors, as transformers saves them).
  */
 export async function writeModelFiles(dir: string, family: WorldFamily = 'llava-video'): Promise<void> {
   prepareOutputDir(dir, 'a model folder');
@@ -193,7 +194,7 @@ export async function writeModelFiles(dir: string, family: WorldFamily = 'llava-
   }
   if (family === 'qwen2.5-vl') {
     await writeJsonFile(join(dir, 'config.json'), tinyQwen2_5VLConfig(tokenizer));
-    await writeJsonFile(join(dir, 'preprocessor_config.json'), TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG);
+    await writeJsonFile(join(dir, 'video_preprocessor_config.json'), TINY_QWEN2_5_VL_PROCESSOR_CONFIG);
     return;
   }
   if (family === 'internvl') {

@@ -244,23 +244,31 @@ export function tinyVideoLlama3Config(tokenizer: Tokenizer): Record<string, unkn
 }
 
 /**
- * preprocessor_config.json of the tiny Qwen2.5-VL model, for tpo's frame preprocessing: frames resized to 64 x 64
- * (a multiple of patch_size x spatial_merge_size = 16), rescaled, normalised with OPENAI_CLIP's mean and std
- * (Qwen2VLImageProcessor's). Its processor's smart resize and fps sampling are not this file's.
+ * video_preprocessor_config.json of the tiny Qwen2.5-VL model, as transformers' Qwen2VLVideoProcessor saves it for
+ * the tiny tower (patch 8, merge 2, 2 frames a temporal patch): Qwen2.5-VL's pixel budget per frame in its own
+ * units (min_pixels 4, max_pixels 16384 merged patches of (8 x 2)^2 pixels, as 3136 and 12845056 are of 28^2), so
+ * the world's 64 x 64 frames stay 64 x 64; OPENAI_CLIP's mean and std; no frame sampling (tpo samples).
  */
-export const TINY_QWEN2_5_VL_PREPROCESSOR_CONFIG = {
-  image_processor_type: 'Qwen2VLImageProcessor',
+export const TINY_QWEN2_5_VL_PROCESSOR_CONFIG = {
+  video_processor_type: 'Qwen2VLVideoProcessor',
+  processor_class: 'Qwen2_5_VLProcessor',
   do_resize: true,
-  size: { height: FRAME_SIZE, width: FRAME_SIZE },
+  size: { shortest_edge: 4 * 16 * 16, longest_edge: 16384 * 16 * 16 },
+  min_pixels: 4 * 16 * 16,
+  max_pixels: 16384 * 16 * 16,
   resample: 3,
   do_rescale: true,
   rescale_factor: 1 / 255,
   do_normalize: true,
   image_mean: [0.48145466, 0.4578275, 0.40821073],
   image_std: [0.26862954, 0.26130258, 0.27577711],
+  do_convert_rgb: true,
   patch_size: 8,
   temporal_patch_size: 2,
   merge_size: 2,
+  do_sample_frames: false,
+  min_frames: 4,
+  max_frames: 768,
 } as const;
 
 /**

@@ -4,7 +4,7 @@ import { z } from 'zod';
 
 import type { Group } from '../dist/group.js';
 import type { VideoLM } from '../model/video-lm.js';
-import { native, type NativePair, type NativeStepResult, type NativeTrainer, type Tensor } from '../native.js';
+import { native, type NativePair, type NativeSftRecord, type NativeStepResult, type NativeTrainer } from '../native.js';
 import { parse } from '../validate.js';
 import { ForwardSettings } from './loss.js';
 
@@ -68,8 +68,9 @@ export class Optimizer {
     return this.#trainer.preferenceStep(parse(PreferenceStep, step, 'Optimizer.preferenceStep'));
   }
 
-  /** One SFT step: token-mean cross entropy over every answer token of the step. */
-  sftStep(step: { microBatches: { prompt: Tensor; answer: Tensor; video?: Tensor }[][]; lr: number }): Promise<NativeStepResult> {
+  /** One SFT step: token-mean cross entropy over every answer token of the step (each record's video in its own
+   * layout, as a pair's). */
+  sftStep(step: { microBatches: NativeSftRecord[][]; lr: number }): Promise<NativeStepResult> {
     return this.#trainer.sftStep(step);
   }
 

@@ -18,7 +18,8 @@ export interface PreferencePairInput extends NativePair {
   prompt: Tensor;
   chosen: Tensor;
   rejected: Tensor;
-  /** Frames [F, 3, S, S] or visual tokens [V, D]. */
+  /** Frames [F, 3, S, S] or visual tokens [V, D]; with frames, VideoLLaMA3's frameText; Qwen2.5-VL's
+   * secondPerGridTs, and with tokens their videoGridThw (NativeVideoInput). */
   video?: Tensor;
   /** Precomputed reference log-probs [chosen, rejected]. */
   reference?: [number, number];

@@ -27,9 +27,9 @@ import { cacheDir } from '../libtorch.js';
 import { fileDigest, modelDigest } from '../model/digest.js';
 import { prepareOutputDir } from '../paths.js';
 import { copyModelFiles } from '../model/files.js';
-import { isVideoError, ModelSession } from '../model/session.js';
-import { type FrameText, VideoLM } from '../model/video-lm.js';
-import { type NativePair, type PreferenceMetrics, type Tensor } from '../native.js';
+import { isVideoError, ModelSession, type VideoPixels } from '../model/session.js';
+import { VideoLM } from '../model/video-lm.js';
+import { type NativePair, type NativeSftRecord, type NativeVideoInput, type PreferenceMetrics, type Tensor } from '../native.js';
 import { tensor } from '../tensor.js';
 import { parse } from '../validate.js';
 import { packageVersion } from '../version.js';
@@ -98,7 +98,7 @@ export class Trainer extends EventEmitter<{
   readonly config: ResolvedTrainConfig;
   #session?: ModelSession;
   #reference?: VideoLM;
-  #videos = new Map<string, Tensor>();
+  #videos = new Map<string, NativeVideoInput>();
   /** Event files beside metrics.jsonl while fit runs (config.tensorboard). */
   #tensorboard?: TensorBoardWriter;
   /** Videos that failed to decode (path -> why), skipped for the rest of the run. */
@@ -181,22 +181,23 @@ export class Trainer extends EventEmitter<{
   // ------------------------------------------------------------------------------------------------ videos
 
   /**
-   * A video as the step takes it. With the tower and projector frozen its visual tokens never change: they are
-   * encoded once and kept across steps and epochs. Otherwise its preprocessed frames are kept (up to
-   * VIDEO_CACHE_BYTES, so an epoch decodes each video once) and the step encodes them once per micro-batch.
-   * A video that cannot be decoded is `{ skip }` (onVideoError skip) or the run's error (stop).
+   * A video as the step takes it, in its own layout (what eval encodes): VideoLLaMA3's time stamps (frameText),
+   * Qwen2.5-VL's seconds per temporal patch and, with its tokens, their grid. With the tower and projector frozen its
+   * visual tokens never change: they are encoded once and kept across steps and epochs. Otherwise its preprocessed
+   * frames are kept (up to VIDEO_CACHE_BYTES, so an epoch decodes each video once) with their layout, and the step
+   * encodes them once per micro-batch. A video that cannot be decoded is `{ skip }` (onVideoError skip) or the run's
+   * error (stop).
    */
-  async #video(path: string): Promise<{ video?: Tensor } | { skip: string }> {
+  async #video(path: string): Promise<{ video?: NativeVideoInput } | { skip: string }> {
     const session = this.#session!;
     if (!session.processor) return {};
     const bad = this.#badVideos.get(path);
     if (bad) return { skip: bad };
     const cached = this.#videos.get(path);
     if (cached) return { video: cached };
-    let pixels: Tensor;
-    let frameText: FrameText[] | undefined;  // VideoLLaMA3's time stamps (ModelSession.pixels)
+    let decoded: VideoPixels;
     try {
-      ({ pixels, frameText } = await session.pixels(path, { kind: 'uniform', frames: this.config.frames }));
+      decoded = await session.pixels(path, { kind: 'uniform', frames: this.config.frames });
     } catch (error) {
       if (!isVideoError(error) || this.config.onVideoError === 'stop') throw error;
       const reason = `video: ${error.message}`;
@@ -205,35 +206,37 @@ export class Trainer extends EventEmitter<{
       return { skip: reason };
     }
     // Tokens encoded here once are constants of every step: right while what makes them is frozen. Frame text
-    // (InternVL's "FrameN: <img>" ... "</img>") is embedded among them by embed_tokens, which a run that trains the
-    // language model's own weights updates, so such a run keeps the frames and encodes them in each step, where the
-    // frame text's embeddings get their gradient.
+    // (InternVL's "FrameN: <img>" ... "</img>", VideoLLaMA3's time stamps) is embedded among them by embed_tokens,
+    // which a run that trains the language model's own weights updates, so such a run keeps the frames and encodes
+    // them in each step, where the frame text's embeddings get their gradient.
     const trainsTower = this.config.train.vision || this.config.train.projector ||
-      (session.model.hasFrameText && this.#trainsLanguage());
-    // (Qwen2.5-VL's visual tokens take their M-RoPE positions from the video's grid, which only its frames carry
-    // into a training step: its videos stay frames, encoded once a step)
-    const tokensCarryPositions = session.model.info.architecture !== 'Qwen2_5_VLForConditionalGeneration';
+      ((session.model.hasFrameText || decoded.frameText !== undefined) && this.#trainsLanguage());
+    const { pixels, frameText, secondPerGridTs } = decoded;
+    const seconds = secondPerGridTs === undefined ? {} : { secondPerGridTs };
     if (!trainsTower || this.#visualTokenCount === 0) {
-      const tokens = await session.model.encodeVideo(pixels, frameText ? { frameText } : {});
-      this.#visualTokenCount = tokens.shape[0]!;
-      if (!trainsTower && tokensCarryPositions) {
+      const encoded = await session.encode(decoded);
+      this.#visualTokenCount = encoded.tokens.shape[0]!;
+      if (!trainsTower) {
         pixels.dispose();
-        return { video: this.#keep(path, tokens) };
+        // (Qwen2.5-VL's tokens with the grid they were made on, from which their M-RoPE positions follow)
+        const { videoGridThw } = encoded.video;
+        return { video: this.#keep(path, { video: encoded.tokens, ...(videoGridThw ? { videoGridThw } : {}), ...seconds }) };
       }
-      tokens.dispose();
+      encoded.tokens.dispose();
+      encoded.video.videoGridThw?.dispose();
     }
-    return { video: this.#keep(path, pixels) };
+    return { video: this.#keep(path, { video: pixels, ...(frameText ? { frameText } : {}), ...seconds }) };
   }
 
   #cachedBytes = 0;
 
-  #keep(path: string, t: Tensor): Tensor {
-    const bytes = t.shape.reduce((a, b) => a * b, 1) * 4;
+  #keep(path: string, v: NativeVideoInput & { video: Tensor }): NativeVideoInput {
+    const bytes = v.video.shape.reduce((a, b) => a * b, 1) * 4;
     if (this.#cachedBytes + bytes <= VIDEO_CACHE_BYTES) {
-      this.#videos.set(path, t);
+      this.#videos.set(path, v);
       this.#cachedBytes += bytes;
     }
-    return t;
+    return v;
   }
 
   /** How many embeddings replace the image id (for truncation budgets): measured on the first video. */
@@ -260,7 +263,7 @@ export class Trainer extends EventEmitter<{
         const inputs = encodePair(this.#session!.tokenizer, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokenCount });
         out.items.push({
           prompt: ids(inputs.promptIds), chosen: ids(inputs.chosenIds), rejected: ids(inputs.rejectedIds),
-          ...(video ? { video } : {}), ...(reference?.has(record.id) ? { reference: reference.get(record.id)! } : {}),
+          ...video, ...(reference?.has(record.id) ? { reference: reference.get(record.id)! } : {}),
         });
         out.ids.push(record.id);
       }
@@ -268,8 +271,8 @@ export class Trainer extends EventEmitter<{
     return out;
   }
 
-  async #sftInputs(batch: Batch<SftRecord>): Promise<Inputs<{ prompt: Tensor; answer: Tensor; video?: Tensor }>> {
-    const out: Inputs<{ prompt: Tensor; answer: Tensor; video?: Tensor }> = { items: [], ids: [] };
+  async #sftInputs(batch: Batch<SftRecord>): Promise<Inputs<NativeSftRecord>> {
+    const out: Inputs<NativeSftRecord> = { items: [], ids: [] };
     for (const group of batch.groups) {
       const v = await this.#video(group.videoPath);
       for (const record of group.records) {
@@ -280,7 +283,7 @@ export class Trainer extends EventEmitter<{
         const inputs = encodeSft(this.#session!.tokenizer, record, { maxLength: this.config.maxLength, visualTokens: this.#visualTokenCount });
         out.items.push({
           prompt: ids(inputs.inputIds.subarray(0, inputs.promptLength)), answer: ids(inputs.inputIds.subarray(inputs.promptLength)),
-          ...(v.video ? { video: v.video } : {}),
+          ...v.video,
         });
         out.ids.push(record.id);
       }
@@ -585,7 +588,10 @@ export class Trainer extends EventEmitter<{
       this.#session!.dispose();
       this.#session = undefined;
       this.#reference?.dispose();
-      for (const t of this.#videos.values()) t.dispose();
+      for (const v of this.#videos.values()) {
+        v.video?.dispose();
+        v.videoGridThw?.dispose();
+      }
       this.#videos.clear();
     }
   }

@@ -58,6 +58,27 @@ export function shownTimes(plan: SamplePlan, times: readonly number[]): number[]
   return times.map((t) => t - start - cuts.reduce((gone, [s, e]) => gone + (e <= t ? e - s : 0), 0));
 }
 
+/**
+ * The length (seconds) of the video a plan's frames make, from the source's `duration`, as shownTimes lays its
+ * frames out: a kept segment's (`range`, within the video), less each removed segment inside it (`exclude`, merged
+ * where they overlap); a plan by indices or times (TimeWarp's reordered scenes) shows the whole video. A processor
+ * that reads the sampled frames' rate (Qwen2.5-VL's second_per_grid_ts) sees that video's.
+ */
+export function shownDuration(plan: SamplePlan, duration: number): number {
+  const p = parse(SamplePlan, plan, 'shownDuration: plan');
+  parse(Seconds, duration, 'shownDuration: duration');
+  if (p.kind === 'indices' || p.kind === 'timestamps') return duration;
+  const start = Math.min(p.range?.[0] ?? 0, duration), end = Math.min(p.range?.[1] ?? duration, duration);
+  let gone = 0, reached = start;
+  for (const [s, e] of [...(p.exclude ?? [])].sort((a, b) => a[0] - b[0])) {
+    const from = Math.max(s, reached), to = Math.min(e, end);
+    if (to <= from) continue;
+    gone += to - from;
+    reached = to;
+  }
+  return Math.max(0, end - start - gone);
+}
+
 export const DecodeOptions = z.strictObject({
   /** Output width and height; give one to keep the aspect ratio, none for the video's own size. */
   width: z.number().int().positive().optional(),

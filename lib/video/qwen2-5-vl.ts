@@ -4,11 +4,13 @@
 // every frame is resized to (smart_resize: sides multiples of patch_size x merge_size, the area of each frame within
 // [size.shortest_edge, size.longest_edge], with cap_pixels_per_frame also within an even share of max_video_tokens),
 // the patch grid that gives (video_grid_thw: the frames padded to a multiple of temporal_patch_size by repeating
-// the last) and the seconds one temporal patch spans (second_per_grid_ts, M-RoPE's time step). Numbers only: the
-// decoding and the resize itself are native.
+// the last) and the seconds one temporal patch spans (second_per_grid_ts, M-RoPE's time step). The decoding and the
+// resize itself are native.
 import { z } from 'zod';
 
+import type { Tensor } from '../native.js';
 import { parse } from '../validate.js';
+import { preprocessFrames } from './preprocess.js';
 import { readVideoProcessorFile, sampleFrames, smartResize } from './processor-rules.js';
 
 const Positive = z.number().int().positive();
@@ -107,9 +109,41 @@ export function qwen25vlVideoLayout(
     t: Math.ceil(indices.length / c.temporal_patch_size), h: resized.height / c.patch_size, w: resized.width / c.patch_size,
   };
   const tokensPerGrid = (grid.h * grid.w) / c.merge_size ** 2;
-  // VideoMetadata.sampled_fps: the sampled share of the source rate (its fps, or 24, when the rate is unknown)
-  const sampledFps = video.fps === undefined ? 24 : (indices.length / video.totalFrames) * video.fps;
-  return { indices, resized, grid, tokens: grid.t * tokensPerGrid, tokensPerGrid, secondPerGridT: c.temporal_patch_size / sampledFps };
+  return {
+    indices, resized, grid, tokens: grid.t * tokensPerGrid, tokensPerGrid,
+    secondPerGridT: secondPerGridT(c, indices.length, video.totalFrames, video.fps),
+  };
+}
+
+/** second_per_grid_ts: temporal_patch_size over VideoMetadata.sampled_fps, the sampled share of the source rate
+ * (`sampled` of `totalFrames` frames at `fps`; 24 when the rate is unknown). */
+function secondPerGridT(c: Resolved, sampled: number, totalFrames: number, fps: number | undefined): number {
+  const sampledFps = fps === undefined ? 24 : (sampled / totalFrames) * fps;
+  return c.temporal_patch_size / sampledFps;
+}
+
+/** second_per_grid_ts of `sampled` frames taken from a video of `totalFrames` frames at `fps` (undefined or 0:
+ * unknown), as Qwen2_5_VLProcessor computes it from the sampled frames. */
+export function qwen25vlSecondPerGridT(sampled: number, totalFrames: number, fps: number | undefined, config: Qwen25VLProcessorConfig = {}): number {
+  const c = parse(Qwen25VLProcessorConfig, config, 'qwen25vlSecondPerGridT: config');
+  parse(z.object({ sampled: Positive, totalFrames: Positive }), { sampled, totalFrames }, 'qwen25vlSecondPerGridT');
+  return secondPerGridT(c, sampled, totalFrames, fps && fps > 0 ? fps : undefined);
+}
+
+/**
+ * uint8 frames [T, H', W', 3] of a video whose own frames are `source` -> float32 [T, 3, h, w]: resized to the size
+ * Qwen2VLVideoProcessor's smart_resize gives the source size (the frames may have been decoded smaller), rescaled
+ * and normalised with its mean and std.
+ */
+export async function preprocessQwen25VL(
+  frames: Tensor<'uint8'>, source: { height: number; width: number }, config: Qwen25VLProcessorConfig,
+): Promise<Tensor<'float32'>> {
+  const c = parse(Qwen25VLProcessorConfig, config, 'preprocessQwen25VL: config');
+  const target = resizeTarget(c, source.height, source.width, frames.shape[0]!);
+  return preprocessFrames(frames, {
+    do_resize: true, size: target, resample: c.resample, do_rescale: c.do_rescale, rescale_factor: c.rescale_factor,
+    do_normalize: c.do_normalize, image_mean: c.image_mean, image_std: c.image_std,
+  });
 }
 
 /** Reads a Qwen2.5-VL folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file and field. */

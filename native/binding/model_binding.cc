@@ -13,6 +13,7 @@
 #include "binding/js_args.h"
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
+#include "binding/video_args.h"
 #include "model/inference.h"
 #include "model/loader.h"
 #include "model/lora.h"
@@ -287,27 +288,6 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
 
   // setFrameText([{before, after}, ...]): InternVL's (or VideoLLaMA3's) text around each frame's visual tokens, as token ids
   // (model::VideoLMImpl::set_frame_text); [] clears it. Changes the model: refused while calls run.
-  // [{before, after}, ...]: token ids around each frame.
-  static std::vector<model::VideoLMImpl::FrameText> frame_text_arg(Napi::Env env, const Napi::Value& value, const std::string& what) {
-    if (!value.IsArray()) throw_argument_error(env, what + ": expected an array of {before, after} id lists, one per frame");
-    const auto list = value.As<Napi::Array>();
-    std::vector<model::VideoLMImpl::FrameText> text;
-    for (uint32_t i = 0; i < list.Length(); ++i) {
-      const std::string item = what + ": frame " + std::to_string(i + 1);
-      const Args args(env, list.Get(i), item);
-      model::VideoLMImpl::FrameText t;
-      for (const auto& [key, out] : {std::pair{"before", &t.before}, {"after", &t.after}}) {
-        if (!args.has(key)) continue;
-        for (const double v : number_array(env, args.get(key), item + " " + key)) {
-          if (!(v >= 0) || v != std::floor(v) || v > 9007199254740991.0) throw_argument_error(env, item + " " + key + ": ids must be integers >= 0");
-          out->push_back(static_cast<int64_t>(v));
-        }
-      }
-      text.push_back(std::move(t));
-    }
-    return text;
-  }
-
   Napi::Value set_frame_text(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
     auto shared = live(env);
@@ -339,37 +319,33 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return env.Undefined();
   }
 
-  // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call.
-  static torch::Tensor video_arg(Napi::Env env, const Args& args, const std::string& what) {
-    if (args.has("videoTokens")) return TensorHandle::unwrap(env, args.get("videoTokens"), what + ": videoTokens");
-    if (args.has("pixelValues")) return TensorHandle::unwrap(env, args.get("pixelValues"), what + ": pixelValues");
-    return torch::Tensor();
-  }
-
-  // Qwen2.5-VL's visual tokens given alone (videoTokens, from encodeVideo) with their video's grid: videoGridThw
-  // [t, h, w] and secondPerGridTs (seconds; default the model's), from which their M-RoPE positions follow.
-  static std::optional<model::VideoRope> video_rope_arg(Napi::Env env, const Args& args, const LoadedModel& m, const std::string& what) {
-    if (!args.has("videoGridThw")) {
-      if (args.has("secondPerGridTs")) throw_argument_error(env, what + ": secondPerGridTs goes with videoGridThw");
-      return std::nullopt;
+  // The video of a call: precomputed visual tokens (`videoTokens`), or frames (`pixelValues`) encoded in the call,
+  // with Qwen2.5-VL's layout of it: the tokens' grid (videoGridThw [t, h, w]; frames carry their own) and the video's
+  // seconds per temporal patch (secondPerGridTs; default the model's), from which the M-RoPE positions follow.
+  static model::VideoInput video_arg(Napi::Env env, const Args& args, const LoadedModel& m, const std::string& what) {
+    model::VideoInput in;
+    if (args.has("videoTokens")) in.video = TensorHandle::unwrap(env, args.get("videoTokens"), what + ": videoTokens");
+    else if (args.has("pixelValues")) in.video = TensorHandle::unwrap(env, args.get("pixelValues"), what + ": pixelValues");
+    const bool qwen = m.lm && m.lm->visual;
+    if (args.has("videoGridThw")) {
+      if (!qwen) throw_argument_error(env, what + ": videoGridThw with visual tokens is Qwen2.5-VL's input");
+      if (!args.has("videoTokens")) throw_argument_error(env, what + ": videoGridThw goes with videoTokens (frames carry their own grid)");
+      const auto grid = video_grid_arg(env, args.get("videoGridThw"), what + ": videoGridThw");
+      const int64_t m_size = m.config.vision->spatial_merge_size;
+      if (grid.t < 1 || grid.h < 1 || grid.w < 1 || grid.h % m_size != 0 || grid.w % m_size != 0)
+        throw_argument_error(env, what + ": videoGridThw must be positive with h and w multiples of spatial_merge_size (" +
+                                      std::to_string(m_size) + ")");
+      in.grid = grid;
     }
-    if (!m.lm || !m.lm->visual) throw_argument_error(env, what + ": videoGridThw with visual tokens is Qwen2.5-VL's input");
-    if (!args.has("videoTokens")) throw_argument_error(env, what + ": videoGridThw goes with videoTokens (frames carry their own grid)");
-    const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), what + ": videoGridThw");
-    if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
-      throw_argument_error(env, what + ": videoGridThw must be one video's integer [t, h, w], got " + c10::str(thw.sizes()));
-    const auto v = thw.to(torch::kInt64).reshape({3});
-    const model::Qwen2_5_VLGrid grid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
-    const int64_t m_size = m.config.vision->spatial_merge_size;
-    if (grid.t < 1 || grid.h < 1 || grid.w < 1 || grid.h % m_size != 0 || grid.w % m_size != 0)
-      throw_argument_error(env, what + ": videoGridThw must be positive with h and w multiples of spatial_merge_size (" +
-                                    std::to_string(m_size) + ")");
-    double seconds = m.lm->second_per_grid_t();
     if (args.has("secondPerGridTs")) {
-      seconds = args.number("secondPerGridTs", seconds);
+      if (!qwen) throw_argument_error(env, what + ": secondPerGridTs is Qwen2.5-VL's input");
+      if (!in.video.defined()) throw_argument_error(env, what + ": secondPerGridTs goes with a video");
+      if (args.has("videoTokens") && !in.grid) throw_argument_error(env, what + ": secondPerGridTs goes with videoGridThw");
+      const double seconds = args.number("secondPerGridTs", -1);
       if (!std::isfinite(seconds) || seconds < 0) throw_argument_error(env, what + ": secondPerGridTs must be a finite number >= 0");
+      in.second_per_grid_t = seconds;
     }
-    return model::qwen2_5_vl_rope_positions(*m.config.vision, grid, seconds);
+    return in;
   }
 
   // Token ids must be integers: a float tensor would be truncated to ids nobody meant.
@@ -390,18 +366,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     return out;
   }
 
-  // Visual tokens for a call: encoded here when given frames (4-D), used as they are when given tokens (2-D).
-  // The same with what else the encoding gives: Qwen2.5-VL's M-RoPE positions of the tokens.
-  static model::VideoTokens encoded(LoadedModel& m, const torch::Tensor& video) {
-    if (!video.defined() || video.dim() == 2) {
-      model::VideoTokens given;
-      given.tokens = video;
-      return given;
-    }
-    return m.lm->encode_video(video);
-  }
-
-  // generate({prompts: Tensor[], pixelValues? | videoTokens?, maxNewTokens, temperature, topP, seed, stopIds,
+  // generate({prompts: Tensor[], pixelValues? | videoTokens? (+ videoGridThw?, secondPerGridTs?), maxNewTokens, temperature, topP, seed, stopIds,
   //           useCache, sharePrefix}) -> {tokens: number[][], finishReasons: string[]}
   Napi::Value generate(const Napi::CallbackInfo& cb) {
     Napi::Env env = cb.Env();
@@ -409,8 +374,7 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     if (!shared->model->lm) throw_argument_error(env, "Model.generate: a vision tower alone does not generate");
     const Args args(env, cb[0], "Model.generate");
     auto prompts = tensor_list(env, args.get("prompts"), "Model.generate: prompts");
-    const torch::Tensor video = video_arg(env, args, "Model.generate");
-    const auto rope = video_rope_arg(env, args, *shared->model, "Model.generate");
+    const model::VideoInput video = video_arg(env, args, *shared->model, "Model.generate");
     model::GenerateOptions o;
     o.max_new_tokens = args.integer("maxNewTokens", 64);
     o.temperature = args.number("temperature", 0);
@@ -427,11 +391,10 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
     return run_async(
         env, "Model.generate",
-        [call = ModelCall(shared), prompts, video, o, rope] {
+        [call = ModelCall(shared), prompts, video, o] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto v = encoded(call.model(), video);
-          if (rope) v.rope = *rope;
+          const auto v = model::encode_video_input(*call.model().lm, video);
           return model::generate(*call.model().lm, prompts, v.tokens, o, v.rope);
         },
         [](Napi::Env env, model::GenerateResult r) -> Napi::Value {
@@ -460,16 +423,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     const torch::Tensor prompt = TensorHandle::unwrap(env, args.get("prompt"), "Model.logprobs: prompt");
     check_ids(env, prompt, "Model.logprobs: prompt");
     auto answers = tensor_list(env, args.get("answers"), "Model.logprobs: answers");
-    const torch::Tensor video = video_arg(env, args, "Model.logprobs");
-    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobs");
+    const model::VideoInput video = video_arg(env, args, *shared->model, "Model.logprobs");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobs",
-        [call = ModelCall(shared), prompt, answers, video, share, rope] {
+        [call = ModelCall(shared), prompt, answers, video, share] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto v = encoded(call.model(), video);
-          if (rope) v.rope = *rope;
+          const auto v = model::encode_video_input(*call.model().lm, video);
           auto r = model::answer_logprobs(*call.model().lm, prompt, answers, v.tokens, share, false, v.rope);
           // Scores leave native code here: a NaN would compare as neither better nor worse than any other answer
           // and turn an evaluation into the share of questions answered A. Cheap: one value per answer.
@@ -505,16 +466,14 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       check_ids(env, prompt, what + ".prompt");
       items.push_back({prompt, tensor_list(env, item.get("answers"), what + ".answers")});
     }
-    const torch::Tensor video = video_arg(env, args, "Model.logprobsBatch");
-    const auto rope = video_rope_arg(env, args, *shared->model, "Model.logprobsBatch");
+    const model::VideoInput video = video_arg(env, args, *shared->model, "Model.logprobsBatch");
     const bool share = args.boolean("sharePrefix", true);
     return run_async(
         env, "Model.logprobsBatch",
-        [call = ModelCall(shared), items, video, share, rope] {
+        [call = ModelCall(shared), items, video, share] {
           const Reading reading(call);
           torch::NoGradGuard no_grad;
-          auto v = encoded(call.model(), video);
-          if (rope) v.rope = *rope;
+          const auto v = model::encode_video_input(*call.model().lm, video);
           auto results = model::prompts_logprobs(*call.model().lm, items, v.tokens, share, false, v.rope);
           // As logprobs: scores leave native code here, and a NaN would pass for an answer neither better nor worse.
           for (size_t i = 0; i < results.size(); ++i)

@@ -15,6 +15,7 @@
 #include "binding/js_args.h"
 #include "binding/model_handle.h"
 #include "binding/tensor.h"
+#include "binding/video_args.h"
 #include "io/safetensors.h"
 #include "runtime/errors.h"
 #include "train/optimizer.h"
@@ -102,7 +103,7 @@ std::vector<train::Pair> pairs_arg(Napi::Env env, const Napi::Value& value) {
     p.prompt = ids_arg(env, a.get("prompt"), what + ".prompt");
     p.chosen = ids_arg(env, a.get("chosen"), what + ".chosen");
     p.rejected = ids_arg(env, a.get("rejected"), what + ".rejected");
-    if (a.has("video")) p.video = TensorHandle::unwrap(env, a.get("video"), what + ".video");
+    p.video = video_input_arg(env, a, what);
     if (a.has("reference")) {
       const auto ref = number_array(env, a.get("reference"), what + ".reference");
       if (ref.size() != 2) throw_argument_error(env, what + ".reference must be [chosen, rejected] log-probs");
@@ -348,7 +349,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
         [](Napi::Env env, train::StepMetrics m) -> Napi::Value { return metrics_to_js(env, m); });
   }
 
-  // sftStep({microBatches: {prompt, answer, video?}[][], lr})
+  // sftStep({microBatches: {prompt, answer, video?, frameText?, videoGridThw?, secondPerGridTs?}[][], lr})
   Napi::Value sft_step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const Args args(env, info[0], "Trainer.sftStep");
@@ -365,7 +366,7 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
         train::SftExample e;
         e.prompt = ids_arg(env, r.get("prompt"), what + ".prompt");
         e.answer = ids_arg(env, r.get("answer"), what + ".answer");
-        if (r.has("video")) e.video = TensorHandle::unwrap(env, r.get("video"), what + ".video");
+        e.video = video_input_arg(env, r, what);
         batch.push_back(std::move(e));
       }
       batches.push_back(std::move(batch));

@@ -404,14 +404,13 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
   return prompts_logprobs(lm, {{prompt, answers}}, video_tokens, share_prefix, log_sq_mass, rope).front();
 }
 
-const VideoTokens& VisualTokenCache::encoded(const torch::Tensor& video) {
-  if (!video.defined() || video.dim() != 4) {
-    given_ = VideoTokens();
-    given_.tokens = video;
+const VideoTokens& VisualTokenCache::encoded(const VideoInput& video) {
+  if (!video.video.defined() || video.video.dim() != 4) {
+    given_ = encode_video_input(lm_, video);
     return given_;
   }
-  auto& tokens = tokens_[video.unsafeGetTensorImpl()];
-  if (!tokens.tokens.defined()) tokens = lm_.encode_video(video);
+  auto& tokens = tokens_[video.video.unsafeGetTensorImpl()];
+  if (!tokens.tokens.defined()) tokens = encode_video_input(lm_, video);
   return tokens;
 }
 

@@ -67,9 +67,14 @@ AnswerLogprobs answer_logprobs(VideoLMImpl& lm, const torch::Tensor& prompt, con
 class VisualTokenCache {
  public:
   explicit VisualTokenCache(VideoLMImpl& lm) : lm_(lm) {}
-  torch::Tensor operator()(const torch::Tensor& video) { return encoded(video).tokens; }
-  // The tokens with what else the encoding gives (Qwen2.5-VL: their M-RoPE positions).
-  const VideoTokens& encoded(const torch::Tensor& video);
+  torch::Tensor operator()(const torch::Tensor& video) {
+    VideoInput input;
+    input.video = video;
+    return encoded(input).tokens;
+  }
+  // The tokens with what else the encoding gives (Qwen2.5-VL: their M-RoPE positions). A video is known by its
+  // tensor: inputs sharing one share its layout too (the trainer passes a video's frames, text and grid together).
+  const VideoTokens& encoded(const VideoInput& video);
 
  private:
   VideoLMImpl& lm_;

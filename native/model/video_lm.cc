@@ -346,15 +346,17 @@ VideoTokens VideoLMImpl::encode_video_patches(const torch::Tensor& patches, cons
   return out;
 }
 
-VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text) {
+VideoTokens VideoLMImpl::encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text,
+                                      std::optional<double> second_per_grid_t) {
   if (!has_vision()) throw std::invalid_argument("this model has no vision tower");
+  if (second_per_grid_t && !visual) throw std::invalid_argument("second_per_grid_ts is Qwen2.5-VL's; this model has no temporal RoPE");
   if (frame_text) check_frame_text(*frame_text);
   const std::vector<FrameText>& text = frame_text ? *frame_text : frame_text_;
   if (visual) {
     // Qwen2VLVideoProcessor's patchify of already resized and normalised frames.
     Qwen2_5_VLGrid grid;
     const auto patches = qwen2_5_vl_patchify(*config_.vision, pixel_values, grid);
-    return encode_video_grid(patches, grid, second_per_grid_t_);
+    return encode_video_grid(patches, grid, second_per_grid_t.value_or(second_per_grid_t_));
   }
   if (video_llama3) {
     // VideoLlama3VideoProcessor's patchify of already resized and normalised frames (temporal_patch_size 1).
@@ -499,6 +501,49 @@ std::pair<torch::Tensor, torch::Tensor> VideoLMImpl::embed_expanded(const torch:
     rows.push_back(embeds[b].index_copy(0, where, tokens));
   }
   return {torch::stack(rows), (attention_mask.defined() ? attention_mask : torch::ones_like(input_ids)).to(device)};
+}
+
+VideoTokens encode_video_input(VideoLMImpl& lm, const VideoInput& input) {
+  const auto& video = input.video;
+  if (!video.defined()) {
+    if (input.frame_text || input.grid || input.second_per_grid_t)
+      throw std::invalid_argument("frame text, video_grid_thw and second_per_grid_ts go with a video; there is none");
+    return {};
+  }
+  if (video.dim() == 4) {
+    if (input.grid) throw std::invalid_argument("video_grid_thw goes with visual tokens (frames carry their own grid)");
+    return lm.encode_video(video, input.frame_text ? &*input.frame_text : nullptr, input.second_per_grid_t);
+  }
+  if (video.dim() != 2)
+    throw std::invalid_argument("a video is frames [F, 3, H, W] or visual tokens [V, D], got " + c10::str(video.sizes()));
+  // Tokens were encoded with their frame text already: a second one here would be text nobody placed.
+  if (input.frame_text) throw std::invalid_argument("frame text goes with frames (visual tokens hold theirs already)");
+  VideoTokens given;
+  given.tokens = video;
+  if (!lm.visual) {
+    if (input.grid || input.second_per_grid_t)
+      throw std::invalid_argument("video_grid_thw and second_per_grid_ts are Qwen2.5-VL's; this model's visual tokens carry no grid");
+    return given;
+  }
+  if (!input.grid) {
+    if (input.second_per_grid_t) throw std::invalid_argument("second_per_grid_ts goes with the tokens' video_grid_thw");
+    return given;  // (no positions: where they are scored, Qwen2.5-VL's tokens without them are refused)
+  }
+  const VisionConfig& v = *lm.config().vision;
+  const Qwen2_5_VLGrid& g = *input.grid;
+  const int64_t m = v.spatial_merge_size;
+  if (g.t < 1 || g.h < 1 || g.w < 1 || g.h % m != 0 || g.w % m != 0)
+    throw std::invalid_argument("video_grid_thw must be positive with h and w multiples of spatial_merge_size (" + std::to_string(m) + ")");
+  const int64_t tokens = g.t * (g.h / m) * (g.w / m);
+  if (tokens != video.size(0))
+    throw std::invalid_argument("video_grid_thw [" + std::to_string(g.t) + ", " + std::to_string(g.h) + ", " + std::to_string(g.w) +
+                                "] makes " + std::to_string(tokens) + " visual tokens, but " + std::to_string(video.size(0)) + " were given");
+  const double seconds = input.second_per_grid_t.value_or(lm.second_per_grid_t());
+  if (!std::isfinite(seconds) || seconds < 0)
+    throw std::invalid_argument("second_per_grid_ts must be a finite number >= 0, got " + std::to_string(seconds));
+  given.rope = qwen2_5_vl_rope_positions(v, g, seconds);
+  given.rope.offsets = given.rope.offsets.to(video.device());
+  return given;
 }
 
 std::pair<torch::Tensor, torch::Tensor> mrope_position_ids(const torch::Tensor& attention_mask, const torch::Tensor& is_video,

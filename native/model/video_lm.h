@@ -12,7 +12,9 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/internvl.h"
@@ -117,8 +119,10 @@ class VideoLMImpl : public torch::nn::Module {
 
   // Frames (already preprocessed, [F, 3, S, S]; VideoLLaMA3: [F, 3, H, W], H and W multiples of patch x merge)
   // to the visual tokens that replace the -200 id. `frame_text`: this call's text around each frame (VideoLLaMA3's
-  // time stamps differ by video); nullptr: the model's (set_frame_text).
-  VideoTokens encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text = nullptr);
+  // time stamps differ by video); nullptr: the model's (set_frame_text). `second_per_grid_t`: Qwen2.5-VL's seconds
+  // a temporal patch of these frames spans (its processor's, per video); unset: the model's (set_second_per_grid_t).
+  VideoTokens encode_video(const torch::Tensor& pixel_values, const std::vector<FrameText>* frame_text = nullptr,
+                           std::optional<double> second_per_grid_t = std::nullopt);
   // VideoLLaMA3 in transformers' form: pixel_values_videos [t*h*w, 3*p*p] (its processor's patches), grid
   // (video_grid_thw, video_merge_sizes) and video_compression_mask ([t*h/m*w/m] bool; undefined: the
   // processor's rule when config's token_compression, else every token). With frame text, each frame's kept tokens
@@ -175,6 +179,23 @@ class VideoLMImpl : public torch::nn::Module {
   double second_per_grid_t_ = 1.0;
 };
 TORCH_MODULE(VideoLM);
+
+// One video as a call carries it, with its own layout: frames (encoded in the call) or the visual tokens
+// encode_video made of them, and what its processor lays out by the video itself, which a frames tensor or bare
+// tokens do not hold: VideoLLaMA3's time stamps (frame_text, with frames) and Qwen2.5-VL's grid and seconds per
+// temporal patch (with tokens, the grid they were made on, from which their M-RoPE positions follow; with frames
+// the grid is the frames').
+struct VideoInput {
+  torch::Tensor video;  // frames [F, 3, H, W] or visual tokens [V, D]; undefined: none
+  std::optional<std::vector<VideoLMImpl::FrameText>> frame_text;  // frames: this video's text around each frame
+  std::optional<Qwen2_5_VLGrid> grid;                             // Qwen2.5-VL tokens: their video_grid_thw
+  std::optional<double> second_per_grid_t;                        // Qwen2.5-VL: this video's second_per_grid_ts
+};
+
+// The visual tokens of `input` under `lm` (frames encoded, tokens as given), with their M-RoPE positions for
+// Qwen2.5-VL. Errors name what does not fit: frame text with tokens, a grid that is not the tokens', a grid or
+// seconds on another architecture.
+VideoTokens encode_video_input(VideoLMImpl& lm, const VideoInput& input);
 
 // get_rope_index for rows holding one video each: position ids [3, B, L] and rope deltas [B]. attention_mask [B, L]
 // (1 = token; padding gets position 0, as transformers writes), is_video [B, L] bool (each row's video tokens, one

@@ -40,7 +40,8 @@ struct DataParallel {
 
 // One SFT record: log p(answer | prompt, video) is trained up.
 struct SftExample {
-  torch::Tensor prompt, answer, video;
+  torch::Tensor prompt, answer;
+  model::VideoInput video;  // as Pair's: frames or tokens with the video's own layout
 };
 
 struct StepMetrics {

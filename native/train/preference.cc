@@ -19,16 +19,11 @@ struct AdaptersOff {
 };
 
 // Visual tokens of a pair's video, encoded once for policy and reference (a frozen copy has its own tower only if
-// its weights differ; we encode with each model that scores, sharing when they are the same model).
-// With the tokens, what else the encoding gives: Qwen2.5-VL's M-RoPE positions of them (the text after a video sits
-// where its grid puts it, so every shared or batched form scores it at the same positions).
-model::VideoTokens tokens_of(model::VideoLMImpl& lm, const torch::Tensor& video) {
-  model::VideoTokens given;
-  if (!video.defined() || video.dim() == 2) {
-    given.tokens = video;
-    return given;
-  }
-  return lm.encode_video(video);
+// its weights differ; we encode with each model that scores, sharing when they are the same model), in the video's
+// own layout. With the tokens, what else the encoding gives: Qwen2.5-VL's M-RoPE positions of them (the text after
+// a video sits where its grid puts it, so every shared or batched form scores it at the same positions).
+model::VideoTokens tokens_of(model::VideoLMImpl& lm, const model::VideoInput& video) {
+  return model::encode_video_input(lm, video);
 }
 
 }  // namespace
@@ -145,13 +140,15 @@ PreferenceForward preference_forward(model::VideoLMImpl& policy, model::VideoLMI
   std::vector<torch::Tensor> ref_c(n), ref_r(n);
 
   if (config.encode_once) {
-    // The pairs about one video (the same frames tensor, as the trainer passes them) are scored together: the
-    // video is encoded once for them, and with share_prefix everything their prompts start with (the system
-    // text and the video) runs once, each pair's question and answers after it (model::prompts_logprobs).
+    // The pairs about one video (the same frames tensor with one layout, as the trainer passes them; the first
+    // pair's layout stands for the group) are scored together: the video is encoded once for them, and with
+    // share_prefix everything their prompts start with (the system text and the video) runs once, each pair's
+    // question and answers after it (model::prompts_logprobs).
     std::vector<std::vector<size_t>> groups;
     std::unordered_map<const void*, size_t> group_of;
     for (size_t i = 0; i < n; ++i) {
-      const void* key = pairs[i].video.defined() ? pairs[i].video.unsafeGetTensorImpl() : nullptr;
+      const auto& video = pairs[i].video.video;
+      const void* key = video.defined() ? video.unsafeGetTensorImpl() : nullptr;
       const auto [it, fresh] = group_of.emplace(key, groups.size());
       if (fresh) groups.emplace_back();
       groups[it->second].push_back(i);

@@ -24,7 +24,9 @@ std::map<std::string, double> preference_metrics(const torch::Tensor& chosen_rew
 // One pair as the model sees it: a prompt (1-D ids, the image id once if there is a video) and two answers.
 struct Pair {
   torch::Tensor prompt, chosen, rejected;
-  torch::Tensor video;  // frames [F, 3, S, S] or visual tokens [V, D]; undefined for text-only pairs
+  // Frames [F, 3, S, S] or visual tokens [V, D] with the video's own layout (VideoLLaMA3's frame text, Qwen2.5-VL's
+  // grid and seconds per temporal patch): what eval encodes, so training sees the same; undefined for text-only pairs.
+  model::VideoInput video;
   std::optional<std::pair<double, double>> reference;  // precomputed reference log-probs (chosen, rejected)
 };
 

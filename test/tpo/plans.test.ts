@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import { comprehensivePlans, corruptedPlans, localizedPlans, shuffledScenePlans } from '../../lib/tpo/plans.js';
 import { corruptFrames } from '../../lib/video/corrupt.js';
-import { decodeVideo, shownTimes } from '../../lib/video/decode.js';
+import { decodeVideo, shownDuration, shownTimes } from '../../lib/video/decode.js';
 import { removeDir, tempDir } from '../helpers.js';
 
 describe('TPO manipulated inputs', function () {
@@ -84,6 +84,10 @@ describe('TPO manipulated inputs', function () {
     assert.deepEqual(shownTimes(plans.dispreferred, shuffled), shownTimes(plans.preferred, truth));
     assert.deepEqual(shownTimes(plans.preferred, truth), truth);
     assert.deepEqual(shownTimes({ kind: 'uniform', frames: 3, range: [2, 10], exclude: [[4, 6], [5, 7], [0, 1]] }, [2, 3, 8, 9.5]), [0, 1, 3, 4.5]);
+    // the length of the video each input makes (shownDuration): the segment's, the rest's, the whole reordered one's
+    assert.deepEqual([preferred, dispreferred, plans.dispreferred].map((p) => shownDuration(p, 20)), [3, 17, 20]);
+    assert.equal(shownDuration({ kind: 'uniform', frames: 3, range: [2, 10], exclude: [[4, 6], [5, 7], [0, 1]] }, 20), 5);
+    assert.equal(shownDuration({ kind: 'uniform', frames: 3, range: [15, 30] }, 20), 5);
   });
 
   it('TimeWarp implicit: the same frames, corrupted the same way for a seed, untouched at scale 1 without jitter', async () => {
