@@ -209,14 +209,14 @@ export class Trainer extends EventEmitter<{
     // (InternVL's "FrameN: <img>" ... "</img>", VideoLLaMA3's time stamps) is embedded among them by embed_tokens,
     // which a run that trains the language model's own weights updates, so such a run keeps the frames and encodes
     // them in each step, where the frame text's embeddings get their gradient.
-    const trainsTower = this.config.train.vision || this.config.train.projector ||
+    const encodesInStep = this.config.train.vision || this.config.train.projector ||
       ((session.model.hasFrameText || decoded.frameText !== undefined) && this.#trainsLanguage());
     const { pixels, frameText, secondPerGridTs } = decoded;
     const seconds = secondPerGridTs === undefined ? {} : { secondPerGridTs };
-    if (!trainsTower || this.#visualTokenCount === 0) {
+    if (!encodesInStep || this.#visualTokenCount === 0) {
       const encoded = await session.encode(decoded);
       this.#visualTokenCount = encoded.tokens.shape[0]!;
-      if (!trainsTower) {
+      if (!encodesInStep) {
         pixels.dispose();
         // (Qwen2.5-VL's tokens with the grid they were made on, from which their M-RoPE positions follow)
         const { videoGridThw } = encoded.video;
