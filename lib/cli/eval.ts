@@ -13,6 +13,11 @@ export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
       --frames N          frames sampled uniformly from each video (default: the model's, Video-LLaVA 8, else 16;
                           np.linspace over the frames)
       --max-frames-num N  the same, by lmms-eval's name for it
+      --sampling S        uniform: --frames evenly spaced (default; TPO's recipe); processor: as the model's own
+                          processor samples each video (VideoLLaMA3, Qwen2.5-VL, InternVL: sample_frames with the
+                          folder's video processor config; other architectures sample uniformly)
+      --sampling-fps F    --sampling processor: frames a second (the processor call's fps, over the config's)
+      --sampling-frames N --sampling processor: the processor call's num_frames, over the config's
       --method M          loglik: rank the options by log-likelihood (default); generate: greedy answer, letter parsed
       --adapter DIR       a LoRA adapter (PEFT layout) to load onto the model
       --limit N           only the first N questions
@@ -26,7 +31,7 @@ export const EVAL_USAGE = `  eval --model DIR --benchmark FILE [options]
 const FLAGS: Record<string, string> = {
   model: '--model', benchmark: '--benchmark', format: '--format', videoRoot: '--video-root', frames: '--frames',
   method: '--method', adapter: '--adapter', limit: '--limit', maxNewTokens: '--max-new-tokens', out: '--out',
-  onVideoError: '--on-video-error',
+  onVideoError: '--on-video-error', sampling: '--sampling', samplingFps: '--sampling-fps', samplingFrames: '--sampling-frames',
 };
 
 /** Flags -> EvalConfig, validated by zod so a bad value names its flag. */
@@ -34,7 +39,7 @@ export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig
   const { values } = parseFlags(argv, {
     model: 'string', benchmark: 'string', format: 'string', 'video-root': 'string', frames: 'number', 'max-frames-num': 'number',
     method: 'string', adapter: 'string', limit: 'number', 'max-new-tokens': 'number', out: 'string', 'on-video-error': 'string',
-    json: 'boolean',
+    sampling: 'string', 'sampling-fps': 'number', 'sampling-frames': 'number', json: 'boolean',
   });
   if (values.frames !== undefined && values['max-frames-num'] !== undefined && values.frames !== values['max-frames-num']) {
     throw new UsageError(`tpo eval: --max-frames-num is --frames by lmms-eval's name, and they disagree (${values['max-frames-num']}, ${values.frames})`);
@@ -43,6 +48,7 @@ export function evalConfigFromArgs(argv: string[]): { config: ResolvedEvalConfig
     model: values.model, benchmark: values.benchmark, format: values.format, videoRoot: values['video-root'],
     frames: values.frames ?? values['max-frames-num'], method: values.method, adapter: values.adapter, limit: values.limit,
     maxNewTokens: values['max-new-tokens'], out: values.out, onVideoError: values['on-video-error'],
+    sampling: values.sampling, samplingFps: values['sampling-fps'], samplingFrames: values['sampling-frames'],
   };
   return { config: parseFlagConfig(EvalConfig, raw, 'tpo eval', FLAGS), json: values.json };
 }

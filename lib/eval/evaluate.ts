@@ -23,7 +23,8 @@ import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { DistributedConfig } from '../dist/config.js';
 import { Group, roundRobin } from '../dist/group.js';
 import { defaultFrames } from '../model/files.js';
-import { type EncodedVideo, isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
+import { type EncodedVideo, isVideoError, ModelSession, ON_VIDEO_ERROR, SAMPLINGS } from '../model/session.js';
+import type { SamplePlan } from '../video/decode.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile, prepareWritableDir } from '../paths.js';
 import { tensor } from '../tensor.js';
@@ -46,9 +47,16 @@ export const EvalConfig = z.strictObject({
   format: z.enum([...EVAL_FORMATS, 'auto']).default('auto'),
   /** Relative video paths resolve under this folder; by default, beside the benchmark file. */
   videoRoot: z.string().min(1).optional(),
-  /** Frames sampled uniformly over each video. */
-  /** Default: the model's (Video-LLaVA 8, else 16). */
+  /** Frames sampled uniformly over each video (sampling 'uniform'). Default: the model's (Video-LLaVA 8, else 16). */
   frames: z.int().min(1).max(100_000).optional(),
+  /** uniform: `frames` evenly spaced (TPO's recipe, lmms-eval's max_frames_num); processor: as the model's own
+   * processor samples each video (VideoLLaMA3, Qwen2.5-VL, InternVL: their sample_frames with the model folder's
+   * video processor config, samplingFps / samplingFrames over it; ModelSession.processorSamplePlan). */
+  sampling: z.enum(SAMPLINGS).default('uniform'),
+  /** sampling 'processor': the processor call's fps (frames a second), over the folder's config. */
+  samplingFps: z.number().positive().optional(),
+  /** sampling 'processor': the processor call's num_frames, over the folder's config. */
+  samplingFrames: z.int().min(1).max(100_000).optional(),
   method: z.enum(['loglik', 'generate']).default('loglik'),
   /** Only the first N questions of the file. */
   limit: z.int().min(1).optional(),
@@ -61,6 +69,13 @@ export const EvalConfig = z.strictObject({
   onVideoError: z.enum(ON_VIDEO_ERROR).default('skip'),
   /** Several ranks (torchrun's variables, `--nproc N`): c10d's backend and timeout (lib/dist/config.ts). */
   distributed: DistributedConfig.prefault({}),
+}).superRefine((c, ctx) => {
+  const issue = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+  for (const key of ['samplingFps', 'samplingFrames'] as const) {
+    if (c[key] !== undefined && c.sampling !== 'processor') issue(key, "is the processor's sampling setting: it needs sampling 'processor'");
+  }
+  if (c.samplingFps !== undefined && c.samplingFrames !== undefined) issue('samplingFrames', 'give samplingFps or samplingFrames, not both (they are exclusive, as in the processor)');
+  if (c.sampling === 'processor' && c.frames !== undefined) issue('frames', "is uniform sampling's frame count: with sampling 'processor' give samplingFrames");
 }).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type EvalConfig = z.input<typeof EvalConfig>;
 export type ResolvedEvalConfig = z.output<typeof EvalConfig>;
@@ -103,6 +118,8 @@ export interface EvalResults {
   samples: EvalSample[];
   /** The questions skipped, and why (onVideoError 'skip'). */
   skipped: { id: string; video: string; reason: string }[];
+  /** How frames were sampled: `frames` uniformly, or the model's processor rule with its settings. */
+  sampling: { kind: 'uniform'; frames: number } | { kind: 'processor'; rule: string };
   seconds: number;
   model: { path: string; adapter: string | null; architecture: string; modelType: string; parameters: number };
   tpoVersion: string;
@@ -230,6 +247,12 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
 
   using session = await ModelSession.open(c.model, c.adapter ? { adapter: c.adapter } : {});
   const runner: Runner = { session, config: c };
+  // A model without a processor rule fails here, before any video is read.
+  const processorOptions = { fps: c.samplingFps, numFrames: c.samplingFrames };
+  const sampling: EvalResults['sampling'] = c.sampling === 'processor'
+    ? { kind: 'processor', rule: session.processorSampling(processorOptions) } : { kind: 'uniform', frames: c.frames };
+  const planFor = async (videoPath: string): Promise<SamplePlan> => c.sampling === 'processor'
+    ? session.processorSamplePlan(videoPath, processorOptions) : { kind: 'uniform', frames: c.frames };
 
   const byId = new Map<string, EvalSample>();
   const skipped: EvalResults['skipped'] = [];
@@ -241,7 +264,7 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
     let videoTokens: Tensor;
     let video: VideoInput;
     try {
-      ({ tokens: videoTokens, video } = await session.videoTokens(videoPath, { kind: 'uniform', frames: c.frames }));
+      ({ tokens: videoTokens, video } = await session.videoTokens(videoPath, await planFor(videoPath)));
     } catch (error) {
       if (!isVideoError(error) || c.onVideoError === 'stop') throw error;
       for (const item of records) skipped.push({ id: item.id, video: item.video, reason: error.message });
@@ -286,6 +309,7 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
     },
     samples,
     skipped,
+    sampling,
     seconds: (performance.now() - started) / 1000,
     model: { path: c.model, adapter: c.adapter ?? null, architecture: info.architecture, modelType: info.modelType, parameters: info.parameters },
     tpoVersion: packageVersion(),
@@ -298,6 +322,10 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
 
 const percent = (x: number) => `${(100 * x).toFixed(1)} %`;
 
+function samplingText(s: EvalResults['sampling']): string {
+  return s.kind === 'uniform' ? `${s.frames} frames` : `frames by ${s.rule}`;
+}
+
 /** A console table: the overall figures, then one row per category value. */
 export function formatResults(r: EvalResults): string {
   const norm = r.results.acc_norm !== undefined;
@@ -309,7 +337,7 @@ export function formatResults(r: EvalResults): string {
   const unparsed = r.results.unparsed !== undefined ? `, ${r.results.unparsed} answers named no option (counted wrong)` : '';
   const skipped = r.results.skipped ? `, ${r.results.skipped} skipped (their videos could not be decoded: \`skipped\` in the results)` : '';
   return [
-    `${c.benchmark} (${c.format}): ${r.results.n} questions, ${c.method}, ${c.frames} frames, ${r.seconds.toFixed(1)} s${unparsed}${skipped}`,
+    `${c.benchmark} (${c.format}): ${r.results.n} questions, ${c.method}, ${samplingText(r.sampling)}, ${r.seconds.toFixed(1)} s${unparsed}${skipped}`,
     `model ${r.model.path}${r.model.adapter ? ` + adapter ${r.model.adapter}` : ''}`,
     '',
     line('category', 'accuracy', 'acc_norm', 'n'),

@@ -103,6 +103,7 @@ export async function writeLmmsEval(r: EvalResults, out: string): Promise<LmmsEv
     };
   });
 
+  const uniform = r.sampling.kind === 'uniform';
   const taskConfig = {
     task,
     dataset_path: r.config.benchmark,
@@ -110,10 +111,12 @@ export async function writeLmmsEval(r: EvalResults, out: string): Promise<LmmsEv
     output_type: loglik ? 'multiple_choice' : 'generate_until',
     ...(loglik ? {} : { generation_kwargs: { max_new_tokens: r.config.maxNewTokens, temperature: 0, top_p: 1.0, num_beams: 1, do_sample: false } }),
     metric_list: [{ metric, aggregation: 'mean', higher_is_better: true }, ...(metric !== 'acc' ? [{ metric: 'acc', aggregation: 'mean', higher_is_better: true }] : [])],
-    lmms_eval_specific_kwargs: { default: { max_frames_num: r.config.frames } },
+    // processor sampling has no frame count: the rule it ran by instead
+    lmms_eval_specific_kwargs: { default: uniform ? { max_frames_num: r.config.frames } : { frame_sampling: r.sampling.kind === 'processor' ? r.sampling.rule : '' } },
     metadata: [{ version: 0.0 }],
   };
-  const modelArgs = [`pretrained=${r.model.path}`, ...(r.model.adapter ? [`adapter=${r.model.adapter}`] : []), `max_frames_num=${r.config.frames}`].join(',');
+  const modelArgs = [`pretrained=${r.model.path}`, ...(r.model.adapter ? [`adapter=${r.model.adapter}`] : []),
+    ...(uniform ? [`max_frames_num=${r.config.frames}`] : [])].join(',');
   const taskHash = sha256(samples.map((s, i) => `sample_${i}${s.doc_hash}`).join(''));
   const results = {
     results: { [task]: taskResults },

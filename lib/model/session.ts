@@ -7,12 +7,14 @@ import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, probeVideo, type SamplePlan, shownDuration, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
-import { loadInternVLProcessorConfig } from '../video/internvl.js';
+import { internvlFrameIndices, type InternVLSampleOptions, loadInternVLProcessorConfig } from '../video/internvl.js';
+import { readVideoProcessorFile } from '../video/processor-rules.js';
 import {
-  loadQwen25VLProcessorConfig, preprocessQwen25VL, type Qwen25VLProcessorConfig, qwen25vlResizeTarget, qwen25vlSecondPerGridT,
+  loadQwen25VLProcessorConfig, preprocessQwen25VL, type Qwen25VLProcessorConfig, qwen25vlFrameIndices, qwen25vlResizeTarget,
+  qwen25vlSecondPerGridT,
 } from '../video/qwen2-5-vl.js';
 import {
-  loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3ResizeTarget,
+  loadVideoLlama3ProcessorConfig, preprocessVideoLlama3, type VideoLlama3ProcessorConfig, videoLlama3FrameIndices, videoLlama3ResizeTarget,
 } from '../video/video-llama3.js';
 import { videoLlavaChatTemplate } from './templates.js';
 import { Tokenizer, type VideoMarkup } from './tokenizer.js';
@@ -110,7 +112,37 @@ export function qwen25vlVideoMarkup(tokenizer: Tokenizer, source = 'the tokenize
   return { before: '<|vision_start|>', after: '<|vision_end|>', separator: '' };
 }
 
+/** How frames are sampled from each video: `frames` uniformly (TPO's recipe, LLaVA-Video's and LongVA's), or as the
+ * model's own processor samples them (ModelSession.processorSamplePlan). */
+export const SAMPLINGS = ['uniform', 'processor'] as const;
+export type Sampling = (typeof SAMPLINGS)[number];
+
+/**
+ * What a processor call's keyword arguments set for its sampling, over the model folder's config: `fps` frames a
+ * second, or `numFrames` (num_frames); either one replaces both of the config's (they are mutually exclusive).
+ */
+export interface ProcessorSamplingOptions {
+  fps?: number | undefined;
+  numFrames?: number | undefined;
+}
+
+/** The architectures whose processors sample frames by a rule of their own (sample_frames), by their names. */
+const PROCESSOR_RULES: Readonly<Record<string, string>> = {
+  VideoLlama3ForConditionalGeneration: "VideoLlama3VideoProcessor.sample_frames (lib/video/video-llama3.ts)",
+  Qwen2_5_VLForConditionalGeneration: "Qwen2VLVideoProcessor.sample_frames (lib/video/qwen2-5-vl.ts)",
+  InternVLForConditionalGeneration: "InternVLVideoProcessor.sample_frames (lib/video/internvl.ts)",
+};
+
+/** A sampling setting of a processor config file: a number, or null / absent (unset, as the hub's files write it). */
+function configNumber(json: unknown, key: string): number | undefined {
+  const value = (json as Record<string, unknown>)[key];
+  return value === null || value === undefined ? undefined : value as number;
+}
+
 export class ModelSession implements Disposable {
+  /** InternVL: its video processor config's sampling settings (num_frames, fps, initial_shift). */
+  #internvlSampling: InternVLSampleOptions | undefined;
+
   private constructor(
     readonly dir: string,
     readonly model: VideoLM,
@@ -145,7 +177,16 @@ export class ModelSession implements Disposable {
       if (model.info.architecture === 'Qwen2_5_VLForConditionalGeneration') tokenizer.setVideoMarkup(qwen25vlVideoMarkup(tokenizer, dir));
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
-      return new ModelSession(dir, model, tokenizer, processor, videoLlama3, qwen25vl);
+      const session = new ModelSession(dir, model, tokenizer, processor, videoLlama3, qwen25vl);
+      if (internvl) {
+        const { json } = await readVideoProcessorFile(dir);
+        const initialShift = (json as Record<string, unknown>).initial_shift;
+        session.#internvlSampling = {
+          num_frames: configNumber(json, 'num_frames'), fps: configNumber(json, 'fps'),
+          ...(initialShift === undefined || initialShift === null ? {} : { initial_shift: initialShift as boolean | number }),
+        };
+      }
+      return session;
     } catch (error) {
       model.dispose();
       throw error;
@@ -161,6 +202,73 @@ export class ModelSession implements Disposable {
   prompt(text: string): Tensor {
     const ids = encodePrompt(this.tokenizer, text).ids;
     return tensor(Int32Array.from(ids), [ids.length]);
+  }
+
+  /**
+   * The processor rule `processorSamplePlan` follows for this model, with the settings it samples by (the folder's
+   * config under `options`), e.g. "Qwen2VLVideoProcessor.sample_frames (...): fps 2, frames within [4, 768]". An
+   * architecture whose processor has no rule of its own (LLaVA-Video, LongVA, Video-LLaVA: their pipelines sample
+   * `frames` uniformly), or settings that give none (neither fps nor num_frames: the processor would take every
+   * frame), is an error naming the folder and the architecture, before any video is read.
+   */
+  processorSampling(options: ProcessorSamplingOptions = {}): string {
+    return this.#processorRule(options).describe;
+  }
+
+  #processorRule(options: ProcessorSamplingOptions): { describe: string; indices: (total: number, fps: number | undefined) => number[] } {
+    const architecture = this.model.info.architecture;
+    const rule = PROCESSOR_RULES[architecture];
+    if (!rule) {
+      throw Object.assign(new TypeError(`${this.dir}: a ${architecture} model's processor has no frame-sampling rule of its own (` +
+        'LLaVA-Video, LongVA and Video-LLaVA sample frames uniformly): use uniform sampling, with `frames` (--frames) for how many'),
+      { code: 'ERR_TPO_ARGUMENT' });
+    }
+    if (options.fps !== undefined && options.numFrames !== undefined) {
+      throw Object.assign(new TypeError(`${this.dir}: processor sampling takes fps or num_frames, not both (as ${rule.split(' ')[0]} does)`),
+        { code: 'ERR_TPO_ARGUMENT' });
+    }
+    const own = this.videoLlama3 ?? this.qwen25vl ?? this.#internvlSampling ?? {};
+    // A call's fps or num_frames replaces both of the config's, so the two never meet (sample_frames refuses both).
+    const given = options.fps !== undefined || options.numFrames !== undefined;
+    const fps = given ? options.fps : own.fps, numFrames = given ? options.numFrames : own.num_frames;
+    if (fps === undefined && numFrames === undefined) {
+      throw Object.assign(new TypeError(`${this.dir}: the ${architecture} model's video processor config sets neither fps nor num_frames, ` +
+        'so its processor would take every frame of a video: give the sampling fps or frame count (--sampling-fps / --sampling-frames; ' +
+        "e.g. 2 fps, Qwen2.5-VL's card and qwen-vl-utils; 1 fps, VideoLLaMA3's)"), { code: 'ERR_TPO_ARGUMENT' });
+    }
+    const settings = numFrames !== undefined ? { fps: undefined, num_frames: numFrames } : { fps, num_frames: undefined };
+    const what = numFrames !== undefined ? `num_frames ${numFrames}` : `fps ${fps}`;
+    if (this.videoLlama3 || this.qwen25vl) {
+      const config = { ...(this.videoLlama3 ?? this.qwen25vl)!, ...settings };
+      const bounds = numFrames === undefined ? `, frames within [${config.min_frames}, ${config.max_frames}]` : '';
+      return {
+        describe: `${rule}: ${what}${bounds}`,
+        indices: (total, videoFps) => this.videoLlama3
+          ? videoLlama3FrameIndices(total, videoFps, config as VideoLlama3ProcessorConfig)
+          : qwen25vlFrameIndices(total, videoFps, config as Qwen25VLProcessorConfig),
+      };
+    }
+    const internvl: InternVLSampleOptions = {
+      ...(this.#internvlSampling?.initial_shift === undefined ? {} : { initial_shift: this.#internvlSampling.initial_shift }),
+      ...(numFrames !== undefined ? { num_frames: numFrames } : { fps: fps! }),
+    };
+    return { describe: `${rule}: ${what}`, indices: (total, videoFps) => internvlFrameIndices(total, videoFps, internvl) };
+  }
+
+  /**
+   * The frames this model's own processor samples from the video at `path` (sample_frames with the folder's video
+   * processor config, `options` over it), by index: the video is probed for its frame count (packets counted where
+   * the container records none) and rate. A video that cannot be probed or sampled so (fewer frames than asked) is a
+   * VideoError; a model without a rule is the error processorSampling describes.
+   */
+  async processorSamplePlan(path: string, options: ProcessorSamplingOptions = {}): Promise<{ kind: 'indices'; indices: number[] }> {
+    const rule = this.#processorRule(options);
+    try {
+      const info = await probeVideo(path, { countFrames: true });
+      return { kind: 'indices', indices: rule.indices(info.frameCount, info.fps > 0 ? info.fps : undefined) };
+    } catch (error) {
+      throw error instanceof VideoError ? error : new VideoError(path, error as Error);
+    }
   }
 
   /**

@@ -14,7 +14,7 @@ function results(format: EvalResults['config']['format'], samples: EvalSample[],
   return {
     config: { model: 'runs/tpo/final', benchmark: 'bench/videomme.json', format, frames: 32, method, maxNewTokens: 16 } as EvalResults['config'],
     results: { accuracy, n: samples.length, skipped: 0, ...(method === 'generate' ? { unparsed: 0 } : { acc_norm: 0.5 }), byCategory: {} },
-    samples, skipped: [], seconds: 12.5, model: { path: 'runs/tpo/final', adapter: null, architecture: 'LlavaQwenForCausalLM', modelType: 'llava_qwen', parameters: 1 },
+    samples, skipped: [], sampling: { kind: 'uniform', frames: 32 }, seconds: 12.5, model: { path: 'runs/tpo/final', adapter: null, architecture: 'LlavaQwenForCausalLM', modelType: 'llava_qwen', parameters: 1 },
     tpoVersion: '0.1.0', date: '2026-03-04T05:06:07.890Z',
   };
 }
