@@ -96,6 +96,8 @@ export interface EvalSample {
   /** loglik: the option of highest mean per-token log-probability. */
   predictionNorm?: string;
   correctNorm?: boolean;
+  /** sampling 'processor': the frames (indices) the processor's rule took from the video (uniform: `frames` evenly). */
+  frames?: number[];
   /** generate: the model's text, and how the prediction was read from it. */
   response?: string;
   parsed?: 'letter' | 'text' | 'unparsed';
@@ -263,8 +265,9 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
   for (const { videoPath, records } of group ? roundRobin(videos, group.rank, group.size) : videos) {
     let videoTokens: Tensor;
     let video: VideoInput;
+    let indices: number[];
     try {
-      ({ tokens: videoTokens, video } = await session.videoTokens(videoPath, await planFor(videoPath)));
+      ({ tokens: videoTokens, video, indices } = await session.videoTokens(videoPath, await planFor(videoPath)));
     } catch (error) {
       if (!isVideoError(error) || c.onVideoError === 'stop') throw error;
       for (const item of records) skipped.push({ id: item.id, video: item.video, reason: error.message });
@@ -272,13 +275,9 @@ async function evaluateShare(c: ResolvedEvalConfig, onProgress: EvalProgress | u
       continue;
     }
     try {
-      if (c.method === 'generate') {
-        for (const sample of await scoreGenerate(runner, records, video)) byId.set(sample.id, sample);
-        onProgress?.(done(), items.length);
-      } else {
-        for (const sample of await scoreLoglik(runner, records, video)) byId.set(sample.id, sample);
-        onProgress?.(done(), items.length);
-      }
+      const scored = c.method === 'generate' ? await scoreGenerate(runner, records, video) : await scoreLoglik(runner, records, video);
+      for (const sample of scored) byId.set(sample.id, c.sampling === 'processor' ? { ...sample, frames: indices } : sample);
+      onProgress?.(done(), items.length);
     } finally {
       videoTokens.dispose();
       video.videoGridThw?.dispose();
