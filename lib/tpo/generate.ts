@@ -31,7 +31,7 @@ import { Group } from '../dist/group.js';
 import { readAnnotations, readBenchmark } from '../data/records.js';
 import { assertVideosExist } from '../data/videos.js';
 import { defaultFrames } from '../model/files.js';
-import { isVideoError, ModelSession, ON_VIDEO_ERROR } from '../model/session.js';
+import { isVideoError, ModelSession, ON_VIDEO_ERROR, SAMPLINGS } from '../model/session.js';
 import type { Tensor } from '../native.js';
 import { prepareOutputFile } from '../paths.js';
 import { parse } from '../validate.js';
@@ -73,6 +73,14 @@ export const GenerateConfig = z.strictObject({
   manipulation: z.enum(MANIPULATIONS).default('tpo'),
   /** Default: the model's (Video-LLaVA 8, else 16). */
   frames: z.int().min(1).optional(),
+  /** uniform: `frames` evenly spaced (TPO's and TimeWarp's recipes); processor: both answers of the `none`
+   * manipulation from the frames the model's own processor samples (ModelSession.processorSamplePlan: VideoLLaMA3,
+   * Qwen2.5-VL, InternVL). The manipulations are defined on uniform frames, so they refuse it (see the refinement). */
+  sampling: z.enum(SAMPLINGS).default('uniform'),
+  /** sampling 'processor': the processor call's fps (frames a second), over the folder's config. */
+  samplingFps: z.number().positive().optional(),
+  /** sampling 'processor': the processor call's num_frames, over the folder's config. */
+  samplingFrames: z.int().min(1).optional(),
   /** Comprehensive dis-preferred input: this fraction of `frames`. */
   sparseRatio: z.number().gt(0).max(1).default(0.25),
   /** timewarp-implicit: how the dis-preferred frames are corrupted. */
@@ -102,6 +110,19 @@ export const GenerateConfig = z.strictObject({
   if (c.manipulation === 'timewarp-explicit' && !c.annotations) issue('annotations', 'timewarp-explicit needs the videos\' scenes (annotations)');
   if (c.manipulation === 'none' && c.temperature === 0) issue('temperature', 'the none manipulation samples two answers: set a temperature above 0');
   if ((c.judge ?? (c.llm ? 'llm' : 'synthetic')) === 'llm' && !c.llm) issue('judge', 'the llm judge needs llm');
+  // TPO's localized pair is `frames` from the segment vs `frames` from the rest, comprehensive's a dense count vs a
+  // sparse share of it, TimeWarp's the same uniform frames shuffled or corrupted: each is defined on a count of
+  // uniform frames. Processor sampling of one side only would make the answers differ by which frames they saw as
+  // well as by the manipulation, and the preference would no longer say what the manipulation did.
+  if (c.sampling === 'processor' && c.manipulation !== 'none') {
+    issue('sampling', `sampling 'processor' applies to the none manipulation only (two answers on the same full video): ` +
+      `${c.manipulation}'s pairs are defined on \`frames\` uniform frames, and sampling one side otherwise would confound the pair`);
+  }
+  for (const key of ['samplingFps', 'samplingFrames'] as const) {
+    if (c[key] !== undefined && c.sampling !== 'processor') issue(key, "is the processor's sampling setting: it needs sampling 'processor'");
+  }
+  if (c.samplingFps !== undefined && c.samplingFrames !== undefined) issue('samplingFrames', 'give samplingFps or samplingFrames, not both (they are exclusive, as in the processor)');
+  if (c.sampling === 'processor' && c.frames !== undefined) issue('frames', "is uniform sampling's frame count: with sampling 'processor' give samplingFrames");
 }).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type GenerateConfig = z.input<typeof GenerateConfig>;
 type Resolved = z.output<typeof GenerateConfig>;
@@ -217,6 +238,9 @@ async function generateShare(
   await using kept = await JsonlAppender.open(mine.pairs);
   await using dropped = await JsonlAppender.open(mine.dropped);
   const settings: InputSettings = c;
+  // sampling 'processor' (the none manipulation only): a model without a rule fails here, before any video is read.
+  const processorOptions = { fps: c.samplingFps, numFrames: c.samplingFrames };
+  if (c.sampling === 'processor') session.processorSampling(processorOptions);
 
   // LLM questions for the next videos are written while the model answers the current one.
   const lookahead = Math.max(1, c.llm ? LlmConfig.parse(c.llm).concurrency : 1);
@@ -285,6 +309,11 @@ async function generateShare(
         const group = groups.get(inputs.key) ?? { ...inputs, questions: [] };
         group.questions.push(q);
         groups.set(inputs.key, group);
+      }
+      if (c.sampling === 'processor' && groups.size) {
+        // (the none manipulation's one input, the whole video: both answers from the processor's frames)
+        const plan = await session.processorSamplePlan(unit.videoPath, processorOptions);
+        for (const group of groups.values()) group.plans = { preferred: plan, dispreferred: plan };
       }
       for (const group of groups.values()) {
         // Each video's corruption draws its own jitter (seeded by the run's seed and the video's place).
