@@ -230,7 +230,7 @@ export class ModelSession implements Disposable {
     const own = this.videoLlama3 ?? this.qwen25vl ?? this.#internvlSampling ?? {};
     // A call's fps or num_frames replaces both of the config's, so the two never meet (sample_frames refuses both).
     const given = options.fps !== undefined || options.numFrames !== undefined;
-    const fps = given ? options.fps : own.fps, numFrames = given ? options.numFrames : own.num_frames;
+    const fps = given ? options.fps : own.fps ?? undefined, numFrames = given ? options.numFrames : own.num_frames ?? undefined;
     if (fps === undefined && numFrames === undefined) {
       throw Object.assign(new TypeError(`${this.dir}: the ${architecture} model's video processor config sets neither fps nor num_frames, ` +
         'so its processor would take every frame of a video: give the sampling fps or frame count (--sampling-fps / --sampling-frames; ' +

@@ -30,8 +30,9 @@ export const Qwen25VLProcessorConfig = z.object({
   do_sample_frames: z.boolean().default(false),
   min_frames: Positive.default(4),
   max_frames: Positive.default(768),
-  fps: z.number().positive().optional(),
-  num_frames: Positive.optional(),
+  /** (null, as save_pretrained writes an unset one: unset) */
+  fps: z.number().positive().nullish().transform((v) => v ?? undefined),
+  num_frames: Positive.nullish().transform((v) => v ?? undefined),
   /** Bound each frame by an even share of `max_video_tokens` tokens' pixels too (qwen-vl-utils' rule); unset:
    * transformers 5.18's default, no such bound. */
   cap_pixels_per_frame: z.boolean().nullable().optional(),

@@ -23,8 +23,9 @@ export const VideoLlama3ProcessorConfig = z.object({
   temporal_patch_size: Positive.default(1),
   min_frames: Positive.default(4),
   max_frames: Positive.default(180),
-  fps: z.number().positive().optional(),
-  num_frames: Positive.optional(),
+  /** (null, as save_pretrained writes an unset one: unset) */
+  fps: z.number().positive().nullish().transform((v) => v ?? undefined),
+  num_frames: Positive.nullish().transform((v) => v ?? undefined),
   /** The pixels' processing after resizing (IMAGENET_STANDARD mean and std, bicubic), as its processor does. */
   resample: z.union([z.literal(2), z.literal(3)]).default(3),
   do_rescale: z.boolean().default(true),

@@ -60,6 +60,7 @@ describe("ModelSession.processorSamplePlan: the frames a model's own processor s
     it(`${family}: the plan's indices are ${rule.architecture}'s rule's, by a call's fps, by the config's num_frames, decoded as planned`, async () => {
       const modelDir = await tinyModel(join(dir, family), family);
       const processor = JSON.parse(readFileSync(join(modelDir, 'video_preprocessor_config.json'), 'utf8'));
+      let plan: { kind: 'indices'; indices: number[] };
       {
         using session = await ModelSession.open(modelDir);
         assert.equal(session.model.info.architecture, rule.architecture);
@@ -69,7 +70,7 @@ describe("ModelSession.processorSamplePlan: the frames a model's own processor s
         await assert.rejects(session.processorSamplePlan(video), /neither fps nor num_frames/);
         assert.throws(() => session.processorSampling({ fps: 2, numFrames: 4 }), /not both/);
 
-        const plan = await session.processorSamplePlan(video, { fps: 2 });
+        plan = await session.processorSamplePlan(video, { fps: 2 });
         const expected = rule.indices(frameCount, fps, { ...processor, fps: 2 });
         assert.deepEqual(plan, { kind: 'indices', indices: expected });
         assert.ok(expected.length > 1 && expected.length < frameCount, `${expected}`);
@@ -84,12 +85,18 @@ describe("ModelSession.processorSamplePlan: the frames a model's own processor s
         // a video that has fewer frames than asked is the video's error (a skip mode counts it)
         await assert.rejects(session.processorSamplePlan(video, { numFrames: 1000 }), (e: Error) => e instanceof VideoError && e.message.includes(video));
       }
+      // unset settings as save_pretrained writes them (null): unset, as the world's
+      {
+        using saved = await ModelSession.open(await tinyModel(join(dir, `${family}-nulls`), family, { fps: null, num_frames: null }));
+        assert.throws(() => saved.processorSampling(), /neither fps nor num_frames/);
+        assert.deepEqual(await saved.processorSamplePlan(video, { fps: 2 }), plan);
+      }
       // the config's own num_frames, when no call overrides it
       const withCount = await tinyModel(join(dir, `${family}-num-frames`), family, { num_frames: 6 });
       using session = await ModelSession.open(withCount);
-      const plan = await session.processorSamplePlan(video);
-      assert.deepEqual(plan.indices, rule.indices(frameCount, fps, { ...processor, num_frames: 6 }));
-      assert.equal(plan.indices.length, 6);
+      const counted = await session.processorSamplePlan(video);
+      assert.deepEqual(counted.indices, rule.indices(frameCount, fps, { ...processor, num_frames: 6 }));
+      assert.equal(counted.indices.length, 6);
       // a call's fps replaces the config's num_frames
       assert.deepEqual((await session.processorSamplePlan(video, { fps: 1 })).indices, rule.indices(frameCount, fps, { ...processor, fps: 1 }));
     });
