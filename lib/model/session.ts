@@ -233,7 +233,8 @@ export class ModelSession implements Disposable {
     const fps = given ? options.fps : own.fps ?? undefined, numFrames = given ? options.numFrames : own.num_frames ?? undefined;
     if (fps === undefined && numFrames === undefined) {
       throw Object.assign(new TypeError(`${this.dir}: the ${architecture} model's video processor config sets neither fps nor num_frames, ` +
-        'so its processor would take every frame of a video: give the sampling fps or frame count (--sampling-fps / --sampling-frames; ' +
+        'so its processor would take every frame of a video: give the sampling fps or frame count (samplingFps / samplingFrames, ' +
+        'tpo eval\'s --sampling-fps / --sampling-frames; ' +
         "e.g. 2 fps, Qwen2.5-VL's card and qwen-vl-utils; 1 fps, VideoLLaMA3's)"), { code: 'ERR_TPO_ARGUMENT' });
     }
     const settings = numFrames !== undefined ? { fps: undefined, num_frames: numFrames } : { fps, num_frames: undefined };

@@ -3,7 +3,7 @@
 // (sampling, each sample's frames), the flags parse and refuse what does not go together, and a model whose
 // processor has no rule fails before any video is read.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { evalConfigFromArgs } from '../../lib/cli/eval.js';
@@ -45,6 +45,15 @@ describe("evaluation with the model's own processor sampling", function () {
     assert.deepEqual(written.sampling, r.sampling);
     assert.deepEqual(written.samples.map((s) => s.frames), r.samples.map((s) => s.frames));
     assert.match(formatResults(r).split('\n')[0]!, /6 questions, loglik, frames by Qwen2VLVideoProcessor\.sample_frames/);
+
+    // lmms-eval's layout: no max_frames_num, the rule instead
+    const folder = join(dir, 'runs', 'lmms-eval');
+    await evaluate({ model, benchmark, sampling: 'processor', samplingFps: 2, limit: 6, out: folder });
+    const [modelFolder] = readdirSync(folder);
+    const resultsFile = readdirSync(join(folder, modelFolder!)).find((f) => f.endsWith('_results.json'))!;
+    const lmms = JSON.parse(readFileSync(join(folder, modelFolder!, resultsFile), 'utf8'));
+    assert.doesNotMatch(lmms.config.model_args, /max_frames_num/);
+    assert.deepEqual(Object.values(lmms.configs)[0], { ...(Object.values(lmms.configs)[0] as object), lmms_eval_specific_kwargs: { default: { frame_sampling: r.sampling.kind === 'processor' ? r.sampling.rule : '' } } });
 
     // The frames are what the model saw: uniform sampling of as many frames scores otherwise, and says uniform.
     const frames = r.samples[0]!.frames!;
