@@ -1,12 +1,11 @@
 // The vision tower's preprocessing from its Hugging Face preprocessor_config.json (SigLIP: resize to a square;
 // CLIP: resize the shortest edge, centre-crop), rescale and normalise: uint8 [T, H, W, 3] -> float32 [T, 3, S, S].
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 
 import { native, type NativePreprocessConfig, type Tensor } from '../native.js';
-import { checkInputFile, PathError } from '../paths.js';
 import { parse } from '../validate.js';
+import { readProcessorJson } from './processor-rules.js';
 
 const Size = z.union([
   z.number().int().positive().transform((n) => ({ height: n, width: n })),
@@ -57,14 +56,7 @@ function toNative(config: z.output<typeof PreprocessorConfig>, what: string): Na
 /** Reads `preprocessor_config.json` from a model folder (or the file itself). Errors name the file and field. */
 export async function loadPreprocessorConfig(path: string): Promise<z.output<typeof PreprocessorConfig>> {
   const file = path.endsWith('.json') ? path : join(path, 'preprocessor_config.json');
-  let json: unknown;
-  try {
-    checkInputFile(file, 'a preprocessor config');
-    json = JSON.parse(await readFile(file, 'utf8'));
-  } catch (error) {
-    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
-  }
-  return parse(PreprocessorConfig, json, file);
+  return parse(PreprocessorConfig, await readProcessorJson(file, 'a preprocessor config'), file);
 }
 
 /** uint8 [T, H, W, 3] frames -> float32 [T, 3, H', W'] pixel values, as the config's processor makes them. */

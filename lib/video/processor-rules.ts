@@ -89,7 +89,22 @@ export async function readVideoProcessorFile(dir: string): Promise<{ file: strin
       file = join(dir, 'preprocessor_config.json');
       checkInputFile(file, 'a video processor config');
     }
-    return { file, json: JSON.parse(await readFile(file, 'utf8')) };
+  } catch (error) {
+    throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
+  }
+  return { file, json: await readProcessorJson(file, 'a video processor config') };
+}
+
+/**
+ * A processor config file's JSON, its top-level nulls left out: save_pretrained writes an attribute left unset
+ * (None) as null, and the processor that loads the file takes it as unset, i.e. its default — so does tpo.
+ */
+export async function readProcessorJson(file: string, what: string): Promise<unknown> {
+  try {
+    checkInputFile(file, what);
+    const json: unknown = JSON.parse(await readFile(file, 'utf8'));
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) return json;
+    return Object.fromEntries(Object.entries(json).filter(([, value]) => value !== null));
   } catch (error) {
     throw new Error(`${file}: ${error instanceof PathError ? error.reason : (error as Error).message}`);
   }

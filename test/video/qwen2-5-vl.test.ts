@@ -74,6 +74,16 @@ describe("Qwen2.5-VL's video processor rules (transformers' Qwen2VLVideoProcesso
       const config = await loadQwen25VLProcessorConfig(join(dir, 'a'));
       assert.equal(config.min_pixels, 3136);
       assert.deepEqual(qwen25vlResizeTarget(1080, 1920, 16, config), qwen25vlResizeTarget(1080, 1920, 16, { size: { shortest_edge: 3136, longest_edge: 12845056 } }));
+      // save_pretrained writes unset attributes as null: unset, the processor's defaults (here: min/max pixels unset,
+      // so size's budget)
+      mkdirSync(join(dir, 'saved'));
+      writeFileSync(join(dir, 'saved', 'video_preprocessor_config.json'), JSON.stringify({
+        min_pixels: null, max_pixels: null, fps: null, num_frames: null, cap_pixels_per_frame: null,
+        size: { shortest_edge: 3136, longest_edge: 12845056 }, patch_size: 14, temporal_patch_size: 2, merge_size: 2,
+      }));
+      const saved = await loadQwen25VLProcessorConfig(join(dir, 'saved'));
+      assert.equal(saved.min_pixels, undefined);
+      assert.deepEqual(qwen25vlResizeTarget(1080, 1920, 16, saved), qwen25vlResizeTarget(1080, 1920, 16, config));
       writeFileSync(join(dir, 'a', 'video_preprocessor_config.json'), JSON.stringify({ temporal_patch_size: 'two' }));
       await assert.rejects(loadQwen25VLProcessorConfig(join(dir, 'a')), /video_preprocessor_config\.json: temporal_patch_size/);
       await assert.rejects(loadQwen25VLProcessorConfig(join(dir, 'missing')), /preprocessor_config\.json/);
