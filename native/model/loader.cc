@@ -28,6 +28,42 @@ std::string merged_config(const std::string& text, const std::string& overrides,
   return base.dump(2);
 }
 
+// A SigLIP tower's parameter as transformers' SiglipPreTrainedModel._init_weights starts it (models/siglip/
+// modeling_siglip.py, transformers 5.x, what constructing SiglipVisionModel does): q/k/v/out_proj and fc1/fc2 weights
+// xavier-uniform, fc1/fc2 biases N(0, 1e-6), the patch convolution lecun-normal (initialization.py's
+// _variance_scaling: torch's trunc_normal_ of std sqrt(1 / fan_in) / 0.87962566103423978, cut at -2 and 2 absolute),
+// the positions N(0, 1 / sqrt(hidden_size)); other biases 0 and layer norms 1, as every tower. (tpo drew them
+// N(0, initializer_range) as the language model's, 5x smaller than xavier's at 96 wide; docs/results.md, 2026-12-02,
+// issue 16 continued 3, measured what the difference does to learning shape.)
+// Returns false for a name with no SigLIP-specific rule.
+bool init_siglip_parameter(const std::string& name, torch::Tensor& p, int64_t hidden_size, at::Generator& gen) {
+  const auto ends = [&name](const std::string& tail) {
+    return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
+  };
+  const auto xavier_uniform = [&] {  // fan_in = size(1), fan_out = size(0) for a 2-D weight
+    const double bound = std::sqrt(6.0 / static_cast<double>(p.size(0) + p.size(1)));
+    p.uniform_(-bound, bound, gen);
+  };
+  if (ends(".q_proj.weight") || ends(".k_proj.weight") || ends(".v_proj.weight") || ends(".out_proj.weight") ||
+      ends(".fc1.weight") || ends(".fc2.weight")) {
+    xavier_uniform();
+  } else if (ends(".fc1.bias") || ends(".fc2.bias")) {
+    p.normal_(0.0, 1e-6, gen);
+  } else if (ends("embeddings.patch_embedding.weight")) {
+    const double fan_in = static_cast<double>(p.numel() / p.size(0));
+    const double std_dev = std::sqrt(1.0 / fan_in) / 0.87962566103423978;
+    // torch.nn.init.trunc_normal_(mean 0, std_dev, a = -2, b = 2): inverse CDF of a uniform over [cdf(a), cdf(b)]
+    const auto cdf = [](double x) { return (1.0 + std::erf(x / std::sqrt(2.0))) / 2.0; };
+    const double low = cdf(-2.0 / std_dev), high = cdf(2.0 / std_dev);
+    p.uniform_(2 * low - 1, 2 * high - 1, gen).erfinv_().mul_(std_dev * std::sqrt(2.0)).clamp_(-2.0, 2.0);
+  } else if (ends("embeddings.position_embedding.weight")) {
+    p.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(hidden_size)), gen);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 // The modules of a config, parameters allocated as model/parameters.h says (placeholders inside a ShapeOnlyScope).
 void construct(LoadedModel& out) {
   if (out.config.architecture == Architecture::VisionModel) {
@@ -109,6 +145,7 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
   out.report.dtype = dtype.value_or(torch::kFloat32);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   torch::NoGradGuard no_grad;
+  const bool siglip_tower = out.config.vision && out.config.vision->kind == VisionKind::Siglip;
   for (auto& item : out.module().named_parameters(true)) {
     const std::string& name = item.key();
     auto& p = item.value();
@@ -118,6 +155,8 @@ LoadedModel create_model(const std::string& config_json, uint64_t seed, std::opt
     const auto ends = [&name](const std::string& tail) {
       return name.size() >= tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0;
     };
+    if (siglip_tower && name.find("vision_model.") != std::string::npos &&
+        init_siglip_parameter(name, p, out.config.vision->hidden_size, gen)) continue;
     if (ends(".bias")) p.zero_();
     // InternVL's layer scale starts at layer_scale_init_value, its class token and positions at zero.
     else if (ends(".lambda_1") || ends(".lambda_2")) p.fill_(out.config.vision->layer_scale_init_value);

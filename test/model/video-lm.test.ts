@@ -172,6 +172,51 @@ describe('VideoLM checkpoints', function () {
     await assert.rejects(VideoLM.create({ ...config, model_type: 'gpt2' }), /config: model_type 'gpt2' is not an architecture/);
   });
 
+  it("initialises a created SigLIP tower as transformers' SiglipPreTrainedModel._init_weights does, the rest N(0, initializer_range)", async () => {
+    // The rule (transformers 5.x models/siglip/modeling_siglip.py; native/model/loader.cc init_siglip_parameter), as
+    // statistics over every tensor of a kind: the fixture's tower is 48 wide (2 layers), so a std is known to ~1 %.
+    const config = JSON.parse(readFileSync(join(HF, 'llava_video', 'config.json'), 'utf8'));
+    using model = await VideoLM.create(config, { seed: 5 });
+    await model.save(dir);
+    const { tensors } = await readSafetensors(dir);
+    const kind = (pattern: RegExp) => {
+      const names = Object.keys(tensors).filter((k) => pattern.test(k));
+      assert.ok(names.length > 0, `a created model has ${pattern}`);
+      const values = names.flatMap((k) => Array.from(tensors[k]!.toTypedArray() as Float32Array));
+      const mean = values.reduce((s, x) => s + x, 0) / values.length;
+      const std = Math.sqrt(values.reduce((s, x) => s + (x - mean) ** 2, 0) / values.length);
+      return { names, mean, std, max: Math.max(...values.map(Math.abs)), n: values.length };
+    };
+    const near = (what: string, actual: number, expected: number, relative: number) =>
+      assert.ok(Math.abs(actual - expected) <= relative * expected, `${what}: ${actual}, expected ${expected} within ${relative * 100} %`);
+    const tower = 'model\\.vision_tower\\.vision_tower\\.vision_model\\.';
+    const hidden = config.vision_config.hidden_size as number;
+    const inner = config.vision_config.intermediate_size as number;
+    // xavier_uniform_: U(-b, b), b = sqrt(6 / (fan_in + fan_out)), std b / sqrt(3)
+    for (const [pattern, fanIn, fanOut] of [[`${tower}encoder\\.layers\\.\\d+\\.self_attn\\.(q|k|v|out)_proj\\.weight$`, hidden, hidden],
+      [`${tower}encoder\\.layers\\.\\d+\\.mlp\\.fc1\\.weight$`, hidden, inner], [`${tower}encoder\\.layers\\.\\d+\\.mlp\\.fc2\\.weight$`, inner, hidden]] as const) {
+      const bound = Math.sqrt(6 / (fanIn + fanOut));
+      const s = kind(new RegExp(pattern));
+      near(`${pattern} std`, s.std, bound / Math.sqrt(3), 0.05);
+      assert.ok(s.max <= bound && s.max > 0.98 * bound, `${pattern}: max |w| ${s.max}, bound ${bound}`);
+    }
+    const fcBias = kind(new RegExp(`${tower}encoder\\.layers\\.\\d+\\.mlp\\.fc[12]\\.bias$`));
+    near('fc1/fc2 bias std', fcBias.std, 1e-6, 0.3);
+    // lecun_normal_: trunc_normal_(std sqrt(1 / fan_in) / 0.8796...), cut at +-2 absolute (no cut at these sizes)
+    const patch = kind(new RegExp(`${tower}embeddings\\.patch_embedding\\.weight$`));
+    near('patch_embedding std', patch.std, Math.sqrt(1 / (3 * config.vision_config.patch_size ** 2)) / 0.87962566103423978, 0.05);
+    near('position_embedding std', kind(new RegExp(`${tower}embeddings\\.position_embedding\\.weight$`)).std, 1 / Math.sqrt(hidden), 0.15);
+    for (const pattern of [`${tower}.*\\.(q|k|v|out)_proj\\.bias$`, `${tower}.*(layer_norm\\d|post_layernorm)\\.bias$`, `${tower}embeddings\\.patch_embedding\\.bias$`]) {
+      assert.equal(kind(new RegExp(pattern)).max, 0, `${pattern} is zero`);
+    }
+    const norms = kind(new RegExp(`${tower}.*(layer_norm\\d|post_layernorm)\\.weight$`));
+    assert.ok(norms.mean === 1 && norms.std === 0, 'layer norms start at 1');
+    // The language model and the projector keep Qwen2's N(0, initializer_range).
+    for (const pattern of [/^model\.layers\.\d+\.(self_attn|mlp)\.\w+_proj\.weight$/, /^model\.mm_projector\.\d\.weight$/, /^model\.embed_tokens\.weight$/]) {
+      near(`${pattern} std`, kind(pattern).std, config.initializer_range as number, 0.05);
+    }
+  });
+
   it('a tied head is saved without lm_head.weight, as transformers saves it', async () => {
     using model = await VideoLM.load(join(HF, 'qwen2_tied'));
     await model.save(dir);
