@@ -120,15 +120,12 @@ function encodePromptParts(tokenizer: Tokenizer, question: string, o: Resolved, 
     throw new DataError(`the rendered prompt has ${n} ${IMAGE_PLACEHOLDER} placeholders, not 1`, source, 'prompt');
   }
   const [before, after] = pieces as [string, string];
+  const beforeIds = encodeText(tokenizer, before);
+  const afterIds = encodeText(tokenizer, after);
   // The model's markers around the video where the template wrote none (Qwen2.5-VL's <|vision_start|> ...)
   const marked = before.endsWith(markup.before) && after.startsWith(markup.after);
-  const beforeIds = encodeText(tokenizer, before);
-  let afterIds = encodeText(tokenizer, after);
-  if (!marked) {
-    beforeIds.push(...encodeText(tokenizer, markup.before));
-    afterIds = [...encodeText(tokenizer, markup.after), ...afterIds];
-  }
-  const markerAfter = marked ? 0 : afterIds.length - encodeText(tokenizer, after).length;
+  const markerBefore = marked ? [] : encodeText(tokenizer, markup.before);
+  const markerAfter = marked ? [] : encodeText(tokenizer, markup.after);
   // The question's own tokens are those of `after` up to the template's tail ("<|im_end|>\n<|im_start|>assistant\n").
   // They are known exactly when the template wrote the text verbatim and the tail tokenizes the same on its own;
   // otherwise nothing of the question may be dropped.
@@ -136,13 +133,15 @@ function encodePromptParts(tokenizer: Tokenizer, question: string, o: Resolved, 
   let questionLength = 0;
   if (after.startsWith(userAfter)) {
     const tailIds = encodeText(tokenizer, after.slice(userAfter.length));
-    if (endsWith(afterIds, tailIds)) questionLength = afterIds.length - tailIds.length - markerAfter;
+    if (endsWith(afterIds, tailIds)) questionLength = afterIds.length - tailIds.length;
   }
+  const imageIndex = beforeIds.length + markerBefore.length;
+  const questionStart = imageIndex + 1 + markerAfter.length;
   return {
-    ids: [...beforeIds, IMAGE_TOKEN_INDEX, ...afterIds],
-    imageIndex: beforeIds.length,
-    questionStart: beforeIds.length + 1 + markerAfter,
-    questionEnd: beforeIds.length + 1 + markerAfter + questionLength,
+    ids: [...beforeIds, ...markerBefore, IMAGE_TOKEN_INDEX, ...markerAfter, ...afterIds],
+    imageIndex,
+    questionStart,
+    questionEnd: questionStart + questionLength,
   };
 }
 
