@@ -63,6 +63,16 @@ class Fields {
     if (!has(key) || !object_.at(key).is_object()) fail(key, "must be an object");
     return Fields(object_.at(key), source_, prefix_ + key + ".");
   }
+  // A nested config (vision_config, text_config) that may be left out: then its class's defaults, i.e. {}.
+  Fields nested(const char* key) const {
+    static const json empty = json::object();
+    return has(key) ? object(key) : Fields(empty, source_, prefix_ + key + ".");
+  }
+  // model_type, when given, must be `expected` (the only one this architecture's part can be).
+  void require_model_type(const std::string& expected, const char* why) const {
+    if (const std::string type = string("model_type", expected); type != expected)
+      fail("model_type", "'", type, "' is not supported (", why, ")");
+  }
   // c10::str builds the message: GCC 12 warns (-Wstringop-overflow, a false positive) on "literal" + std::string.
   template <typename... Parts>
   [[noreturn]] void fail(const char* key, const Parts&... why) const {
@@ -340,15 +350,9 @@ void parse_video_llava(const Fields& f, ModelConfig& config) {
   }
   if (config.vision->kind != VisionKind::Clip)
     f.fail("vision_config.model_type", "must be clip_vision_model (Video-LLaVA's towers are CLIP)");
-  if (f.has("text_config")) {
-    const Fields text = f.object("text_config");
-    const std::string type = text.string("model_type", "llama");
-    if (type != "llama") text.fail("model_type", "'", type, "' is not supported (Video-LLaVA's language model is llama)");
-    config.text = parse_decoder(text, Decoder::Llama);
-  } else {
-    static const json empty = json::object();
-    config.text = parse_decoder(Fields(empty, f.source(), "text_config."), Decoder::Llama);
-  }
+  const Fields text = f.nested("text_config");
+  text.require_model_type("llama", "Video-LLaVA's language model is llama");
+  config.text = parse_decoder(text, Decoder::Llama);
   // The top-level flag decides, as VideoLlavaForConditionalGeneration ties lm_head to the embeddings by it.
   config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", config.text->tie_word_embeddings);
   MultimodalConfig m;
@@ -427,14 +431,11 @@ const char* rope_type_name(RopeType type) {
 // default when absent), the projector (Linear, GELU, Linear) and the image/video token ids.
 void parse_video_llama3(const Fields& f, ModelConfig& config) {
   config.architecture = Architecture::VideoLlama3ForConditionalGeneration;
-  static const json empty = json::object();
-  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
-  if (const std::string type = vision.string("model_type", "video_llama_3_vision"); type != "video_llama_3_vision")
-    vision.fail("model_type", "'", type, "' is not supported (VideoLLaMA3's vision model is video_llama_3_vision)");
+  const Fields vision = f.nested("vision_config");
+  vision.require_model_type("video_llama_3_vision", "VideoLLaMA3's vision model is video_llama_3_vision");
   config.vision = parse_video_llama3_vision(vision);
-  const Fields text = f.has("text_config") ? f.object("text_config") : Fields(empty, f.source(), "text_config.");
-  if (const std::string type = text.string("model_type", "qwen2"); type != "qwen2")
-    text.fail("model_type", "'", type, "' is not supported (tpo runs VideoLLaMA3 on its Qwen2 language model)");
+  const Fields text = f.nested("text_config");
+  text.require_model_type("qwen2", "tpo runs VideoLLaMA3 on its Qwen2 language model");
   config.text = parse_decoder(text, Decoder::Qwen2);
   // VideoLlama3Config: the top-level flag, or the text config's when that one ties.
   config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", false) || config.text->tie_word_embeddings;
@@ -505,12 +506,10 @@ VisionConfig parse_internvl_vision(const Fields& f) {
 // (internvl_vision), text_config (qwen2, the default, or llama), pixel_shuffle's downsample_ratio and the projector.
 void parse_internvl(const Fields& f, ModelConfig& config) {
   config.architecture = Architecture::InternVLForConditionalGeneration;
-  static const json empty = json::object();
-  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
-  if (const std::string type = vision.string("model_type", "internvl_vision"); type != "internvl_vision")
-    vision.fail("model_type", "'", type, "' is not supported (InternVL's vision model is internvl_vision)");
+  const Fields vision = f.nested("vision_config");
+  vision.require_model_type("internvl_vision", "InternVL's vision model is internvl_vision");
   config.vision = parse_internvl_vision(vision);
-  const Fields text = f.has("text_config") ? f.object("text_config") : Fields(empty, f.source(), "text_config.");
+  const Fields text = f.nested("text_config");
   const std::string type = text.string("model_type", "qwen2");
   if (type == "qwen2") config.text = parse_decoder(text, Decoder::Qwen2);
   else if (type == "llama") config.text = parse_decoder(text, Decoder::Llama);
@@ -622,15 +621,11 @@ VisionConfig parse_qwen2_5_vl_vision(const Fields& f) {
 // rope_parameters (or rope_scaling) carrying mrope_section; the video and vision start ids.
 void parse_qwen2_5_vl(const Fields& f, ModelConfig& config) {
   config.architecture = Architecture::Qwen2_5_VLForConditionalGeneration;
-  static const json empty = json::object();
-  const Fields vision = f.has("vision_config") ? f.object("vision_config") : Fields(empty, f.source(), "vision_config.");
-  if (const std::string type = vision.string("model_type", "qwen2_5_vl_vision"); type != "qwen2_5_vl_vision")
-    vision.fail("model_type", "'", type, "' is not supported (Qwen2.5-VL's vision model is qwen2_5_vl_vision)");
+  const Fields vision = f.nested("vision_config");
+  vision.require_model_type("qwen2_5_vl_vision", "Qwen2.5-VL's vision model is qwen2_5_vl_vision");
   config.vision = parse_qwen2_5_vl_vision(vision);
   const Fields text = f.has("text_config") ? f.object("text_config") : f;
-  if (f.has("text_config"))
-    if (const std::string type = text.string("model_type", "qwen2_5_vl_text"); type != "qwen2_5_vl_text")
-      text.fail("model_type", "'", type, "' is not supported (Qwen2.5-VL's language model is qwen2_5_vl_text)");
+  if (f.has("text_config")) text.require_model_type("qwen2_5_vl_text", "Qwen2.5-VL's language model is qwen2_5_vl_text");
   config.text = parse_decoder(text, Decoder::Qwen2_5_VL);
   config.text->tie_word_embeddings = f.boolean("tie_word_embeddings", config.text->tie_word_embeddings);
   const char* rope_key = text.has("rope_parameters") ? "rope_parameters" : text.has("rope_scaling") ? "rope_scaling" : nullptr;
