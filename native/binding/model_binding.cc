@@ -158,24 +158,18 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       if (s.numel() != 1) throw_argument_error(env, "Model.forward: secondPerGridTs must be one video's seconds ([1]), got " + c10::str(s.sizes()));
       second_per_grid_t = s.to(torch::kFloat64).reshape({1})[0].item<double>();
     }
-    if (qwen && args.has("videoGridThw")) {
-      const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
-      if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
-        throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
-      const auto v = thw.to(torch::kInt64).reshape({3});
-      qwen_grid = model::Qwen2_5_VLGrid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>()};
+    // transformers' video_grid_thw: the patches' grid of Qwen2.5-VL's or VideoLLaMA3's processor.
+    std::optional<model::Qwen2_5_VLGrid> thw;
+    if (args.has("videoGridThw")) {
+      thw = video_grid_arg(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
       if (!pixels.defined()) throw_argument_error(env, "Model.forward: videoGridThw needs the video's patches (pixelValuesVideos)");
     }
+    if (qwen) qwen_grid = thw;
     // VideoLLaMA3's transformers inputs: pixelValues are then its processor's patches [t*h*w, 3*p*p].
     std::optional<model::PatchGrid> grid;
     torch::Tensor compression;
-    if (!qwen && args.has("videoGridThw")) {
-      const auto thw = TensorHandle::unwrap(env, args.get("videoGridThw"), "Model.forward: videoGridThw");
-      if (thw.numel() != 3 || c10::isFloatingType(thw.scalar_type()))
-        throw_argument_error(env, "Model.forward: videoGridThw must be one video's integer [t, h, w] ([1, 3]), got " + c10::str(thw.sizes()));
-      const auto v = thw.to(torch::kInt64).reshape({3});
-      grid = model::PatchGrid{v[0].item<int64_t>(), v[1].item<int64_t>(), v[2].item<int64_t>(),
-                              model.config.mm ? model.config.mm->merge_size : 1};
+    if (!qwen && thw) {
+      grid = model::PatchGrid{thw->t, thw->h, thw->w, model.config.mm ? model.config.mm->merge_size : 1};
       if (args.has("videoMergeSizes")) {
         const auto ms = TensorHandle::unwrap(env, args.get("videoMergeSizes"), "Model.forward: videoMergeSizes");
         if (ms.numel() != 1 || c10::isFloatingType(ms.scalar_type()))
@@ -184,7 +178,6 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
       }
       if (args.has("videoCompressionMask"))
         compression = TensorHandle::unwrap(env, args.get("videoCompressionMask"), "Model.forward: videoCompressionMask");
-      if (!pixels.defined()) throw_argument_error(env, "Model.forward: videoGridThw needs the video's patches (pixelValuesVideos)");
       if (!model.lm || model.config.architecture != model::Architecture::VideoLlama3ForConditionalGeneration)
         throw_argument_error(env, "Model.forward: videoGridThw is VideoLLaMA3's input; this model takes frames");
     }
