@@ -7,8 +7,7 @@ import { tensor } from '../tensor.js';
 import { corruptFrames, type CorruptOptions } from '../video/corrupt.js';
 import { decodeVideo, probeVideo, type SamplePlan, shownDuration, shownTimes } from '../video/decode.js';
 import { decodeSizeFor, loadPreprocessorConfig, preprocessFrames, type PreprocessorConfig } from '../video/preprocess.js';
-import { internvlFrameIndices, type InternVLSampleOptions, loadInternVLProcessorConfig } from '../video/internvl.js';
-import { readVideoProcessorFile } from '../video/processor-rules.js';
+import { internvlFrameIndices, type InternVLSampleOptions, loadInternVLProcessorConfig, loadInternVLSampling } from '../video/internvl.js';
 import {
   loadQwen25VLProcessorConfig, preprocessQwen25VL, type Qwen25VLProcessorConfig, qwen25vlFrameIndices, qwen25vlResizeTarget,
   qwen25vlSecondPerGridT,
@@ -134,11 +133,6 @@ const PROCESSOR_RULES: Readonly<Record<string, string>> = {
 };
 
 /** A sampling setting of a processor config file: a number, or null / absent (unset, as the hub's files write it). */
-function configNumber(json: unknown, key: string): number | undefined {
-  const value = (json as Record<string, unknown>)[key];
-  return value === null || value === undefined ? undefined : value as number;
-}
-
 export class ModelSession implements Disposable {
   /** InternVL: its video processor config's sampling settings (num_frames, fps, initial_shift). */
   #internvlSampling: InternVLSampleOptions | undefined;
@@ -178,14 +172,7 @@ export class ModelSession implements Disposable {
       // Video-LLaVA's tokenizers carry no chat template for string messages: its conversation format is tpo's.
       if (model.info.architecture === 'VideoLlavaForConditionalGeneration') tokenizer.useTemplateIfNone(videoLlavaChatTemplate());
       const session = new ModelSession(dir, model, tokenizer, processor, videoLlama3, qwen25vl);
-      if (internvl) {
-        const { json } = await readVideoProcessorFile(dir);
-        const initialShift = (json as Record<string, unknown>).initial_shift;
-        session.#internvlSampling = {
-          num_frames: configNumber(json, 'num_frames'), fps: configNumber(json, 'fps'),
-          ...(initialShift === undefined || initialShift === null ? {} : { initial_shift: initialShift as boolean | number }),
-        };
-      }
+      if (internvl) session.#internvlSampling = await loadInternVLSampling(dir);
       return session;
     } catch (error) {
       model.dispose();

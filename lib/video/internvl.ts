@@ -62,3 +62,21 @@ export async function loadInternVLProcessorConfig(dir: string): Promise<z.output
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${file}: not a JSON object`);
   return parse(PreprocessorConfig, { ...INTERNVL_VIDEO_DEFAULTS, ...json }, file);
 }
+
+/** The sampling settings of a video processor config file (other fields are the preprocessing's). */
+const SampleSettings = z.object({
+  num_frames: SampleOptions.shape.num_frames,
+  fps: SampleOptions.shape.fps,
+  initial_shift: z.union([z.boolean(), z.number().nonnegative()]).optional(),
+}).refine((o) => o.num_frames === undefined || o.fps === undefined, { message: 'num_frames and fps are mutually exclusive', path: ['fps'] });
+
+/**
+ * InternVL's sampling settings from the model folder's video processor config (num_frames, fps, initial_shift),
+ * checked when the model is opened, so a bad one is one error naming the file and field rather than every video's.
+ */
+export async function loadInternVLSampling(dir: string): Promise<InternVLSampleOptions> {
+  const { file, json } = await readVideoProcessorFile(dir);
+  const { num_frames, fps, initial_shift } = parse(SampleSettings, json, file);
+  return { ...(num_frames === undefined ? {} : { num_frames }), ...(fps === undefined ? {} : { fps }),
+    ...(initial_shift === undefined ? {} : { initial_shift }) };
+}

@@ -102,6 +102,17 @@ describe("ModelSession.processorSamplePlan: the frames a model's own processor s
     });
   }
 
+  it("a bad sampling setting in the processor config is one error when the model opens, naming the file and field", async () => {
+    for (const family of Object.keys(RULES) as (keyof typeof RULES)[]) {
+      const bad = await tinyModel(join(dir, `${family}-bad-fps`), family, { fps: 'two' });
+      await assert.rejects(ModelSession.open(bad), (e: Error) => /video_preprocessor_config\.json/.test(e.message) && /fps/.test(e.message));
+    }
+    const shift = await tinyModel(join(dir, 'internvl-bad-shift'), 'internvl', { initial_shift: 'yes' });
+    await assert.rejects(ModelSession.open(shift), /video_preprocessor_config\.json.*initial_shift/s);
+    const both = await tinyModel(join(dir, 'internvl-both'), 'internvl', { fps: 2, num_frames: 6 });
+    await assert.rejects(ModelSession.open(both), /video_preprocessor_config\.json.*mutually exclusive/s);
+  });
+
   it('an architecture whose processor has no rule (LLaVA-Video, Video-LLaVA): an error naming the folder and architecture, pointing to frames', async () => {
     for (const family of ['llava-video', 'video-llava'] as const) {
       const modelDir = await tinyModel(join(dir, family), family);
