@@ -13,6 +13,7 @@
 // - Vocabulary: the world tokenizer's, exactly; ids of pad/eos as the tokenizer names them, bos as Qwen2's configs
 //   name it (<|endoftext|>), though no BOS is ever added.
 import type { Tokenizer } from '../model/tokenizer.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD } from '../video/preprocess.js';
 
 export const FRAME_SIZE = 64;
 
@@ -142,8 +143,8 @@ export const TINY_VIDEO_LLAVA_PREPROCESSOR_CONFIG = {
   size: { shortest_edge: FRAME_SIZE },
   do_center_crop: true,
   crop_size: { height: FRAME_SIZE, width: FRAME_SIZE },
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_std: [0.26862954, 0.26130258, 0.27577711],
+  image_mean: OPENAI_CLIP_MEAN,
+  image_std: OPENAI_CLIP_STD,
 } as const;
 
 /**
@@ -260,8 +261,8 @@ export const TINY_QWEN2_5_VL_PROCESSOR_CONFIG = {
   do_rescale: true,
   rescale_factor: 1 / 255,
   do_normalize: true,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_std: [0.26862954, 0.26130258, 0.27577711],
+  image_mean: OPENAI_CLIP_MEAN,
+  image_std: OPENAI_CLIP_STD,
   do_convert_rgb: true,
   patch_size: 8,
   temporal_patch_size: 2,
@@ -324,8 +325,8 @@ export const TINY_INTERNVL_PROCESSOR_CONFIG = {
   do_rescale: true,
   rescale_factor: 1 / 255,
   do_normalize: true,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_std: [0.26862954, 0.26130258, 0.27577711],
+  image_mean: OPENAI_CLIP_MEAN,
+  image_std: OPENAI_CLIP_STD,
   do_convert_rgb: true,
   initial_shift: true,
 } as const;

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 
 import { parse } from '../validate.js';
-import { PreprocessorConfig } from './preprocess.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PreprocessorConfig } from './preprocess.js';
 import { readVideoProcessorFile } from './processor-rules.js';
 
 /** sample_frames' options: num_frames or fps (mutually exclusive), initial_shift (true: half a step; a number). */
@@ -49,8 +49,8 @@ export function internvlFrameIndices(totalFrames: number, videoFps: number | und
 export const INTERNVL_VIDEO_DEFAULTS = {
   size: { height: 384, width: 384 },
   resample: 3,
-  image_mean: [0.48145466, 0.4578275, 0.40821073],
-  image_std: [0.26862954, 0.26130258, 0.27577711],
+  image_mean: OPENAI_CLIP_MEAN,
+  image_std: OPENAI_CLIP_STD,
 } as const;
 
 /**

@@ -83,9 +83,13 @@ export const SIGLIP_384: PreprocessorConfig = {
   image_mean: [0.5, 0.5, 0.5], image_std: [0.5, 0.5, 0.5],
 };
 
+/** transformers' OPENAI_CLIP_MEAN and OPENAI_CLIP_STD (image_utils): the constants CLIP's, Qwen2-VL's and InternVL's processors normalise with. */
+export const OPENAI_CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
+export const OPENAI_CLIP_STD: [number, number, number] = [0.26862954, 0.26130258, 0.27577711];
+
 /** CLIP-ViT-L/14-336's processor (LongVA's tower). */
 export const CLIP_336: PreprocessorConfig = {
   image_processor_type: 'CLIPImageProcessor', size: { shortest_edge: 336 }, resample: 3, do_center_crop: true,
   crop_size: { height: 336, width: 336 },
-  image_mean: [0.48145466, 0.4578275, 0.40821073], image_std: [0.26862954, 0.26130258, 0.27577711],
+  image_mean: OPENAI_CLIP_MEAN, image_std: OPENAI_CLIP_STD,
 };

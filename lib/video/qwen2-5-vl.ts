@@ -10,7 +10,7 @@ import { z } from 'zod';
 
 import type { Tensor } from '../native.js';
 import { parse } from '../validate.js';
-import { preprocessFrames } from './preprocess.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocessFrames } from './preprocess.js';
 import { readVideoProcessorFile, sampleFrames, smartResize } from './processor-rules.js';
 
 const Positive = z.number().int().positive();
@@ -42,8 +42,8 @@ export const Qwen25VLProcessorConfig = z.object({
   do_rescale: z.boolean().default(true),
   rescale_factor: z.number().positive().default(1 / 255),
   do_normalize: z.boolean().default(true),
-  image_mean: z.array(z.number()).length(3).default([0.48145466, 0.4578275, 0.40821073]),
-  image_std: z.array(z.number()).length(3).default([0.26862954, 0.26130258, 0.27577711]),
+  image_mean: z.array(z.number()).length(3).default(OPENAI_CLIP_MEAN),
+  image_std: z.array(z.number()).length(3).default(OPENAI_CLIP_STD),
 });
 export type Qwen25VLProcessorConfig = z.input<typeof Qwen25VLProcessorConfig>;
 type Resolved = z.output<typeof Qwen25VLProcessorConfig>;
