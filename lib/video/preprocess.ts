@@ -59,6 +59,20 @@ export async function loadPreprocessorConfig(path: string): Promise<z.output<typ
   return parse(PreprocessorConfig, await readProcessorJson(file, 'a preprocessor config'), file);
 }
 
+/**
+ * The preprocessing of a processor that resizes each video to a size of its own (VideoLLaMA3's, Qwen2.5-VL's
+ * smart_resize): its pixel settings, resizing to `size`.
+ */
+export function resizedTo(
+  size: { height: number; width: number },
+  c: Pick<z.output<typeof PreprocessorConfig>, 'resample' | 'do_rescale' | 'rescale_factor' | 'do_normalize' | 'image_mean' | 'image_std'>,
+): PreprocessorConfig {
+  return {
+    do_resize: true, size, resample: c.resample, do_rescale: c.do_rescale, rescale_factor: c.rescale_factor,
+    do_normalize: c.do_normalize, image_mean: c.image_mean, image_std: c.image_std,
+  };
+}
+
 /** uint8 [T, H, W, 3] frames -> float32 [T, 3, H', W'] pixel values, as the config's processor makes them. */
 export async function preprocessFrames(frames: Tensor<'uint8'>, config: PreprocessorConfig): Promise<Tensor<'float32'>> {
   const what = 'preprocessFrames: config';

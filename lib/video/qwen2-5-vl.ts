@@ -10,7 +10,7 @@ import { z } from 'zod';
 
 import type { Tensor } from '../native.js';
 import { parse } from '../validate.js';
-import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocessFrames } from './preprocess.js';
+import { OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, preprocessFrames, resizedTo } from './preprocess.js';
 import { readVideoProcessorFile, sampleFrames, smartResize } from './processor-rules.js';
 
 const Positive = z.number().int().positive();
@@ -141,10 +141,7 @@ export async function preprocessQwen25VL(
 ): Promise<Tensor<'float32'>> {
   const c = parse(Qwen25VLProcessorConfig, config, 'preprocessQwen25VL: config');
   const target = resizeTarget(c, source.height, source.width, frames.shape[0]!);
-  return preprocessFrames(frames, {
-    do_resize: true, size: target, resample: c.resample, do_rescale: c.do_rescale, rescale_factor: c.rescale_factor,
-    do_normalize: c.do_normalize, image_mean: c.image_mean, image_std: c.image_std,
-  });
+  return preprocessFrames(frames, resizedTo(target, c));
 }
 
 /** Reads a Qwen2.5-VL folder's video_preprocessor_config.json (else preprocessor_config.json). Errors name the file and field. */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 import type { Tensor } from '../native.js';
 import { parse } from '../validate.js';
-import { preprocessFrames } from './preprocess.js';
+import { preprocessFrames, resizedTo } from './preprocess.js';
 import { readVideoProcessorFile, sampleFrames, smartResize } from './processor-rules.js';
 
 const Positive = z.number().int().positive();
@@ -74,8 +74,5 @@ export async function preprocessVideoLlama3(
 ): Promise<Tensor<'float32'>> {
   const c = parse(VideoLlama3ProcessorConfig, config, 'preprocessVideoLlama3: config');
   const target = videoLlama3ResizeTarget(source.height, source.width, frames.shape[0]!, c);
-  return preprocessFrames(frames, {
-    do_resize: true, size: target, resample: c.resample, do_rescale: c.do_rescale, rescale_factor: c.rescale_factor,
-    do_normalize: c.do_normalize, image_mean: c.image_mean, image_std: c.image_std,
-  });
+  return preprocessFrames(frames, resizedTo(target, c));
 }
