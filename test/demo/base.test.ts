@@ -17,8 +17,10 @@ describe('demo/base: the SFT curricula', () => {
     });
   }
 
-  it('the seeing curriculum asks one frame only what one frame shows, and ends on videos with counts above 5', () => {
-    const frames = SEEING_CURRICULUM[0]!;
+  it('the seeing curriculum asks shape alone first, one frame only what one frame shows, and ends on videos with counts above 5', () => {
+    const [shapes, frames] = [SEEING_CURRICULUM[0]!, SEEING_CURRICULUM[1]!];
+    assert.equal(shapes.frames, 1);
+    assert.deepEqual(types.filter((t) => !shapes.skipTypes?.includes(t)), ['shape']);
     assert.equal(frames.frames, 1);
     for (const t of ['motion', 'first', 'last', 'count', 'count-color']) assert.ok(frames.skipTypes?.includes(t), t);
     assert.ok(SEEING_CURRICULUM.at(-1)!.spec.events[1] > 5);
