@@ -7,8 +7,8 @@
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { trainBase } from '../lib/demo/base.js';
-import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../lib/synthetic/questions.js';
+import { allTypesBut, trainBase } from '../lib/demo/base.js';
+import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES, type QuestionType } from '../lib/synthetic/questions.js';
 
 const TYPES: readonly string[] = [...LOCALIZED_TYPES, ...COMPREHENSIVE_TYPES];
 const { values } = parseArgs({
@@ -27,6 +27,6 @@ await trainBase(resolve(values.out), Number(values.seed), ({ step, total, loss }
   if (step % 10 === 0) process.stdout.write(`step ${step}/${total}  loss ${loss?.toFixed(4)}  ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
 }, [{
   name: 'probe', videos: Number(values.videos), spec: { events: [1, Number(values.events)], eventFrames: [6, 10], gapFrames: [0, 0] },
-  skipTypes: TYPES.filter((t) => !keep.includes(t)), frames: Number(values.frames), batchSize: Number(values.batch),
+  skipTypes: allTypesBut(...(keep as QuestionType[])), frames: Number(values.frames), batchSize: Number(values.batch),
   steps: Number(values.steps), lr: Number(values.lr),
 }]);

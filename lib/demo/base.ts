@@ -34,8 +34,8 @@ export interface CurriculumStage {
   lr?: number;
 }
 
-/** Every question type except `kept` (a stage that asks only those). */
-function allTypesBut(...kept: QuestionType[]): string[] {
+/** Every question type except `kept`: the skipTypes of a stage that asks only those. */
+export function allTypesBut(...kept: QuestionType[]): string[] {
   return [...LOCALIZED_TYPES, ...COMPREHENSIVE_TYPES].filter((t) => !kept.includes(t));
 }
 
