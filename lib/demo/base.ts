@@ -60,8 +60,8 @@ export const BASE_CURRICULUM: readonly CurriculumStage[] = [
  * ln 6 / 2 for 1,250 steps; 27% of shapes named from a validation segment, chance 17%); asked shape alone first it
  * learns shape (50% after 500 steps), and the frames stage after it adds colour and keeps improving shape (colour
  * 98%, shape 60%). 32,000 one-event videos, each seen about once, so that what it learns is shape, not the videos.
- * Not yet a base to ship (docs/results.md, "continued 5"): end to end, the short and long stages undo what the
- * one-event stages taught (shape 44% -> 14%, motion 46% -> 13%); replaying one-event videos there did not keep it.
+ * Not yet a base to ship (docs/results.md, "continued 5"): the short and long stages undo what the one-event stages
+ * taught (shape 53% -> 37%, motion 47.5% -> 13%); replaying one-event videos there, or a lower peak lr, did not keep it.
  */
 export const SEEING_CURRICULUM: readonly CurriculumStage[] = [
   { name: 'shapes', videos: 32000, spec: { events: [1, 1], eventFrames: [6, 10], gapFrames: [0, 0] },
