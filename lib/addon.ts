@@ -266,6 +266,7 @@ export interface NativePreferenceOutput {
 /** The optimizer's settings, every field given (lib/train/optimizer.ts OptimizerConfig). */
 export interface NativeOptimizerSettings {
   weightDecay: number; beta1: number; beta2: number; eps: number; maxGradNorm: number;
+  visionLrScale: number; projectorLrScale: number;
 }
 
 /** A multi-process run's c10d process group (native/dist/process_group.h); every method is a collective. */

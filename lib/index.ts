@@ -78,7 +78,7 @@ export { TrainConfig, PRESETS, type ResolvedTrainConfig } from './train/config.j
 export { NothingTrainedError, RunFolderError, Trainer, type FitResult, type StepEvent } from './train/trainer.js';
 export { RunFolder, type Checkpoint, type RunRecord } from './train/run-folder.js';
 export { ForwardSettings, LOSS_TYPES, LossOverrides, LossType, REFERENCE_MODES, ReferenceMode } from './train/loss.js';
-export { Optimizer, OptimizerConfig } from './train/optimizer.js';
+export { Optimizer, OptimizerConfig, OptimizerOptions } from './train/optimizer.js';
 export {
   LossConfig, preferenceForward, preferenceMetrics, type ForwardOptions, type PreferenceMetrics, type PreferenceOutput,
   type PreferencePairInput,

@@ -55,6 +55,11 @@ export const TrainConfig = z.strictObject({
   }).prefault({}),
   /** Peak learning rate (default: the preset's, else 1e-5). */
   lr: z.number().positive().optional(),
+  /** Peak learning rates of the vision tower's and the projector's parameters (LLaVA-NeXT's mm_vision_tower_lr and
+   * mm_projector_lr; LLaVA-Video trains its tower at a fifth of the language model's rate), on lr's schedule.
+   * Default: lr. Each applies to what trains in that part: train.vision / train.projector, or a LoRA adapter there. */
+  visionLr: z.number().positive().optional(),
+  projectorLr: z.number().positive().optional(),
   optimizer: OptimizerConfig.prefault({}),
   schedule: Schedule.prefault({ type: 'cosine', warmupRatio: 0.1 }),
   /** Pairs (or records) per optimizer step. */
@@ -95,6 +100,11 @@ export const TrainConfig = z.strictObject({
   /** The output folder may hold another run (or this one, not resumed): delete its checkpoints, metrics.jsonl,
    * final/ and run.json and start this run. Without it such a folder is an error (a folder holds one run). */
   overwrite: z.boolean().default(false),
+}).superRefine((c, ctx) => {
+  // A part's rate with nothing of that part trained would be silently ignored.
+  for (const [field, part] of [['visionLr', 'vision'], ['projectorLr', 'projector']] as const)
+    if (c[field] !== undefined && !c.train[part] && !c.lora)
+      ctx.addIssue({ code: 'custom', path: [field], message: `${field} is set but nothing of the ${part === 'vision' ? 'vision tower' : 'projector'} trains (train.${part} is false and there is no LoRA adapter)` });
 }).transform((c) => ({ ...c, frames: c.frames ?? defaultFrames(c.model) }));
 export type TrainConfig = z.input<typeof TrainConfig>;
 export type ResolvedTrainConfig = z.output<typeof TrainConfig>;

@@ -19,6 +19,14 @@ export const OptimizerConfig = z.strictObject({
 });
 export type OptimizerConfig = z.input<typeof OptimizerConfig>;
 
+/** The Optimizer's options: the config's, and each part's multiple of the step's learning rate (TrainConfig's
+ * visionLr and projectorLr over its lr; the language model's is 1). */
+export const OptimizerOptions = OptimizerConfig.extend({
+  visionLrScale: z.number().positive().finite().default(1),
+  projectorLrScale: z.number().positive().finite().default(1),
+});
+export type OptimizerOptions = z.input<typeof OptimizerOptions>;
+
 const PreferenceStep = ForwardSettings.extend({
   /** Empty only for a rank of a data-parallel run whose shard of the step is empty. */
   microBatches: z.array(z.array(z.custom<NativePair>())),
@@ -42,8 +50,8 @@ export class Optimizer {
 
   /** Trains the parameters `policy.setTrainable(...)` left trainable; `reference` for the frozen-copy mode. With
    * `parallel`, every rank of its group must make the same calls (each step's shards may be empty on a rank). */
-  constructor(policy: VideoLM, options: OptimizerConfig = {}, reference?: VideoLM, parallel?: DataParallel) {
-    const o = parse(OptimizerConfig, options, 'Optimizer: options');
+  constructor(policy: VideoLM, options: OptimizerOptions = {}, reference?: VideoLM, parallel?: DataParallel) {
+    const o = parse(OptimizerOptions, options, 'Optimizer: options');
     this.#trainer = new (native().Trainer)({
       policy: policy.native, reference: reference?.native, ...o,
       ...(parallel ? { group: parallel.group.native, bucketBytes: parallel.bucketBytes, shardOptimizer: parallel.shardOptimizer ?? false } : {}),

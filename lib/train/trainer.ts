@@ -145,6 +145,12 @@ export class Trainer extends EventEmitter<{
     return this.config.lr ?? (this.config.preset ? PRESETS[this.config.preset].lr : 1e-5);
   }
 
+  /** The tower's and the projector's peak rates as multiples of the peak lr: the schedule scales all three alike. */
+  #partLrScales(): { visionLrScale: number; projectorLrScale: number } {
+    const peak = this.#peakLr();
+    return { visionLrScale: (this.config.visionLr ?? peak) / peak, projectorLrScale: (this.config.projectorLr ?? peak) / peak };
+  }
+
   /** What the trainer does that a user should hear of (a resume that starts over, an overwrite): the 'notice'
    * listeners, else stderr. */
   #notice(message: string): void {
@@ -365,6 +371,8 @@ export class Trainer extends EventEmitter<{
       onNonFinite: c.onNonFinite, onVideoError: c.onVideoError,
       // Only when set, so that runs made before the field existed keep their identity.
       ...(c.dtype ? { dtype: c.dtype } : {}),
+      ...(c.visionLr !== undefined ? { visionLr: c.visionLr } : {}),
+      ...(c.projectorLr !== undefined ? { projectorLr: c.projectorLr } : {}),
     };
   }
 
@@ -536,7 +544,7 @@ export class Trainer extends EventEmitter<{
       if (this.#session!.processor) await assertVideosExist(records);
       const peak = this.#peakLr();
       const parallel = group ? { group, bucketBytes: Math.round(c.distributed.bucketMB * 2 ** 20), shardOptimizer: c.distributed.shardOptimizer } : undefined;
-      const optimizer = new Optimizer(policy, c.optimizer, this.#reference, parallel);
+      const optimizer = new Optimizer(policy, { ...c.optimizer, ...this.#partLrScales() }, this.#reference, parallel);
       let step = 0;
       if (resume) {
         await optimizer.loadState(await this.#optimizerFiles(resume.dir));

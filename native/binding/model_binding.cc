@@ -17,6 +17,7 @@
 #include "model/inference.h"
 #include "model/loader.h"
 #include "model/lora.h"
+#include "model/parts.h"
 #include "model/video_lm.h"
 #include "runtime/errors.h"
 
@@ -634,18 +635,11 @@ class ModelHandle : public Napi::ObjectWrap<ModelHandle> {
     int64_t count = 0;
     for (auto& item : shared->model->module().named_parameters(true)) {
       const std::string& name = item.key();
-      bool train;
-      if (name.find(".lora_") != std::string::npos) train = lora;
-      // Qwen2.5-VL: the patch merger is its projector (LLaMA-Factory's freeze_multi_modal_projector), the rest of
-      // visual.* its tower
-      else if (name.rfind("visual.merger.", 0) == 0) train = projector;
-      else if (name.rfind("visual.", 0) == 0) train = vision;
-      else if (name.find("vision_tower.") != std::string::npos || name.rfind("vision_model.", 0) == 0 ||
-               name.rfind("model.vision_model.", 0) == 0 ||  // VideoLLaMA3's
-               name.find("video_tower.") != std::string::npos || name.find("image_tower.") != std::string::npos) train = vision;
-      else if (name.find("mm_projector.") != std::string::npos || name.rfind("model.projector.", 0) == 0 ||
-               name.find("image_newline") != std::string::npos) train = projector;
-      else train = language;
+      const model::ModelPart part = model::model_part(name);
+      const bool train = model::is_lora_parameter(name)           ? lora
+                         : part == model::ModelPart::vision    ? vision
+                         : part == model::ModelPart::projector ? projector
+                                                               : language;
       item.value().set_requires_grad(train);
       if (train) count += item.value().numel();
     }

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -265,8 +266,8 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     exports.Set("Trainer", ctor);
   }
 
-  // new Trainer({policy, reference?, weightDecay, beta1, beta2, eps, maxGradNorm, group?, bucketBytes?,
-  //              shardOptimizer?})
+  // new Trainer({policy, reference?, weightDecay, beta1, beta2, eps, maxGradNorm, visionLrScale?, projectorLrScale?,
+  //              group?, bucketBytes?, shardOptimizer?})
   explicit TrainerHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TrainerHandle>(info) {
     Napi::Env env = info.Env();
     const Args args(env, info[0], "Trainer");
@@ -278,9 +279,13 @@ class TrainerHandle : public Napi::ObjectWrap<TrainerHandle> {
     c.beta2 = args.number("beta2", c.beta2);
     c.eps = args.number("eps", c.eps);
     c.max_grad_norm = args.number("maxGradNorm", c.max_grad_norm);
+    c.vision_lr_scale = args.number("visionLrScale", c.vision_lr_scale);
+    c.projector_lr_scale = args.number("projectorLrScale", c.projector_lr_scale);
     if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) throw_argument_error(env, "Trainer: beta1 and beta2 must be in [0, 1)");
     if (!(c.eps > 0) || c.weight_decay < 0 || c.max_grad_norm < 0)
       throw_argument_error(env, "Trainer: eps must be positive, weightDecay and maxGradNorm >= 0");
+    if (!(c.vision_lr_scale > 0) || !(c.projector_lr_scale > 0) || !std::isfinite(c.vision_lr_scale) || !std::isfinite(c.projector_lr_scale))
+      throw_argument_error(env, "Trainer: visionLrScale and projectorLrScale must be positive and finite (freeze a part with setTrainable)");
     train::DataParallel parallel;
     if (args.has("group")) parallel.group = unwrap_group(env, args.get("group"), "Trainer: group");
     parallel.bucket_bytes = static_cast<int64_t>(args.number("bucketBytes", static_cast<double>(parallel.bucket_bytes)));

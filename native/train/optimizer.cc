@@ -1,10 +1,13 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include <ATen/autocast_mode.h>
 
 #include "model/inference.h"
+#include "model/parts.h"
 
 namespace tpo::train {
 namespace {
@@ -17,6 +20,15 @@ bool reduced_precision(const torch::Tensor& p) {
 bool decays(const std::string& name, const torch::Tensor& p) {
   if (p.dim() < 2) return false;  // biases, norm scales, image_newline
   return name.find("norm") == std::string::npos;
+}
+
+double lr_scale(const std::string& name, const OptimizerConfig& config) {
+  switch (model::model_part(name)) {
+    case model::ModelPart::vision: return config.vision_lr_scale;
+    case model::ModelPart::projector: return config.projector_lr_scale;
+    case model::ModelPart::language: break;
+  }
+  return 1.0;
 }
 
 // bf16 autocast for a step on a CUDA model (the weights stay float32, the matmuls run in bf16), as TRL's bf16=True.
@@ -59,6 +71,7 @@ Trainer::Trainer(std::shared_ptr<model::LoadedModel> policy, std::shared_ptr<mod
     if (!item.value().requires_grad()) continue;
     params_.emplace_back(item.key(), item.value());
     decays_.push_back(decays(item.key(), item.value()));
+    lr_scales_.push_back(lr_scale(item.key(), config_));
   }
   if (params_.empty()) throw std::invalid_argument("nothing to train: every parameter is frozen (setTrainable)");
   moments_.resize(params_.size());
@@ -95,15 +108,20 @@ void Trainer::zero_grad() {
 }
 
 // torch.optim.AdamW's update (decoupled weight decay, bias-corrected moments) through libtorch's fused kernel, one
-// call per weight-decay group. Parameters without a gradient this step are left alone, as torch.optim does.
+// call per parameter group (weight decay or not, times each part's learning rate: torch.optim's param_groups).
+// Parameters without a gradient this step are left alone, as torch.optim does.
 void Trainer::adamw_step(double lr) {
-  for (const bool decay : {true, false}) {
+  std::vector<std::pair<bool, double>> groups;  // (decay, lr scale), in parameter order
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (std::find(groups.begin(), groups.end(), std::make_pair(bool(decays_[i]), lr_scales_[i])) == groups.end())
+      groups.emplace_back(decays_[i], lr_scales_[i]);
+  for (const auto& [decay, scale] : groups) {
     std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
     std::vector<std::pair<torch::Tensor, torch::Tensor>> rounded;  // (parameter, its master) to copy back
     torch::NoGradGuard no_grad;
     for (size_t i = 0; i < params_.size(); ++i) {
       const auto& p = params_[i].second;
-      if (decays_[i] != decay || !p.grad().defined() || !owns(i)) continue;
+      if (decays_[i] != decay || lr_scales_[i] != scale || !p.grad().defined() || !owns(i)) continue;
       auto& m = moments_[i];
       if (reduced_precision(p) && !m.master.defined()) m.master = p.detach().to(torch::kFloat32);
       const torch::Tensor& target = m.master.defined() ? m.master : p;
@@ -121,8 +139,8 @@ void Trainer::adamw_step(double lr) {
     }
     if (params.empty()) continue;
     at::_foreach_add_(steps, 1);  // the kernel reads the step count for bias correction; callers advance it first
-    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, config_.beta1, config_.beta2,
-                      decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr * scale, config_.beta1,
+                      config_.beta2, decay ? config_.weight_decay : 0.0, config_.eps, /*amsgrad=*/false, /*maximize=*/false);
     for (auto& [p, master] : rounded) p.copy_(master);
   }
   if (owner_.empty()) return;

@@ -26,6 +26,11 @@ struct OptimizerConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double max_grad_norm = 1.0;  // 0: no clipping (the norm is still reported)
+  // The step's learning rate times these for the vision tower's and the projector's parameters (model/parts.h;
+  // the language model's: 1): LLaVA-NeXT's mm_vision_tower_lr and mm_projector_lr over its learning_rate, which
+  // follow the same schedule. LLaVA-Video trains its tower at a fifth of the language model's rate.
+  double vision_lr_scale = 1.0;
+  double projector_lr_scale = 1.0;
 };
 
 // Data parallelism: the ranks of `group` each run a shard of every step; gradients are summed over them (in
@@ -99,6 +104,7 @@ class Trainer {
   OptimizerConfig config_;
   std::vector<std::pair<std::string, torch::Tensor>> params_;  // trainable, by name
   std::vector<bool> decays_;                                    // per parameter: weight decay applies
+  std::vector<double> lr_scales_;                               // per parameter: its part's multiple of the lr
   std::vector<Moments> moments_;                                // per parameter
   int64_t steps_ = 0;
   DataParallel parallel_;

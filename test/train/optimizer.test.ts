@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
+import { tensor } from '../../lib/tensor.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { Optimizer } from '../../lib/train/optimizer.js';
 import type { PreferencePairInput } from '../../lib/train/preference.js';
@@ -161,6 +162,52 @@ describe('the training step', function () {
     using frozen = await VideoLM.load(join(DPO, 'policy'));
     frozen.setTrainable({});
     assert.throws(() => new Optimizer(frozen), /nothing to train/);
+  });
+});
+
+describe('per-part learning rates (LLaVA-NeXT\'s mm_vision_tower_lr, mm_projector_lr)', function () {
+  this.timeout(120_000);
+  const llava = join(FIXTURES, 'hf', 'llava_video');
+  const TOWER = 'model.vision_tower.vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight';
+  const PROJECTOR = 'model.mm_projector.0.weight';
+  const LANGUAGE = 'model.layers.0.mlp.up_proj.weight';
+
+  /** The compared weights after one SFT step on the fixture's video, everything trained. */
+  async function oneStep(lr: number, scales: { visionLrScale?: number; projectorLrScale?: number } = {}): Promise<Record<string, Float32Array>> {
+    using model = await VideoLM.load(llava);
+    model.setTrainable({ vision: true, projector: true, language: true });
+    const optimizer = new Optimizer(model, { maxGradNorm: 0, ...scales });
+    const inputs = (await readSafetensors(join(llava, 'inputs.safetensors'))).tensors;
+    const prompt = inputs.input_ids!.reshape([inputs.input_ids!.numel]);
+    await optimizer.sftStep({ microBatches: [[{ prompt, answer: tensor(BigInt64Array.from([5n, 6n, 7n]), [3]), video: inputs.pixel_values! }]], lr });
+    const saved = tempDir();
+    try {
+      await model.save(saved);
+      const { tensors } = await readSafetensors(join(saved, 'model.safetensors'));
+      return Object.fromEntries([TOWER, PROJECTOR, LANGUAGE].map((name) => [name, tensors[name]!.toTypedArray() as Float32Array]));
+    } finally {
+      removeDir(saved);
+    }
+  }
+
+  const worst = (a: Float32Array, b: Float32Array) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
+
+  it('steps the tower and the projector at their multiples of the lr, the language model at the lr', async () => {
+    const parts = await oneStep(1e-2, { visionLrScale: 0.25, projectorLrScale: 0.5 });
+    const [full, quarter, half] = [await oneStep(1e-2), await oneStep(2.5e-3), await oneStep(5e-3)];
+    assert.ok(worst(parts[TOWER]!, quarter[TOWER]!) < 1e-7, 'the tower steps as at lr / 4');
+    assert.ok(worst(parts[PROJECTOR]!, half[PROJECTOR]!) < 1e-7, 'the projector steps as at lr / 2');
+    assert.ok(worst(parts[LANGUAGE]!, full[LANGUAGE]!) < 1e-7, 'the language model steps at the lr');
+    // (and the comparison can fail: a quarter of Adam's first step, about lr per weight, is far from a whole one)
+    assert.ok(worst(parts[TOWER]!, full[TOWER]!) > 1e-3, 'the tower did not step at the full lr');
+    assert.ok(worst(parts[PROJECTOR]!, full[PROJECTOR]!) > 1e-3, 'the projector did not step at the full lr');
+  });
+
+  it('refuses a scale that is not positive', async () => {
+    using model = await VideoLM.load(llava);
+    model.setTrainable({ vision: true });
+    assert.throws(() => new Optimizer(model, { visionLrScale: 0 }), /visionLrScale/);
+    assert.throws(() => new Optimizer(model, { projectorLrScale: -1 }), /projectorLrScale/);
   });
 });
 
