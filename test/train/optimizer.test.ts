@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 
 import { readSafetensors } from '../../lib/model/safetensors.js';
-import { tensor } from '../../lib/tensor.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
+import { tensor } from '../../lib/tensor.js';
 import { Optimizer } from '../../lib/train/optimizer.js';
 import type { PreferencePairInput } from '../../lib/train/preference.js';
 import { learningRate } from '../../lib/train/schedule.js';
