@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 
 import { filterJsonl, writeJsonFile } from '../lib/data/jsonl.js';
 import { generatePairs } from '../lib/tpo/generate.js';
+import { answerMatches } from '../lib/tpo/judge.js';
 
 const { values: v } = parseArgs({
   options: {
@@ -46,8 +47,9 @@ for (const r of [...await lines(answers), ...await lines(`${answers}.dropped.jso
   const q = asked.get(r.id as string)!;
   const events = eventsOf.get(q.video as string)!;
   const target = (q.events as number[])[0]!;
-  if (said === events[target]!.shape) tally.asked++;
-  else if (said === events[1 - target]!.shape) tally.other++;
+  // the judge's own comparison (case, articles, punctuation), as measure-base scores
+  if (answerMatches(said, events[target]!.shape)) tally.asked++;
+  else if (answerMatches(said, events[1 - target]!.shape)) tally.other++;
   else tally.neither++;
 }
 await writeJsonFile(join(out, 'binding.json'), { base: resolve(v.base), world, questions: taken, ...tally });
