@@ -10,7 +10,7 @@
 // adds in another order (three or more ranks, another Gloo algorithm), whose float32 rounding is ~1e-7 per step.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { writeJsonl } from '../../lib/data/jsonl.js';
@@ -128,15 +128,40 @@ describe('distributed: data-parallel training equals one process with gradient a
     let stderr = '';
     launcher.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((res) => launcher.on('exit', (code) => res(code)));
-    while (!existsSync(join(output, 'checkpoint-1'))) {
-      assert.equal(launcher.exitCode, null, `the run ended before its first checkpoint: ${stderr}`);
-      await new Promise((res) => setTimeout(res, 100));
+    const alive = () => assert.equal(launcher.exitCode, null, `the run ended before its first checkpoint: ${stderr}`);
+    // The ranks: the launcher's children, by the RANK in their environment, found before any checkpoint lands.
+    const ranks = new Map<number, number>();
+    while (ranks.size < 2) {
+      alive();
+      const children = spawnSync('pgrep', ['-P', String(launcher.pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number);
+      for (const pid of children) {
+        try {
+          const rank = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').find((e) => e.startsWith('RANK='));
+          if (rank) ranks.set(Number(rank.slice(5)), pid);
+        } catch { /* exited or not yet exec'd: looked at again */ }
+      }
+      if (ranks.size < 2) await new Promise((res) => setTimeout(res, 20));
     }
-    // Rank 1: the launcher's child whose environment says RANK=1.
-    const children = spawnSync('pgrep', ['-P', String(launcher.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number);
-    const rank1 = children.find((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1'))!;
+    while (!existsSync(output)) alive(), await new Promise((res) => setTimeout(res, 5));
+    // The run is three short steps, over in a fraction of a second on a free machine: polling can miss the moment
+    // between the first checkpoint and the end. So both ranks are frozen (SIGSTOP) the moment a checkpoint is renamed
+    // into place (inotify), and rank 1 is killed while they are; rank 0 then runs on into the dead peer.
+    const hasCheckpoint = () => readdirSync(output).some((f) => /^checkpoint-\d+$/.test(f));
+    await new Promise<void>((res) => {
+      const freeze = () => {
+        if (!hasCheckpoint()) return;
+        watcher.close();
+        for (const pid of ranks.values()) process.kill(pid, 'SIGSTOP');
+        res();
+      };
+      const watcher = watch(output, freeze);
+      freeze();
+    });
+    assert.ok(!existsSync(join(output, 'final')), 'the ranks were frozen before the end');
+    const rank1 = ranks.get(1)!;
     const killedAt = performance.now();
     process.kill(rank1, 'SIGKILL');
+    process.kill(ranks.get(0)!, 'SIGCONT');
     const code = await exited;
     const seconds = (performance.now() - killedAt) / 1000;
     assert.notEqual(code, 0);
