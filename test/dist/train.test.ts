@@ -10,13 +10,13 @@
 // adds in another order (three or more ranks, another Gloo algorithm), whose float32 rounding is ~1e-7 per step.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { writeJsonl } from '../../lib/data/jsonl.js';
 import { readBenchmark } from '../../lib/data/records.js';
 import { readSafetensors } from '../../lib/model/safetensors.js';
-import { removeDir, ROOT, tempDir } from '../helpers.js';
+import { removeDir, ROOT, tempDir, whenReady } from '../helpers.js';
 import { makeWorld } from '../world-fixture.js';
 
 const TPO = join(ROOT, 'dist', 'lib', 'cli', 'main.js');
@@ -142,21 +142,12 @@ describe('distributed: data-parallel training equals one process with gradient a
       }
       if (ranks.size < 2) await new Promise((res) => setTimeout(res, 20));
     }
-    while (!existsSync(output)) alive(), await new Promise((res) => setTimeout(res, 5));
-    // The run is three short steps, over in a fraction of a second on a free machine: polling can miss the moment
-    // between the first checkpoint and the end. So both ranks are frozen (SIGSTOP) the moment a checkpoint is renamed
-    // into place (inotify), and rank 1 is killed while they are; rank 0 then runs on into the dead peer.
-    const hasCheckpoint = () => readdirSync(output).some((f) => /^checkpoint-\d+$/.test(f));
-    await new Promise<void>((res) => {
-      const freeze = () => {
-        if (!hasCheckpoint()) return;
-        watcher.close();
-        for (const pid of ranks.values()) process.kill(pid, 'SIGSTOP');
-        res();
-      };
-      const watcher = watch(output, freeze);
-      freeze();
-    });
+    // The run is three short steps: both ranks are frozen (SIGSTOP) the moment a checkpoint is renamed into place,
+    // and rank 1 is killed while they are; rank 0 then runs on into the dead peer.
+    await whenReady(output, () => readdirSync(output).some((f) => /^checkpoint-\d+$/.test(f)),
+      () => { for (const pid of ranks.values()) process.kill(pid, 'SIGSTOP'); },
+      { alive: () => launcher.exitCode === null && launcher.signalCode === null })
+      .catch((error: Error) => assert.fail(`${error.message} (the run ended before its first checkpoint?): ${stderr}`));
     assert.ok(!existsSync(join(output, 'final')), 'the ranks were frozen before the end');
     const rank1 = ranks.get(1)!;
     const killedAt = performance.now();

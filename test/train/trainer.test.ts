@@ -2,7 +2,7 @@
 // a tiny LLaVA-Video model), its checkpoints, and a resume after SIGKILL that ends with the same weights.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, watch, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { writeJsonl } from '../../lib/data/jsonl.js';
@@ -10,7 +10,7 @@ import { readBenchmark } from '../../lib/data/records.js';
 import { readSafetensors } from '../../lib/model/safetensors.js';
 import { VideoLM } from '../../lib/model/video-lm.js';
 import { Trainer } from '../../lib/train/trainer.js';
-import { removeDir, ROOT, tempDir } from '../helpers.js';
+import { removeDir, ROOT, tempDir, whenReady } from '../helpers.js';
 import { makeWorld } from '../world-fixture.js';
 import { readScalars, tensorboardUnavailable } from './tensorboard-reader.js';
 
@@ -144,20 +144,8 @@ describe('Trainer', function () {
     // Kill the second run as soon as its first checkpoint lands (mid-way through the following steps).
     const output = join(dir, 'killed');
     const child = spawn(process.execPath, [TPO, 'train', '--config', file, '--set', `output="${output}"`], { stdio: 'ignore' });
-    // Killed from an inotify callback the moment checkpoint-2 is renamed into place (polling can be late on a free
-    // machine, where the remaining steps take a fraction of a second).
-    const deadline = Date.now() + 120_000;
-    while (!existsSync(output) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    await new Promise<void>((res) => {
-      const kill = () => {
-        if (!existsSync(join(output, 'checkpoint-2')) && Date.now() < deadline) return;
-        watcher.close();
-        child.kill('SIGKILL');
-        res();
-      };
-      const watcher = watch(output, kill);
-      kill();
-    });
+    await whenReady(output, () => existsSync(join(output, 'checkpoint-2')), () => child.kill('SIGKILL'),
+      { alive: () => child.exitCode === null && child.signalCode === null });
     await new Promise((r) => child.once('exit', r));
     assert.ok(!existsSync(join(output, 'final')), 'killed before the end');
 
