@@ -4,14 +4,17 @@
 // that reads whatever object is in the frames names the other one about as often as the asked one.
 //
 //   node dist/scripts/measure-binding.js --base MODEL --world DIR [--questions 150] [--frames 16] [--out runs/binding/NAME]
+//                                        [--video-after-question]
 //
 // --world: a writeSynthDataset folder of two-event videos (its train split), e.g. continue-stage's
-// `--events 2,2` world, or one made only for this with another seed.
+// `--events 2,2` world, or one made only for this with another seed. --video-after-question asks "Which shape is
+// red?\n<image>", for a model continue-stage trained that way.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { filterJsonl, writeJsonFile } from '../lib/data/jsonl.js';
+import { IMAGE_PLACEHOLDER } from '../lib/data/encode.js';
+import { writeJsonFile, writeJsonl } from '../lib/data/jsonl.js';
 import { generatePairs } from '../lib/tpo/generate.js';
 import { answerMatches } from '../lib/tpo/judge.js';
 
@@ -19,6 +22,7 @@ const { values: v } = parseArgs({
   options: {
     base: { type: 'string' }, world: { type: 'string' }, questions: { type: 'string', default: '150' },
     frames: { type: 'string', default: '16' }, out: { type: 'string', default: 'runs/binding/base' },
+    'video-after-question': { type: 'boolean', default: false },
   },
 });
 if (!v.base || !v.world) throw new Error('measure-binding: --base (a model folder) and --world are required');
@@ -31,12 +35,12 @@ const eventsOf = new Map((await lines(join(world, 'train-annotations.jsonl'))).m
 const wanted = Number(v.questions);
 let taken = 0;
 const questions = join(out, 'questions.jsonl');
-await filterJsonl(join(world, 'train-benchmark.jsonl'), questions, (r) => {
+await writeJsonl(questions, (await lines(join(world, 'train-benchmark.jsonl'))).filter((r) => {
   const events = eventsOf.get(r.video as string);
   if (r.type !== 'shape' || events?.length !== 2 || events[0]!.shape === events[1]!.shape || taken >= wanted) return false;
   taken++;
   return true;
-});
+}).map((r) => (v['video-after-question'] ? { ...r, question: `${String(r.question)}\n${IMAGE_PLACEHOLDER}` } : r)));
 const answers = join(out, 'answers.jsonl');
 await generatePairs({ model: resolve(v.base), questions, videoRoot: world, out: answers, manipulation: 'none', temperature: 0.01,
   frames: Number(v.frames), mix: [1, 0], maxNewTokens: 8, judge: 'synthetic' });

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  encodePair, encodePrompt, encodeSft, IGNORE_INDEX, IMAGE_TOKEN_INDEX, pairSequence,
+  encodePair, encodePrompt, encodeSft, IGNORE_INDEX, IMAGE_TOKEN_INDEX, pairSequence, withVideo,
 } from '../../lib/data/encode.js';
 import { DataError } from '../../lib/data/errors.js';
 import { readPairs } from '../../lib/data/records.js';
@@ -80,6 +80,17 @@ describe('model inputs', () => {
       const p = encodePrompt(tok, s.prompt, { system: s.system! });
       assert.deepEqual(Array.from(p.ids), s.prompt_ids);
       assert.equal(p.imageIndex, s.prompt_ids.indexOf(IMAGE_TOKEN_INDEX));
+    });
+
+    it('withVideo: the video first (LLaVA\'s "<image>\\n"), or where the question places it', () => {
+      assert.equal(withVideo('Which shape is red?'), '<image>\nWhich shape is red?');
+      assert.equal(withVideo('Which shape is red?\n<image>'), 'Which shape is red?\n<image>');
+      // the same tokens either way round, the image moved: generation and evaluation see the question before it
+      const first = Array.from(encodePrompt(tok, withVideo('Which shape is red?')).ids);
+      const after = encodePrompt(tok, withVideo('Which shape is red?\n<image>'));
+      assert.deepEqual([...after.ids].sort(), [...first].sort());
+      assert.ok(after.imageIndex > first.indexOf(IMAGE_TOKEN_INDEX));
+      assert.equal(after.ids[after.imageIndex], IMAGE_TOKEN_INDEX);
     });
 
     it('refuses a question with two <image> placeholders, naming the record and field', () => {
