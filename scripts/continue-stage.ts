@@ -14,7 +14,7 @@
 // continued 9): in a causal language model every visual token then sees the question, so a token can carry its own
 // shape forward only when it is the colour asked, instead of the answer having to find it among all of them.
 import { existsSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -58,8 +58,11 @@ if (!v.data) {
   const skip = v.skip ? v.skip.split(',') : [];
   if (!existsSync(worldData)) await filterJsonl(join(world, 'train-sft.jsonl'), worldData, (r) => r.form === 'open' && !skip.includes(r.type as string));
 }
-if (v['video-after-question'] && !existsSync(data)) await writeJsonl(data, (await readFile(worldData, 'utf8')).split('\n').filter(Boolean)
-  .map((l, i) => videoAfterQuestion(JSON.parse(l) as Record<string, unknown>, i)));
+if (v['video-after-question'] && !existsSync(data)) {
+  await mkdir(out, { recursive: true });
+  await writeJsonl(data, (await readFile(worldData, 'utf8')).split('\n').filter(Boolean)
+    .map((l, i) => videoAfterQuestion(JSON.parse(l) as Record<string, unknown>, i)));
+}
 if (v['world-only']) {
   process.stdout.write(`world: ${join(out, 'world')}\n`);
   process.exit(0);

@@ -34,13 +34,14 @@ const lines = async (file: string) => (await readFile(file, 'utf8')).split('\n')
 const eventsOf = new Map((await lines(join(world, 'train-annotations.jsonl'))).map((a) => [a.video as string, a.events as Event[]]));
 const wanted = Number(v.questions);
 let taken = 0;
+// generatePairs asks a synthetic benchmark record's open question (open_question), not its lettered one
 const questions = join(out, 'questions.jsonl');
 await writeJsonl(questions, (await lines(join(world, 'train-benchmark.jsonl'))).filter((r) => {
   const events = eventsOf.get(r.video as string);
   if (r.type !== 'shape' || events?.length !== 2 || events[0]!.shape === events[1]!.shape || taken >= wanted) return false;
   taken++;
   return true;
-}).map((r) => (v['video-after-question'] ? { ...r, question: `${String(r.question)}\n${IMAGE_PLACEHOLDER}` } : r)));
+}).map((r) => (v['video-after-question'] ? { ...r, open_question: `${String(r.open_question)}\n${IMAGE_PLACEHOLDER}` } : r)));
 const answers = join(out, 'answers.jsonl');
 await generatePairs({ model: resolve(v.base), questions, videoRoot: world, out: answers, manipulation: 'none', temperature: 0.01,
   frames: Number(v.frames), mix: [1, 0], maxNewTokens: 8, judge: 'synthetic' });
