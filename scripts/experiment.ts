@@ -31,7 +31,6 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { withVideo } from '../lib/data/encode.js';
 import { filterJsonl, writeJsonFile, writeJsonl } from '../lib/data/jsonl.js';
 import { mulberry32, seededShuffle } from '../lib/data/videos.js';
 import { PACKAGED_BASE } from '../lib/demo/demo.js';
@@ -194,7 +193,7 @@ async function main(): Promise<void> {
       if (arms.has('tpo')) await record('tpo', 'methods', seed, await train(`tpo-${size}-seed${seed}`, await pairsFile(mainFile, main), 'tpo', seed));
     }
     if (only.has('methods') && arms.has('sft-preferred')) {
-      const sft = main.map((p) => ({ id: p.id, video: p.video, prompt: withVideo(p.prompt), answer: p.chosen }));
+      const sft = main.map((p) => ({ id: p.id, video: p.video, prompt: p.prompt, answer: p.chosen }));
       await record('sft-preferred', 'methods', seed, await train(`sft-preferred-${size}-seed${seed}`, await pairsFile(`sft-${size}-seed${seed}`, sft), 'sft', seed));
     }
     if (only.has('methods') && arms.has('dpo-no-manipulation')) {

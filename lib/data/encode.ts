@@ -89,15 +89,6 @@ interface Prompt {
   questionEnd: number;
 }
 
-/**
- * A question as a user turn's text with its video: as written when it places `<image>` itself (a prompt may put the
- * video after the question, as LLaVA's own data sometimes does), else LLaVA's `<image>\n` first. The one rule for
- * every caller that asks a question about a video (generation, evaluation, SFT records).
- */
-export function withVideo(question: string): string {
-  return question.includes(IMAGE_PLACEHOLDER) ? question : `${IMAGE_PLACEHOLDER}\n${question}`;
-}
-
 /** The user turn's content: the question with `<image>` once (put first, joined by `separator`: LLaVA's newline, when absent). */
 function userContent(question: string, separator: string, source?: RecordSource): string {
   const count = question.split(IMAGE_PLACEHOLDER).length - 1;

@@ -17,7 +17,7 @@
 import { z } from 'zod';
 
 import { DataError } from '../data/errors.js';
-import { encodeSft, withVideo } from '../data/encode.js';
+import { encodeSft } from '../data/encode.js';
 import { writeJsonFile } from '../data/jsonl.js';
 import { assertVideosExist, groupByVideo } from '../data/videos.js';
 import { DistributedConfig } from '../dist/config.js';
@@ -152,7 +152,7 @@ export class NonFiniteScoreError extends Error {
 const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
 
 /**
- * Log-likelihood scoring: the question with its video (withVideo: `<image>\n` first unless the question places it),
+ * Log-likelihood scoring: the question with its video (where it places `<image>`, else first, as training puts it),
  * each option as the assistant's answer. Every question of the video in one native call: what the prompts share (the
  * system text and the video) runs once.
  */
@@ -163,7 +163,7 @@ async function scoreLoglik(runner: Runner, items: EvalItem[], video: VideoInput)
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
   // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
   const encoded = items.map((item) => item.options.map((answer) =>
-    encodeSft(runner.session.tokenizer, { prompt: withVideo(item.question), answer, source: item.source })));
+    encodeSft(runner.session.tokenizer, { prompt: item.question, answer, source: item.source })));
   const batch = encoded.map((options) => ({
     prompt: ids(options[0]!.inputIds.subarray(0, options[0]!.promptLength)),
     answers: options.map((e) => ids(e.inputIds.subarray(e.promptLength))),
@@ -200,7 +200,7 @@ async function scoreLoglik(runner: Runner, items: EvalItem[], video: VideoInput)
 /** Generative scoring: every question of the video, lettered options, greedy, in one native call. */
 async function scoreGenerate(runner: Runner, items: EvalItem[], video: VideoInput): Promise<EvalSample[]> {
   const { session } = runner;
-  const prompts = items.map((item) => session.prompt(withVideo(formatOptions(item.question, item.options))));
+  const prompts = items.map((item) => session.prompt(formatOptions(item.question, item.options)));
   try {
     // Greedy decoding over NaN logits still picks tokens: one log-likelihood tells whether the model computes numbers.
     if (!runner.finite) await scoreLoglik(runner, [{ ...items[0]!, options: items[0]!.options.slice(0, 1), answer: 0 }], video);

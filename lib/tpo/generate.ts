@@ -24,7 +24,6 @@ import { readdir, rm } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { z } from 'zod';
 
-import { withVideo } from '../data/encode.js';
 import { DataError } from '../data/errors.js';
 import { JsonlAppender, writeJsonFile, writeJsonl } from '../data/jsonl.js';
 import { DistributedConfig } from '../dist/config.js';
@@ -166,7 +165,7 @@ async function answer(
   session: ModelSession, c: Resolved, videoPath: string, questions: TpoQuestion[], plan: SamplePlan, corrupt: number | undefined, seed: number,
 ): Promise<Answers> {
   const { tokens: videoTokens, indices, video } = await session.videoTokens(videoPath, plan, corrupt === undefined ? undefined : { ...c.corrupt, seed: corrupt });
-  const prompts: Tensor[] = questions.map((q) => session.prompt(withVideo(q.question)));
+  const prompts: Tensor[] = questions.map((q) => session.prompt(q.question));
   try {
     const { tokens } = await session.model.generate({
       prompts, ...video, maxNewTokens: c.maxNewTokens, temperature: c.temperature, topP: c.topP, seed, stopIds: session.stopIds,

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
-  encodePair, encodePrompt, encodeSft, IGNORE_INDEX, IMAGE_TOKEN_INDEX, pairSequence, withVideo,
+  encodePair, encodePrompt, encodeSft, IGNORE_INDEX, IMAGE_TOKEN_INDEX, pairSequence,
 } from '../../lib/data/encode.js';
 import { DataError } from '../../lib/data/errors.js';
 import { readPairs } from '../../lib/data/records.js';
@@ -82,12 +82,11 @@ describe('model inputs', () => {
       assert.equal(p.imageIndex, s.prompt_ids.indexOf(IMAGE_TOKEN_INDEX));
     });
 
-    it('withVideo: the video first (LLaVA\'s "<image>\\n"), or where the question places it', () => {
-      assert.equal(withVideo('Which shape is red?'), '<image>\nWhich shape is red?');
-      assert.equal(withVideo('Which shape is red?\n<image>'), 'Which shape is red?\n<image>');
-      // the same tokens either way round, the image moved: generation and evaluation see the question before it
-      const first = Array.from(encodePrompt(tok, withVideo('Which shape is red?')).ids);
-      const after = encodePrompt(tok, withVideo('Which shape is red?\n<image>'));
+    it('a prompt without <image> gets the video first (LLaVA\'s "<image>\\n"); one with it keeps it where it stands', () => {
+      const first = Array.from(encodePrompt(tok, 'Which shape is red?').ids);
+      assert.deepEqual(first, Array.from(encodePrompt(tok, '<image>\nWhich shape is red?').ids));
+      // the same tokens either way round, the image moved: the question comes before it
+      const after = encodePrompt(tok, 'Which shape is red?\n<image>');
       assert.deepEqual([...after.ids].sort(), [...first].sort());
       assert.ok(after.imageIndex > first.indexOf(IMAGE_TOKEN_INDEX));
       assert.equal(after.ids[after.imageIndex], IMAGE_TOKEN_INDEX);
