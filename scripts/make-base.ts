@@ -1,9 +1,11 @@
 // Remakes the SFT base the package ships (assets/base-model) from its recorded seed, with the curriculum the demo
 // uses for --train-base (lib/demo/base.ts: single frames, then clips of one or two events, then short videos):
 //
-//   node dist/scripts/make-base.js [--out runs/make-base] [--seed 1] [--curriculum base|seeing] [--to assets/base-model]
+//   node dist/scripts/make-base.js [--out runs/make-base] [--seed 1] [--curriculum base|seeing|binding] [--to assets/base-model]
 //
-// About 20 minutes on 2 cores for `base`. The result is copied to --to (default the packaged base) with a record of
+// About 20 minutes on 2 cores for `base`; `binding` (lib/demo/base.ts) takes hours, and its stages can be gated as
+// they finish (sft-<stage>/final: scripts/measure-base.ts, scripts/measure-binding.ts); rerun with the same --out to
+// go on after a stop. The result is copied to --to (default the packaged base) with a record of
 // how it was made; --to elsewhere makes a candidate base to measure (scripts/measure-base.ts) without replacing it.
 import { cp, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';

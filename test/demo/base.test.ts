@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 
-import { BASE_CURRICULUM, CURRICULA, SEEING_CURRICULUM, stageTrainConfig } from '../../lib/demo/base.js';
+import { BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
 import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../../lib/synthetic/questions.js';
 import { LengthSpec } from '../../lib/synthetic/world.js';
 
@@ -13,6 +13,7 @@ describe('demo/base: the SFT curricula', () => {
       for (const stage of curriculum) {
         assert.ok(LengthSpec.safeParse(stage.spec).success, `${stage.name}: spec`);
         for (const t of stage.skipTypes ?? []) assert.ok(types.includes(t), `${stage.name}: unknown type ${t}`);
+        if (stage.again) assert.ok(curriculum.slice(0, curriculum.indexOf(stage)).some((s) => s.name === stage.again), `${stage.name}: again`);
       }
     });
   }
@@ -25,6 +26,24 @@ describe('demo/base: the SFT curricula', () => {
     for (const t of ['motion', 'first', 'last', 'count', 'count-color']) assert.ok(frames.skipTypes?.includes(t), t);
     assert.ok(SEEING_CURRICULUM.at(-1)!.spec.events[1] > 5);
     assert.equal(CURRICULA.base, BASE_CURRICULUM);
+  });
+
+  it('the binding curriculum is seeing with its clips again and two-event shape questions before the multi-event videos', () => {
+    const names = BINDING_CURRICULUM.map((s) => s.name);
+    assert.deepEqual(names, ['shapes', 'frames', 'clips', 'clips-again', 'pairs', 'short', 'long']);
+    const pairs = BINDING_CURRICULUM[names.indexOf('pairs')]!;
+    assert.deepEqual(pairs.spec.events, [2, 2]);
+    assert.deepEqual(types.filter((t) => !pairs.skipTypes?.includes(t)), ['shape']);
+    // make-base's seed 1 + the stage's index: the world continued 9's shape stage was trained on
+    assert.equal(1 + names.indexOf('pairs'), 5);
+    assert.equal(BINDING_CURRICULUM[names.indexOf('clips-again')]!.again, 'clips');
+    assert.equal(BINDING_CURRICULUM.at(-1), SEEING_CURRICULUM.at(-1));
+  });
+
+  it('trainBase refuses a stage that trains again on a stage that does not come before it, before it trains anything', async () => {
+    const stage = BASE_CURRICULUM[0]!;
+    await assert.rejects(trainBase('/nonexistent/base', 1, undefined, [{ ...stage, name: 'a', again: 'b' }, { ...stage, name: 'b' }]),
+      /stage 'a' trains again on 'b', which is not an earlier stage/);
   });
 
   it("a stage's learning rate reaches its training config (1e-3 unless it says)", () => {
