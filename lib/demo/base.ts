@@ -126,23 +126,47 @@ export interface BaseProgress {
   loss?: number;
 }
 
-/** Runs the curriculum under `out` (resumable: finished stages are kept) and returns the final model folder. */
+export interface TrainBaseOptions {
+  /** Stop after this stage (a candidate to gate before the rest is run). */
+  through?: string;
+  /** Start after this stage, from `model` (that stage's final model, e.g. a candidate kept from an earlier run). */
+  after?: { stage: string; model: string };
+}
+
+/** The index of the stage named `name` (for `flag`'s error). */
+function stageIndex(curriculum: readonly CurriculumStage[], name: string, flag: string): number {
+  const i = curriculum.findIndex((s) => s.name === name);
+  if (i < 0) throw new Error(`trainBase: ${flag} '${name}' is not a stage of this curriculum (${curriculum.map((s) => s.name).join(', ')})`);
+  return i;
+}
+
+/**
+ * Runs the curriculum under `out` (resumable: finished stages are kept) and returns the final model folder. A stage's
+ * world is seeded `seed` + its index, so a run that starts `after` a stage sees the same worlds as one from the start.
+ */
 export async function trainBase(out: string, seed: number, onStep?: (p: BaseProgress) => void,
-  curriculum: readonly CurriculumStage[] = BASE_CURRICULUM): Promise<string> {
+  curriculum: readonly CurriculumStage[] = BASE_CURRICULUM, options: TrainBaseOptions = {}): Promise<string> {
   for (const [i, stage] of curriculum.entries()) {
     if (stage.again && !curriculum.slice(0, i).some((s) => s.name === stage.again && !s.again)) {
       throw new Error(`trainBase: stage '${stage.name}' trains again on '${stage.again}', which is not an earlier stage with its own world`);
     }
   }
-  let model = join(out, 'init');
-  for (const [i, stage] of curriculum.entries()) {
-    const world = join(out, `world-${stage.again ?? stage.name}`);
-    if (!stage.again) {
-      await writeSynthDataset({ out: world, videos: stage.videos, seed: seed + i, split: [1, 0, 0], world: { length: 'short', short: stage.spec } });
-    }
+  const first = options.after ? stageIndex(curriculum, options.after.stage, 'after') + 1 : 0;
+  const last = options.through ? stageIndex(curriculum, options.through, 'through') : curriculum.length - 1;
+  if (last < first) throw new Error(`trainBase: through '${options.through}' comes before after '${options.after?.stage}': no stage to run`);
+  if (options.after && !existsSync(join(options.after.model, 'model.safetensors'))) {
+    throw new Error(`trainBase: after '${options.after.stage}': ${options.after.model} has no model.safetensors`);
+  }
+  let model = options.after?.model ?? join(out, 'init');
+  for (let i = first; i <= last; i++) {
+    const stage = curriculum[i]!;
+    const source = stage.again ? curriculum.findIndex((s) => s.name === stage.again) : i;
+    const { name, videos, spec, skipTypes } = curriculum[source]!;
+    const world = join(out, `world-${name}`);
+    await writeSynthDataset({ out: world, videos, seed: seed + source, split: [1, 0, 0], world: { length: 'short', short: spec } });
     if (i === 0 && !existsSync(join(model, 'model.safetensors'))) await initModel(join(world, 'model'), model, seed);
     const data = join(world, 'train-open.jsonl');
-    if (!existsSync(data)) await filterJsonl(join(world, 'train-sft.jsonl'), data, (r) => r.form === 'open' && !stage.skipTypes?.includes(r.type as string));
+    if (!existsSync(data)) await filterJsonl(join(world, 'train-sft.jsonl'), data, (r) => r.form === 'open' && !skipTypes?.includes(r.type as string));
     const output = join(out, `sft-${stage.name}`);
     if (!existsSync(join(output, 'final'))) {
       const trainer = new Trainer(stageTrainConfig(stage, model, data, output, seed), `base stage ${stage.name}`);

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-import { BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
+import { BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, type CurriculumStage, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
 import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../../lib/synthetic/questions.js';
 import { LengthSpec } from '../../lib/synthetic/world.js';
 
@@ -44,6 +48,36 @@ describe('demo/base: the SFT curricula', () => {
     const stage = BASE_CURRICULUM[0]!;
     await assert.rejects(trainBase('/nonexistent/base', 1, undefined, [{ ...stage, name: 'a', again: 'b' }, { ...stage, name: 'b' }]),
       /stage 'a' trains again on 'b', which is not an earlier stage/);
+  });
+
+  it('trainBase stops after --through and a later run goes on --after it from the kept model, with the same worlds', async function () {
+    this.timeout(120_000);
+    const dir = await mkdtemp(join(tmpdir(), 'tpo-base-'));
+    try {
+      const tiny = (name: string): CurriculumStage => ({ name, videos: 6, spec: { events: [1, 1], eventFrames: [6, 8], gapFrames: [0, 0] },
+        skipTypes: ['count', 'count-color'], frames: 1, batchSize: 4, steps: 2 });
+      const curriculum = [tiny('a'), { ...tiny('a-again'), again: 'a' }, tiny('b')];
+      const kept = await trainBase(join(dir, 'one'), 3, undefined, curriculum, { through: 'a-again' });
+      assert.equal(kept, join(dir, 'one', 'sft-a-again', 'final'));
+      assert.ok(!existsSync(join(dir, 'one', 'sft-b')), 'nothing after --through is trained');
+      assert.ok(!existsSync(join(dir, 'one', 'world-a-again')), "a stage trained again has no world of its own");
+      const final = await trainBase(join(dir, 'two'), 3, undefined, curriculum, { after: { stage: 'a-again', model: kept } });
+      assert.equal(final, join(dir, 'two', 'sft-b', 'final'));
+      assert.ok(existsSync(join(final, 'model.safetensors')));
+      for (const skipped of ['init', 'sft-a', 'sft-a-again']) assert.ok(!existsSync(join(dir, 'two', skipped)), skipped);
+      // stage b's world is seeded by its index in both runs
+      const whole = await trainBase(join(dir, 'one'), 3, undefined, curriculum);
+      assert.equal(whole, join(dir, 'one', 'sft-b', 'final'));
+      assert.equal(await readFile(join(dir, 'one', 'world-b', 'train-open.jsonl'), 'utf8'), await readFile(join(dir, 'two', 'world-b', 'train-open.jsonl'), 'utf8'));
+      await assert.rejects(trainBase(join(dir, 'three'), 3, undefined, curriculum, { after: { stage: 'c', model: kept } }),
+        /after 'c' is not a stage of this curriculum \(a, a-again, b\)/);
+      await assert.rejects(trainBase(join(dir, 'three'), 3, undefined, curriculum, { after: { stage: 'a', model: join(dir, 'none') } }),
+        /after 'a': .*none has no model.safetensors/);
+      await assert.rejects(trainBase(join(dir, 'three'), 3, undefined, curriculum, { after: { stage: 'b', model: kept }, through: 'a' }),
+        /no stage to run/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("a stage's learning rate reaches its training config (1e-3 unless it says)", () => {
