@@ -151,14 +151,14 @@ export class NonFiniteScoreError extends Error {
 // A copy, not a view: a tensor may keep the memory it was made from.
 const ids = (values: Int32Array) => tensor(values.slice(), [values.length]);
 
+/** A video's visual tokens as generate / logprobs take them (Qwen2.5-VL's with their grid and second_per_grid_ts). */
+type VideoInput = EncodedVideo;
+
 /**
  * Log-likelihood scoring: the question with its video (where it places `<image>`, else first, as training puts it),
  * each option as the assistant's answer. Every question of the video in one native call: what the prompts share (the
  * system text and the video) runs once.
  */
-/** A video's visual tokens as generate / logprobs take them (Qwen2.5-VL's with their grid and second_per_grid_ts). */
-type VideoInput = EncodedVideo;
-
 async function scoreLoglik(runner: Runner, items: EvalItem[], video: VideoInput): Promise<EvalSample[]> {
   // The answer as lmms-eval's LLaVA models score a continuation: the option's text closing the assistant's turn
   // (its end-of-turn token included), so an option that is a prefix of another does not win by stopping early.
