@@ -81,7 +81,8 @@ export const SEEING_CURRICULUM: readonly CurriculumStage[] = [
 
 /**
  * The curriculum that binds a question to its event (docs/results.md, 2026-12-04 "continued 9"): seeing's one-event
- * stages; their clips again, 750 steps at a fresh warm-up (continued 6's P1, the best segment reader measured); then
+ * stages; their clips again at 16 frames, 750 steps from a fresh warm-up (continued 6's P1, the best segment reader
+ * measured: training at the 16 frames it is asked at brought motion back); then
  * two-event videos asked only "Which shape is <colour>?", the stage on which continued 9's model learnt to answer
  * from the asked event (90% of the shapes it named at 4,500 steps, where P1 named either event's alike); then
  * seeing's short and long videos with every question type. The pairs stage's world is continued 9's (seed 5 with
@@ -90,7 +91,7 @@ export const SEEING_CURRICULUM: readonly CurriculumStage[] = [
  */
 export const BINDING_CURRICULUM: readonly CurriculumStage[] = [
   ...SEEING_CURRICULUM.slice(0, 3),
-  { ...SEEING_CURRICULUM[2]!, name: 'clips-again', again: 'clips', steps: 750 },
+  { ...SEEING_CURRICULUM[2]!, name: 'clips-again', again: 'clips', frames: 16, steps: 750 },
   { name: 'pairs', videos: 20000, spec: { events: [2, 2], eventFrames: [8, 16], gapFrames: [0, 4] },
     skipTypes: allTypesBut('shape'), frames: 8, batchSize: 16, steps: 4500 },
   ...SEEING_CURRICULUM.slice(3),

@@ -40,7 +40,9 @@ describe('demo/base: the SFT curricula', () => {
     assert.deepEqual(types.filter((t) => !pairs.skipTypes?.includes(t)), ['shape']);
     // make-base's seed 1 + the stage's index: the world continued 9's shape stage was trained on
     assert.equal(1 + names.indexOf('pairs'), 5);
-    assert.equal(BINDING_CURRICULUM[names.indexOf('clips-again')]!.again, 'clips');
+    const again = BINDING_CURRICULUM[names.indexOf('clips-again')]!;
+    assert.equal(again.again, 'clips');
+    assert.equal(again.frames, 16); // continued 6's P1: at the frames the gate and the experiment ask at
     assert.equal(BINDING_CURRICULUM.at(-1), SEEING_CURRICULUM.at(-1));
   });
 
