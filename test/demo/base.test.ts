@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, type CurriculumStage, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
+import { allTypesBut, BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, type CurriculumStage, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
 import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../../lib/synthetic/questions.js';
 import { LengthSpec } from '../../lib/synthetic/world.js';
 
@@ -34,7 +34,7 @@ describe('demo/base: the SFT curricula', () => {
 
   it('the binding curriculum is seeing with its clips again and two-event shape questions before the multi-event videos', () => {
     const names = BINDING_CURRICULUM.map((s) => s.name);
-    assert.deepEqual(names, ['shapes', 'frames', 'clips', 'clips-again', 'pairs', 'short', 'long']);
+    assert.deepEqual(names, ['shapes', 'frames', 'clips', 'clips-again', 'pairs', 'pairs-all', 'short', 'long']);
     const pairs = BINDING_CURRICULUM[names.indexOf('pairs')]!;
     assert.deepEqual(pairs.spec.events, [2, 2]);
     assert.deepEqual(types.filter((t) => !pairs.skipTypes?.includes(t)), ['shape']);
@@ -43,7 +43,14 @@ describe('demo/base: the SFT curricula', () => {
     const again = BINDING_CURRICULUM[names.indexOf('clips-again')]!;
     assert.equal(again.again, 'clips');
     assert.equal(again.frames, 16); // continued 6's P1: at the frames the gate and the experiment ask at
-    assert.equal(BINDING_CURRICULUM.at(-1), SEEING_CURRICULUM.at(-1));
+    const all = BINDING_CURRICULUM[names.indexOf('pairs-all')]!;
+    assert.equal(all.again, 'pairs');
+    assert.equal(all.skipTypes, undefined);
+    // no stage trains on the binding probe's held-out world (seed 7 = make-base's 1 + 6)
+    const seeds = BINDING_CURRICULUM.map((s, i) => 1 + (s.worldSeed ?? i));
+    assert.ok(!seeds.includes(7), `world seeds ${seeds.join(', ')}`);
+    assert.equal(new Set(BINDING_CURRICULUM.filter((s) => !s.again).map((s) => s.worldSeed ?? BINDING_CURRICULUM.indexOf(s))).size,
+      BINDING_CURRICULUM.filter((s) => !s.again).length);
   });
 
   it('trainBase refuses a stage that trains again on a stage that does not come before it, before it trains anything', async () => {
@@ -58,19 +65,23 @@ describe('demo/base: the SFT curricula', () => {
     try {
       const tiny = (name: string): CurriculumStage => ({ name, videos: 6, spec: { events: [1, 1], eventFrames: [6, 8], gapFrames: [0, 0] },
         skipTypes: ['count', 'count-color'], frames: 1, batchSize: 4, steps: 2 });
-      const curriculum = [tiny('a'), { ...tiny('a-again'), again: 'a' }, tiny('b')];
+      const curriculum = [tiny('a'), { ...tiny('a-again'), again: 'a', skipTypes: allTypesBut('color') }, { ...tiny('b'), worldSeed: 0 }];
       const kept = await trainBase(join(dir, 'one'), 3, undefined, curriculum, { through: 'a-again' });
       assert.equal(kept, join(dir, 'one', 'sft-a-again', 'final'));
       assert.ok(!existsSync(join(dir, 'one', 'sft-b')), 'nothing after --through is trained');
       assert.ok(!existsSync(join(dir, 'one', 'world-a-again')), "a stage trained again has no world of its own");
+      const again = (await readFile(join(dir, 'one', 'world-a', 'train-open-a-again.jsonl'), 'utf8')).split('\n').filter(Boolean);
+      assert.ok(again.length > 0 && again.every((l) => JSON.parse(l).type === 'color'), 'a stage trained again asks its own question types');
       const final = await trainBase(join(dir, 'two'), 3, undefined, curriculum, { after: { stage: 'a-again', model: kept } });
       assert.equal(final, join(dir, 'two', 'sft-b', 'final'));
       assert.ok(existsSync(join(final, 'model.safetensors')));
       for (const skipped of ['init', 'sft-a', 'sft-a-again']) assert.ok(!existsSync(join(dir, 'two', skipped)), skipped);
-      // stage b's world is seeded by its index in both runs
+      // stage b's world is seeded by its worldSeed (here make-base's seed + 0: stage a's world) in both runs
       const whole = await trainBase(join(dir, 'one'), 3, undefined, curriculum);
       assert.equal(whole, join(dir, 'one', 'sft-b', 'final'));
-      assert.equal(await readFile(join(dir, 'one', 'world-b', 'train-open.jsonl'), 'utf8'), await readFile(join(dir, 'two', 'world-b', 'train-open.jsonl'), 'utf8'));
+      const annotations = (run: string, world: string) => readFile(join(dir, run, world, 'train-annotations.jsonl'), 'utf8');
+      assert.equal(await annotations('one', 'world-b'), await annotations('two', 'world-b'));
+      assert.equal(await annotations('one', 'world-b'), await annotations('one', 'world-a'));
       await assert.rejects(trainBase(join(dir, 'three'), 3, undefined, curriculum, { after: { stage: 'c', model: kept } }),
         /after 'c' is not a stage of this curriculum \(a, a-again, b\)/);
       await assert.rejects(trainBase(join(dir, 'three'), 3, undefined, curriculum, { after: { stage: 'a', model: join(dir, 'none') } }),
