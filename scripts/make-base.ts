@@ -4,11 +4,12 @@
 //   node dist/scripts/make-base.js [--out runs/make-base] [--seed 1] [--curriculum base|seeing|binding] [--to assets/base-model]
 //                                  [--through STAGE] [--after STAGE --from DIR]
 //
-// About 20 minutes on 2 cores for `base`; `binding` (lib/demo/base.ts) takes hours, and its stages can be gated as
+// About 20 minutes on 2 cores for `base`; `binding` about 85 minutes through its pairs stage, and its stages can be gated as
 // they finish (sft-<stage>/final: scripts/measure-base.ts, scripts/measure-binding.ts); rerun with the same --out to
 // go on after a stop. --through STAGE stops after that stage (a candidate to gate); --after STAGE --from DIR starts
-// after that stage from DIR, e.g. a candidate an earlier run kept under assets/, with the same worlds. The result is copied to --to (default the packaged base) with a record of
-// how it was made; --to elsewhere makes a candidate base to measure (scripts/measure-base.ts) without replacing it.
+// after that stage from DIR (a candidate kept from an earlier run), with the same worlds. The result is copied to
+// --to (default the packaged base) with a record of how it was made; --to elsewhere makes a candidate base to
+// measure (scripts/measure-base.ts) without replacing it.
 import { cp, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';

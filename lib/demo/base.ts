@@ -85,16 +85,16 @@ export const SEEING_CURRICULUM: readonly CurriculumStage[] = [
 ];
 
 /**
- * The curriculum that binds a question to its event (docs/results.md, 2026-12-04 "continued 9"): seeing's one-event
- * stages; their clips again at 16 frames, 750 steps from a fresh warm-up (continued 6's P1, the best segment reader
- * measured: training at the 16 frames it is asked at brought motion back); then
- * two-event videos asked only "Which shape is <colour>?", the stage on which continued 9's model learnt to answer
- * from the asked event (90% of the shapes it named at 4,500 steps, where P1 named either event's alike); then every
- * question type on the same two-event videos (continued 10: straight from shape alone to the short videos' every type
- * undoes the binding within 250 steps, and so does every type on two events, which brings it partly back by 1,500
- * steps, 72%, with the gate's best shape, 77%); then seeing's short and long videos with every question type. The pairs stage's world is continued 9's (seed 5 with
- * make-base's seed 1). Its crossing came at 1,500-2,500 steps in one run and not within 5,000 in another, so a base
- * made with it is gated on scripts/measure-binding.ts, not trusted for its step count.
+ * The curriculum that binds a question to its event (docs/results.md, 2026-12-04 "continued 9" and 2026-12-06
+ * "continued 10"): seeing's one-event stages; their clips again at 16 frames, 750 steps from a fresh warm-up
+ * (continued 6's P1, the best segment reader measured: training at the 16 frames it is asked at brought motion back);
+ * then two-event videos asked only "Which shape is <colour>?", the stage on which the model learns to answer from the
+ * asked event (82-90% of the shapes it named at 4,500 steps in two runs, where P1 named either event's alike); then
+ * every question type on the same two-event videos: straight from shape answers alone to the short videos' every type
+ * undoes the binding within 250 steps, and every type on two events undoes it too but brings it back (72% at 1,500
+ * steps, 76% after the short videos that follow); then seeing's short and long videos. The pairs stage's world is
+ * continued 9's (seed 5 with make-base's seed 1). Its crossing came after 1,000-2,000 steps in two runs and not within
+ * 5,000 in a third, so a base made with it is gated on scripts/measure-binding.ts, not trusted for its step count.
  */
 export const BINDING_CURRICULUM: readonly CurriculumStage[] = [
   ...SEEING_CURRICULUM.slice(0, 3),
@@ -155,7 +155,8 @@ function stageIndex(curriculum: readonly CurriculumStage[], name: string, flag: 
 
 /**
  * Runs the curriculum under `out` (resumable: finished stages are kept) and returns the final model folder. A stage's
- * world is seeded `seed` + its index, so a run that starts `after` a stage sees the same worlds as one from the start.
+ * world is seeded `seed` + its worldSeed (default its index), so a run that starts `after` a stage sees the same
+ * worlds as one from the start.
  */
 export async function trainBase(out: string, seed: number, onStep?: (p: BaseProgress) => void,
   curriculum: readonly CurriculumStage[] = BASE_CURRICULUM, options: TrainBaseOptions = {}): Promise<string> {
