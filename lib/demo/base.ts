@@ -96,13 +96,13 @@ export const SEEING_CURRICULUM: readonly CurriculumStage[] = [
  * continued 9's (seed 5 with make-base's seed 1). Its crossing came after 1,000-2,000 steps in two runs and not within
  * 5,000 in a third, so a base made with it is gated on scripts/measure-binding.ts, not trusted for its step count.
  */
+const PAIRS_STAGE: CurriculumStage = { name: 'pairs', videos: 20000, spec: { events: [2, 2], eventFrames: [8, 16], gapFrames: [0, 4] },
+  skipTypes: allTypesBut('shape'), frames: 8, batchSize: 16, steps: 4500 };
 export const BINDING_CURRICULUM: readonly CurriculumStage[] = [
   ...SEEING_CURRICULUM.slice(0, 3),
   { ...SEEING_CURRICULUM[2]!, name: 'clips-again', again: 'clips', frames: 16, steps: 750 },
-  { name: 'pairs', videos: 20000, spec: { events: [2, 2], eventFrames: [8, 16], gapFrames: [0, 4] },
-    skipTypes: allTypesBut('shape'), frames: 8, batchSize: 16, steps: 4500 },
-  { name: 'pairs-all', again: 'pairs', videos: 20000, spec: { events: [2, 2], eventFrames: [8, 16], gapFrames: [0, 4] },
-    frames: 8, batchSize: 16, steps: 1500 },
+  PAIRS_STAGE,
+  { ...PAIRS_STAGE, name: 'pairs-all', again: 'pairs', skipTypes: undefined, steps: 1500 },
   // worlds 9 and 10 with make-base's seed 1: their indices would make 7 and 8, and 7 is the binding probe's held-out
   // two-event world (docs/results.md, continued 8-10)
   { ...SEEING_CURRICULUM[3]!, worldSeed: 8 },
@@ -146,6 +146,14 @@ export interface TrainBaseOptions {
   after?: { stage: string; model: string };
 }
 
+/** The stage whose world stage `i` trains on (itself, or the one it trains `again`) and that world's seed offset. */
+export function stageWorld(curriculum: readonly CurriculumStage[], i: number): { stage: CurriculumStage; seedOffset: number } {
+  const again = curriculum[i]!.again;
+  const source = again ? curriculum.findIndex((s) => s.name === again) : i;
+  const stage = curriculum[source]!;
+  return { stage, seedOffset: stage.worldSeed ?? source };
+}
+
 /** The index of the stage named `name` (for `flag`'s error). */
 function stageIndex(curriculum: readonly CurriculumStage[], name: string, flag: string): number {
   const i = curriculum.findIndex((s) => s.name === name);
@@ -174,11 +182,9 @@ export async function trainBase(out: string, seed: number, onStep?: (p: BaseProg
   let model = options.after?.model ?? join(out, 'init');
   for (let i = first; i <= last; i++) {
     const stage = curriculum[i]!;
-    const source = stage.again ? curriculum.findIndex((s) => s.name === stage.again) : i;
-    const { name, videos, spec } = curriculum[source]!;
-    const world = join(out, `world-${name}`);
-    const worldSeed = seed + (curriculum[source]!.worldSeed ?? source);
-    await writeSynthDataset({ out: world, videos, seed: worldSeed, split: [1, 0, 0], world: { length: 'short', short: spec } });
+    const { stage: source, seedOffset } = stageWorld(curriculum, i);
+    const world = join(out, `world-${source.name}`);
+    await writeSynthDataset({ out: world, videos: source.videos, seed: seed + seedOffset, split: [1, 0, 0], world: { length: 'short', short: source.spec } });
     if (i === 0 && !existsSync(join(model, 'model.safetensors'))) await initModel(join(world, 'model'), model, seed);
     const data = join(world, stage.again ? `train-open-${stage.name}.jsonl` : 'train-open.jsonl');
     if (!existsSync(data)) await filterJsonl(join(world, 'train-sft.jsonl'), data, (r) => r.form === 'open' && !stage.skipTypes?.includes(r.type as string));

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { allTypesBut, BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, type CurriculumStage, SEEING_CURRICULUM, stageTrainConfig, trainBase } from '../../lib/demo/base.js';
+import { allTypesBut, BASE_CURRICULUM, BINDING_CURRICULUM, CURRICULA, type CurriculumStage, SEEING_CURRICULUM, stageTrainConfig, stageWorld, trainBase } from '../../lib/demo/base.js';
 import { COMPREHENSIVE_TYPES, LOCALIZED_TYPES } from '../../lib/synthetic/questions.js';
 import { LengthSpec } from '../../lib/synthetic/world.js';
 
@@ -47,10 +47,13 @@ describe('demo/base: the SFT curricula', () => {
     assert.equal(all.again, 'pairs');
     assert.equal(all.skipTypes, undefined);
     // no stage trains on the binding probe's held-out world (seed 7 = make-base's 1 + 6)
-    const seeds = BINDING_CURRICULUM.map((s, i) => 1 + (s.worldSeed ?? i));
+    const worlds = BINDING_CURRICULUM.map((_, i) => stageWorld(BINDING_CURRICULUM, i));
+    const seeds = worlds.map((w) => 1 + w.seedOffset);
     assert.ok(!seeds.includes(7), `world seeds ${seeds.join(', ')}`);
-    assert.equal(new Set(BINDING_CURRICULUM.filter((s) => !s.again).map((s) => s.worldSeed ?? BINDING_CURRICULUM.indexOf(s))).size,
-      BINDING_CURRICULUM.filter((s) => !s.again).length);
+    // and no two worlds share a seed (they would share their first events)
+    const own = worlds.filter((w, i) => w.stage === BINDING_CURRICULUM[i]);
+    assert.equal(new Set(own.map((w) => w.seedOffset)).size, own.length);
+    assert.equal(worlds[names.indexOf('pairs-all')]!.stage.name, 'pairs');
   });
 
   it('trainBase refuses a stage that trains again on a stage that does not come before it, before it trains anything', async () => {
